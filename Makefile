@@ -1,0 +1,37 @@
+# The front door. Each target installs what is missing, configures a Release
+# build in build/, builds, and then does its one job.
+#   make test    build and run the test suite (what CI runs)
+#   make train   build and train AlexNet on CIFAR-10 (TRAIN_ARGS="..." passes flags)
+#   make bench   build and run the benchmarks
+BUILD_DIR ?= build
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+TRAIN_ARGS ?=
+
+.PHONY: all deps configure build test train bench clean
+
+all: build
+
+deps:
+	@bash tools/install-deps.sh
+
+configure: deps
+	@cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=Release
+
+build: configure
+	@cmake --build $(BUILD_DIR) -j $(JOBS)
+
+test: build
+	@cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS)
+
+train: build
+	@if [ ! -x $(BUILD_DIR)/examples/cifar10_train ]; then \
+	  echo "make train: the CIFAR-10 trainer (examples/cifar10_train) does not exist yet."; exit 1; fi
+	@$(BUILD_DIR)/examples/cifar10_train $(TRAIN_ARGS)
+
+bench: build
+	@if [ ! -x $(BUILD_DIR)/benchmarks/convnet_bench ]; then \
+	  echo "make bench: the benchmarks (benchmarks/convnet_bench) do not exist yet."; exit 1; fi
+	@$(BUILD_DIR)/benchmarks/convnet_bench
+
+clean:
+	rm -rf $(BUILD_DIR)

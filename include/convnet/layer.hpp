@@ -1,0 +1,112 @@
+// The interface every layer implements.
+//
+// Contract (what a call needs and what it promises):
+//   forward(input)
+//     requires: input's shape is accepted by output_shape() (otherwise
+//               ShapeError, naming the layer, the expected and actual shape).
+//     ensures:  returns the layer's output, held by the layer and valid until
+//               its next forward. The layer keeps a pointer to `input`:
+//               the caller keeps that tensor alive and unchanged until the
+//               matching backward.
+//   backward(grad_output)
+//     requires: forward was called; grad_output has the shape of the output
+//               (otherwise ShapeError).
+//     ensures:  returns dLoss/dInput, held by the layer, and *adds* this
+//               batch's dLoss/dParameter to every parameter's gradient
+//               (zero_grad() clears them), so gradients accumulate as in
+//               PyTorch and llm.c.
+// Output and gradient buffers keep their memory between calls: once shapes are
+// stable, forward and backward allocate nothing.
+#pragma once
+
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "parameter.hpp"
+#include "tensor.hpp"
+
+namespace convnet {
+
+template <class T>
+class Layer {
+ public:
+  using Scalar = T;
+  virtual ~Layer() = default;
+  Layer() = default;
+  Layer(const Layer&) = delete;  // layers hold pointers into their own buffers
+  Layer& operator=(const Layer&) = delete;
+
+  /// The class name, e.g. "Conv2d".
+  virtual std::string type_name() const = 0;
+  /// One line for model summaries, e.g. "Conv2d(3 -> 96, kernel 11, stride 4)".
+  virtual std::string describe() const = 0;
+  /// The output shape for an input shape; throws ShapeError if the input is not accepted.
+  virtual Shape output_shape(const Shape& input) const = 0;
+  /// Trainable tensors and their gradients (empty for parameter-free layers).
+  virtual std::vector<Parameter<T>> parameters() { return {}; }
+  /// Multiply-adds of one forward pass for one sample of the given input shape.
+  virtual Index macs_per_sample(const Shape& /*input*/) const { return 0; }
+
+  /// Training mode (the default) or evaluation mode; only Dropout behaves differently.
+  virtual void set_training(bool training) { training_ = training; }
+  bool training() const { return training_; }
+
+  /// The name used in messages and summaries; the type name until a container sets one.
+  std::string name() const { return name_.empty() ? type_name() : name_; }
+  void set_name(std::string name) { name_ = std::move(name); }
+
+  const Tensor<T>& forward(const Tensor<T>& input) {
+    const Shape out_shape = output_shape(shape_of(input));
+    resize(output_, out_shape);
+    input_ = &input;
+    forward_impl(input, output_);
+    return output_;
+  }
+
+  const Tensor<T>& backward(const Tensor<T>& grad_output) {
+    if (input_ == nullptr) throw std::logic_error(name() + ": backward called before forward");
+    if (shape_of(grad_output) != shape_of(output_)) {
+      throw ShapeError(name() + " backward (gradient of the output)", shape_of(output_).str(),
+                       shape_of(grad_output).str());
+    }
+    resize(grad_input_, shape_of(*input_));
+    backward_impl(*input_, grad_output, grad_input_);
+    return grad_input_;
+  }
+
+  /// Sets every parameter gradient to zero.
+  void zero_grad() {
+    for (auto& p : parameters()) p.grads().setZero();
+  }
+
+  /// Number of trainable scalars.
+  Index parameter_count() {
+    Index count = 0;
+    for (auto& p : parameters()) count += p.size;
+    return count;
+  }
+
+  /// The output of the last forward.
+  const Tensor<T>& output() const { return output_; }
+
+ protected:
+  /// `output` already has output_shape(shape_of(input)).
+  virtual void forward_impl(const Tensor<T>& input, Tensor<T>& output) = 0;
+  /// `grad_input` already has the input's shape; output() is still the last forward's.
+  virtual void backward_impl(const Tensor<T>& input, const Tensor<T>& grad_output, Tensor<T>& grad_input) = 0;
+
+  /// Throws ShapeError for this layer's input.
+  [[noreturn]] void input_error(const std::string& expected, const Shape& actual) const {
+    throw ShapeError(name() + " forward (input)", expected, actual.str());
+  }
+
+ private:
+  std::string name_;
+  bool training_ = true;
+  const Tensor<T>* input_ = nullptr;
+  Tensor<T> output_;
+  Tensor<T> grad_input_;
+};
+
+}  // namespace convnet

@@ -1,0 +1,253 @@
+// Conv2d: 2-D convolution (cross-correlation, as every framework), with stride,
+// zero padding and groups, lowered to matrix products.
+//
+// Shapes:  input [N, C_in, H, W] -> output [N, C_out, H_out, W_out],
+//          H_out = (H + 2*padding - kernel) / stride + 1 (likewise W_out);
+//          weight [C_out, C_in/groups, kernel, kernel], bias [C_out].
+// groups = 2 is the paper's two-GPU split (§3.2): each half of the output
+// channels sees only its half of the input channels.
+//
+// Lowering (im2col): for each image and group, the receptive fields are copied
+// into a column matrix col [C_in/groups * k * k, H_out * W_out]; then
+//   forward   out_g      = W_g * col            (+ bias)
+//   backward  dW_g      += dout_g * col^T
+//             dcol       = W_g^T * dout_g, scattered back by col2im
+// so all the arithmetic runs in Eigen's GEMM. Work is split over the images of
+// the batch when there are at least as many images as threads (each thread has
+// its own column buffer and, in backward, its own weight-gradient partial sum,
+// added up in thread order afterwards); otherwise images run one after another
+// and Eigen parallelises each product.
+#pragma once
+
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "../errors.hpp"
+#include "../layer.hpp"
+#include "../threading.hpp"
+
+namespace convnet {
+
+struct Conv2dOptions {
+  Conv2dOptions(Index in_channels, Index out_channels, Index kernel_size)
+      : in_channels_(in_channels), out_channels_(out_channels), kernel_size_(kernel_size) {}
+
+  Conv2dOptions& stride(Index v) { stride_ = v; return *this; }
+  Conv2dOptions& padding(Index v) { padding_ = v; return *this; }
+  Conv2dOptions& groups(Index v) { groups_ = v; return *this; }
+  Conv2dOptions& bias(bool v) { bias_ = v; return *this; }
+
+  Index in_channels() const { return in_channels_; }
+  Index out_channels() const { return out_channels_; }
+  Index kernel_size() const { return kernel_size_; }
+  Index stride() const { return stride_; }
+  Index padding() const { return padding_; }
+  Index groups() const { return groups_; }
+  bool bias() const { return bias_; }
+
+ private:
+  Index in_channels_, out_channels_, kernel_size_;
+  Index stride_ = 1, padding_ = 0, groups_ = 1;
+  bool bias_ = true;
+};
+
+template <class T>
+class Conv2d : public Layer<T> {
+ public:
+  explicit Conv2d(const Conv2dOptions& options) : opt_(options) {
+    const std::string where = "Conv2d";
+    detail::require_option(opt_.in_channels() >= 1, where, "in_channels", ">= 1", opt_.in_channels());
+    detail::require_option(opt_.out_channels() >= 1, where, "out_channels", ">= 1", opt_.out_channels());
+    detail::require_option(opt_.kernel_size() >= 1, where, "kernel_size", ">= 1", opt_.kernel_size());
+    detail::require_option(opt_.stride() >= 1, where, "stride", ">= 1", opt_.stride());
+    detail::require_option(opt_.padding() >= 0, where, "padding", ">= 0", opt_.padding());
+    detail::require_option(opt_.groups() >= 1, where, "groups", ">= 1", opt_.groups());
+    detail::require_option(opt_.in_channels() % opt_.groups() == 0, where, "groups",
+                           detail::concat("a divisor of in_channels (", opt_.in_channels(), ")").c_str(),
+                           opt_.groups());
+    detail::require_option(opt_.out_channels() % opt_.groups() == 0, where, "groups",
+                           detail::concat("a divisor of out_channels (", opt_.out_channels(), ")").c_str(),
+                           opt_.groups());
+    weight_ = Vector<T>::Zero(opt_.out_channels() * col_rows());
+    weight_grad_ = Vector<T>::Zero(weight_.size());
+    if (opt_.bias()) {
+      bias_ = Vector<T>::Zero(opt_.out_channels());
+      bias_grad_ = Vector<T>::Zero(opt_.out_channels());
+    }
+  }
+
+  const Conv2dOptions& options() const { return opt_; }
+  std::string type_name() const override { return "Conv2d"; }
+  std::string describe() const override {
+    return detail::concat("Conv2d(", opt_.in_channels(), " -> ", opt_.out_channels(), ", kernel ",
+                          opt_.kernel_size(), ", stride ", opt_.stride(), ", padding ", opt_.padding(),
+                          ", groups ", opt_.groups(), opt_.bias() ? "" : ", no bias", ")");
+  }
+
+  Shape output_shape(const Shape& in) const override {
+    const Index k = opt_.kernel_size();
+    if (in.n < 1 || in.c != opt_.in_channels() || in.h + 2 * opt_.padding() < k ||
+        in.w + 2 * opt_.padding() < k) {
+      const Index min_side = std::max<Index>(1, k - 2 * opt_.padding());
+      this->input_error(detail::concat("[N >= 1, ", opt_.in_channels(), ", H >= ", min_side, ", W >= ",
+                                       min_side, "]"),
+                        in);
+    }
+    return Shape{in.n, opt_.out_channels(), (in.h + 2 * opt_.padding() - k) / opt_.stride() + 1,
+                 (in.w + 2 * opt_.padding() - k) / opt_.stride() + 1};
+  }
+
+  Index macs_per_sample(const Shape& in) const override {
+    const Shape out = output_shape(Shape{1, in.c, in.h, in.w});
+    return out.c * out.plane() * col_rows();
+  }
+
+  std::vector<Parameter<T>> parameters() override {
+    const Index k = opt_.kernel_size();
+    std::vector<Parameter<T>> params;
+    params.push_back(Parameter<T>{"weight", {opt_.out_channels(), opt_.in_channels() / opt_.groups(), k, k},
+                                  weight_.data(), weight_grad_.data(), weight_.size(), true});
+    if (opt_.bias()) {
+      params.push_back(Parameter<T>{"bias", {opt_.out_channels()}, bias_.data(), bias_grad_.data(),
+                                    bias_.size(), false});
+    }
+    return params;
+  }
+
+  /// Weight as [C_out, C_in/groups * k * k] (row g*C_out/groups + i holds filter i of group g).
+  MatrixMap<T> weight() { return MatrixMap<T>(weight_.data(), opt_.out_channels(), col_rows()); }
+  VectorMap<T> bias() { return VectorMap<T>(bias_.data(), bias_.size()); }
+  MatrixMap<T> weight_grad() { return MatrixMap<T>(weight_grad_.data(), opt_.out_channels(), col_rows()); }
+  VectorMap<T> bias_grad() { return VectorMap<T>(bias_grad_.data(), bias_grad_.size()); }
+
+ protected:
+  void forward_impl(const Tensor<T>& input, Tensor<T>& output) override {
+    const Shape in = shape_of(input), out = shape_of(output);
+    const Index groups = opt_.groups(), cout_g = opt_.out_channels() / groups;
+    const Index cin_g = opt_.in_channels() / groups, plane_out = out.plane();
+    const bool by_image = in.n >= num_threads();
+    prepare_workspace(by_image ? num_threads() : 1, plane_out, false);
+    detail::parallel_for(in.n, by_image, [&](Index n, int thread) {
+      Matrix<T>& col = columns_[thread];
+      for (Index g = 0; g < groups; ++g) {
+        im2col(input.data() + (n * in.c + g * cin_g) * in.plane(), in.h, in.w, out.h, out.w, col);
+        MatrixMap<T> out_g(output.data() + (n * out.c + g * cout_g) * plane_out, cout_g, plane_out);
+        out_g.noalias() = ConstMatrixMap<T>(weight_.data() + g * cout_g * col_rows(), cout_g, col_rows()) * col;
+        if (opt_.bias()) out_g.colwise() += bias_.segment(g * cout_g, cout_g);
+      }
+    });
+  }
+
+  void backward_impl(const Tensor<T>& input, const Tensor<T>& grad_output, Tensor<T>& grad_input) override {
+    const Shape in = shape_of(input), out = shape_of(grad_output);
+    const Index groups = opt_.groups(), cout_g = opt_.out_channels() / groups;
+    const Index cin_g = opt_.in_channels() / groups, plane_out = out.plane();
+    const int threads = in.n >= num_threads() ? num_threads() : 1;
+    prepare_workspace(threads, plane_out, true);
+    for (int t = 0; t < threads; ++t) {
+      partial_weight_grad_[t].setZero();
+      if (opt_.bias()) partial_bias_grad_[t].setZero();
+    }
+    detail::parallel_for(in.n, threads > 1, [&](Index n, int thread) {
+      Matrix<T>& col = columns_[thread];
+      Matrix<T>& grad_col = grad_columns_[thread];
+      for (Index g = 0; g < groups; ++g) {
+        const Index in_offset = (n * in.c + g * cin_g) * in.plane();
+        im2col(input.data() + in_offset, in.h, in.w, out.h, out.w, col);
+        ConstMatrixMap<T> dout_g(grad_output.data() + (n * out.c + g * cout_g) * plane_out, cout_g, plane_out);
+        ConstMatrixMap<T> w_g(weight_.data() + g * cout_g * col_rows(), cout_g, col_rows());
+        MatrixMap<T> dw_g(partial_weight_grad_[thread].data() + g * cout_g * col_rows(), cout_g, col_rows());
+        dw_g.noalias() += dout_g * col.transpose();
+        if (opt_.bias()) partial_bias_grad_[thread].segment(g * cout_g, cout_g) += dout_g.rowwise().sum();
+        grad_col.noalias() = w_g.transpose() * dout_g;
+        col2im(grad_col, in.h, in.w, out.h, out.w, grad_input.data() + in_offset);
+      }
+    });
+    for (int t = 0; t < threads; ++t) {
+      weight_grad_ += partial_weight_grad_[t];
+      if (opt_.bias()) bias_grad_ += partial_bias_grad_[t];
+    }
+  }
+
+ private:
+  Index col_rows() const {
+    return opt_.in_channels() / opt_.groups() * opt_.kernel_size() * opt_.kernel_size();
+  }
+
+  void prepare_workspace(int threads, Index plane_out, bool backward) {
+    if (static_cast<int>(columns_.size()) < threads) columns_.resize(threads);
+    for (int t = 0; t < threads; ++t) {
+      if (columns_[t].rows() != col_rows() || columns_[t].cols() != plane_out) columns_[t].resize(col_rows(), plane_out);
+    }
+    if (!backward) return;
+    if (static_cast<int>(grad_columns_.size()) < threads) {
+      grad_columns_.resize(threads);
+      partial_weight_grad_.resize(threads, Vector<T>::Zero(weight_.size()));
+      partial_bias_grad_.resize(threads, Vector<T>::Zero(bias_.size()));
+    }
+    for (int t = 0; t < threads; ++t) {
+      if (grad_columns_[t].rows() != col_rows() || grad_columns_[t].cols() != plane_out) {
+        grad_columns_[t].resize(col_rows(), plane_out);
+      }
+    }
+  }
+
+  // col[(c*k + i)*k + j, oy*W_out + ox] = x[c, oy*stride - pad + i, ox*stride - pad + j], 0 outside.
+  void im2col(const T* x, Index h, Index w, Index h_out, Index w_out, Matrix<T>& col) const {
+    const Index k = opt_.kernel_size(), s = opt_.stride(), p = opt_.padding();
+    const Index channels = opt_.in_channels() / opt_.groups();
+    for (Index c = 0; c < channels; ++c) {
+      for (Index i = 0; i < k; ++i) {
+        for (Index j = 0; j < k; ++j) {
+          T* row = col.data() + ((c * k + i) * k + j) * h_out * w_out;
+          for (Index oy = 0; oy < h_out; ++oy) {
+            const Index y = oy * s - p + i;
+            T* dst = row + oy * w_out;
+            if (y < 0 || y >= h) {
+              std::fill(dst, dst + w_out, T(0));
+              continue;
+            }
+            const T* src = x + (c * h + y) * w;
+            for (Index ox = 0; ox < w_out; ++ox) {
+              const Index xx = ox * s - p + j;
+              dst[ox] = (xx >= 0 && xx < w) ? src[xx] : T(0);
+            }
+          }
+        }
+      }
+    }
+  }
+
+  // The adjoint of im2col: overwrites dx with the sum of every column entry that reads it.
+  void col2im(const Matrix<T>& col, Index h, Index w, Index h_out, Index w_out, T* dx) const {
+    const Index k = opt_.kernel_size(), s = opt_.stride(), p = opt_.padding();
+    const Index channels = opt_.in_channels() / opt_.groups();
+    std::fill(dx, dx + channels * h * w, T(0));
+    for (Index c = 0; c < channels; ++c) {
+      for (Index i = 0; i < k; ++i) {
+        for (Index j = 0; j < k; ++j) {
+          const T* row = col.data() + ((c * k + i) * k + j) * h_out * w_out;
+          for (Index oy = 0; oy < h_out; ++oy) {
+            const Index y = oy * s - p + i;
+            if (y < 0 || y >= h) continue;
+            const T* src = row + oy * w_out;
+            T* dst = dx + (c * h + y) * w;
+            for (Index ox = 0; ox < w_out; ++ox) {
+              const Index xx = ox * s - p + j;
+              if (xx >= 0 && xx < w) dst[xx] += src[ox];
+            }
+          }
+        }
+      }
+    }
+  }
+
+  Conv2dOptions opt_;
+  Vector<T> weight_, weight_grad_, bias_, bias_grad_;
+  // Workspaces, one per thread, kept across calls so steady-state steps do not allocate.
+  std::vector<Matrix<T>> columns_, grad_columns_;
+  std::vector<Vector<T>> partial_weight_grad_, partial_bias_grad_;
+};
+
+}  // namespace convnet

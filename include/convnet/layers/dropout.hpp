@@ -1,0 +1,96 @@
+// Dropout (paper §4.2): in training, each unit is zeroed with probability p
+// and the survivors are scaled by 1 / (1 - p) ("inverted" dropout), so
+// evaluation is the identity and needs no rescaling. In evaluation mode the
+// layer passes values and gradients through unchanged.
+//
+// The mask of element i in the t-th training forward is decided by
+// counter_uniform(seed, t, i): it does not depend on the thread count or on how
+// the work is split, and a checkpoint restores it with two integers.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <string>
+
+#include "../errors.hpp"
+#include "../layer.hpp"
+#include "../random.hpp"
+#include "../threading.hpp"
+
+namespace convnet {
+
+struct DropoutOptions {
+  explicit DropoutOptions(double p = 0.5) : p_(p) {}
+
+  DropoutOptions& p(double v) { p_ = v; return *this; }
+  DropoutOptions& seed(std::uint64_t v) { seed_ = v; return *this; }
+
+  double p() const { return p_; }
+  std::uint64_t seed() const { return seed_; }
+
+ private:
+  double p_;
+  std::uint64_t seed_ = 0;
+};
+
+template <class T>
+class Dropout : public Layer<T> {
+ public:
+  explicit Dropout(const DropoutOptions& options = DropoutOptions()) : opt_(options), seed_(options.seed()) {
+    detail::require_option(opt_.p() >= 0.0 && opt_.p() < 1.0, "Dropout", "p", "in [0, 1)", opt_.p());
+  }
+
+  const DropoutOptions& options() const { return opt_; }
+  std::string type_name() const override { return "Dropout"; }
+  std::string describe() const override { return detail::concat("Dropout(p ", opt_.p(), ")"); }
+  Shape output_shape(const Shape& in) const override {
+    if (in.size() == 0) this->input_error("[N >= 1, C >= 1, H >= 1, W >= 1]", in);
+    return in;
+  }
+
+  /// The random stream: seed and the number of training forwards drawn so far.
+  std::uint64_t seed() const { return seed_; }
+  std::uint64_t step() const { return step_; }
+  void set_random_state(std::uint64_t seed, std::uint64_t step) {
+    seed_ = seed;
+    step_ = step;
+  }
+
+ protected:
+  void forward_impl(const Tensor<T>& input, Tensor<T>& output) override {
+    masked_ = this->training() && opt_.p() > 0.0;
+    if (!masked_) {
+      output = input;
+      return;
+    }
+    resize(mask_, shape_of(input));
+    const T keep_scale = T(1) / static_cast<T>(1.0 - opt_.p());
+    const double p = opt_.p();
+    const std::uint64_t seed = seed_, step = step_++;
+    const Index total = input.size(), chunk = 4096;
+    detail::parallel_for((total + chunk - 1) / chunk, true, [&](Index block, int) {
+      const Index end = std::min(total, (block + 1) * chunk);
+      for (Index i = block * chunk; i < end; ++i) {
+        const T m = counter_uniform(seed, step, static_cast<std::uint64_t>(i)) >= p ? keep_scale : T(0);
+        mask_.data()[i] = m;
+        output.data()[i] = input.data()[i] * m;
+      }
+    });
+  }
+
+  void backward_impl(const Tensor<T>& /*input*/, const Tensor<T>& grad_output, Tensor<T>& grad_input) override {
+    if (!masked_) {
+      grad_input = grad_output;
+      return;
+    }
+    flat(grad_input) = flat(grad_output).cwiseProduct(flat(mask_));
+  }
+
+ private:
+  DropoutOptions opt_;
+  std::uint64_t seed_, step_ = 0;
+  bool masked_ = false;
+  Tensor<T> mask_;  // 0 or 1/(1-p) per element, from the last training forward
+};
+
+}  // namespace convnet

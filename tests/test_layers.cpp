@@ -1,0 +1,403 @@
+// Layer forward values pinned by hand, float/double agreement, and the errors
+// every public call gives on bad shapes and bad options.
+#include <gtest/gtest.h>
+
+#include <convnet/convnet.hpp>
+
+#include <cmath>
+#include <memory>
+#include <string>
+
+namespace {
+
+using namespace convnet;
+
+// x[r][c] = 4r + c + 1 on a 4 x 4 image: a ramp of slope 1 along x.
+Tensor<double> ramp4x4() {
+  Tensor<double> x(1, 1, 4, 4);
+  for (int r = 0; r < 4; ++r)
+    for (int c = 0; c < 4; ++c) x(0, 0, r, c) = 4 * r + c + 1;
+  return x;
+}
+
+void set_sobel_x(Conv2d<double>& conv, double bias) {
+  // [[1, 0, -1], [2, 0, -2], [1, 0, -1]], applied as cross-correlation.
+  const double k[9] = {1, 0, -1, 2, 0, -2, 1, 0, -1};
+  for (int i = 0; i < 9; ++i) conv.weight()(0, i) = k[i];
+  conv.bias()(0) = bias;
+}
+
+TEST(Conv2dForward, SobelOnARampByHand) {
+  // Valid 3x3: each window gives (1 + 2 + 1) * (x[c] - x[c+2]) = 4 * (-2) = -8; plus bias 0.5.
+  Conv2d<double> conv(Conv2dOptions(1, 1, 3));
+  set_sobel_x(conv, 0.5);
+  const Tensor<double> x = ramp4x4();
+  const Tensor<double>& y = conv.forward(x);
+  ASSERT_EQ(shape_of(y), (Shape{1, 1, 2, 2}));
+  for (int i = 0; i < 4; ++i) EXPECT_DOUBLE_EQ(y.data()[i], -7.5);
+}
+
+TEST(Conv2dForward, PaddingAndStrideByHand) {
+  // Padding 1, stride 2: outputs at (0,0), (0,2), (2,0), (2,2) of the 'same' result.
+  // (0,0): row -1 is padding; row 0: 2*(0 - x[0][1]=2) = -4; row 1: 1*(0 - x[1][1]=6) = -6  -> -10.
+  // (0,2): row 0: 2*(x[0][1]=2 - x[0][3]=4) = -4; row 1: (6 - 8) = -2                     -> -6.
+  // (2,0): rows 1..3 at columns -1 and 1: -(6 + 2*10 + 14) = -40.
+  // (2,2): rows 1..3, each x[c] - x[c+2] = -2: -2 * (1 + 2 + 1) = -8.
+  Conv2d<double> conv(Conv2dOptions(1, 1, 3).padding(1).stride(2));
+  set_sobel_x(conv, 0.0);
+  const Tensor<double> x = ramp4x4();
+  const Tensor<double>& y = conv.forward(x);
+  ASSERT_EQ(shape_of(y), (Shape{1, 1, 2, 2}));
+  EXPECT_DOUBLE_EQ(y(0, 0, 0, 0), -10);
+  EXPECT_DOUBLE_EQ(y(0, 0, 0, 1), -6);
+  EXPECT_DOUBLE_EQ(y(0, 0, 1, 0), -40);
+  EXPECT_DOUBLE_EQ(y(0, 0, 1, 1), -8);
+}
+
+TEST(Conv2dForward, GroupsSeeOnlyTheirHalfOfTheChannels) {
+  // 1x1 kernels, 2 groups: output 0 may only read channels 0-1, output 1 channels 2-3.
+  Conv2d<double> conv(Conv2dOptions(4, 2, 1).groups(2).bias(false));
+  conv.weight() << 1, 10, 100, 1000;  // row g: weights on the two channels of group g
+  Tensor<double> x(1, 4, 1, 1);
+  x.setValues({{{{1}}, {{2}}, {{3}}, {{4}}}});
+  const Tensor<double>& y = conv.forward(x);
+  EXPECT_DOUBLE_EQ(y(0, 0, 0, 0), 1 * 1 + 10 * 2);
+  EXPECT_DOUBLE_EQ(y(0, 1, 0, 0), 100 * 3 + 1000 * 4);
+  EXPECT_EQ(conv.parameter_count(), 4 + 0);
+}
+
+TEST(Conv2dForward, BatchSplitAcrossThreadsMatchesOneThread) {
+  Conv2d<float> conv(Conv2dOptions(3, 4, 3).padding(1));
+  Rng rng(5);
+  for (auto& p : conv.parameters())
+    for (Index i = 0; i < p.size; ++i) p.value[i] = static_cast<float>(rng.uniform(-1, 1));
+  Tensor<float> x(5, 3, 6, 6);
+  for (Index i = 0; i < x.size(); ++i) x.data()[i] = static_cast<float>(rng.uniform(-1, 1));
+  const int threads = num_threads();
+  set_num_threads(1);
+  const Tensor<float> one = conv.forward(x);
+  set_num_threads(2);
+  const Tensor<float> two = conv.forward(x);
+  set_num_threads(threads);
+  for (Index i = 0; i < one.size(); ++i) ASSERT_NEAR(one.data()[i], two.data()[i], 1e-5f) << i;
+}
+
+TEST(LocalResponseNormForward, BothConventionsFromTheFormula) {
+  // One pixel, channels a = (1, 2, 3, 4, 5, 6, 7), size 5, alpha 0.1, beta 0.75, k 2.
+  // Channel 0's window is {0, 1, 2} (clipped); channel 3's is {1, ..., 5}.
+  Tensor<double> x(1, 7, 1, 1);
+  for (int c = 0; c < 7; ++c) x(0, c, 0, 0) = c + 1;
+  const double sum0 = 1 + 4 + 9, sum3 = 4 + 9 + 16 + 25 + 36;
+
+  LocalResponseNorm<double> paper(LocalResponseNormOptions(5).alpha(0.1).beta(0.75).k(2));
+  const Tensor<double>& y = paper.forward(x);
+  EXPECT_NEAR(y(0, 0, 0, 0), 1 / std::pow(2 + 0.1 * sum0, 0.75), 1e-15);
+  EXPECT_NEAR(y(0, 3, 0, 0), 4 / std::pow(2 + 0.1 * sum3, 0.75), 1e-15);
+
+  LocalResponseNorm<double> caffe(
+      LocalResponseNormOptions(5).alpha(0.1).beta(0.75).k(2).convention(LrnConvention::AlphaOverN));
+  const Tensor<double>& z = caffe.forward(x);
+  EXPECT_NEAR(z(0, 0, 0, 0), 1 / std::pow(2 + 0.1 / 5 * sum0, 0.75), 1e-15);
+  EXPECT_NEAR(z(0, 3, 0, 0), 4 / std::pow(2 + 0.1 / 5 * sum3, 0.75), 1e-15);
+
+  // beta other than 0.75 takes the general pow path.
+  LocalResponseNorm<double> general(LocalResponseNormOptions(3).alpha(0.2).beta(0.5).k(1));
+  EXPECT_NEAR(general.forward(x)(0, 6, 0, 0), 7 / std::sqrt(1 + 0.2 * (36 + 49)), 1e-15);
+}
+
+TEST(LocalResponseNormForward, PaperConstantsAreTheDefaults) {
+  const LocalResponseNormOptions o;
+  EXPECT_EQ(o.size(), 5);
+  EXPECT_DOUBLE_EQ(o.alpha(), 1e-4);
+  EXPECT_DOUBLE_EQ(o.beta(), 0.75);
+  EXPECT_DOUBLE_EQ(o.k(), 2.0);
+  EXPECT_EQ(o.convention(), LrnConvention::Paper);
+  // In PyTorch's units (alpha divided by n) the paper's formula is alpha 5e-4.
+  EXPECT_DOUBLE_EQ(LocalResponseNormOptions().alpha(5e-4).convention(LrnConvention::AlphaOverN).effective_alpha(),
+                   o.effective_alpha());
+}
+
+TEST(MaxPoolForward, OverlappingWindowsByHand) {
+  // 5 x 5 with values 0..24 except a peak of 100 at (2, 2): every 3x3/2 window contains it.
+  Tensor<double> x(1, 1, 5, 5);
+  for (int i = 0; i < 25; ++i) x.data()[i] = i;
+  x(0, 0, 2, 2) = 100;
+  MaxPool2d<double> pool(MaxPool2dOptions(3).stride(2));
+  const Tensor<double>& y = pool.forward(x);
+  ASSERT_EQ(shape_of(y), (Shape{1, 1, 2, 2}));
+  for (int i = 0; i < 4; ++i) EXPECT_DOUBLE_EQ(y.data()[i], 100);
+  // All four windows route their gradient to the shared peak.
+  Tensor<double> g(1, 1, 2, 2);
+  g.setValues({{{{1, 2}, {3, 4}}}});
+  const Tensor<double>& dx = pool.backward(g);
+  EXPECT_DOUBLE_EQ(dx(0, 0, 2, 2), 10);
+  EXPECT_DOUBLE_EQ(flat(dx).sum(), 10);
+}
+
+TEST(MaxPoolForward, TiesSendTheGradientToOneElement) {
+  Tensor<double> x(1, 1, 2, 2);
+  x.setConstant(3.0);
+  MaxPool2d<double> pool(MaxPool2dOptions(2));
+  pool.forward(x);
+  Tensor<double> g(1, 1, 1, 1);
+  g.setConstant(1.0);
+  const Tensor<double>& dx = pool.backward(g);
+  EXPECT_DOUBLE_EQ(dx(0, 0, 0, 0), 1.0);  // the first in window order
+  EXPECT_DOUBLE_EQ(flat(dx).sum(), 1.0);
+}
+
+TEST(MaxPoolForward, PaperSizes) {
+  MaxPool2d<float> pool(MaxPool2dOptions(3).stride(2));
+  EXPECT_EQ(pool.output_shape({1, 96, 55, 55}), (Shape{1, 96, 27, 27}));
+  EXPECT_EQ(pool.output_shape({1, 256, 27, 27}), (Shape{1, 256, 13, 13}));
+  EXPECT_EQ(pool.output_shape({1, 256, 13, 13}), (Shape{1, 256, 6, 6}));
+  EXPECT_EQ(pool.output_shape({1, 64, 32, 32}), (Shape{1, 64, 15, 15}));
+}
+
+TEST(DropoutForward, KeepsAboutOneMinusPAndScalesInverted) {
+  Dropout<float> dropout(DropoutOptions(0.3).seed(9));
+  Tensor<float> x(4, 10, 50, 50);
+  x.setConstant(1.0f);
+  const Tensor<float>& y = dropout.forward(x);
+  Index kept = 0;
+  for (Index i = 0; i < y.size(); ++i) {
+    if (y.data()[i] != 0.0f) {
+      ++kept;
+      ASSERT_NEAR(y.data()[i], 1.0f / 0.7f, 1e-6f);
+    }
+  }
+  const double rate = static_cast<double>(kept) / static_cast<double>(y.size());
+  EXPECT_NEAR(rate, 0.7, 0.005);  // 100,000 draws: 5 standard deviations is 0.0072
+}
+
+TEST(DropoutForward, MasksDifferEachStepAndDoNotDependOnThreads) {
+  Dropout<float> dropout(DropoutOptions(0.5).seed(1));
+  Tensor<float> x(2, 3, 40, 40);
+  x.setConstant(1.0f);
+  const int threads = num_threads();
+  set_num_threads(1);
+  const Tensor<float> first = dropout.forward(x);
+  const Tensor<float> second = dropout.forward(x);
+  dropout.set_random_state(1, 0);
+  set_num_threads(2);
+  const Tensor<float> replay = dropout.forward(x);
+  set_num_threads(threads);
+  EXPECT_TRUE(flat(first) == flat(replay));
+  EXPECT_FALSE(flat(first) == flat(second));
+}
+
+TEST(DropoutForward, EvaluationIsTheIdentity) {
+  Dropout<float> dropout(DropoutOptions(0.5));
+  dropout.set_training(false);
+  Tensor<float> x(2, 3, 4, 4);
+  x.setRandom();
+  EXPECT_TRUE(flat(dropout.forward(x)) == flat(x));
+}
+
+TEST(DenseForward, ByHand) {
+  Dense<double> dense(DenseOptions(3, 2));
+  dense.weight() << 1, 2, 3, -1, 0, 1;
+  dense.bias() << 0.5, -0.5;
+  Tensor<double> x(1, 3, 1, 1);
+  x.setValues({{{{1}}, {{2}}, {{3}}}});
+  const Tensor<double>& y = dense.forward(x);
+  EXPECT_DOUBLE_EQ(y(0, 0, 0, 0), 1 + 4 + 9 + 0.5);
+  EXPECT_DOUBLE_EQ(y(0, 1, 0, 0), -1 + 0 + 3 - 0.5);
+}
+
+TEST(FlattenForward, KeepsNchwOrder) {
+  Tensor<double> x(2, 2, 2, 3);
+  for (Index i = 0; i < x.size(); ++i) x.data()[i] = static_cast<double>(i);
+  Flatten<double> flatten;
+  const Tensor<double>& y = flatten.forward(x);
+  ASSERT_EQ(shape_of(y), (Shape{2, 12, 1, 1}));
+  EXPECT_DOUBLE_EQ(y(1, 7, 0, 0), x(1, 1, 0, 1));
+}
+
+TEST(SoftmaxCrossEntropyForward, ByHandAndStableForHugeLogits) {
+  SoftmaxCrossEntropy<double> loss;
+  Tensor<double> logits(1, 3, 1, 1);
+  logits.setValues({{{{1}}, {{2}}, {{3}}}});
+  const double expected = -(1 - std::log(std::exp(1) + std::exp(2) + std::exp(3)));
+  EXPECT_NEAR(loss.forward(logits, {0}), expected, 1e-14);
+
+  SoftmaxCrossEntropy<float> stable;
+  Tensor<float> huge(2, 3, 1, 1);
+  huge.setValues({{{{1e4f}}, {{-1e4f}}, {{0}}}, {{{-1e4f}}, {{1e4f}}, {{1e4f}}}});
+  const float l = stable.forward(huge, {1, 0});
+  EXPECT_TRUE(std::isfinite(l));
+  // Sample 0: -log p(class 1) = 2e4; sample 1: -log p(class 0) = 2e4 + log 2.
+  EXPECT_NEAR(l, (2e4f + 2e4f + std::log(2.0f)) / 2, 1.0f);
+  const Tensor<float>& g = stable.backward();
+  for (Index i = 0; i < g.size(); ++i) EXPECT_TRUE(std::isfinite(g.data()[i]));
+  EXPECT_NEAR(g(0, 0, 0, 0), 0.5f, 1e-6f);   // p = 1 on a wrong class, / N
+  EXPECT_NEAR(g(0, 1, 0, 0), -0.5f, 1e-6f);  // (0 - 1) / N
+}
+
+TEST(SoftmaxForward, RowsSumToOne) {
+  Softmax<float> softmax;
+  Tensor<float> x(3, 5, 1, 1);
+  x.setRandom();
+  x = x * 50.0f;
+  const Tensor<float>& y = softmax.forward(x);
+  for (Index n = 0; n < 3; ++n) {
+    float sum = 0;
+    for (Index c = 0; c < 5; ++c) sum += y(n, c, 0, 0);
+    EXPECT_NEAR(sum, 1.0f, 1e-6f);
+  }
+}
+
+// A small AlexNet-shaped stack in float and double from the same values.
+template <class T>
+struct MiniStack {
+  Conv2d<T> conv{Conv2dOptions(3, 8, 3).stride(2).padding(1).groups(1)};
+  ReLU<T> relu;
+  LocalResponseNorm<T> lrn{LocalResponseNormOptions(5).alpha(1e-2)};
+  MaxPool2d<T> pool{MaxPool2dOptions(3).stride(2)};
+  Conv2d<T> conv2{Conv2dOptions(8, 4, 3).padding(1).groups(2)};
+  Flatten<T> flatten;
+  Dense<T> dense{DenseOptions(4 * 3 * 3, 5)};
+
+  void init(std::uint64_t seed) {
+    Rng rng(seed);
+    for (Layer<T>* layer : std::initializer_list<Layer<T>*>{&conv, &conv2, &dense})
+      for (auto& p : layer->parameters())
+        for (Index i = 0; i < p.size; ++i) p.value[i] = static_cast<T>(rng.uniform(-0.5, 0.5));
+  }
+  const Tensor<T>& forward(const Tensor<T>& x) {
+    return dense.forward(flatten.forward(conv2.forward(pool.forward(lrn.forward(relu.forward(conv.forward(x)))))));
+  }
+};
+
+TEST(Precision, FloatAndDoubleAgree) {
+  MiniStack<double> d;
+  MiniStack<float> f;
+  d.init(3);
+  f.init(3);
+  Tensor<double> x(2, 3, 16, 16);
+  Rng rng(4);
+  for (Index i = 0; i < x.size(); ++i) x.data()[i] = rng.uniform(-1, 1);
+  const Tensor<float> xf = tensor_cast<float>(x);
+  const Tensor<double>& yd = d.forward(x);
+  const Tensor<float>& yf = f.forward(xf);
+  ASSERT_EQ(shape_of(yd), (Shape{2, 5, 1, 1}));
+  for (Index i = 0; i < yd.size(); ++i) {
+    EXPECT_NEAR(yf.data()[i], yd.data()[i], 1e-4 * std::max(1.0, std::abs(yd.data()[i])));
+  }
+}
+
+// ---- errors ----------------------------------------------------------------
+
+// Expects a ShapeError whose message names the layer and both shapes.
+template <class F>
+void expect_shape_error(F&& call, const std::string& layer, const std::string& expected, const std::string& actual) {
+  try {
+    call();
+    FAIL() << "no ShapeError for " << layer;
+  } catch (const ShapeError& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find(layer), std::string::npos) << what;
+    EXPECT_NE(what.find(expected), std::string::npos) << what;
+    EXPECT_NE(what.find(actual), std::string::npos) << what;
+  }
+}
+
+TEST(ShapeErrors, EveryLayerNamesItselfAndBothShapes) {
+  Tensor<float> wrong_channels(2, 4, 8, 8);
+  Conv2d<float> conv(Conv2dOptions(3, 8, 3));
+  conv.set_name("conv1");
+  expect_shape_error([&] { conv.forward(wrong_channels); }, "conv1", "[N >= 1, 3, H >= 3, W >= 3]",
+                     "[2, 4, 8, 8]");
+
+  Tensor<float> too_small(1, 3, 2, 2);
+  expect_shape_error([&] { conv.forward(too_small); }, "conv1", "H >= 3", "[1, 3, 2, 2]");
+
+  MaxPool2d<float> pool(MaxPool2dOptions(3).stride(2));
+  expect_shape_error([&] { pool.forward(too_small); }, "MaxPool2d", "H >= 3", "[1, 3, 2, 2]");
+
+  Dense<float> dense(DenseOptions(10, 2));
+  Tensor<float> unflattened(2, 10, 2, 1);
+  expect_shape_error([&] { dense.forward(unflattened); }, "Dense", "[N >= 1, 10, 1, 1]", "[2, 10, 2, 1]");
+
+  Tensor<float> empty;
+  ReLU<float> relu;
+  expect_shape_error([&] { relu.forward(empty); }, "ReLU", "[N >= 1", "[0, 0, 0, 0]");
+  LocalResponseNorm<float> lrn;
+  expect_shape_error([&] { lrn.forward(empty); }, "LocalResponseNorm", "[N >= 1", "[0, 0, 0, 0]");
+  Dropout<float> dropout;
+  expect_shape_error([&] { dropout.forward(empty); }, "Dropout", "[N >= 1", "[0, 0, 0, 0]");
+  Flatten<float> flatten;
+  expect_shape_error([&] { flatten.forward(empty); }, "Flatten", "[N >= 1", "[0, 0, 0, 0]");
+  Softmax<float> softmax;
+  expect_shape_error([&] { softmax.forward(empty); }, "Softmax", "[N >= 1", "[0, 0, 0, 0]");
+}
+
+TEST(ShapeErrors, BackwardChecksTheGradientShape) {
+  Conv2d<float> conv(Conv2dOptions(3, 8, 3));
+  Tensor<float> x(2, 3, 8, 8);
+  x.setZero();
+  conv.forward(x);
+  Tensor<float> wrong(2, 8, 5, 5);
+  expect_shape_error([&] { conv.backward(wrong); }, "Conv2d backward", "[2, 8, 6, 6]", "[2, 8, 5, 5]");
+
+  ReLU<float> relu;
+  EXPECT_THROW(relu.backward(wrong), std::logic_error);  // no forward yet
+}
+
+TEST(ShapeErrors, LossChecksLogitsAndLabels) {
+  SoftmaxCrossEntropy<float> loss;
+  Tensor<float> logits(2, 10, 1, 1);
+  logits.setZero();
+  expect_shape_error([&] { loss.forward(logits, {1, 2, 3}); }, "labels", "[2]", "[3]");
+  Tensor<float> spatial(2, 10, 2, 2);
+  expect_shape_error([&] { loss.forward(spatial, {1, 2}); }, "logits", "[N >= 1, classes >= 1, 1, 1]",
+                     "[2, 10, 2, 2]");
+  try {
+    loss.forward(logits, {1, 10});
+    FAIL();
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("label 10 of sample 1"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(SoftmaxCrossEntropy<float>().backward(), std::logic_error);
+}
+
+template <class F>
+void expect_option_error(F&& make, const std::string& option, const std::string& value) {
+  try {
+    make();
+    FAIL() << "no error for " << option;
+  } catch (const std::invalid_argument& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find(option), std::string::npos) << what;
+    EXPECT_NE(what.find("got " + value), std::string::npos) << what;
+  }
+}
+
+TEST(OptionErrors, InvalidOptionsNameTheOptionAndValue) {
+  expect_option_error([] { Conv2d<float>(Conv2dOptions(3, 8, 3).stride(0)); }, "stride", "0");
+  expect_option_error([] { Conv2d<float>(Conv2dOptions(3, 8, 0)); }, "kernel_size", "0");
+  expect_option_error([] { Conv2d<float>(Conv2dOptions(3, 8, 3).padding(-1)); }, "padding", "-1");
+  expect_option_error([] { Conv2d<float>(Conv2dOptions(3, 8, 3).groups(2)); }, "divisor of in_channels (3)", "2");
+  expect_option_error([] { Conv2d<float>(Conv2dOptions(4, 6, 3).groups(4)); }, "divisor of out_channels (6)", "4");
+  expect_option_error([] { Conv2d<float>(Conv2dOptions(4, 4, 3).groups(0)); }, "groups", "0");
+  expect_option_error([] { MaxPool2d<float>(MaxPool2dOptions(3).stride(0)); }, "stride", "0");
+  expect_option_error([] { MaxPool2d<float>(MaxPool2dOptions(0)); }, "kernel_size", "0");
+  expect_option_error([] { Dropout<float>(DropoutOptions(1.0)); }, "p must be in [0, 1)", "1");
+  expect_option_error([] { Dropout<float>(DropoutOptions(-0.1)); }, "p must be in [0, 1)", "-0.1");
+  expect_option_error([] { Dense<float>(DenseOptions(0, 3)); }, "in_features", "0");
+  expect_option_error([] { LocalResponseNorm<float>(LocalResponseNormOptions(4)); }, "size", "4");
+  expect_option_error([] { LocalResponseNorm<float>(LocalResponseNormOptions(5).k(0)); }, "k", "0");
+  expect_option_error([] { set_num_threads(0); }, "thread count", "0");
+}
+
+TEST(Threads, SetFromCode) {
+  const int before = num_threads();
+  set_num_threads(1);
+  EXPECT_EQ(num_threads(), 1);
+  EXPECT_EQ(Eigen::nbThreads(), 1);
+  set_num_threads(2);
+  EXPECT_EQ(num_threads(), 2);
+  set_num_threads(before);
+}
+
+}  // namespace
