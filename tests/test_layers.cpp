@@ -401,3 +401,43 @@ TEST(Threads, SetFromCode) {
 }
 
 }  // namespace
+
+namespace {
+
+// gemm against Eigen's own product, for every transpose combination, beta 0 and 1,
+// and sizes that split across threads (rows and columns) or do not.
+TEST(Gemm, MatchesEigenProduct) {
+  using M = convnet::Matrix<double>;
+  convnet::Rng rng(3);
+  auto random = [&](convnet::Index r, convnet::Index c) {
+    M m(r, c);
+    for (convnet::Index i = 0; i < m.size(); ++i) m.data()[i] = rng.uniform(-1, 1);
+    return m;
+  };
+  const convnet::Index sizes[][3] = {{3, 5, 7}, {300, 40, 70}, {40, 300, 70}, {129, 257, 65}};
+  for (const auto& s : sizes) {
+    const convnet::Index m = s[0], n = s[1], k = s[2];
+    for (int ta = 0; ta < 2; ++ta) {
+      for (int tb = 0; tb < 2; ++tb) {
+        const M a = ta ? random(k, m) : random(m, k);
+        const M b = tb ? random(n, k) : random(k, n);
+        const M opa = ta ? M(a.transpose()) : a;
+        const M opb = tb ? M(b.transpose()) : b;
+        for (double beta : {0.0, 1.0}) {
+          M c = random(m, n);
+          const M expected = 0.5 * opa * opb + beta * c;
+          convnet::gemm(ta ? convnet::Transpose::Yes : convnet::Transpose::No,
+                        tb ? convnet::Transpose::Yes : convnet::Transpose::No, m, n, k, 0.5, a.data(), a.cols(),
+                        b.data(), b.cols(), beta, c.data(), n);
+          EXPECT_LT((c - expected).cwiseAbs().maxCoeff(), 1e-12) << m << "x" << n << "x" << k << " ta " << ta
+                                                                 << " tb " << tb << " beta " << beta;
+        }
+      }
+    }
+  }
+  double c = 0;
+  EXPECT_THROW(convnet::gemm(convnet::Transpose::No, convnet::Transpose::No, 1, 1, 1, 1.0, &c, 1, &c, 1, 2.0, &c, 1),
+               std::invalid_argument);
+}
+
+}  // namespace

@@ -3,7 +3,10 @@
 // concept lives in its own header and can be included on its own.
 #pragma once
 
+#include "alexnet.hpp"
+#include "checkpoint.hpp"
 #include "errors.hpp"
+#include "gemm.hpp"
 #include "layer.hpp"
 #include "layers/conv2d.hpp"
 #include "layers/dense.hpp"
@@ -14,8 +17,16 @@
 #include "layers/relu.hpp"
 #include "layers/softmax.hpp"
 #include "losses/softmax_cross_entropy.hpp"
+#include "metrics.hpp"
+#include "optim/adam.hpp"
+#include "optim/optimizer.hpp"
+#include "optim/schedules.hpp"
+#include "optim/sgd.hpp"
 #include "parameter.hpp"
 #include "random.hpp"
+#include "sequential.hpp"
+#include "summary.hpp"
 #include "tensor.hpp"
 #include "threading.hpp"
+#include "training.hpp"
 #include "version.hpp"

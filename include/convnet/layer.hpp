@@ -19,6 +19,7 @@
 // stable, forward and backward allocate nothing.
 #pragma once
 
+#include <cstdint>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -45,8 +46,17 @@ class Layer {
   virtual Shape output_shape(const Shape& input) const = 0;
   /// Trainable tensors and their gradients (empty for parameter-free layers).
   virtual std::vector<Parameter<T>> parameters() { return {}; }
-  /// Multiply-adds of one forward pass for one sample of the given input shape.
+  /// Multiply-adds of one forward pass for one sample of the given input shape
+  /// (convolutions and dense layers; element-wise layers count 0).
   virtual Index macs_per_sample(const Shape& /*input*/) const { return 0; }
+
+  /// State that is neither a parameter nor an activation but decides future
+  /// results (Dropout's random stream). Checkpoints save and restore it so a
+  /// resumed run continues exactly.
+  virtual std::vector<std::uint64_t> random_state() const { return {}; }
+  virtual void set_random_state(const std::vector<std::uint64_t>& state) {
+    if (!state.empty()) throw std::invalid_argument(name() + ": this layer has no random state to restore");
+  }
 
   /// Training mode (the default) or evaluation mode; only Dropout behaves differently.
   virtual void set_training(bool training) { training_ = training; }

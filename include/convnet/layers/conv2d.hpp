@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "../errors.hpp"
+#include "../gemm.hpp"
 #include "../layer.hpp"
 #include "../threading.hpp"
 
@@ -132,9 +133,10 @@ class Conv2d : public Layer<T> {
       Matrix<T>& col = columns_[thread];
       for (Index g = 0; g < groups; ++g) {
         im2col(input.data() + (n * in.c + g * cin_g) * in.plane(), in.h, in.w, out.h, out.w, col);
-        MatrixMap<T> out_g(output.data() + (n * out.c + g * cout_g) * plane_out, cout_g, plane_out);
-        out_g.noalias() = ConstMatrixMap<T>(weight_.data() + g * cout_g * col_rows(), cout_g, col_rows()) * col;
-        if (opt_.bias()) out_g.colwise() += bias_.segment(g * cout_g, cout_g);
+        T* out_g = output.data() + (n * out.c + g * cout_g) * plane_out;
+        gemm(Transpose::No, Transpose::No, cout_g, plane_out, col_rows(), T(1), weight_.data() + g * cout_g * col_rows(),
+             col_rows(), col.data(), plane_out, T(0), out_g, plane_out);
+        if (opt_.bias()) MatrixMap<T>(out_g, cout_g, plane_out).colwise() += bias_.segment(g * cout_g, cout_g);
       }
     });
   }
@@ -155,12 +157,17 @@ class Conv2d : public Layer<T> {
       for (Index g = 0; g < groups; ++g) {
         const Index in_offset = (n * in.c + g * cin_g) * in.plane();
         im2col(input.data() + in_offset, in.h, in.w, out.h, out.w, col);
-        ConstMatrixMap<T> dout_g(grad_output.data() + (n * out.c + g * cout_g) * plane_out, cout_g, plane_out);
-        ConstMatrixMap<T> w_g(weight_.data() + g * cout_g * col_rows(), cout_g, col_rows());
-        MatrixMap<T> dw_g(partial_weight_grad_[thread].data() + g * cout_g * col_rows(), cout_g, col_rows());
-        dw_g.noalias() += dout_g * col.transpose();
-        if (opt_.bias()) partial_bias_grad_[thread].segment(g * cout_g, cout_g) += dout_g.rowwise().sum();
-        grad_col.noalias() = w_g.transpose() * dout_g;
+        const T* dout_g = grad_output.data() + (n * out.c + g * cout_g) * plane_out;
+        const T* w_g = weight_.data() + g * cout_g * col_rows();
+        // dW_g += dout_g * col^T;  dcol = W_g^T * dout_g
+        gemm(Transpose::No, Transpose::Yes, cout_g, col_rows(), plane_out, T(1), dout_g, plane_out, col.data(),
+             plane_out, T(1), partial_weight_grad_[thread].data() + g * cout_g * col_rows(), col_rows());
+        if (opt_.bias()) {
+          partial_bias_grad_[thread].segment(g * cout_g, cout_g) +=
+              ConstMatrixMap<T>(dout_g, cout_g, plane_out).rowwise().sum();
+        }
+        gemm(Transpose::Yes, Transpose::No, col_rows(), plane_out, cout_g, T(1), w_g, col_rows(), dout_g, plane_out,
+             T(0), grad_col.data(), plane_out);
         col2im(grad_col, in.h, in.w, out.h, out.w, grad_input.data() + in_offset);
       }
     });

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "../errors.hpp"
+#include "../gemm.hpp"
 #include "../layer.hpp"
 
 namespace convnet {
@@ -74,16 +75,20 @@ class Dense : public Layer<T> {
 
  protected:
   void forward_impl(const Tensor<T>& input, Tensor<T>& output) override {
-    auto y = rows_per_sample(output);
-    y.noalias() = rows_per_sample(input) * weight_.transpose();
-    if (opt_.bias()) y.rowwise() += bias_.transpose();
+    const Index n = input.dimension(0), in = opt_.in_features(), out = opt_.out_features();
+    // Y = X W^T
+    gemm(Transpose::No, Transpose::Yes, n, out, in, T(1), input.data(), in, weight_.data(), in, T(0), output.data(), out);
+    if (opt_.bias()) rows_per_sample(output).rowwise() += bias_.transpose();
   }
 
   void backward_impl(const Tensor<T>& input, const Tensor<T>& grad_output, Tensor<T>& grad_input) override {
-    const auto dy = rows_per_sample(grad_output);
-    weight_grad_.noalias() += dy.transpose() * rows_per_sample(input);
-    if (opt_.bias()) bias_grad_.noalias() += dy.colwise().sum().transpose();
-    rows_per_sample(grad_input).noalias() = dy * weight_;
+    const Index n = input.dimension(0), in = opt_.in_features(), out = opt_.out_features();
+    // dW += dY^T X;  dX = dY W
+    gemm(Transpose::Yes, Transpose::No, out, in, n, T(1), grad_output.data(), out, input.data(), in, T(1),
+         weight_grad_.data(), in);
+    if (opt_.bias()) bias_grad_ += rows_per_sample(grad_output).colwise().sum().transpose();
+    gemm(Transpose::No, Transpose::No, n, in, out, T(1), grad_output.data(), out, weight_.data(), in, T(0),
+         grad_input.data(), in);
   }
 
  private:

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "../errors.hpp"
 #include "../layer.hpp"
@@ -54,6 +55,14 @@ class Dropout : public Layer<T> {
   void set_random_state(std::uint64_t seed, std::uint64_t step) {
     seed_ = seed;
     step_ = step;
+  }
+  std::vector<std::uint64_t> random_state() const override { return {seed_, step_}; }
+  void set_random_state(const std::vector<std::uint64_t>& state) override {
+    if (state.size() != 2) {
+      throw std::invalid_argument(detail::concat(this->name(), ": random state needs 2 values (seed, step), got ",
+                                                 state.size()));
+    }
+    set_random_state(state[0], state[1]);
   }
 
  protected:

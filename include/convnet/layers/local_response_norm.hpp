@@ -80,7 +80,6 @@ class LocalResponseNorm : public Layer<T> {
     if (in.size() == 0) this->input_error("[N >= 1, C >= 1, H >= 1, W >= 1]", in);
     return in;
   }
-  Index macs_per_sample(const Shape& in) const override { return in.per_sample() * (opt_.size() + 2); }
 
  protected:
   void forward_impl(const Tensor<T>& input, Tensor<T>& output) override {

@@ -52,10 +52,6 @@ class MaxPool2d : public Layer<T> {
     }
     return Shape{in.n, in.c, (in.h - k) / opt_.stride() + 1, (in.w - k) / opt_.stride() + 1};
   }
-  Index macs_per_sample(const Shape& in) const override {
-    const Shape out = output_shape(Shape{1, in.c, in.h, in.w});
-    return out.per_sample() * opt_.kernel_size() * opt_.kernel_size();
-  }
 
  protected:
   void forward_impl(const Tensor<T>& input, Tensor<T>& output) override {

@@ -1,0 +1,172 @@
+// AlexNet (Krizhevsky, Sutskever & Hinton 2012) as a composition of Sequential.
+//
+// Eight trainable layers in the paper's order (§3.5, Figure 2):
+//   conv1 -> ReLU -> LRN -> pool;  conv2 -> ReLU -> LRN -> pool;
+//   conv3 -> ReLU;  conv4 -> ReLU;  conv5 -> ReLU -> pool;
+//   fc6 -> ReLU -> dropout;  fc7 -> ReLU -> dropout;  fc8 (logits; the
+//   softmax cross-entropy is the loss, SoftmaxCrossEntropy).
+// LRN uses the paper's formula and constants (LrnConvention::Paper, size 5,
+// alpha 1e-4, beta 0.75, k 2); pooling is overlapping 3 x 3 stride 2; dropout
+// p = 0.5.
+//
+// Configurations, chosen at run time by name:
+//   paper       3 x 227 x 227 -> 1000; 62,378,344 parameters (60,965,224 with
+//               groups = 2, the paper's two towers: conv2, conv4, conv5 grouped)
+//   cifar       3 x 32 x 32 -> 10; conv 64/192/384/256/256, fc 1024; 5,871,434
+//   cifar-half  the same with every width halved; 1,472,426
+// and any of them with another class count, width multiplier or groups.
+#pragma once
+
+#include <array>
+#include <cmath>
+#include <cstdint>
+#include <sstream>
+#include <string>
+
+#include "errors.hpp"
+#include "layers/conv2d.hpp"
+#include "layers/dense.hpp"
+#include "layers/dropout.hpp"
+#include "layers/flatten.hpp"
+#include "layers/local_response_norm.hpp"
+#include "layers/max_pool2d.hpp"
+#include "layers/relu.hpp"
+#include "random.hpp"
+#include "sequential.hpp"
+
+namespace convnet {
+
+/// How the weights are drawn.
+enum class AlexNetInit {
+  Paper,  ///< weights N(0, 0.01); biases 1 in conv2, conv4, conv5, fc6, fc7, else 0 (§5)
+  He,     ///< weights N(0, sqrt(2 / fan_in)) (He et al. 2015); biases 0. Trains deep nets faster.
+};
+
+struct AlexNetConvSpec {
+  Index channels, kernel, stride, padding;
+  bool grouped;  ///< split into `groups` towers (conv2, conv4, conv5 in the paper)
+};
+
+struct AlexNetConfig {
+  std::string name = "paper";
+  Index input_size = 227;  ///< square input, 3 channels
+  std::array<AlexNetConvSpec, 5> conv{{{96, 11, 4, 0, false},
+                                       {256, 5, 1, 2, true},
+                                       {384, 3, 1, 1, false},
+                                       {384, 3, 1, 1, true},
+                                       {256, 3, 1, 1, true}}};
+  Index fc_width = 4096;
+  Index classes = 1000;
+  Index groups = 1;  ///< 2 reproduces the paper's two GPUs
+  double width = 1.0;  ///< multiplies every conv and fc width
+  double dropout = 0.5;
+  LocalResponseNormOptions lrn = LocalResponseNormOptions();  // the paper's constants and convention
+  AlexNetInit init = AlexNetInit::Paper;
+
+  /// The named configurations: "paper", "cifar", "cifar-half".
+  static AlexNetConfig named(const std::string& config_name) {
+    AlexNetConfig c;
+    if (config_name == "paper") return c;
+    if (config_name == "cifar" || config_name == "cifar-half") {
+      c.name = config_name;
+      c.input_size = 32;
+      c.conv = {{{64, 5, 1, 2, false},
+                 {192, 5, 1, 2, true},
+                 {384, 3, 1, 1, false},
+                 {256, 3, 1, 1, true},
+                 {256, 3, 1, 1, true}}};
+      c.fc_width = 1024;
+      c.classes = 10;
+      if (config_name == "cifar-half") c.width = 0.5;
+      return c;
+    }
+    throw std::invalid_argument("AlexNet: unknown configuration '" + config_name +
+                                "'; valid names are paper, cifar, cifar-half");
+  }
+
+  AlexNetConfig& with_classes(Index v) { classes = v; return *this; }
+  AlexNetConfig& with_groups(Index v) { groups = v; return *this; }
+  AlexNetConfig& with_width(double v) { width = v; return *this; }
+  AlexNetConfig& with_init(AlexNetInit v) { init = v; return *this; }
+
+  /// A width after the multiplier, rounded, kept a multiple of `groups`.
+  Index scaled(Index base) const {
+    const Index g = std::max<Index>(groups, 1);
+    const Index v = static_cast<Index>(std::llround(static_cast<double>(base) * width));
+    return std::max<Index>(g, (v + g - 1) / g * g);
+  }
+
+  /// A one-line text form ("name=cifar classes=10 ..."), stored in checkpoints.
+  std::string str() const {
+    std::ostringstream out;
+    out << "name=" << name << " input=" << input_size << " classes=" << classes << " groups=" << groups
+        << " width=" << width << " dropout=" << dropout << " init=" << (init == AlexNetInit::He ? "he" : "paper")
+        << " lrn=" << lrn.size() << "," << lrn.alpha() << "," << lrn.beta() << "," << lrn.k() << ","
+        << to_string(lrn.convention());
+    return out.str();
+  }
+};
+
+namespace detail {
+inline void alexnet_validate(const AlexNetConfig& c) {
+  const std::string where = "AlexNet(" + c.name + ")";
+  require_option(c.classes >= 1, where, "classes", ">= 1", c.classes);
+  require_option(c.groups >= 1, where, "groups", ">= 1", c.groups);
+  require_option(c.width > 0, where, "width", "> 0", c.width);
+  require_option(c.input_size >= 1, where, "input_size", ">= 1", c.input_size);
+}
+}  // namespace detail
+
+/// Builds the network and initialises it from `seed` (the same seed gives the same weights).
+template <class T>
+Sequential<T> make_alexnet(const AlexNetConfig& config, std::uint64_t seed = 0) {
+  detail::alexnet_validate(config);
+  Sequential<T> net;
+  Index channels = 3;
+  for (int i = 0; i < 5; ++i) {
+    const AlexNetConvSpec& s = config.conv[static_cast<std::size_t>(i)];
+    const std::string n = std::to_string(i + 1);
+    const Index out = config.scaled(s.channels);
+    net.template add<Conv2d<T>>("conv" + n, Conv2dOptions(channels, out, s.kernel)
+                                                 .stride(s.stride)
+                                                 .padding(s.padding)
+                                                 .groups(s.grouped ? config.groups : 1));
+    net.template add<ReLU<T>>("relu" + n);
+    if (i < 2) net.template add<LocalResponseNorm<T>>("lrn" + n, config.lrn);
+    if (i < 2 || i == 4) net.template add<MaxPool2d<T>>("pool" + n, MaxPool2dOptions(3).stride(2));
+    channels = out;
+  }
+  const Shape features = net.output_shape(Shape{1, 3, config.input_size, config.input_size});
+  net.template add<Flatten<T>>("flatten");
+  const Index fc = config.scaled(config.fc_width);
+  net.template add<Dense<T>>("fc6", DenseOptions(features.per_sample(), fc));
+  net.template add<ReLU<T>>("relu6");
+  net.template add<Dropout<T>>("drop6", DropoutOptions(config.dropout).seed(detail::mix64(seed + 6)));
+  net.template add<Dense<T>>("fc7", DenseOptions(fc, fc));
+  net.template add<ReLU<T>>("relu7");
+  net.template add<Dropout<T>>("drop7", DropoutOptions(config.dropout).seed(detail::mix64(seed + 7)));
+  net.template add<Dense<T>>("fc8", DenseOptions(fc, config.classes));
+
+  // Initialisation, layer by layer in order, from one stream.
+  Rng rng(seed);
+  for (std::size_t i = 0; i < net.size(); ++i) {
+    Layer<T>& layer = net[i];
+    const std::string& name = layer.name();
+    const bool bias_one = name == "conv2" || name == "conv4" || name == "conv5" || name == "fc6" || name == "fc7";
+    for (auto& p : layer.parameters()) {
+      if (p.name == "bias") {
+        const T value = (config.init == AlexNetInit::Paper && bias_one) ? T(1) : T(0);
+        p.values().setConstant(value);
+        continue;
+      }
+      Index fan_in = 1;
+      for (std::size_t d = 1; d < p.shape.size(); ++d) fan_in *= p.shape[d];
+      const double stddev =
+          config.init == AlexNetInit::Paper ? 0.01 : std::sqrt(2.0 / static_cast<double>(fan_in));
+      for (Index k = 0; k < p.size; ++k) p.value[k] = static_cast<T>(rng.normal(0.0, stddev));
+    }
+  }
+  return net;
+}
+
+}  // namespace convnet

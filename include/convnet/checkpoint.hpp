@@ -1,0 +1,527 @@
+// Checkpoints: a versioned binary file of named entries, with a checksum,
+// written atomically.
+//
+// File format, version 1 (all integers little-endian):
+//   offset  size  field
+//   0       8     magic "CNVNCKPT"
+//   8       4     u32 format version (1)
+//   12      4     u32 number of entries
+//   16      8     u64 payload size in bytes
+//   24      8     u64 FNV-1a 64-bit checksum of the payload
+//   32      ...   payload: the entries, one after another:
+//                   u32 key length, key bytes (UTF-8), u8 kind, then by kind:
+//                   1 text:   u64 length, bytes
+//                   2 u64s:   u64 count, count x u64
+//                   3 f64s:   u64 count, count x f64
+//                   4 f32 tensor / 5 f64 tensor: u32 rank, rank x u64 extents, values
+// Every length is checked against the bytes that remain before anything is
+// allocated, and errors name the file and the byte range that is wrong.
+//
+// Keys written by save_training_state():
+//   architecture            text, one "name: description" line per layer
+//   param/<layer>.<name>    tensor, in the parameter's shape (PyTorch layout)
+//   layer_state/<layer>     u64s, a layer's random state (Dropout: seed, step)
+//   optimizer/type          text;  optimizer/steps  u64s;  optimizer/<buffer>  tensor
+//   schedule/type           text;  schedule/state   f64s
+// Callers add their own (the trainer: config, epoch, data-order random state).
+//
+// Saving writes "<path>.tmp", flushes it to disk and renames it over <path>,
+// so an interrupted save leaves the previous checkpoint intact.
+// restore_training_state() checks everything against the network before it
+// changes anything: a mismatch leaves the network, optimizer and schedule as
+// they were.
+#pragma once
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "errors.hpp"
+#include "optim/optimizer.hpp"
+#include "optim/schedules.hpp"
+#include "sequential.hpp"
+#include "tensor.hpp"
+
+namespace convnet {
+
+/// A checkpoint that cannot be read, or does not fit the network it is loaded into.
+class CheckpointError : public std::runtime_error {
+ public:
+  explicit CheckpointError(const std::string& what) : std::runtime_error(what) {}
+};
+
+class Checkpoint {
+ public:
+  static constexpr char kMagic[9] = "CNVNCKPT";
+  static constexpr std::uint32_t kVersion = 1;
+  static constexpr std::size_t kHeaderSize = 32;
+
+  enum class Kind : std::uint8_t { Text = 1, U64s = 2, F64s = 3, F32Tensor = 4, F64Tensor = 5 };
+
+  struct Entry {
+    Kind kind = Kind::Text;
+    std::string text;
+    std::vector<std::uint64_t> u64s;
+    std::vector<double> f64s;
+    std::vector<Index> shape;
+    std::vector<float> f32_values;
+    std::vector<double> f64_values;
+
+    Index element_count() const {
+      Index n = 1;
+      for (Index d : shape) n *= d;
+      return n;
+    }
+  };
+
+  // ---- writing entries ----
+  void set_text(const std::string& key, const std::string& value) {
+    Entry& e = entry_for(key, Kind::Text);
+    e.text = value;
+  }
+  void set_u64s(const std::string& key, const std::vector<std::uint64_t>& values) {
+    entry_for(key, Kind::U64s).u64s = values;
+  }
+  void set_f64s(const std::string& key, const std::vector<double>& values) {
+    entry_for(key, Kind::F64s).f64s = values;
+  }
+  template <class T>
+  void set_tensor(const std::string& key, const std::vector<Index>& shape, const T* data) {
+    static_assert(std::is_same<T, float>::value || std::is_same<T, double>::value, "float or double tensors");
+    Entry& e = entry_for(key, std::is_same<T, float>::value ? Kind::F32Tensor : Kind::F64Tensor);
+    e.shape = shape;
+    const Index n = e.element_count();
+    if constexpr (std::is_same<T, float>::value) {
+      e.f32_values.assign(data, data + n);
+    } else {
+      e.f64_values.assign(data, data + n);
+    }
+  }
+
+  // ---- reading entries ----
+  bool contains(const std::string& key) const { return entries_.count(key) != 0; }
+  const std::map<std::string, Entry>& entries() const { return entries_; }
+  const std::string& text(const std::string& key) const { return get(key, Kind::Text).text; }
+  const std::vector<std::uint64_t>& u64s(const std::string& key) const { return get(key, Kind::U64s).u64s; }
+  const std::vector<double>& f64s(const std::string& key) const { return get(key, Kind::F64s).f64s; }
+  /// A tensor entry; its values are converted to T if it was saved in the other precision.
+  template <class T>
+  std::vector<T> tensor(const std::string& key, std::vector<Index>* shape = nullptr) const {
+    const Entry& e = entry(key);
+    if (e.kind != Kind::F32Tensor && e.kind != Kind::F64Tensor) throw wrong_kind(key, "a tensor");
+    if (shape) *shape = e.shape;
+    if (e.kind == Kind::F32Tensor) return std::vector<T>(e.f32_values.begin(), e.f32_values.end());
+    return std::vector<T>(e.f64_values.begin(), e.f64_values.end());
+  }
+  const Entry& entry(const std::string& key) const {
+    auto it = entries_.find(key);
+    if (it == entries_.end()) throw CheckpointError(source() + ": no entry '" + key + "'");
+    return it->second;
+  }
+
+  /// Where it was loaded from ("checkpoint" when built in memory).
+  std::string source() const { return path_.empty() ? "checkpoint" : "checkpoint " + path_; }
+
+  // ---- files ----
+  std::string serialize() const {
+    std::string payload;
+    for (const auto& [key, e] : entries_) {
+      put_u32(payload, static_cast<std::uint32_t>(key.size()));
+      payload += key;
+      payload.push_back(static_cast<char>(e.kind));
+      switch (e.kind) {
+        case Kind::Text:
+          put_u64(payload, e.text.size());
+          payload += e.text;
+          break;
+        case Kind::U64s:
+          put_u64(payload, e.u64s.size());
+          put_bytes(payload, e.u64s.data(), e.u64s.size() * 8);
+          break;
+        case Kind::F64s:
+          put_u64(payload, e.f64s.size());
+          put_bytes(payload, e.f64s.data(), e.f64s.size() * 8);
+          break;
+        case Kind::F32Tensor:
+        case Kind::F64Tensor:
+          put_u32(payload, static_cast<std::uint32_t>(e.shape.size()));
+          for (Index d : e.shape) put_u64(payload, static_cast<std::uint64_t>(d));
+          if (e.kind == Kind::F32Tensor) {
+            put_bytes(payload, e.f32_values.data(), e.f32_values.size() * 4);
+          } else {
+            put_bytes(payload, e.f64_values.data(), e.f64_values.size() * 8);
+          }
+          break;
+      }
+    }
+    std::string file(kMagic, 8);
+    put_u32(file, kVersion);
+    put_u32(file, static_cast<std::uint32_t>(entries_.size()));
+    put_u64(file, payload.size());
+    put_u64(file, fnv1a(payload));
+    return file + payload;
+  }
+
+  /// Writes atomically: "<path>.tmp", fsync, rename over <path>.
+  void save(const std::string& path) const {
+    const std::string bytes = serialize();
+    const std::string tmp = path + ".tmp";
+    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) throw CheckpointError("cannot write checkpoint " + tmp + ": " + std::strerror(errno));
+    std::size_t written = 0;
+    while (written < bytes.size()) {
+      const ssize_t n = ::write(fd, bytes.data() + written, bytes.size() - written);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        const std::string reason = std::strerror(errno);
+        ::close(fd);
+        ::unlink(tmp.c_str());
+        throw CheckpointError("cannot write checkpoint " + tmp + ": " + reason);
+      }
+      written += static_cast<std::size_t>(n);
+    }
+    if (::fsync(fd) != 0 || ::close(fd) != 0) {
+      const std::string reason = std::strerror(errno);
+      ::unlink(tmp.c_str());
+      throw CheckpointError("cannot flush checkpoint " + tmp + ": " + reason);
+    }
+    if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+      const std::string reason = std::strerror(errno);
+      ::unlink(tmp.c_str());
+      throw CheckpointError("cannot rename " + tmp + " to " + path + ": " + reason);
+    }
+    // Make the rename itself durable.
+    const std::string::size_type slash = path.find_last_of('/');
+    const std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
+    const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+      ::fsync(dfd);
+      ::close(dfd);
+    }
+  }
+
+  static Checkpoint load(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw CheckpointError("cannot open checkpoint " + path + ": " + std::strerror(errno));
+    std::ostringstream buffer;
+    buffer << in.rdbuf();
+    return parse(buffer.str(), path);
+  }
+
+  /// Parses the bytes of a checkpoint file; `path` names it in errors.
+  static Checkpoint parse(const std::string& bytes, const std::string& path = "") {
+    Checkpoint c;
+    c.path_ = path;
+    const std::string where = c.source();
+    if (bytes.size() < kHeaderSize) {
+      throw CheckpointError(detail::concat(where, ": truncated header: ", bytes.size(), " bytes, a header has ",
+                                           kHeaderSize));
+    }
+    if (std::memcmp(bytes.data(), kMagic, 8) != 0) {
+      throw CheckpointError(where + ": bytes 0-7 are not the magic number CNVNCKPT (not a convnet checkpoint)");
+    }
+    const std::uint32_t version = get_u32(bytes, 8);
+    if (version != kVersion) {
+      throw CheckpointError(detail::concat(where, ": bytes 8-11: format version ", version,
+                                           " is not supported (this library reads version ", kVersion, ")"));
+    }
+    const std::uint32_t count = get_u32(bytes, 12);
+    const std::uint64_t payload_size = get_u64(bytes, 16);
+    const std::uint64_t checksum = get_u64(bytes, 24);
+    if (payload_size != bytes.size() - kHeaderSize) {
+      throw CheckpointError(detail::concat(where, ": the header (bytes 16-23) announces ", payload_size,
+                                           " payload bytes but the file holds ", bytes.size() - kHeaderSize,
+                                           bytes.size() - kHeaderSize < payload_size ? " (truncated)" : ""));
+    }
+    const std::string payload = bytes.substr(kHeaderSize);
+    if (fnv1a(payload) != checksum) {
+      throw CheckpointError(detail::concat(where, ": checksum mismatch over bytes ", kHeaderSize, "-",
+                                           bytes.size() - 1, " (the file is corrupted)"));
+    }
+    Reader r{payload, 0, where};
+    for (std::uint32_t i = 0; i < count; ++i) {
+      const std::size_t start = r.pos + kHeaderSize;
+      const std::uint32_t key_size = r.u32();
+      const std::string key = r.bytes(key_size, "key");
+      Entry e;
+      e.kind = static_cast<Kind>(r.u8());
+      switch (e.kind) {
+        case Kind::Text:
+          e.text = r.bytes(r.length(1, key), key);
+          break;
+        case Kind::U64s:
+          e.u64s.resize(r.length(8, key));
+          r.copy(e.u64s.data(), e.u64s.size() * 8, key);
+          break;
+        case Kind::F64s:
+          e.f64s.resize(r.length(8, key));
+          r.copy(e.f64s.data(), e.f64s.size() * 8, key);
+          break;
+        case Kind::F32Tensor:
+        case Kind::F64Tensor: {
+          const std::uint32_t rank = r.u32();
+          if (rank > 8) r.fail(detail::concat("entry '", key, "' claims rank ", rank));
+          std::uint64_t elements = 1;
+          const std::size_t elem = e.kind == Kind::F32Tensor ? 4 : 8;
+          for (std::uint32_t d = 0; d < rank; ++d) {
+            const std::uint64_t extent = r.u64();
+            if (extent != 0 && elements > (payload.size() / elem) / extent) {
+              r.fail(detail::concat("entry '", key, "' claims a tensor larger than the file"));
+            }
+            elements *= extent;
+            e.shape.push_back(static_cast<Index>(extent));
+          }
+          if (elements * elem > payload.size() - r.pos) {
+            r.fail(detail::concat("entry '", key, "' claims ", elements, " values but only ", payload.size() - r.pos,
+                                  " bytes remain"));
+          }
+          if (e.kind == Kind::F32Tensor) {
+            e.f32_values.resize(elements);
+            r.copy(e.f32_values.data(), elements * 4, key);
+          } else {
+            e.f64_values.resize(elements);
+            r.copy(e.f64_values.data(), elements * 8, key);
+          }
+          break;
+        }
+        default:
+          r.fail(detail::concat("entry '", key, "' (starting at byte ", start, ") has unknown kind ",
+                                static_cast<int>(e.kind)));
+      }
+      if (!c.entries_.emplace(key, std::move(e)).second) r.fail("duplicate entry '" + key + "'");
+    }
+    if (r.pos != payload.size()) {
+      r.fail(detail::concat("bytes ", r.pos + kHeaderSize, "-", bytes.size() - 1, " follow the last entry"));
+    }
+    return c;
+  }
+
+ private:
+  struct Reader {
+    const std::string& data;
+    std::size_t pos;
+    std::string where;
+
+    [[noreturn]] void fail(const std::string& what) const {
+      throw CheckpointError(detail::concat(where, ": at byte ", pos + kHeaderSize, ": ", what));
+    }
+    void need(std::size_t n, const std::string& what) const {
+      if (n > data.size() - pos) {
+        fail(detail::concat(what, " needs ", n, " bytes but only ", data.size() - pos, " remain"));
+      }
+    }
+    std::uint8_t u8() {
+      need(1, "a kind byte");
+      return static_cast<std::uint8_t>(data[pos++]);
+    }
+    std::uint32_t u32() {
+      need(4, "a 32-bit length");
+      const std::uint32_t v = get_u32(data, pos);
+      pos += 4;
+      return v;
+    }
+    std::uint64_t u64() {
+      need(8, "a 64-bit length");
+      const std::uint64_t v = get_u64(data, pos);
+      pos += 8;
+      return v;
+    }
+    /// A count of `element`-byte items that must fit in what remains.
+    std::size_t length(std::size_t element, const std::string& key) {
+      const std::uint64_t n = u64();
+      if (n > (data.size() - pos) / element) {
+        fail(detail::concat("entry '", key, "' claims ", n, " items of ", element, " bytes but only ",
+                            data.size() - pos, " bytes remain"));
+      }
+      return static_cast<std::size_t>(n);
+    }
+    std::string bytes(std::size_t n, const std::string& what) {
+      need(n, what);
+      std::string s = data.substr(pos, n);
+      pos += n;
+      return s;
+    }
+    void copy(void* dst, std::size_t n, const std::string& what) {
+      need(n, "entry '" + what + "'");
+      if (n) std::memcpy(dst, data.data() + pos, n);
+      pos += n;
+    }
+  };
+
+  Entry& entry_for(const std::string& key, Kind kind) {
+    Entry& e = entries_[key];
+    e = Entry();
+    e.kind = kind;
+    return e;
+  }
+  const Entry& get(const std::string& key, Kind kind) const {
+    const Entry& e = entry(key);
+    if (e.kind != kind) throw wrong_kind(key, kind == Kind::Text ? "text" : kind == Kind::U64s ? "integers" : "reals");
+    return e;
+  }
+  CheckpointError wrong_kind(const std::string& key, const char* expected) const {
+    return CheckpointError(source() + ": entry '" + key + "' is not " + expected);
+  }
+
+  static void put_bytes(std::string& out, const void* p, std::size_t n) {
+    out.append(static_cast<const char*>(p), n);
+  }
+  // The format is little-endian; so are the machines this library targets (x86-64, AArch64).
+  static void put_u32(std::string& out, std::uint32_t v) { put_bytes(out, &v, 4); }
+  static void put_u64(std::string& out, std::uint64_t v) { put_bytes(out, &v, 8); }
+  static std::uint32_t get_u32(const std::string& s, std::size_t at) {
+    std::uint32_t v;
+    std::memcpy(&v, s.data() + at, 4);
+    return v;
+  }
+  static std::uint64_t get_u64(const std::string& s, std::size_t at) {
+    std::uint64_t v;
+    std::memcpy(&v, s.data() + at, 8);
+    return v;
+  }
+  static std::uint64_t fnv1a(const std::string& s) {
+    std::uint64_t h = 0xcbf29ce484222325ULL;
+    for (unsigned char ch : s) {
+      h ^= ch;
+      h *= 0x100000001b3ULL;
+    }
+    return h;
+  }
+
+  std::map<std::string, Entry> entries_;
+  std::string path_;
+};
+
+namespace detail {
+inline std::string join_lines(const std::vector<std::string>& lines) {
+  std::string s;
+  for (const auto& l : lines) s += l + "\n";
+  return s;
+}
+}  // namespace detail
+
+/// Puts the network's parameters and random state (and, when given, the optimizer's and schedule's state) into `c`.
+template <class T>
+void save_training_state(Checkpoint& c, Sequential<T>& net, Optimizer<T>* optimizer = nullptr,
+                         const LrSchedule* schedule = nullptr) {
+  c.set_text("architecture", detail::join_lines(net.architecture()));
+  for (const auto& p : net.parameters()) c.set_tensor<T>("param/" + p.name, p.shape, p.value);
+  for (std::size_t i = 0; i < net.size(); ++i) {
+    const auto state = net[i].random_state();
+    if (!state.empty()) c.set_u64s("layer_state/" + net[i].name(), state);
+  }
+  if (optimizer) {
+    c.set_text("optimizer/type", optimizer->type_name());
+    c.set_u64s("optimizer/steps", {optimizer->steps()});
+    for (const auto& b : optimizer->state()) c.set_tensor<T>("optimizer/" + b.name, {b.size}, b.data);
+  }
+  if (schedule) {
+    c.set_text("schedule/type", schedule->describe());
+    c.set_f64s("schedule/state", schedule->state());
+  }
+}
+
+/// Restores what save_training_state() wrote. Everything is checked first; on
+/// any mismatch a CheckpointError names it and nothing has been changed.
+template <class T>
+void restore_training_state(const Checkpoint& c, Sequential<T>& net, Optimizer<T>* optimizer = nullptr,
+                            LrSchedule* schedule = nullptr) {
+  const std::string where = c.source();
+  // 1. The same network, layer by layer.
+  const std::vector<std::string> here = net.architecture();
+  std::vector<std::string> there;
+  {
+    std::istringstream lines(c.text("architecture"));
+    for (std::string line; std::getline(lines, line);) there.push_back(line);
+  }
+  for (std::size_t i = 0; i < std::max(here.size(), there.size()); ++i) {
+    const std::string a = i < there.size() ? there[i] : "(no layer)";
+    const std::string b = i < here.size() ? here[i] : "(no layer)";
+    if (a != b) {
+      throw CheckpointError(detail::concat(where, " was saved from a different network: layer ", i + 1, " is '", a,
+                                           "' in the checkpoint but '", b, "' in this network"));
+    }
+  }
+  // 2. Every tensor present with the right size; collect values before writing any.
+  auto params = net.parameters();
+  std::vector<std::vector<T>> values;
+  for (const auto& p : params) {
+    std::vector<Index> shape;
+    if (!c.contains("param/" + p.name)) throw CheckpointError(where + ": parameter " + p.name + " is missing");
+    values.push_back(c.tensor<T>("param/" + p.name, &shape));
+    if (shape != p.shape) {
+      std::string a, b;
+      for (Index d : shape) a += (a.empty() ? "" : ", ") + std::to_string(d);
+      for (Index d : p.shape) b += (b.empty() ? "" : ", ") + std::to_string(d);
+      throw CheckpointError(where + ": parameter " + p.name + " has shape [" + a + "] in the checkpoint but [" + b +
+                            "] in this network");
+    }
+  }
+  std::vector<std::vector<std::uint64_t>> layer_states(net.size());
+  for (std::size_t i = 0; i < net.size(); ++i) {
+    const std::string key = "layer_state/" + net[i].name();
+    if (!net[i].random_state().empty()) {
+      if (!c.contains(key)) throw CheckpointError(where + ": the random state of layer " + net[i].name() + " is missing");
+      layer_states[i] = c.u64s(key);
+      if (layer_states[i].size() != net[i].random_state().size()) {
+        throw CheckpointError(where + ": the random state of layer " + net[i].name() + " has the wrong length");
+      }
+    }
+  }
+  std::vector<StateBuffer<T>> buffers;
+  std::vector<std::vector<T>> buffer_values;
+  if (optimizer) {
+    if (!c.contains("optimizer/type")) throw CheckpointError(where + ": holds no optimizer state");
+    if (c.text("optimizer/type") != optimizer->type_name()) {
+      throw CheckpointError(where + ": optimizer state is for " + c.text("optimizer/type") + ", not " +
+                            optimizer->type_name());
+    }
+    buffers = optimizer->state();
+    for (const auto& b : buffers) {
+      const std::string key = "optimizer/" + b.name;
+      if (!c.contains(key)) throw CheckpointError(where + ": optimizer buffer " + b.name + " is missing");
+      buffer_values.push_back(c.tensor<T>(key));
+      if (static_cast<Index>(buffer_values.back().size()) != b.size) {
+        throw CheckpointError(detail::concat(where, ": optimizer buffer ", b.name, " has ", buffer_values.back().size(),
+                                             " values, expected ", b.size));
+      }
+    }
+    if (c.u64s("optimizer/steps").size() != 1) throw CheckpointError(where + ": optimizer/steps is malformed");
+  }
+  if (schedule) {
+    if (!c.contains("schedule/state")) throw CheckpointError(where + ": holds no schedule state");
+    if (c.text("schedule/type") != schedule->describe()) {
+      throw CheckpointError(where + ": schedule state is for " + c.text("schedule/type") + ", not " +
+                            schedule->describe());
+    }
+    if (c.f64s("schedule/state").size() != schedule->state().size()) {
+      throw CheckpointError(where + ": schedule state has the wrong length");
+    }
+  }
+  // 3. Apply.
+  for (std::size_t i = 0; i < params.size(); ++i) std::copy(values[i].begin(), values[i].end(), params[i].value);
+  for (std::size_t i = 0; i < net.size(); ++i) {
+    if (!layer_states[i].empty()) net[i].set_random_state(layer_states[i]);
+  }
+  if (optimizer) {
+    for (std::size_t i = 0; i < buffers.size(); ++i) {
+      std::copy(buffer_values[i].begin(), buffer_values[i].end(), buffers[i].data);
+    }
+    optimizer->set_steps(c.u64s("optimizer/steps")[0]);
+  }
+  if (schedule) schedule->set_state(c.f64s("schedule/state"));
+}
+
+}  // namespace convnet

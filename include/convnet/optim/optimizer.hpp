@@ -1,0 +1,87 @@
+// The optimizer interface: a list of parameters, a learning rate set from
+// outside (by a schedule), per-parameter settings, and state that checkpoints
+// save and restore.
+//
+// Weight decay is applied to parameters whose Parameter::weight_decay is true
+// (weights, not biases) unless the optimizer's decay_biases option is set;
+// set_parameter_settings() overrides the decay and scales the learning rate
+// of any one parameter by name.
+#pragma once
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "../errors.hpp"
+#include "../parameter.hpp"
+
+namespace convnet {
+
+struct ParameterSettings {
+  double lr_scale = 1.0;     ///< this parameter's learning rate = lr_scale * learning_rate()
+  double weight_decay = -1;  ///< >= 0 replaces the optimizer's weight decay for this parameter
+};
+
+/// A named buffer of optimizer state (a momentum, a moment estimate).
+template <class T>
+struct StateBuffer {
+  std::string name;  ///< "velocity/conv1.weight"
+  T* data;
+  Index size;
+};
+
+template <class T>
+class Optimizer {
+ public:
+  Optimizer(std::vector<Parameter<T>> parameters, double learning_rate, double weight_decay, bool decay_biases)
+      : parameters_(std::move(parameters)), learning_rate_(learning_rate) {
+    detail::require_option(learning_rate >= 0, "Optimizer", "learning rate", ">= 0", learning_rate);
+    detail::require_option(weight_decay >= 0, "Optimizer", "weight decay", ">= 0", weight_decay);
+    for (const auto& p : parameters_) decay_.push_back(p.weight_decay || decay_biases ? weight_decay : 0.0);
+    lr_scale_.assign(parameters_.size(), 1.0);
+  }
+  virtual ~Optimizer() = default;
+  Optimizer(const Optimizer&) = delete;
+  Optimizer& operator=(const Optimizer&) = delete;
+
+  virtual std::string type_name() const = 0;
+  /// One update of every parameter from its accumulated gradient.
+  virtual void step() = 0;
+  /// The optimizer's buffers, in a fixed order, for checkpoints.
+  virtual std::vector<StateBuffer<T>> state() = 0;
+
+  double learning_rate() const { return learning_rate_; }
+  void set_learning_rate(double lr) {
+    detail::require_option(lr >= 0, type_name(), "learning rate", ">= 0", lr);
+    learning_rate_ = lr;
+  }
+  /// Number of step() calls so far (Adam's bias correction uses it).
+  std::uint64_t steps() const { return steps_; }
+  void set_steps(std::uint64_t s) { steps_ = s; }
+
+  void set_parameter_settings(const std::string& name, const ParameterSettings& settings) {
+    for (std::size_t i = 0; i < parameters_.size(); ++i) {
+      if (parameters_[i].name != name) continue;
+      lr_scale_[i] = settings.lr_scale;
+      if (settings.weight_decay >= 0) decay_[i] = settings.weight_decay;
+      return;
+    }
+    throw std::invalid_argument(type_name() + ": no parameter named '" + name + "'");
+  }
+  double weight_decay_of(std::size_t i) const { return decay_.at(i); }
+
+  const std::vector<Parameter<T>>& parameters() const { return parameters_; }
+  void zero_grad() {
+    for (auto& p : parameters_) p.grads().setZero();
+  }
+
+ protected:
+  std::vector<Parameter<T>> parameters_;
+  std::vector<double> decay_, lr_scale_;
+  double learning_rate_;
+  std::uint64_t steps_ = 0;
+};
+
+}  // namespace convnet

@@ -1,0 +1,197 @@
+// Learning-rate schedules, apart from the optimizers (as PyTorch's schedulers).
+//
+// A schedule owns the current rate; the training loop copies it into the
+// optimizer (optimizer.set_learning_rate(schedule.learning_rate())) before each
+// step, calls step() after each optimizer step and epoch_end() after each
+// epoch with that epoch's validation loss. Per-step schedules (cosine,
+// one-cycle) move in step(), per-epoch ones (step, plateau) in epoch_end().
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "../errors.hpp"
+
+namespace convnet {
+
+class LrSchedule {
+ public:
+  virtual ~LrSchedule() = default;
+  virtual std::string describe() const = 0;
+  virtual double learning_rate() const = 0;
+  virtual void step() {}
+  virtual void epoch_end(double /*validation_loss*/) {}
+  /// Everything that decides future rates, for checkpoints.
+  virtual std::vector<double> state() const = 0;
+  virtual void set_state(const std::vector<double>& state) = 0;
+
+ protected:
+  void check_state(const std::vector<double>& s, std::size_t expected) const {
+    if (s.size() != expected) {
+      throw std::invalid_argument(detail::concat(describe(), ": schedule state needs ", expected, " values, got ",
+                                                 s.size()));
+    }
+  }
+};
+
+/// A fixed rate.
+class ConstantLR : public LrSchedule {
+ public:
+  explicit ConstantLR(double lr) : lr_(lr) { detail::require_option(lr >= 0, "ConstantLR", "lr", ">= 0", lr); }
+  std::string describe() const override { return detail::concat("constant(", lr_, ")"); }
+  double learning_rate() const override { return lr_; }
+  std::vector<double> state() const override { return {}; }
+  void set_state(const std::vector<double>& s) override { check_state(s, 0); }
+
+ private:
+  double lr_;
+};
+
+/// lr = base * gamma^floor(epoch / step_epochs).
+class StepLR : public LrSchedule {
+ public:
+  StepLR(double base, std::int64_t step_epochs, double gamma = 0.1) : base_(base), step_(step_epochs), gamma_(gamma) {
+    detail::require_option(base >= 0, "StepLR", "base lr", ">= 0", base);
+    detail::require_option(step_epochs >= 1, "StepLR", "step_epochs", ">= 1", step_epochs);
+    detail::require_option(gamma > 0, "StepLR", "gamma", "> 0", gamma);
+  }
+  std::string describe() const override { return detail::concat("step(", base_, ", every ", step_, ", x", gamma_, ")"); }
+  double learning_rate() const override {
+    return base_ * std::pow(gamma_, static_cast<double>(epoch_ / step_));
+  }
+  void epoch_end(double) override { ++epoch_; }
+  std::vector<double> state() const override { return {static_cast<double>(epoch_)}; }
+  void set_state(const std::vector<double>& s) override {
+    check_state(s, 1);
+    epoch_ = static_cast<std::int64_t>(s[0]);
+  }
+
+ private:
+  double base_;
+  std::int64_t step_, epoch_ = 0;
+  double gamma_;
+};
+
+/// The paper's schedule (§5): divide the rate by 10 (factor 0.1) when the
+/// validation loss has not improved (by a relative threshold) for more than
+/// `patience` epochs; at most `max_reductions` times (the paper: three).
+class ReduceOnPlateau : public LrSchedule {
+ public:
+  ReduceOnPlateau(double base, double factor = 0.1, std::int64_t patience = 0, double threshold = 1e-4,
+                  std::int64_t max_reductions = std::numeric_limits<std::int64_t>::max())
+      : lr_(base), factor_(factor), patience_(patience), threshold_(threshold), max_reductions_(max_reductions) {
+    detail::require_option(base >= 0, "ReduceOnPlateau", "base lr", ">= 0", base);
+    detail::require_option(factor > 0 && factor < 1, "ReduceOnPlateau", "factor", "in (0, 1)", factor);
+    detail::require_option(patience >= 0, "ReduceOnPlateau", "patience", ">= 0", patience);
+  }
+  std::string describe() const override {
+    return detail::concat("plateau(x", factor_, ", patience ", patience_, ")");
+  }
+  double learning_rate() const override { return lr_; }
+  void epoch_end(double validation_loss) override {
+    if (validation_loss < best_ * (1.0 - threshold_)) {
+      best_ = validation_loss;
+      bad_epochs_ = 0;
+      return;
+    }
+    if (++bad_epochs_ > patience_ && reductions_ < max_reductions_) {
+      lr_ *= factor_;
+      ++reductions_;
+      bad_epochs_ = 0;
+    }
+  }
+  std::int64_t reductions() const { return reductions_; }
+  std::vector<double> state() const override {
+    return {lr_, best_, static_cast<double>(bad_epochs_), static_cast<double>(reductions_)};
+  }
+  void set_state(const std::vector<double>& s) override {
+    check_state(s, 4);
+    lr_ = s[0];
+    best_ = s[1];
+    bad_epochs_ = static_cast<std::int64_t>(s[2]);
+    reductions_ = static_cast<std::int64_t>(s[3]);
+  }
+
+ private:
+  double lr_, factor_;
+  std::int64_t patience_;
+  double threshold_;
+  std::int64_t max_reductions_;
+  double best_ = std::numeric_limits<double>::infinity();
+  std::int64_t bad_epochs_ = 0, reductions_ = 0;
+};
+
+namespace detail {
+/// From `start` (pct 0) to `end` (pct 1) along half a cosine.
+inline double cosine_anneal(double start, double end, double pct) {
+  return end + (start - end) / 2.0 * (std::cos(3.14159265358979323846 * pct) + 1.0);
+}
+}  // namespace detail
+
+/// lr(t) = min + (base - min) * (1 + cos(pi t / total)) / 2, per optimizer step.
+class CosineLR : public LrSchedule {
+ public:
+  CosineLR(double base, std::int64_t total_steps, double min_lr = 0) : base_(base), min_(min_lr), total_(total_steps) {
+    detail::require_option(total_steps >= 1, "CosineLR", "total_steps", ">= 1", total_steps);
+  }
+  std::string describe() const override { return detail::concat("cosine(", base_, " -> ", min_, ", ", total_, " steps)"); }
+  double learning_rate() const override {
+    const double pct = static_cast<double>(std::min(step_, total_)) / static_cast<double>(total_);
+    return detail::cosine_anneal(base_, min_, pct);
+  }
+  void step() override { ++step_; }
+  std::vector<double> state() const override { return {static_cast<double>(step_)}; }
+  void set_state(const std::vector<double>& s) override {
+    check_state(s, 1);
+    step_ = static_cast<std::int64_t>(s[0]);
+  }
+
+ private:
+  double base_, min_;
+  std::int64_t total_, step_ = 0;
+};
+
+/// One-cycle (Smith & Topin 2017), in PyTorch's cosine form: from
+/// max/div_factor up to max over the first pct_start of the steps, then down
+/// to max/(div_factor*final_div_factor) at the last step.
+class OneCycleLR : public LrSchedule {
+ public:
+  OneCycleLR(double max_lr, std::int64_t total_steps, double pct_start = 0.25, double div_factor = 25,
+             double final_div_factor = 1e4)
+      : max_(max_lr), total_(total_steps), pct_start_(pct_start), initial_(max_lr / div_factor),
+        final_(max_lr / div_factor / final_div_factor) {
+    detail::require_option(total_steps >= 2, "OneCycleLR", "total_steps", ">= 2", total_steps);
+    detail::require_option(pct_start > 0 && pct_start < 1, "OneCycleLR", "pct_start", "in (0, 1)", pct_start);
+    detail::require_option(div_factor > 0, "OneCycleLR", "div_factor", "> 0", div_factor);
+    detail::require_option(final_div_factor > 0, "OneCycleLR", "final_div_factor", "> 0", final_div_factor);
+  }
+  std::string describe() const override {
+    return detail::concat("one-cycle(max ", max_, ", ", total_, " steps, warm-up ", pct_start_, ")");
+  }
+  double learning_rate() const override {
+    const double t = static_cast<double>(std::min(step_, total_ - 1));
+    const double warm_end = pct_start_ * static_cast<double>(total_) - 1.0;
+    const double last = static_cast<double>(total_ - 1);
+    if (t <= warm_end) return detail::cosine_anneal(initial_, max_, warm_end <= 0 ? 1.0 : t / warm_end);
+    return detail::cosine_anneal(max_, final_, (t - warm_end) / (last - warm_end));
+  }
+  void step() override { ++step_; }
+  std::vector<double> state() const override { return {static_cast<double>(step_)}; }
+  void set_state(const std::vector<double>& s) override {
+    check_state(s, 1);
+    step_ = static_cast<std::int64_t>(s[0]);
+  }
+
+ private:
+  double max_;
+  std::int64_t total_;
+  double pct_start_, initial_, final_;
+  std::int64_t step_ = 0;
+};
+
+}  // namespace convnet

@@ -1,0 +1,164 @@
+// Sequential: a network as a list of layers filled at run time.
+//
+//   Sequential<float> net;
+//   net.add<Conv2d<float>>("conv1", Conv2dOptions(3, 32, 3).padding(1));
+//   net.add<ReLU<float>>("relu1");
+//   ...
+//   const Tensor<float>& logits = net.forward(images);
+//   net.backward(loss.backward());
+//
+// forward() runs the layers in order, each reading the previous one's output
+// buffer; backward() runs them in reverse. Nothing is copied between layers
+// and, once the batch shape is stable, nothing is allocated.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <ostream>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "errors.hpp"
+#include "layer.hpp"
+
+namespace convnet {
+
+/// One row of a model summary; counts are per sample.
+struct LayerSummary {
+  std::string name;
+  std::string type;  ///< "Conv2d", "ReLU", ...
+  std::string description;
+  Shape output;  ///< with n = 1
+  Index parameters = 0;
+  Index macs = 0;              ///< multiply-adds of the forward pass
+  Index activation_bytes = 0;  ///< the output, in the network's scalar type
+};
+
+template <class T>
+class Sequential {
+ public:
+  Sequential() = default;
+  Sequential(Sequential&&) noexcept = default;
+  Sequential& operator=(Sequential&&) noexcept = default;
+
+  /// Constructs a layer in place and appends it under `name`; returns it.
+  template <class L, class... Args>
+  L& add(const std::string& name, Args&&... args) {
+    auto layer = std::make_unique<L>(std::forward<Args>(args)...);
+    L& ref = *layer;
+    add(std::move(layer), name);
+    return ref;
+  }
+
+  /// Appends an existing layer under `name` (names must be unique).
+  void add(std::unique_ptr<Layer<T>> layer, const std::string& name) {
+    if (!layer) throw std::invalid_argument("Sequential::add: null layer");
+    if (name.empty()) throw std::invalid_argument("Sequential::add: a layer needs a name");
+    for (const auto& l : layers_) {
+      if (l->name() == name) throw std::invalid_argument("Sequential::add: duplicate layer name '" + name + "'");
+    }
+    layer->set_name(name);
+    layer->set_training(training_);
+    layers_.push_back(std::move(layer));
+  }
+
+  std::size_t size() const { return layers_.size(); }
+  Layer<T>& operator[](std::size_t i) { return *layers_.at(i); }
+  const Layer<T>& operator[](std::size_t i) const { return *layers_.at(i); }
+  /// The layer called `name`; throws std::out_of_range naming it otherwise.
+  Layer<T>& layer(const std::string& name) {
+    for (auto& l : layers_) {
+      if (l->name() == name) return *l;
+    }
+    throw std::out_of_range("Sequential: no layer named '" + name + "'");
+  }
+
+  const Tensor<T>& forward(const Tensor<T>& input) {
+    if (layers_.empty()) throw std::logic_error("Sequential::forward: the network has no layers");
+    const Tensor<T>* x = &input;
+    for (auto& l : layers_) x = &l->forward(*x);
+    return *x;
+  }
+
+  /// Backpropagates dLoss/dOutput; returns dLoss/dInput and accumulates parameter gradients.
+  const Tensor<T>& backward(const Tensor<T>& grad_output) {
+    if (layers_.empty()) throw std::logic_error("Sequential::backward: the network has no layers");
+    const Tensor<T>* g = &grad_output;
+    for (auto it = layers_.rbegin(); it != layers_.rend(); ++it) g = &(*it)->backward(*g);
+    return *g;
+  }
+
+  /// The output of the last forward.
+  const Tensor<T>& output() const { return layers_.back()->output(); }
+
+  /// Output shape of the whole network for an input shape (throws ShapeError naming the first layer that refuses it).
+  Shape output_shape(Shape input) const {
+    for (const auto& l : layers_) input = l->output_shape(input);
+    return input;
+  }
+
+  /// Every parameter, named "<layer>.<parameter>" ("conv1.weight").
+  std::vector<Parameter<T>> parameters() {
+    std::vector<Parameter<T>> all;
+    for (auto& l : layers_) {
+      for (auto p : l->parameters()) {
+        p.name = l->name() + "." + p.name;
+        all.push_back(std::move(p));
+      }
+    }
+    return all;
+  }
+
+  Index parameter_count() {
+    Index n = 0;
+    for (auto& l : layers_) n += l->parameter_count();
+    return n;
+  }
+
+  void zero_grad() {
+    for (auto& l : layers_) l->zero_grad();
+  }
+
+  /// Training or evaluation mode, for every layer.
+  void set_training(bool training) {
+    training_ = training;
+    for (auto& l : layers_) l->set_training(training);
+  }
+  void train() { set_training(true); }
+  void eval() { set_training(false); }
+  bool training() const { return training_; }
+
+  /// One "name: description" line per layer: what a checkpoint compares to
+  /// decide whether it was saved from this network.
+  std::vector<std::string> architecture() const {
+    std::vector<std::string> lines;
+    for (const auto& l : layers_) lines.push_back(l->name() + ": " + l->describe());
+    return lines;
+  }
+
+  /// Per-layer output shape, parameters, multiply-adds and activation memory for one sample.
+  std::vector<LayerSummary> summary(Shape input) {
+    input.n = 1;
+    std::vector<LayerSummary> rows;
+    for (auto& l : layers_) {
+      LayerSummary row;
+      row.name = l->name();
+      row.type = l->type_name();
+      row.description = l->describe();
+      row.macs = l->macs_per_sample(input);
+      input = l->output_shape(input);
+      row.output = input;
+      row.parameters = l->parameter_count();
+      row.activation_bytes = input.per_sample() * static_cast<Index>(sizeof(T));
+      rows.push_back(row);
+    }
+    return rows;
+  }
+
+ private:
+  std::vector<std::unique_ptr<Layer<T>>> layers_;
+  bool training_ = true;
+};
+
+}  // namespace convnet

@@ -1,0 +1,423 @@
+// Optimizers, schedules, the training step, and checkpoints.
+#include <gtest/gtest.h>
+
+#include <convnet/alexnet.hpp>
+#include <convnet/checkpoint.hpp>
+#include <convnet/optim/adam.hpp>
+#include <convnet/optim/schedules.hpp>
+#include <convnet/optim/sgd.hpp>
+#include <convnet/threading.hpp>
+#include <convnet/training.hpp>
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+namespace {
+
+using namespace convnet;
+namespace fs = std::filesystem;
+
+// ---- optimizers against hand-computed updates -------------------------------
+
+struct TwoParameters {
+  Vector<double> w{Vector<double>(2)}, gw{Vector<double>(2)}, b{Vector<double>(1)}, gb{Vector<double>(1)};
+  TwoParameters() {
+    w << 1.0, -2.0;
+    gw << 0.5, 0.25;
+    b << 3.0;
+    gb << 0.5;
+  }
+  std::vector<Parameter<double>> parameters() {
+    return {Parameter<double>{"w", {2}, w.data(), gw.data(), 2, true},
+            Parameter<double>{"b", {1}, b.data(), gb.data(), 1, false}};
+  }
+};
+
+TEST(Sgd, MomentumAndWeightDecayByHand) {
+  TwoParameters p;
+  Sgd<double> sgd(p.parameters(), SgdOptions(0.1).momentum(0.9).weight_decay(0.01));
+  sgd.step();
+  // v = -0.1 * (0.5 + 0.01 * 1) = -0.051;  v = -0.1 * (0.25 + 0.01 * -2) = -0.023
+  EXPECT_NEAR(p.w[0], 0.949, 1e-15);
+  EXPECT_NEAR(p.w[1], -2.023, 1e-15);
+  EXPECT_NEAR(p.b[0], 3.0 - 0.05, 1e-15);  // biases skip weight decay
+  sgd.step();
+  // v = 0.9 * -0.051 - 0.1 * (0.5 + 0.01 * 0.949) = -0.096849
+  EXPECT_NEAR(p.w[0], 0.949 - 0.096849, 1e-15);
+  EXPECT_EQ(sgd.steps(), 2u);
+}
+
+TEST(Sgd, NesterovByHand) {
+  TwoParameters p;
+  Sgd<double> sgd(p.parameters(), SgdOptions(0.1).momentum(0.9).weight_decay(0.01).nesterov(true));
+  sgd.step();
+  // v = -0.051;  w = 1 + 0.9 * -0.051 - 0.1 * 0.51 = 0.9031
+  EXPECT_NEAR(p.w[0], 0.9031, 1e-15);
+}
+
+TEST(Sgd, PerParameterSettings) {
+  TwoParameters p;
+  Sgd<double> sgd(p.parameters(), SgdOptions(0.1).momentum(0).weight_decay(0.01));
+  sgd.set_parameter_settings("b", ParameterSettings{2.0, 0.1});  // double rate, decay 0.1
+  sgd.step();
+  EXPECT_NEAR(p.b[0], 3.0 - 0.2 * (0.5 + 0.1 * 3.0), 1e-15);
+  EXPECT_THROW(sgd.set_parameter_settings("nope", {}), std::invalid_argument);
+  TwoParameters q;
+  Sgd<double> decay_all(q.parameters(), SgdOptions(0.1).momentum(0).weight_decay(0.01).decay_biases(true));
+  decay_all.step();
+  EXPECT_NEAR(q.b[0], 3.0 - 0.1 * (0.5 + 0.03), 1e-15);
+}
+
+TEST(Adam, TwoStepsByHand) {
+  TwoParameters p;
+  Adam<double> adam(p.parameters(), AdamOptions(0.1));
+  adam.step();
+  // m = 0.05, v = 0.00025, m^ = 0.5, v^ = 0.25: w = 1 - 0.1 * 0.5 / (0.5 + 1e-8)
+  EXPECT_NEAR(p.w[0], 1 - 0.1 * 0.5 / (0.5 + 1e-8), 1e-15);
+  p.gw << 0.25, 0.25;
+  adam.step();
+  const double m = 0.9 * 0.05 + 0.1 * 0.25, v = 0.999 * 0.00025 + 0.001 * 0.0625;
+  const double mhat = m / (1 - 0.81), vhat = v / (1 - 0.999 * 0.999);
+  EXPECT_NEAR(p.w[0], 1 - 0.1 * 0.5 / (0.5 + 1e-8) - 0.1 * mhat / (std::sqrt(vhat) + 1e-8), 1e-14);
+}
+
+TEST(Adam, L2AndDecoupledWeightDecay) {
+  TwoParameters p;
+  Adam<double> l2(p.parameters(), AdamOptions(0.1).weight_decay(0.5));
+  l2.step();
+  // g' = 0.5 + 0.5 * 1 = 1: the first Adam step moves by lr whatever the gradient.
+  EXPECT_NEAR(p.w[0], 1 - 0.1 * 1.0 / (1.0 + 1e-8), 1e-15);
+  TwoParameters q;
+  Adam<double> adamw(q.parameters(), AdamOptions(0.1).weight_decay(0.5).decoupled(true));
+  adamw.step();
+  EXPECT_NEAR(q.w[0], 1 - 0.1 * 0.5 * 1 - 0.1 * 0.5 / (0.5 + 1e-8), 1e-15);
+  EXPECT_EQ(adamw.type_name(), "AdamW");
+}
+
+// ---- schedules against their formulas ---------------------------------------
+
+TEST(Schedules, StepLR) {
+  StepLR s(0.1, 2, 0.5);
+  const double expected[] = {0.1, 0.1, 0.05, 0.05, 0.025};
+  for (double e : expected) {
+    EXPECT_DOUBLE_EQ(s.learning_rate(), e);
+    s.epoch_end(0);
+  }
+}
+
+TEST(Schedules, ReduceOnPlateauDividesByTenWhenValidationStalls) {
+  ReduceOnPlateau s(0.01, 0.1, 1, 0.0, 2);
+  const double losses[] = {1.0, 0.9, 0.95, 0.96, 0.97, 0.8, 0.85, 0.86, 0.9, 0.91, 0.92, 0.93};
+  const double after[] = {0.01, 0.01, 0.01, 0.001, 0.001, 0.001, 0.001, 1e-4, 1e-4, 1e-4, 1e-4, 1e-4};
+  for (int i = 0; i < 12; ++i) {
+    s.epoch_end(losses[i]);
+    EXPECT_NEAR(s.learning_rate(), after[i], 1e-18) << "after epoch " << i;
+  }
+  EXPECT_EQ(s.reductions(), 2);  // capped at max_reductions
+}
+
+TEST(Schedules, CosineFollowsItsFormula) {
+  CosineLR s(0.1, 100, 0.001);
+  for (int t = 0; t <= 120; ++t) {
+    const double pct = std::min(t, 100) / 100.0;
+    EXPECT_NEAR(s.learning_rate(), 0.001 + (0.1 - 0.001) * (1 + std::cos(M_PI * pct)) / 2, 1e-15) << t;
+    s.step();
+  }
+}
+
+TEST(Schedules, OneCycleFollowsItsFormula) {
+  OneCycleLR s(0.05, 100, 0.25, 25, 1e4);
+  const double initial = 0.05 / 25, final_lr = initial / 1e4;
+  for (int t = 0; t < 100; ++t) {
+    double expected;
+    if (t <= 24) {
+      expected = 0.05 + (initial - 0.05) / 2 * (std::cos(M_PI * t / 24.0) + 1);
+    } else {
+      expected = final_lr + (0.05 - final_lr) / 2 * (std::cos(M_PI * (t - 24) / 75.0) + 1);
+    }
+    EXPECT_NEAR(s.learning_rate(), expected, 1e-15) << t;
+    s.step();
+  }
+  EXPECT_NEAR(s.learning_rate(), final_lr, 1e-18);
+}
+
+// ---- training ----------------------------------------------------------------
+
+// A quarter-width CIFAR AlexNet on 16 x 16 inputs: the same eight layers, small enough for a test.
+AlexNetConfig tiny_config() {
+  AlexNetConfig c = AlexNetConfig::named("cifar").with_width(0.25).with_init(AlexNetInit::He);
+  c.input_size = 16;
+  return c;
+}
+
+struct TinyData {
+  Tensor<float> images;
+  std::vector<int> labels;
+  TinyData(Index n, std::uint64_t seed) : images(n, 3, 16, 16), labels(static_cast<std::size_t>(n)) {
+    Rng rng(seed);
+    for (Index i = 0; i < images.size(); ++i) images.data()[i] = static_cast<float>(rng.uniform(-1, 1));
+    for (auto& l : labels) l = static_cast<int>(rng.below(10));
+  }
+};
+
+double overfit(Optimizer<float>& optimizer, Sequential<float>& net, const TinyData& data, int max_steps) {
+  SoftmaxCrossEntropy<float> loss;
+  for (int step = 0; step < max_steps; ++step) {
+    train_step(net, loss, optimizer, data.images, data.labels);
+    if (step % 10 == 9 && evaluate(net, data.images, data.labels).top1_accuracy() == 1.0) break;
+  }
+  return evaluate(net, data.images, data.labels).top1_accuracy();
+}
+
+TEST(Training, OverfitsThirtyTwoImagesWithSgd) {
+  auto net = make_alexnet<float>(tiny_config(), 1);
+  TinyData data(32, 2);
+  Sgd<float> sgd(net.parameters(), SgdOptions(0.01).momentum(0.9).weight_decay(0).nesterov(true));
+  EXPECT_EQ(overfit(sgd, net, data, 400), 1.0);
+}
+
+TEST(Training, OverfitsThirtyTwoImagesWithAdam) {
+  auto net = make_alexnet<float>(tiny_config(), 1);
+  TinyData data(32, 2);
+  Adam<float> adam(net.parameters(), AdamOptions(1e-3));
+  EXPECT_EQ(overfit(adam, net, data, 400), 1.0);
+}
+
+TEST(Training, EvaluateReportsTopOneAndTopFive) {
+  auto net = make_alexnet<float>(tiny_config(), 3);
+  TinyData data(40, 4);
+  const ClassificationMetrics m = evaluate(net, data.images, data.labels, 16);
+  EXPECT_EQ(m.count, 40);
+  EXPECT_GE(m.top5, m.top1);
+  EXPECT_GT(m.loss(), 0.0);
+  EXPECT_TRUE(net.training());  // mode restored
+}
+
+TEST(Training, NonFiniteLossStopsWithTheStep) {
+  auto net = make_alexnet<float>(tiny_config(), 1);
+  TinyData data(8, 2);
+  for (auto& p : net.parameters()) p.values().setConstant(std::nanf(""));
+  Sgd<float> sgd(net.parameters());
+  SoftmaxCrossEntropy<float> loss;
+  try {
+    train_step(net, loss, sgd, data.images, data.labels);
+    FAIL();
+  } catch (const NonFiniteLossError& e) {
+    EXPECT_NE(std::string(e.what()).find("step 1"), std::string::npos) << e.what();
+  }
+}
+
+// ---- checkpoints ---------------------------------------------------------------
+
+struct TempDir {
+  fs::path path;
+  TempDir() {
+    path = fs::temp_directory_path() / ("convnet_test_" + std::to_string(::getpid()) + "_" +
+                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(path);
+    fs::create_directories(path);
+  }
+  ~TempDir() { fs::remove_all(path); }
+  std::string file(const std::string& name) const { return (path / name).string(); }
+};
+
+std::vector<float> all_values(Sequential<float>& net) {
+  std::vector<float> v;
+  for (const auto& p : net.parameters()) v.insert(v.end(), p.value, p.value + p.size);
+  return v;
+}
+
+template <class F>
+std::string checkpoint_error(F&& f) {
+  try {
+    f();
+  } catch (const CheckpointError& e) {
+    return e.what();
+  }
+  return "no CheckpointError";
+}
+
+TEST(Checkpoint, SaveLoadGivesIdenticalOutputs) {
+  TempDir dir;
+  auto net = make_alexnet<float>(tiny_config(), 1);
+  net.eval();
+  Checkpoint c;
+  save_training_state(c, net);
+  c.set_text("note", "hello");
+  c.set_u64s("epoch", {3});
+  c.save(dir.file("a.ckpt"));
+  EXPECT_FALSE(fs::exists(dir.file("a.ckpt.tmp")));
+
+  auto other = make_alexnet<float>(tiny_config(), 99);
+  other.eval();
+  const Checkpoint loaded = Checkpoint::load(dir.file("a.ckpt"));
+  restore_training_state(loaded, other);
+  EXPECT_EQ(loaded.text("note"), "hello");
+  EXPECT_EQ(loaded.u64s("epoch"), std::vector<std::uint64_t>{3});
+  TinyData data(4, 5);
+  const Tensor<float> a = net.forward(data.images);
+  const Tensor<float> b = other.forward(data.images);
+  EXPECT_TRUE(flat(a) == flat(b));
+
+  // Into double precision too.
+  auto in_double = make_alexnet<double>(tiny_config(), 7);
+  restore_training_state(loaded, in_double);
+  EXPECT_DOUBLE_EQ(in_double.parameters()[0].value[5], static_cast<double>(net.parameters()[0].value[5]));
+}
+
+// Trains `epochs` epochs (shuffled batches of 8 from 32 images), from `first_epoch`.
+struct TrainingRun {
+  Sequential<float> net;
+  Sgd<float> sgd;
+  OneCycleLR schedule;
+  SoftmaxCrossEntropy<float> loss;
+  Rng order;
+  explicit TrainingRun(std::uint64_t seed)
+      : net(make_alexnet<float>(tiny_config(), seed)),
+        sgd(net.parameters(), SgdOptions(0.01).nesterov(true)),
+        schedule(0.02, 16),
+        order(seed + 100) {}
+  void epochs(const TinyData& data, int count) {
+    std::vector<Index> index(32);
+    Tensor<float> batch(8, 3, 16, 16);
+    std::vector<int> labels(8);
+    for (int e = 0; e < count; ++e) {
+      // Each epoch's order depends only on the random state, as a resumed run needs.
+      for (Index i = 0; i < 32; ++i) index[static_cast<std::size_t>(i)] = i;
+      order.shuffle(index.begin(), index.end());
+      for (Index b = 0; b < 4; ++b) {
+        for (Index i = 0; i < 8; ++i) {
+          const Index src = index[static_cast<std::size_t>(b * 8 + i)];
+          std::copy(data.images.data() + src * 768, data.images.data() + (src + 1) * 768, batch.data() + i * 768);
+          labels[static_cast<std::size_t>(i)] = data.labels[static_cast<std::size_t>(src)];
+        }
+        train_step(net, loss, sgd, batch, labels, &schedule);
+      }
+    }
+  }
+  Checkpoint save() {
+    Checkpoint c;
+    save_training_state(c, net, &sgd, &schedule);
+    c.set_u64s("order", {order.state()});
+    return c;
+  }
+  void restore(const Checkpoint& c) {
+    restore_training_state(c, net, &sgd, &schedule);
+    order.set_state(c.u64s("order").at(0));
+  }
+};
+
+TEST(Checkpoint, ResumeContinuesBitForBit) {
+  const int threads = num_threads();
+  set_num_threads(1);
+  TempDir dir;
+  TinyData data(32, 8);
+  TrainingRun straight(1);
+  straight.epochs(data, 2);
+
+  TrainingRun first(1);
+  first.epochs(data, 1);
+  first.save().save(dir.file("resume.ckpt"));
+  TrainingRun resumed(12345);  // different initial weights: all of it must come from the file
+  resumed.restore(Checkpoint::load(dir.file("resume.ckpt")));
+  resumed.epochs(data, 1);
+  set_num_threads(threads);
+
+  EXPECT_EQ(resumed.sgd.steps(), straight.sgd.steps());
+  EXPECT_DOUBLE_EQ(resumed.schedule.learning_rate(), straight.schedule.learning_rate());
+  const auto a = all_values(straight.net), b = all_values(resumed.net);
+  ASSERT_EQ(a.size(), b.size());
+  EXPECT_TRUE(a == b) << "parameters differ after resuming";
+}
+
+TEST(Checkpoint, DifferentConfigurationIsRefusedAndLeavesTheNetworkUntouched) {
+  TempDir dir;
+  auto net = make_alexnet<float>(tiny_config(), 1);
+  Checkpoint c;
+  save_training_state(c, net);
+  c.save(dir.file("a.ckpt"));
+
+  AlexNetConfig wider = tiny_config();
+  wider.width = 0.5;
+  auto other = make_alexnet<float>(wider, 2);
+  const auto before = all_values(other);
+  const std::string what = checkpoint_error([&] { restore_training_state(Checkpoint::load(dir.file("a.ckpt")), other); });
+  EXPECT_NE(what.find("different network: layer 1 is 'conv1: Conv2d(3 -> 16"), std::string::npos) << what;
+  EXPECT_NE(what.find(dir.file("a.ckpt")), std::string::npos) << what;
+  EXPECT_TRUE(before == all_values(other));
+
+  // Same architecture, wrong optimizer.
+  Adam<float> adam(net.parameters());
+  Checkpoint with_sgd;
+  Sgd<float> sgd(net.parameters());
+  save_training_state(with_sgd, net, &sgd);
+  EXPECT_NE(checkpoint_error([&] { restore_training_state(with_sgd, net, &adam); }).find("optimizer state is for Sgd"),
+            std::string::npos);
+}
+
+TEST(Checkpoint, TruncatedCorruptedAndForeignFilesAreReported) {
+  TempDir dir;
+  auto net = make_alexnet<float>(tiny_config(), 1);
+  Checkpoint c;
+  save_training_state(c, net);
+  const std::string bytes = c.serialize();
+  auto write = [&](const std::string& name, const std::string& content) {
+    std::ofstream(dir.file(name), std::ios::binary) << content;
+    return dir.file(name);
+  };
+
+  const std::string truncated = write("truncated.ckpt", bytes.substr(0, bytes.size() / 2));
+  std::string what = checkpoint_error([&] { Checkpoint::load(truncated); });
+  EXPECT_NE(what.find(truncated), std::string::npos) << what;
+  EXPECT_NE(what.find("truncated"), std::string::npos) << what;
+
+  std::string flipped = bytes;
+  flipped[bytes.size() / 2] ^= 0x40;
+  what = checkpoint_error([&] { Checkpoint::load(write("flipped.ckpt", flipped)); });
+  EXPECT_NE(what.find("checksum mismatch over bytes 32-"), std::string::npos) << what;
+
+  what = checkpoint_error([&] { Checkpoint::load(write("foreign.ckpt", std::string(100, 'x'))); });
+  EXPECT_NE(what.find("bytes 0-7 are not the magic number"), std::string::npos) << what;
+
+  what = checkpoint_error([&] { Checkpoint::load(write("tiny.ckpt", "CNV")); });
+  EXPECT_NE(what.find("truncated header"), std::string::npos) << what;
+
+  what = checkpoint_error([&] { Checkpoint::load(dir.file("missing.ckpt")); });
+  EXPECT_NE(what.find("cannot open checkpoint " + dir.file("missing.ckpt")), std::string::npos) << what;
+
+  // An entry that claims more than the file holds is refused before allocating (checksum fixed up to reach the parser).
+  Checkpoint liar;
+  liar.set_f64s("x", {1.0, 2.0});
+  std::string forged = liar.serialize();
+  const std::size_t count_at = 32 + 4 + 1 + 1;  // key length, key "x", kind
+  const std::uint64_t huge = 1ULL << 60;
+  std::memcpy(&forged[count_at], &huge, 8);
+  std::uint64_t h = 0xcbf29ce484222325ULL;
+  for (std::size_t i = 32; i < forged.size(); ++i) {
+    h ^= static_cast<unsigned char>(forged[i]);
+    h *= 0x100000001b3ULL;
+  }
+  std::memcpy(&forged[24], &h, 8);
+  what = checkpoint_error([&] { Checkpoint::parse(forged, "forged"); });
+  EXPECT_NE(what.find("entry 'x' claims 1152921504606846976 items"), std::string::npos) << what;
+}
+
+TEST(Checkpoint, AFailedSaveKeepsThePreviousCheckpoint) {
+  TempDir dir;
+  auto net = make_alexnet<float>(tiny_config(), 1);
+  Checkpoint c;
+  save_training_state(c, net);
+  c.save(dir.file("keep.ckpt"));
+  // Make the temporary file impossible to create: the save must fail loudly and leave keep.ckpt alone.
+  fs::create_directory(dir.file("keep.ckpt.tmp"));
+  Checkpoint newer;
+  newer.set_text("architecture", "something else\n");
+  EXPECT_NE(checkpoint_error([&] { newer.save(dir.file("keep.ckpt")); }).find("cannot write checkpoint"),
+            std::string::npos);
+  restore_training_state(Checkpoint::load(dir.file("keep.ckpt")), net);  // still the good one
+}
+
+}  // namespace
