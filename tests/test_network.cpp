@@ -97,6 +97,17 @@ TEST(AlexNet, CifarConfigurations) {
   EXPECT_EQ(hundred.parameter_count(), 5871434 - 10250 + 1024 * 100 + 100);
 }
 
+TEST(AlexNet, ConfigurationTextRoundTrips) {
+  AlexNetConfig c = AlexNetConfig::named("cifar").with_classes(100).with_width(0.75).with_groups(2).with_init(
+      AlexNetInit::He);
+  c.lrn.convention(LrnConvention::AlphaOverN).alpha(5e-4);
+  const AlexNetConfig back = AlexNetConfig::parse(c.str());
+  EXPECT_EQ(back.str(), c.str());
+  EXPECT_EQ(make_alexnet<float>(back).architecture(), make_alexnet<float>(c).architecture());
+  EXPECT_THROW(AlexNetConfig::parse("name=cifar input=32"), std::invalid_argument);
+  EXPECT_THROW(AlexNetConfig::parse(c.str() + " junk"), std::invalid_argument);
+}
+
 TEST(AlexNet, UnknownConfigurationListsTheValidNames) {
   try {
     AlexNetConfig::named("vgg");

@@ -20,6 +20,7 @@
 #include <array>
 #include <cmath>
 #include <cstdint>
+#include <map>
 #include <sstream>
 #include <string>
 
@@ -96,9 +97,53 @@ struct AlexNetConfig {
     return std::max<Index>(g, (v + g - 1) / g * g);
   }
 
+  /// Reads the text form written by str(); throws std::invalid_argument naming a bad field.
+  static AlexNetConfig parse(const std::string& text) {
+    std::istringstream in(text);
+    std::string field;
+    std::map<std::string, std::string> fields;
+    while (in >> field) {
+      const auto eq = field.find('=');
+      if (eq == std::string::npos) throw std::invalid_argument("AlexNetConfig::parse: malformed field '" + field + "'");
+      fields[field.substr(0, eq)] = field.substr(eq + 1);
+    }
+    auto take = [&](const char* key) {
+      auto it = fields.find(key);
+      if (it == fields.end()) {
+        throw std::invalid_argument(std::string("AlexNetConfig::parse: missing field '") + key + "' in '" + text + "'");
+      }
+      return it->second;
+    };
+    try {
+      AlexNetConfig c = named(take("name"));
+      c.input_size = std::stol(take("input"));
+      c.classes = std::stol(take("classes"));
+      c.groups = std::stol(take("groups"));
+      c.width = std::stod(take("width"));
+      c.dropout = std::stod(take("dropout"));
+      const std::string init = take("init");
+      if (init != "he" && init != "paper") throw std::invalid_argument("init '" + init + "'");
+      c.init = init == "he" ? AlexNetInit::He : AlexNetInit::Paper;
+      std::istringstream lrn(take("lrn"));
+      std::string part[5];
+      for (auto& p : part) {
+        if (!std::getline(lrn, p, ',')) throw std::invalid_argument("lrn '" + take("lrn") + "'");
+      }
+      c.lrn = LocalResponseNormOptions(std::stol(part[0]))
+                  .alpha(std::stod(part[1]))
+                  .beta(std::stod(part[2]))
+                  .k(std::stod(part[3]))
+                  .convention(part[4] == "paper" ? LrnConvention::Paper : LrnConvention::AlphaOverN);
+      return c;
+    } catch (const std::logic_error& e) {  // stol/stod failures and the throws above
+      throw std::invalid_argument("AlexNetConfig::parse: cannot read '" + text + "': " + e.what());
+    }
+  }
+
   /// A one-line text form ("name=cifar classes=10 ..."), stored in checkpoints.
   std::string str() const {
     std::ostringstream out;
+    out.precision(12);
     out << "name=" << name << " input=" << input_size << " classes=" << classes << " groups=" << groups
         << " width=" << width << " dropout=" << dropout << " init=" << (init == AlexNetInit::He ? "he" : "paper")
         << " lrn=" << lrn.size() << "," << lrn.alpha() << "," << lrn.beta() << "," << lrn.k() << ","
