@@ -5,6 +5,13 @@
 
 #include "alexnet.hpp"
 #include "checkpoint.hpp"
+#include "data/cifar10.hpp"
+#include "data/dataset.hpp"
+#include "data/image.hpp"
+#include "data/image_folder.hpp"
+#include "data/image_io.hpp"
+#include "data/loader.hpp"
+#include "data/transforms.hpp"
 #include "errors.hpp"
 #include "gemm.hpp"
 #include "layer.hpp"

@@ -1,0 +1,120 @@
+// ImageFolderDataset: the ImageNet layout, root/<class name>/<picture>.
+//
+// Classes are the sub-folders of root sorted by name (label = position);
+// pictures are the regular files inside each, sorted by name, decoded with
+// stb (see image_io.hpp). Every picture is decoded once when the folder is
+// scanned (in parallel), so a corrupt file is found before training starts:
+// by default it is skipped and listed in skipped(); with strict(true) it
+// stops the scan with its path and stb's reason.
+#pragma once
+
+#include <algorithm>
+#include <filesystem>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "../threading.hpp"
+#include "dataset.hpp"
+#include "image_io.hpp"
+
+namespace convnet {
+
+struct ImageFolderOptions {
+  ImageFolderOptions& strict(bool v) { strict_ = v; return *this; }
+  ImageFolderOptions& verify(bool v) { verify_ = v; return *this; }
+  ImageFolderOptions& limits(const ImageLimits& v) { limits_ = v; return *this; }
+
+  bool strict() const { return strict_; }
+  bool verify() const { return verify_; }
+  const ImageLimits& limits() const { return limits_; }
+
+ private:
+  bool strict_ = false;
+  bool verify_ = true;  ///< decode every picture during the scan (off: header check only)
+  ImageLimits limits_;
+};
+
+class ImageFolderDataset : public Dataset {
+ public:
+  struct Skipped {
+    std::string path, reason;
+  };
+
+  explicit ImageFolderDataset(const std::string& root, const ImageFolderOptions& options = {}) : options_(options) {
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    if (!fs::is_directory(root, ec)) throw DataError("image folder " + root + " does not exist or is not a folder");
+    for (const auto& entry : fs::directory_iterator(root)) {
+      if (entry.is_directory()) class_names_.push_back(entry.path().filename().string());
+    }
+    std::sort(class_names_.begin(), class_names_.end());
+    if (class_names_.empty()) throw DataError("image folder " + root + " has no class sub-folders");
+    std::vector<std::pair<std::string, int>> candidates;
+    for (std::size_t c = 0; c < class_names_.size(); ++c) {
+      std::vector<std::string> files;
+      for (const auto& entry : fs::directory_iterator(fs::path(root) / class_names_[c])) {
+        if (entry.is_regular_file()) files.push_back(entry.path().string());
+      }
+      std::sort(files.begin(), files.end());
+      for (auto& f : files) candidates.emplace_back(std::move(f), static_cast<int>(c));
+    }
+    // Check every candidate (in parallel), then keep the good ones in order.
+    std::vector<std::string> errors(candidates.size());
+    detail::parallel_for(static_cast<Index>(candidates.size()), true, [&](Index i, int) {
+      const std::string& path = candidates[static_cast<std::size_t>(i)].first;
+      try {
+        if (options_.verify()) {
+          decode_image(path, options_.limits());
+        } else {
+          int w, h, comp;
+          if (!stbi_info(path.c_str(), &w, &h, &comp)) {
+            throw DataError("cannot decode image " + path + ": " + stbi_failure_reason());
+          }
+        }
+      } catch (const std::exception& e) {
+        errors[static_cast<std::size_t>(i)] = e.what();
+      }
+    });
+    for (std::size_t i = 0; i < candidates.size(); ++i) {
+      if (errors[i].empty()) {
+        items_.push_back(std::move(candidates[i]));
+      } else if (options_.strict()) {
+        throw DataError(errors[i]);
+      } else {
+        skipped_.push_back({candidates[i].first, errors[i]});
+      }
+    }
+  }
+
+  Index size() const override { return static_cast<Index>(items_.size()); }
+  int label(Index i) const override {
+    check_index(i);
+    return items_[static_cast<std::size_t>(i)].second;
+  }
+  void load(Index i, Image& out) const override {
+    check_index(i);
+    out = decode_image(items_[static_cast<std::size_t>(i)].first, options_.limits());
+  }
+  const std::vector<std::string>& class_names() const override { return class_names_; }
+
+  const std::string& path(Index i) const {
+    check_index(i);
+    return items_[static_cast<std::size_t>(i)].first;
+  }
+  /// Files that could not be read, with the reason (empty in strict mode).
+  const std::vector<Skipped>& skipped() const { return skipped_; }
+  /// "1200 images in 10 classes, 3 unreadable files skipped".
+  std::string summary() const {
+    return detail::concat(size(), " images in ", class_names_.size(), " classes, ", skipped_.size(),
+                          " unreadable files skipped");
+  }
+
+ private:
+  ImageFolderOptions options_;
+  std::vector<std::string> class_names_;
+  std::vector<std::pair<std::string, int>> items_;
+  std::vector<Skipped> skipped_;
+};
+
+}  // namespace convnet

@@ -1,0 +1,239 @@
+// DataLoader: shuffled, augmented batches in the network's layout (NCHW
+// float), prepared on background threads while the current batch trains.
+//
+//   DataLoader loader(train_set, pipeline, LoaderOptions().batch_size(128).workers(1).seed(7));
+//   for (std::uint64_t epoch = 0; epoch < epochs; ++epoch) {
+//     loader.start_epoch(epoch);
+//     while (const Batch* batch = loader.next()) train_step(net, loss, sgd, batch->images, batch->labels);
+//   }
+//
+// Determinism: the order of epoch e is a shuffle drawn from (seed, e), and the
+// example at position p of epoch e is transformed with an Rng seeded from
+// (seed, e, p). No random number depends on which thread does the work, so
+// the same seed gives the same batches for any number of workers (0 = build
+// each batch in the calling thread, no background threads).
+//
+// Up to `prefetch` batches are prepared ahead in a ring of buffers that are
+// reused, so a steady-state epoch allocates nothing for its batches. A batch
+// returned by next() stays valid until the following call to next() or
+// start_epoch(). An error while preparing a batch (an undecodable picture) is
+// rethrown by next().
+#pragma once
+
+#include <algorithm>
+#include <condition_variable>
+#include <cstdint>
+#include <exception>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "../errors.hpp"
+#include "../random.hpp"
+#include "../tensor.hpp"
+#include "dataset.hpp"
+#include "transforms.hpp"
+
+namespace convnet {
+
+struct LoaderOptions {
+  LoaderOptions& batch_size(Index v) { batch_size_ = v; return *this; }
+  LoaderOptions& shuffle(bool v) { shuffle_ = v; return *this; }
+  LoaderOptions& drop_last(bool v) { drop_last_ = v; return *this; }
+  LoaderOptions& workers(int v) { workers_ = v; return *this; }
+  LoaderOptions& prefetch(int v) { prefetch_ = v; return *this; }
+  LoaderOptions& seed(std::uint64_t v) { seed_ = v; return *this; }
+
+  Index batch_size() const { return batch_size_; }
+  bool shuffle() const { return shuffle_; }
+  bool drop_last() const { return drop_last_; }
+  int workers() const { return workers_; }
+  int prefetch() const { return prefetch_; }
+  std::uint64_t seed() const { return seed_; }
+
+ private:
+  Index batch_size_ = 128;
+  bool shuffle_ = true, drop_last_ = false;
+  int workers_ = 1, prefetch_ = 4;
+  std::uint64_t seed_ = 0;
+};
+
+struct Batch {
+  Tensor<float> images;        ///< [count, C, H, W]
+  std::vector<int> labels;     ///< count labels
+  std::vector<Index> indices;  ///< the dataset index of each example
+  Index count() const { return static_cast<Index>(labels.size()); }
+};
+
+class DataLoader {
+ public:
+  DataLoader(const Dataset& data, Pipeline pipeline, const LoaderOptions& options = LoaderOptions())
+      : data_(data), pipeline_(std::move(pipeline)), opt_(options) {
+    detail::require_option(opt_.batch_size() >= 1, "DataLoader", "batch_size", ">= 1", opt_.batch_size());
+    detail::require_option(opt_.workers() >= 0, "DataLoader", "workers", ">= 0", opt_.workers());
+    detail::require_option(opt_.prefetch() >= 1, "DataLoader", "prefetch", ">= 1", opt_.prefetch());
+    if (data_.size() == 0) throw DataError("DataLoader: the dataset is empty");
+    slots_.resize(static_cast<std::size_t>(opt_.workers() == 0 ? 1 : opt_.prefetch()));
+    for (int w = 0; w < opt_.workers(); ++w) threads_.emplace_back([this] { work(); });
+  }
+
+  ~DataLoader() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stop_ = true;
+    }
+    work_ready_.notify_all();
+    for (auto& t : threads_) t.join();
+  }
+
+  DataLoader(const DataLoader&) = delete;
+  DataLoader& operator=(const DataLoader&) = delete;
+
+  Index batches_per_epoch() const {
+    const Index n = data_.size(), b = opt_.batch_size();
+    return opt_.drop_last() ? n / b : (n + b - 1) / b;
+  }
+  const Dataset& dataset() const { return data_; }
+  const LoaderOptions& options() const { return opt_; }
+
+  /// Begins epoch `epoch` at batch `first_batch` (to resume an interrupted epoch).
+  void start_epoch(std::uint64_t epoch, Index first_batch = 0) {
+    detail::require_option(first_batch >= 0 && first_batch <= batches_per_epoch(), "DataLoader::start_epoch",
+                           "first_batch", detail::concat("in [0, ", batches_per_epoch(), "]").c_str(), first_batch);
+    std::unique_lock<std::mutex> lock(mutex_);
+    end_task_ = next_task_;  // no new work; let the batches in flight finish
+    idle_.wait(lock, [&] { return in_flight_ == 0; });
+    epoch_ = epoch;
+    order_.resize(static_cast<std::size_t>(data_.size()));
+    for (Index i = 0; i < data_.size(); ++i) order_[static_cast<std::size_t>(i)] = i;
+    if (opt_.shuffle()) {
+      Rng rng(detail::mix64(opt_.seed() + detail::kGolden * (epoch + 1)) ^ 0x5DEECE66DULL);
+      rng.shuffle(order_.begin(), order_.end());
+    }
+    for (auto& s : slots_) s.state = Slot::Empty;
+    next_task_ = released_ = next_out_ = first_batch;
+    end_task_ = batches_per_epoch();
+    holding_ = false;
+    started_ = true;
+    lock.unlock();
+    work_ready_.notify_all();
+  }
+
+  /// The next batch of the epoch, or nullptr when it is over.
+  const Batch* next() {
+    if (!started_) throw std::logic_error("DataLoader::next: call start_epoch first");
+    std::unique_lock<std::mutex> lock(mutex_);
+    if (holding_) {  // the caller is done with the batch it holds
+      holding_ = false;
+      released_ = next_out_;
+      lock.unlock();
+      work_ready_.notify_all();
+      lock.lock();
+    }
+    if (next_out_ >= batches_per_epoch()) return nullptr;
+    const Index task = next_out_;
+    Slot& slot = slots_[static_cast<std::size_t>(task) % slots_.size()];
+    if (threads_.empty()) {
+      slot.task = task;
+      slot.state = Slot::Filling;
+      lock.unlock();
+      const bool ok = fill(slot, task);
+      lock.lock();
+      slot.state = ok ? Slot::Ready : Slot::Failed;
+    } else {
+      batch_ready_.wait(lock, [&] { return slot.task == task && (slot.state == Slot::Ready || slot.state == Slot::Failed); });
+    }
+    ++next_out_;
+    holding_ = true;
+    if (slot.state == Slot::Failed) {
+      std::exception_ptr error = slot.error;
+      slot.error = nullptr;
+      std::rethrow_exception(error);
+    }
+    return &slot.batch;
+  }
+
+ private:
+  struct Slot {
+    enum State { Empty, Filling, Ready, Failed } state = Empty;
+    Index task = -1;
+    Batch batch;
+    Image image;  // scratch for the picture being transformed
+    std::exception_ptr error;
+  };
+
+  void work() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    for (;;) {
+      work_ready_.wait(lock, [&] {
+        return stop_ || (next_task_ < end_task_ && next_task_ < released_ + static_cast<Index>(slots_.size()));
+      });
+      if (stop_) return;
+      const Index task = next_task_++;
+      Slot& slot = slots_[static_cast<std::size_t>(task) % slots_.size()];
+      slot.task = task;
+      slot.state = Slot::Filling;
+      ++in_flight_;
+      lock.unlock();
+      const bool ok = fill(slot, task);
+      lock.lock();
+      slot.state = ok ? Slot::Ready : Slot::Failed;
+      --in_flight_;
+      batch_ready_.notify_all();
+      idle_.notify_all();
+    }
+  }
+
+  // Builds batch `task` of the current epoch into `slot` (no lock held; only this
+  // thread touches the slot's buffers). On failure the error is kept in the slot.
+  bool fill(Slot& slot, Index task) {
+    try {
+      const Index begin = task * opt_.batch_size();
+      const Index count = std::min(opt_.batch_size(), data_.size() - begin);
+      Batch& batch = slot.batch;
+      batch.labels.resize(static_cast<std::size_t>(count));
+      batch.indices.resize(static_cast<std::size_t>(count));
+      Shape first;
+      for (Index k = 0; k < count; ++k) {
+        const Index position = begin + k;
+        const Index index = order_[static_cast<std::size_t>(position)];
+        data_.load(index, slot.image);
+        Rng rng(detail::mix64(detail::mix64(opt_.seed() + detail::kGolden * (epoch_ + 1)) ^
+                              detail::mix64(static_cast<std::uint64_t>(position))));
+        pipeline_.apply(slot.image, rng);
+        const Shape shape{count, slot.image.channels, slot.image.height, slot.image.width};
+        if (k == 0) {
+          first = shape;
+          resize(batch.images, shape);
+        } else if (shape != first) {
+          throw DataError(detail::concat("DataLoader: example ", index, " is ", slot.image.shape_str(),
+                                         " after the transforms but the batch's first is ", first.c, "x", first.h,
+                                         "x", first.w, "; add a Resize or crop so every picture has one size"));
+        }
+        std::copy(slot.image.pixels.begin(), slot.image.pixels.end(), batch.images.data() + k * first.per_sample());
+        batch.labels[static_cast<std::size_t>(k)] = data_.label(index);
+        batch.indices[static_cast<std::size_t>(k)] = index;
+      }
+      return true;
+    } catch (...) {
+      slot.error = std::current_exception();
+      return false;
+    }
+  }
+
+  const Dataset& data_;
+  Pipeline pipeline_;
+  LoaderOptions opt_;
+  std::vector<Slot> slots_;
+  std::vector<std::thread> threads_;
+  std::vector<Index> order_;
+  std::uint64_t epoch_ = 0;
+
+  std::mutex mutex_;
+  std::condition_variable work_ready_, batch_ready_, idle_;
+  bool stop_ = false, started_ = false, holding_ = false;
+  Index next_task_ = 0, end_task_ = 0, released_ = 0, next_out_ = 0, in_flight_ = 0;
+};
+
+}  // namespace convnet

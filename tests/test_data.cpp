@@ -1,0 +1,447 @@
+// Datasets, transforms and the loader, on small files the tests write themselves.
+#include <gtest/gtest.h>
+
+#include <convnet/data/image_io.hpp>  // first: it compiles stb
+#include <convnet/data/cifar10.hpp>
+#include <convnet/data/image_folder.hpp>
+#include <convnet/data/loader.hpp>
+#include <convnet/data/transforms.hpp>
+
+#include <cmath>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <set>
+#include <fstream>
+#include <string>
+#include <unistd.h>
+
+namespace {
+
+using namespace convnet;
+namespace fs = std::filesystem;
+
+struct TempDir {
+  fs::path path;
+  TempDir() {
+    path = fs::temp_directory_path() / ("convnet_data_" + std::to_string(::getpid()) + "_" +
+                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(path);
+    fs::create_directories(path);
+  }
+  ~TempDir() { fs::remove_all(path); }
+  std::string operator/(const std::string& name) const { return (path / name).string(); }
+};
+
+// An image whose pixel (c, y, x) holds 100c + 10y + x: every value tells where it came from.
+Image coded(Index c, Index h, Index w) {
+  Image image(c, h, w);
+  for (Index k = 0; k < c; ++k)
+    for (Index y = 0; y < h; ++y)
+      for (Index x = 0; x < w; ++x) image.at(k, y, x) = static_cast<float>(100 * k + 10 * y + x);
+  return image;
+}
+
+// ---- transforms -------------------------------------------------------------------
+
+TEST(Transforms, FlipIsAnExactMirror) {
+  Image image = coded(3, 4, 5);
+  flip_horizontal(image);
+  for (Index c = 0; c < 3; ++c)
+    for (Index y = 0; y < 4; ++y)
+      for (Index x = 0; x < 5; ++x) EXPECT_EQ(image.at(c, y, x), 100 * c + 10 * y + (4 - x));
+  Rng rng(1);
+  Image always = coded(1, 2, 3), never = coded(1, 2, 3);
+  RandomHorizontalFlip(1.0).apply(always, rng);
+  RandomHorizontalFlip(0.0).apply(never, rng);
+  EXPECT_EQ(always.at(0, 1, 0), 12);
+  EXPECT_EQ(never.at(0, 1, 0), 10);
+}
+
+TEST(Transforms, CropsLandAtTheirOffsets) {
+  Rng rng(1);
+  Image centre = coded(2, 6, 8);
+  CenterCrop(2, 4).apply(centre, rng);
+  ASSERT_EQ(centre.shape_str(), "2x2x4");
+  EXPECT_EQ(centre.at(0, 0, 0), 10 * 2 + 2);  // offset ((6-2)/2, (8-4)/2) = (2, 2)
+  EXPECT_EQ(centre.at(1, 1, 3), 100 + 10 * 3 + 5);
+
+  // Random crops with padding: the crop's top-left value tells its offset, which must cover the whole range.
+  std::set<std::pair<int, int>> offsets;
+  for (int i = 0; i < 400; ++i) {
+    Image image(1, 4, 4, 0.0f);
+    for (Index y = 0; y < 4; ++y)
+      for (Index x = 0; x < 4; ++x) image.at(0, y, x) = static_cast<float>(1 + 10 * y + x);
+    RandomCrop(4, 4, 2).apply(image, rng);
+    // Any real pixel (y, x) of the crop holds 1 + 10 (y + top) + (x + left); padding holds 0.
+    int top = -99, left = -99;
+    for (Index y = 0; y < 4 && top == -99; ++y) {
+      for (Index x = 0; x < 4; ++x) {
+        const float v = image.at(0, y, x);
+        if (v == 0.0f) continue;
+        const int t = static_cast<int>(v) - 1 - static_cast<int>(10 * y + x);  // 10 top + left, left in [-2, 2]
+        top = static_cast<int>(std::lround(t / 10.0));
+        left = t - 10 * top;
+        break;
+      }
+    }
+    offsets.insert({top, left});
+    EXPECT_GE(top, -2);
+    EXPECT_LE(top, 2);
+  }
+  EXPECT_EQ(offsets.size(), 25u);  // every offset in [-2, 2]^2 appears
+  Image small = coded(1, 3, 3);
+  EXPECT_THROW(RandomCrop(8, 8, 2).apply(small, rng), ShapeError);
+}
+
+TEST(Transforms, ResizeBilinear) {
+  Rng rng(1);
+  Image constant(3, 5, 7, 42.0f);
+  Resize::exact(11, 3).apply(constant, rng);
+  ASSERT_EQ(constant.shape_str(), "3x11x3");
+  for (float v : constant.pixels) EXPECT_FLOAT_EQ(v, 42.0f);
+
+  // Doubling a 1 x 2 image [0, 4]: pixel centres map to -0.25, 0.25, 0.75, 1.25 -> 0, 1, 3, 4.
+  Image ramp(1, 1, 2);
+  ramp.pixels = {0.0f, 4.0f};
+  Resize::exact(1, 4).apply(ramp, rng);
+  EXPECT_EQ(ramp.pixels, (std::vector<float>{0, 1, 3, 4}));
+
+  Image wide(3, 20, 40, 1.0f);
+  Resize::shorter_side(10).apply(wide, rng);
+  EXPECT_EQ(wide.shape_str(), "3x10x20");
+}
+
+TEST(Transforms, NormalizeAndMeanImage) {
+  Rng rng(1);
+  Image image(2, 1, 2);
+  image.pixels = {1, 3, 10, 20};
+  Normalize(ChannelStats{{2, 10}, {1, 5}}).apply(image, rng);
+  EXPECT_EQ(image.pixels, (std::vector<float>{-1, 1, 0, 2}));
+  EXPECT_THROW(Normalize(ChannelStats{{1}, {0}}), std::invalid_argument);
+  Image wrong(3, 1, 1);
+  EXPECT_THROW(SubtractMeanImage(Image(3, 2, 2)).apply(wrong, rng), ShapeError);
+}
+
+// A dataset of generated pictures, for statistics and the loader.
+class GeneratedDataset : public Dataset {
+ public:
+  GeneratedDataset(Index n, std::function<void(Index, Image&)> make, Index classes = 3)
+      : n_(n), make_(std::move(make)) {
+    for (Index c = 0; c < classes; ++c) names_.push_back("class" + std::to_string(c));
+  }
+  Index size() const override { return n_; }
+  int label(Index i) const override { return static_cast<int>(i % classes()); }
+  void load(Index i, Image& out) const override { make_(i, out); }
+  const std::vector<std::string>& class_names() const override { return names_; }
+
+ private:
+  Index n_;
+  std::function<void(Index, Image&)> make_;
+  std::vector<std::string> names_;
+};
+
+TEST(Statistics, MeanImageOfAConstantSetIsThatConstant) {
+  GeneratedDataset constant(5, [](Index, Image& out) { out.reset(3, 4, 4, 7.5f); });
+  const Image mean = compute_mean_image(constant);
+  EXPECT_EQ(mean.shape_str(), "3x4x4");
+  for (float v : mean.pixels) EXPECT_FLOAT_EQ(v, 7.5f);
+  const ChannelStats stats = compute_channel_stats(constant);
+  EXPECT_DOUBLE_EQ(stats.mean[1], 7.5);
+  EXPECT_DOUBLE_EQ(stats.stddev[1], 0.0);
+  GeneratedDataset mixed(2, [](Index i, Image& out) { out.reset(3, 4 + i, 4, 1.0f); });
+  EXPECT_THROW(compute_mean_image(mixed), ShapeError);
+}
+
+TEST(Statistics, ChannelStatsByHand) {
+  // Channel 0 takes values 0 and 10 equally often: mean 5, standard deviation 5.
+  GeneratedDataset two(2, [](Index i, Image& out) { out.reset(1, 2, 2, i == 0 ? 0.0f : 10.0f); });
+  const ChannelStats stats = compute_channel_stats(two);
+  EXPECT_DOUBLE_EQ(stats.mean[0], 5.0);
+  EXPECT_DOUBLE_EQ(stats.stddev[0], 5.0);
+}
+
+TEST(PcaColor, GreyPicturesVaryAlongTheGreyAxisOnly) {
+  // Grey pictures (R = G = B, varying): the covariance has one direction, (1, 1, 1) / sqrt(3).
+  GeneratedDataset grey(50, [](Index i, Image& out) { out.reset(3, 2, 2, static_cast<float>(i * 3 % 50)); });
+  const RgbPca pca = compute_rgb_pca(grey);
+  const Eigen::Vector3d axis = Eigen::Vector3d::Ones().normalized();
+  EXPECT_NEAR(std::abs(pca.vectors.col(0).dot(axis)), 1.0, 1e-9);
+  EXPECT_GT(pca.values[0], 100.0);
+  EXPECT_NEAR(pca.values[1], 0.0, 1e-6);
+  EXPECT_NEAR(pca.values[2], 0.0, 1e-6);
+  // So every offset lies on that axis.
+  PcaColorAugmentation augment(pca);
+  Rng rng(3);
+  for (int i = 0; i < 20; ++i) {
+    const Eigen::Vector3d d = augment.offset(rng);
+    EXPECT_LT((d - d.dot(axis) * axis).norm(), 1e-6 * std::max(1.0, d.norm()));
+  }
+}
+
+TEST(PcaColor, SpreadMatchesPointOneTimesLambdaOrItsRoot) {
+  RgbPca pca;
+  pca.vectors = Eigen::Matrix3d::Identity();
+  pca.values = Eigen::Vector3d(400.0, 25.0, 4.0);
+  for (PcaScale scale : {PcaScale::Eigenvalue, PcaScale::SqrtEigenvalue}) {
+    PcaColorAugmentation augment(pca, 0.1, scale);
+    Rng rng(5);
+    const int draws = 20000;
+    Eigen::Vector3d sum = Eigen::Vector3d::Zero(), sum_sq = Eigen::Vector3d::Zero();
+    for (int i = 0; i < draws; ++i) {
+      const Eigen::Vector3d d = augment.offset(rng);
+      sum += d;
+      sum_sq += d.cwiseProduct(d);
+    }
+    for (int k = 0; k < 3; ++k) {
+      const double expected = 0.1 * (scale == PcaScale::Eigenvalue ? pca.values[k] : std::sqrt(pca.values[k]));
+      const double sd = std::sqrt(sum_sq[k] / draws - (sum[k] / draws) * (sum[k] / draws));
+      EXPECT_NEAR(sd, expected, 0.03 * expected) << "component " << k;
+    }
+  }
+  // One offset per picture: every pixel moves by the same RGB vector.
+  PcaColorAugmentation augment(pca);
+  Image image(3, 3, 3, 100.0f);
+  Rng rng(9);
+  augment.apply(image, rng);
+  for (Index c = 0; c < 3; ++c)
+    for (Index i = 1; i < 9; ++i) EXPECT_EQ(image.plane(c)[i], image.plane(c)[0]);
+}
+
+TEST(TenCrop, CornersCentreAndMirrors) {
+  const Image image = coded(1, 5, 6);
+  const auto crops = ten_crops(image, 3, 4);
+  ASSERT_EQ(crops.size(), 10u);
+  EXPECT_EQ(crops[0].at(0, 0, 0), 0);         // top-left
+  EXPECT_EQ(crops[1].at(0, 0, 0), 2);         // top-right: column 6 - 4
+  EXPECT_EQ(crops[2].at(0, 0, 0), 20);        // bottom-left: row 5 - 3
+  EXPECT_EQ(crops[3].at(0, 0, 0), 22);        // bottom-right
+  EXPECT_EQ(crops[4].at(0, 0, 0), 11);        // centre: (1, 1)
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(crops[5 + i].at(0, 1, 0), crops[i].at(0, 1, 3));  // mirrors
+}
+
+// ---- CIFAR-10 reader -------------------------------------------------------------
+
+// Writes a CIFAR-10 folder whose record r of file f has label (f + r) % 10 and pixel k = (r + k) % 256.
+void write_cifar(const TempDir& dir, int records) {
+  std::ofstream(dir / "batches.meta.txt") << "airplane\nautomobile\nbird\ncat\ndeer\ndog\nfrog\nhorse\nship\ntruck\n\n";
+  for (int f = 0; f <= 5; ++f) {
+    const std::string name = f == 0 ? "test_batch.bin" : "data_batch_" + std::to_string(f) + ".bin";
+    std::ofstream out(dir / name, std::ios::binary);
+    for (int r = 0; r < records; ++r) {
+      out.put(static_cast<char>((f + r) % 10));
+      for (int k = 0; k < 3072; ++k) out.put(static_cast<char>((r + k) % 256));
+    }
+  }
+}
+
+TEST(Cifar10, ReadsRecordsInChwOrder) {
+  TempDir dir;
+  write_cifar(dir, 3);
+  Cifar10Dataset train(dir.path.string(), Cifar10Part::Train);
+  EXPECT_EQ(train.size(), 15);
+  EXPECT_EQ(train.classes(), 10);
+  EXPECT_EQ(train.class_names()[9], "truck");
+  EXPECT_EQ(train.label(4), (2 + 1) % 10);  // file 2, record 1
+  Image image;
+  train.load(4, image);
+  EXPECT_EQ(image.shape_str(), "3x32x32");
+  EXPECT_EQ(image.at(0, 0, 0), 1);           // k = 0
+  EXPECT_EQ(image.at(1, 0, 0), (1 + 1024) % 256);  // green plane starts at byte 1024
+  EXPECT_EQ(image.at(2, 31, 31), (1 + 3071) % 256);
+  Cifar10Dataset test(dir.path.string(), Cifar10Part::Test);
+  EXPECT_EQ(test.size(), 3);
+  EXPECT_EQ(test.label(2), 2);
+}
+
+template <class F>
+std::string data_error(F&& f) {
+  try {
+    f();
+  } catch (const DataError& e) {
+    return e.what();
+  }
+  return "no DataError";
+}
+
+TEST(Cifar10, TruncatedBadLabelAndMissingFilesNameTheFile) {
+  TempDir dir;
+  write_cifar(dir, 2);
+  fs::resize_file(dir / "data_batch_3.bin", 3073 * 2 - 100);
+  std::string what = data_error([&] { Cifar10Dataset(dir.path.string(), Cifar10Part::Train); });
+  EXPECT_NE(what.find(dir / "data_batch_3.bin"), std::string::npos) << what;
+  EXPECT_NE(what.find("not a positive multiple of the 3073-byte record"), std::string::npos) << what;
+
+  write_cifar(dir, 2);
+  {
+    std::fstream f(dir / "test_batch.bin", std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(3073);  // record 1's label
+    f.put(static_cast<char>(10));
+  }
+  what = data_error([&] { Cifar10Dataset(dir.path.string(), Cifar10Part::Test); });
+  EXPECT_NE(what.find(dir / "test_batch.bin" + ", record 1 (byte 3073): label 10 is outside 0-9"), std::string::npos)
+      << what;
+
+  fs::remove(dir / "data_batch_5.bin");
+  what = data_error([&] { Cifar10Dataset(dir.path.string(), Cifar10Part::Train); });
+  EXPECT_NE(what.find("cannot open CIFAR-10 file " + dir / "data_batch_5.bin"), std::string::npos) << what;
+
+  fs::remove(dir / "batches.meta.txt");
+  what = data_error([&] { Cifar10Dataset(dir.path.string(), Cifar10Part::Test); });
+  EXPECT_NE(what.find(dir / "batches.meta.txt"), std::string::npos) << what;
+}
+
+TEST(Split, StratifiedSeededAndDisjoint) {
+  GeneratedDataset data(300, [](Index, Image& out) { out.reset(3, 2, 2, 0.0f); }, 3);  // 100 per class
+  const Split a = stratified_split(data, 0.1, 7);
+  const Split b = stratified_split(data, 0.1, 7);
+  const Split c = stratified_split(data, 0.1, 8);
+  EXPECT_EQ(a.validation, b.validation);
+  EXPECT_NE(a.validation, c.validation);
+  EXPECT_EQ(a.validation.size(), 30u);
+  EXPECT_EQ(a.train.size(), 270u);
+  std::vector<int> per_class(3, 0);
+  for (Index i : a.validation) ++per_class[static_cast<std::size_t>(data.label(i))];
+  EXPECT_EQ(per_class, (std::vector<int>{10, 10, 10}));
+  std::vector<Index> all = a.train;
+  all.insert(all.end(), a.validation.begin(), a.validation.end());
+  std::sort(all.begin(), all.end());
+  for (Index i = 0; i < 300; ++i) EXPECT_EQ(all[static_cast<std::size_t>(i)], i);
+  SubsetDataset view(data, a.validation);
+  EXPECT_EQ(view.size(), 30);
+  EXPECT_EQ(view.label(0), data.label(a.validation[0]));
+}
+
+// ---- image folders -------------------------------------------------------------------
+
+TEST(ImageFolder, DecodesFormatsConvertsToRgbAndReportsBadFiles) {
+  TempDir dir;
+  fs::create_directories(dir.path / "cats");
+  fs::create_directories(dir.path / "dogs");
+  // 2 x 2 pictures; the RGB one is red, green / blue, white.
+  const std::vector<std::uint8_t> rgb{255, 0, 0, 0, 255, 0, 0, 0, 255, 255, 255, 255};
+  write_png(dir / "cats/a.png", 2, 2, rgb);
+  stbi_write_bmp((dir / "cats/b.bmp").c_str(), 2, 2, 3, rgb.data());
+  stbi_write_tga((dir / "dogs/c.tga").c_str(), 2, 2, 3, rgb.data());
+  const std::uint8_t grey[4] = {10, 20, 30, 40};
+  stbi_write_png((dir / "dogs/d_grey.png").c_str(), 2, 2, 1, grey, 2);
+  const std::uint8_t rgba[16] = {1, 2, 3, 255, 4, 5, 6, 0, 7, 8, 9, 128, 10, 11, 12, 255};
+  stbi_write_png((dir / "dogs/e_rgba.png").c_str(), 2, 2, 4, rgba, 8);
+  {
+    std::ofstream ppm(dir / "dogs/f.ppm", std::ios::binary);
+    ppm << "P6\n2 2\n255\n";
+    ppm.write(reinterpret_cast<const char*>(rgb.data()), 12);
+  }
+  stbi_write_jpg((dir / "dogs/g.jpg").c_str(), 2, 2, 3, rgb.data(), 95);
+  // A 1 x 1 red GIF, byte by byte (stb has no GIF writer); it decodes as its first frame.
+  const unsigned char gif[] = {'G', 'I', 'F', '8', '9', 'a', 1, 0, 1, 0, 0x80, 0, 0, 0xff, 0, 0, 0, 0, 0, ',', 0, 0,
+                               0, 0, 1, 0, 1, 0, 0, 2, 2, 'D', 1, 0, ';'};
+  std::ofstream(dir / "cats/red.gif", std::ios::binary).write(reinterpret_cast<const char*>(gif), sizeof gif);
+  std::ofstream(dir / "dogs/h_corrupt.png") << "\x89PNG\r\n\x1a\n not really a png";
+  std::ofstream(dir / "cats/notes.txt") << "not a picture";
+
+  ImageFolderDataset folder(dir.path.string());
+  EXPECT_EQ(folder.class_names(), (std::vector<std::string>{"cats", "dogs"}));
+  EXPECT_EQ(folder.size(), 8);
+  ASSERT_EQ(folder.skipped().size(), 2u);
+  EXPECT_NE(folder.summary().find("2 unreadable files skipped"), std::string::npos);
+  for (const auto& s : folder.skipped()) EXPECT_NE(s.reason.find(s.path), std::string::npos) << s.reason;
+
+  Image image;
+  folder.load(0, image);  // cats/a.png
+  EXPECT_EQ(folder.label(0), 0);
+  EXPECT_EQ(image.shape_str(), "3x2x2");
+  EXPECT_EQ(image.at(0, 0, 0), 255);  // red
+  EXPECT_EQ(image.at(1, 0, 1), 255);  // green
+  EXPECT_EQ(image.at(2, 1, 0), 255);  // blue
+  for (Index i = 0; i < folder.size(); ++i) {
+    folder.load(i, image);
+    if (folder.path(i).find(".gif") != std::string::npos) {
+      EXPECT_EQ(image.shape_str(), "3x1x1");
+      EXPECT_EQ(image.at(0, 0, 0), 255);
+      EXPECT_EQ(image.at(1, 0, 0), 0);
+      continue;
+    }
+    EXPECT_EQ(image.shape_str(), "3x2x2") << folder.path(i);
+    if (folder.path(i).find("grey") != std::string::npos) {
+      EXPECT_EQ(image.at(0, 1, 1), 40);
+      EXPECT_EQ(image.at(2, 1, 1), 40);  // grey repeated into R, G, B
+    }
+    if (folder.path(i).find("rgba") != std::string::npos) {
+      EXPECT_EQ(image.at(2, 1, 0), 9);  // alpha dropped
+    }
+    if (folder.path(i).find(".ppm") != std::string::npos || folder.path(i).find(".tga") != std::string::npos ||
+        folder.path(i).find(".bmp") != std::string::npos) {
+      EXPECT_EQ(image.at(2, 1, 0), 255) << folder.path(i);
+    }
+  }
+
+  const std::string what = data_error([&] { ImageFolderDataset(dir.path.string(), ImageFolderOptions().strict(true)); });
+  EXPECT_NE(what.find(dir / "cats/notes.txt"), std::string::npos) << what;
+  EXPECT_NE(what.find("cannot decode image"), std::string::npos) << what;
+  EXPECT_NE(data_error([&] { ImageFolderDataset(dir / "missing"); }).find("does not exist"), std::string::npos);
+  EXPECT_NE(data_error([&] { decode_image(dir / "nothing.png"); }).find("no such file"), std::string::npos);
+}
+
+TEST(ImageFolder, HostileHeaderIsRefusedBeforeDecoding) {
+  TempDir dir;
+  // A PPM header claiming 100000 x 100000 pixels and no data.
+  std::ofstream(dir / "huge.ppm", std::ios::binary) << "P6\n100000 100000\n255\n";
+  const std::string what = data_error([&] { decode_image(dir / "huge.ppm"); });
+  EXPECT_NE(what.find("claims 100000 x 100000 pixels, over the limit"), std::string::npos) << what;
+}
+
+// ---- loader -------------------------------------------------------------------------
+
+std::vector<std::vector<float>> one_epoch(const Dataset& data, const Pipeline& pipeline, int workers,
+                                          std::uint64_t epoch, std::vector<int>* labels = nullptr) {
+  DataLoader loader(data, pipeline, LoaderOptions().batch_size(7).workers(workers).prefetch(3).seed(11));
+  loader.start_epoch(epoch);
+  std::vector<std::vector<float>> batches;
+  while (const Batch* b = loader.next()) {
+    batches.emplace_back(b->images.data(), b->images.data() + b->images.size());
+    if (labels) labels->insert(labels->end(), b->labels.begin(), b->labels.end());
+  }
+  return batches;
+}
+
+TEST(Loader, SameBatchesForAnyNumberOfWorkers) {
+  GeneratedDataset data(40, [](Index i, Image& out) {
+    out.resize(3, 6, 6);
+    for (std::size_t k = 0; k < out.pixels.size(); ++k) out.pixels[k] = static_cast<float>(i * 1000 + k);
+  });
+  Pipeline pipeline;
+  pipeline.add<RandomCrop>(4, 4, 1).add<RandomHorizontalFlip>();
+  std::vector<int> labels;
+  const auto serial = one_epoch(data, pipeline, 0, 3, &labels);
+  ASSERT_EQ(serial.size(), 6u);  // 40 / 7 rounded up
+  EXPECT_EQ(serial.back().size(), 5u * 3 * 4 * 4);
+  EXPECT_EQ(one_epoch(data, pipeline, 1, 3), serial);
+  EXPECT_EQ(one_epoch(data, pipeline, 3, 3), serial);
+  EXPECT_NE(one_epoch(data, pipeline, 2, 4), serial);  // another epoch, another order and augmentation
+  // Every example appears once per epoch.
+  std::vector<int> counts(3, 0);
+  for (int l : labels) ++counts[static_cast<std::size_t>(l)];
+  EXPECT_EQ(counts, (std::vector<int>{14, 13, 13}));
+}
+
+TEST(Loader, ResumesMidEpochAndReportsErrors) {
+  GeneratedDataset data(20, [](Index i, Image& out) { out.reset(1, 2, 2, static_cast<float>(i)); });
+  DataLoader loader(data, Pipeline(), LoaderOptions().batch_size(4).workers(2).seed(1));
+  loader.start_epoch(5);
+  std::vector<float> full;
+  while (const Batch* b = loader.next()) full.insert(full.end(), b->images.data(), b->images.data() + b->images.size());
+  loader.start_epoch(5, 3);
+  std::vector<float> tail;
+  while (const Batch* b = loader.next()) tail.insert(tail.end(), b->images.data(), b->images.data() + b->images.size());
+  EXPECT_EQ(tail, std::vector<float>(full.begin() + 12 * 4, full.end()));
+
+  GeneratedDataset uneven(6, [](Index i, Image& out) { out.reset(1, 2 + (i == 4), 2, 0.0f); });
+  DataLoader bad(uneven, Pipeline(), LoaderOptions().batch_size(6).workers(1).shuffle(false));
+  bad.start_epoch(0);
+  EXPECT_THROW(bad.next(), DataError);
+  DataLoader unstarted(data, Pipeline(), LoaderOptions().workers(0));
+  EXPECT_THROW(unstarted.next(), std::logic_error);
+}
+
+}  // namespace
