@@ -1,11 +1,17 @@
 # The front door. Each target installs what is missing, configures a Release
 # build in build/, builds, and then does its one job.
 #   make test    build and run the test suite (what CI runs)
-#   make train   build and train AlexNet on CIFAR-10 (TRAIN_ARGS="..." passes flags)
-#   make bench   build and run the benchmarks
+#   make train   build and train AlexNet on CIFAR-10 (TRAIN_ARGS="..." passes flags,
+#                CIFAR10_DIR=... says where the data is; TRAIN_ARGS=--download fetches it)
+#   make bench   build and run the benchmarks, then the side-by-side comparison with
+#                PyTorch when it is installed (BENCH_ARGS / COMPARE_ARGS pass flags)
 BUILD_DIR ?= build
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 TRAIN_ARGS ?=
+BENCH_ARGS ?=
+COMPARE_ARGS ?=
+# CIFAR-10 for make train: $CIFAR10_DIR, else data/ or the shared copy beside the checkout.
+CIFAR10_DIR ?= $(firstword $(wildcard data/cifar-10-batches-bin ../shared/data/cifar-10-batches-bin) data/cifar-10-batches-bin)
 
 .PHONY: all deps configure build test train bench clean
 
@@ -26,12 +32,13 @@ test: build
 train: build
 	@if [ ! -x $(BUILD_DIR)/examples/cifar10_train ]; then \
 	  echo "make train: the CIFAR-10 trainer (examples/cifar10_train) does not exist yet."; exit 1; fi
-	@$(BUILD_DIR)/examples/cifar10_train $(TRAIN_ARGS)
+	@$(BUILD_DIR)/examples/cifar10_train --data $(CIFAR10_DIR) $(TRAIN_ARGS)
 
 bench: build
 	@if [ ! -x $(BUILD_DIR)/benchmarks/convnet_bench ]; then \
 	  echo "make bench: the benchmarks (benchmarks/convnet_bench) do not exist yet."; exit 1; fi
-	@$(BUILD_DIR)/benchmarks/convnet_bench
+	@$(BUILD_DIR)/benchmarks/convnet_bench $(BENCH_ARGS)
+	@python3 benchmarks/compare_pytorch.py --ours $(BUILD_DIR)/benchmarks/convnet_step $(COMPARE_ARGS)
 
 clean:
 	rm -rf $(BUILD_DIR)

@@ -16,22 +16,14 @@
 #include <string>
 #include <unistd.h>
 
+#include "helpers.hpp"
+
 namespace {
 
 using namespace convnet;
 namespace fs = std::filesystem;
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    path = fs::temp_directory_path() / ("convnet_data_" + std::to_string(::getpid()) + "_" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string operator/(const std::string& name) const { return (path / name).string(); }
-};
+using convnet::testing::TempDir;
 
 // An image whose pixel (c, y, x) holds 100c + 10y + x: every value tells where it came from.
 Image coded(Index c, Index h, Index w) {
@@ -222,18 +214,7 @@ TEST(TenCrop, CornersCentreAndMirrors) {
 
 // ---- CIFAR-10 reader -------------------------------------------------------------
 
-// Writes a CIFAR-10 folder whose record r of file f has label (f + r) % 10 and pixel k = (r + k) % 256.
-void write_cifar(const TempDir& dir, int records) {
-  std::ofstream(dir / "batches.meta.txt") << "airplane\nautomobile\nbird\ncat\ndeer\ndog\nfrog\nhorse\nship\ntruck\n\n";
-  for (int f = 0; f <= 5; ++f) {
-    const std::string name = f == 0 ? "test_batch.bin" : "data_batch_" + std::to_string(f) + ".bin";
-    std::ofstream out(dir / name, std::ios::binary);
-    for (int r = 0; r < records; ++r) {
-      out.put(static_cast<char>((f + r) % 10));
-      for (int k = 0; k < 3072; ++k) out.put(static_cast<char>((r + k) % 256));
-    }
-  }
-}
+void write_cifar(const TempDir& dir, int records) { convnet::testing::write_cifar(dir.path.string(), records); }
 
 TEST(Cifar10, ReadsRecordsInChwOrder) {
   TempDir dir;

@@ -15,6 +15,8 @@
 #include <fstream>
 #include <string>
 
+#include "helpers.hpp"
+
 namespace {
 
 using namespace convnet;
@@ -212,17 +214,7 @@ TEST(Training, NonFiniteLossStopsWithTheStep) {
 
 // ---- checkpoints ---------------------------------------------------------------
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    path = fs::temp_directory_path() / ("convnet_test_" + std::to_string(::getpid()) + "_" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-};
+using convnet::testing::TempDir;
 
 std::vector<float> all_values(Sequential<float>& net) {
   std::vector<float> v;

@@ -30,6 +30,7 @@
 #include "optim/schedules.hpp"
 #include "optim/sgd.hpp"
 #include "parameter.hpp"
+#include "plot.hpp"
 #include "random.hpp"
 #include "sequential.hpp"
 #include "summary.hpp"

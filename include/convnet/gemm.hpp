@@ -10,11 +10,22 @@
 // between threads itself: contiguous blocks of C, each computed by the
 // sequential kernel. Inside an OpenMP region (a layer already parallel over
 // the batch) the product runs on the calling thread alone.
+//
+// With CONVNET_USE_OPENBLAS defined (CMake: -DCONVNET_BLAS=openblas, which
+// links Debian's OpenMP build of OpenBLAS), products go to cblas_sgemm /
+// cblas_dgemm instead. That build runs single-threaded when called inside an
+// OpenMP region and on all threads otherwise, as the Eigen path does.
 #pragma once
 
 #include <Eigen/Core>
 #include <algorithm>
+#include <stdexcept>
+#include <type_traits>
 #include <vector>
+
+#ifdef CONVNET_USE_OPENBLAS
+#include <cblas.h>
+#endif
 
 #include "tensor.hpp"
 #include "threading.hpp"
@@ -96,6 +107,21 @@ template <class T>
 void gemm(Transpose ta, Transpose tb, Index m, Index n, Index k, T alpha, const T* a, Index lda, const T* b, Index ldb,
           T beta, T* c, Index ldc) {
   if (beta != T(0) && beta != T(1)) throw std::invalid_argument("gemm: beta must be 0 or 1");
+#ifdef CONVNET_USE_OPENBLAS
+  if constexpr (std::is_same<T, float>::value || std::is_same<T, double>::value) {
+    if (m == 0 || n == 0) return;
+    const auto op_a = ta == Transpose::Yes ? CblasTrans : CblasNoTrans;
+    const auto op_b = tb == Transpose::Yes ? CblasTrans : CblasNoTrans;
+    if constexpr (std::is_same<T, float>::value) {
+      cblas_sgemm(CblasRowMajor, op_a, op_b, static_cast<blasint>(m), static_cast<blasint>(n), static_cast<blasint>(k),
+                  alpha, a, static_cast<blasint>(lda), b, static_cast<blasint>(ldb), beta, c, static_cast<blasint>(ldc));
+    } else {
+      cblas_dgemm(CblasRowMajor, op_a, op_b, static_cast<blasint>(m), static_cast<blasint>(n), static_cast<blasint>(k),
+                  alpha, a, static_cast<blasint>(lda), b, static_cast<blasint>(ldb), beta, c, static_cast<blasint>(ldc));
+    }
+    return;
+  }
+#endif
   int threads = 1;
 #ifdef _OPENMP
   // Fewer than ~2^20 multiply-adds per thread is not worth a fork.

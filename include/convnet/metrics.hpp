@@ -1,6 +1,7 @@
 // Classification metrics: top-k counts and a running accuracy.
 #pragma once
 
+#include <algorithm>
 #include <vector>
 
 #include "errors.hpp"
@@ -48,6 +49,42 @@ struct ClassificationMetrics {
     top5 += top_k_correct(scores, labels, 5);
     count += n;
   }
+};
+
+/// counts[true][predicted] over a set of examples, and the per-class accuracy.
+class ConfusionMatrix {
+ public:
+  explicit ConfusionMatrix(Index classes = 0) : classes_(classes), counts_(static_cast<std::size_t>(classes * classes), 0) {}
+
+  Index classes() const { return classes_; }
+  Index count(Index truth, Index predicted) const {
+    return counts_[static_cast<std::size_t>(truth * classes_ + predicted)];
+  }
+
+  /// Adds a batch of scores [N, classes, 1, 1]; the prediction is the highest score.
+  template <class T>
+  void add(const Tensor<T>& scores, const std::vector<int>& labels) {
+    const Shape s = shape_of(scores);
+    if (s.c != classes_ || static_cast<Index>(labels.size()) != s.n) {
+      throw ShapeError("ConfusionMatrix::add", detail::concat("[", labels.size(), ", ", classes_, ", 1, 1]"), s.str());
+    }
+    for (Index n = 0; n < s.n; ++n) {
+      const T* row = scores.data() + n * s.c;
+      const Index predicted = static_cast<Index>(std::max_element(row, row + s.c) - row);
+      ++counts_[static_cast<std::size_t>(labels[static_cast<std::size_t>(n)] * classes_ + predicted)];
+    }
+  }
+
+  /// Correct / total for class `truth` (0 when it has no examples).
+  double class_accuracy(Index truth) const {
+    Index total = 0;
+    for (Index p = 0; p < classes_; ++p) total += count(truth, p);
+    return total ? static_cast<double>(count(truth, truth)) / static_cast<double>(total) : 0.0;
+  }
+
+ private:
+  Index classes_;
+  std::vector<Index> counts_;
 };
 
 }  // namespace convnet

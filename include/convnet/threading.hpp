@@ -6,6 +6,7 @@
 #pragma once
 
 #include <Eigen/Core>
+#include <algorithm>
 #include <stdexcept>
 #include <string>
 
@@ -58,6 +59,15 @@ void parallel_for(Eigen::Index count, bool parallel, const Body& body) {
 #endif
   (void)parallel;
   for (Eigen::Index i = 0; i < count; ++i) body(i, 0);
+}
+
+/// Runs body(begin, end) over [0, count) in chunks of about 64 KiB of floats,
+/// in parallel when there are several chunks: element-wise layers use it.
+template <class Body>
+void parallel_chunks(Eigen::Index count, const Body& body) {
+  const Eigen::Index chunk = 16384;
+  const Eigen::Index chunks = (count + chunk - 1) / chunk;
+  parallel_for(chunks, chunks > 1, [&](Eigen::Index c, int) { body(c * chunk, std::min(count, (c + 1) * chunk)); });
 }
 
 }  // namespace detail

@@ -8,8 +8,10 @@
 #include <cmath>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <vector>
 
+#include "data/loader.hpp"
 #include "errors.hpp"
 #include "losses/softmax_cross_entropy.hpp"
 #include "metrics.hpp"
@@ -74,6 +76,35 @@ ClassificationMetrics evaluate(Sequential<T>& net, const Tensor<T>& images, cons
     batch_labels.assign(labels.begin() + start, labels.begin() + start + count);
     const Tensor<T>& logits = net.forward(batch);
     metrics.add(static_cast<double>(loss.forward(logits, batch_labels)), logits, batch_labels);
+  }
+  net.set_training(was_training);
+  return metrics;
+}
+
+/// Loss, top-1 and top-5 over the batches of an epoch of `loader` (call
+/// start_epoch first; at most `max_batches` of them when that is positive),
+/// in evaluation mode; fills `confusion` when given.
+template <class T>
+ClassificationMetrics evaluate(Sequential<T>& net, DataLoader& loader, ConfusionMatrix* confusion = nullptr,
+                               Index max_batches = 0) {
+  const bool was_training = net.training();
+  net.eval();
+  SoftmaxCrossEntropy<T> loss;
+  ClassificationMetrics metrics;
+  Tensor<T> converted;
+  Index done = 0;
+  while (const Batch* batch = (max_batches > 0 && done >= max_batches) ? nullptr : loader.next()) {
+    ++done;
+    const Tensor<T>* input;
+    if constexpr (std::is_same<T, float>::value) {
+      input = &batch->images;
+    } else {
+      converted = batch->images.template cast<T>();
+      input = &converted;
+    }
+    const Tensor<T>& logits = net.forward(*input);
+    metrics.add(static_cast<double>(loss.forward(logits, batch->labels)), logits, batch->labels);
+    if (confusion) confusion->add(logits, batch->labels);
   }
   net.set_training(was_training);
   return metrics;

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "../layer.hpp"
+#include "../threading.hpp"
 
 namespace convnet {
 
@@ -19,11 +20,20 @@ class ReLU : public Layer<T> {
 
  protected:
   void forward_impl(const Tensor<T>& input, Tensor<T>& output) override {
-    flat(output) = flat(input).cwiseMax(T(0));
+    const T* x = input.data();
+    T* y = output.data();
+    detail::parallel_chunks(input.size(), [&](Index begin, Index end) {
+      for (Index i = begin; i < end; ++i) y[i] = x[i] > T(0) ? x[i] : T(0);
+    });
   }
   // The derivative is taken as 0 at x = 0, as PyTorch and Caffe do.
   void backward_impl(const Tensor<T>& /*input*/, const Tensor<T>& grad_output, Tensor<T>& grad_input) override {
-    flat(grad_input) = (flat(this->output()).array() > T(0)).select(flat(grad_output), T(0));
+    const T* y = this->output().data();
+    const T* g = grad_output.data();
+    T* dx = grad_input.data();
+    detail::parallel_chunks(grad_output.size(), [&](Index begin, Index end) {
+      for (Index i = begin; i < end; ++i) dx[i] = y[i] > T(0) ? g[i] : T(0);
+    });
   }
 };
 

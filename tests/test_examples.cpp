@@ -1,0 +1,141 @@
+// The trainer and the predictor, run end to end as a user runs them, on a few
+// hundred generated CIFAR-10 records.
+#include <gtest/gtest.h>
+
+#include <convnet/data/image_io.hpp>
+#include <convnet/checkpoint.hpp>
+
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "helpers.hpp"
+
+namespace {
+
+using namespace convnet;
+using convnet::testing::TempDir;
+namespace fs = std::filesystem;
+
+struct Result {
+  int status;
+  std::string output;
+};
+
+// Runs a shell command, capturing stdout and stderr.
+Result run(const std::string& command) {
+  std::string output;
+  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
+  char buffer[4096];
+  while (std::fgets(buffer, sizeof buffer, pipe)) output += buffer;
+  const int status = ::pclose(pipe);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
+}
+
+std::string read(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+int lines(const std::string& text) { return static_cast<int>(std::count(text.begin(), text.end(), '\n')); }
+
+const std::string kTrain = CONVNET_TRAIN_BIN;
+const std::string kPredict = CONVNET_PREDICT_BIN;
+const std::string kSmall = " --width 0.25 --batch-size 32 --threads 2 ";
+
+TEST(Examples, TrainerWritesItsFilesAndPredictorReadsTheCheckpoint) {
+  TempDir dir;
+  convnet::testing::write_cifar(dir / "cifar", 60);  // 300 training and 60 test records
+  const Result train = run(kTrain + " --data " + (dir / "cifar") + " --out " + (dir / "out") + " --epochs 1" + kSmall);
+  ASSERT_EQ(train.status, 0) << train.output;
+  EXPECT_NE(train.output.find("epoch 1/1  train loss"), std::string::npos) << train.output;
+
+  const std::string csv = read(dir / "out/metrics.csv");
+  EXPECT_EQ(lines(csv), 2) << csv;
+  EXPECT_EQ(csv.rfind("epoch,train_loss,train_accuracy,val_loss,val_accuracy,learning_rate,seconds\n1,", 0), 0u) << csv;
+  const Image curves = decode_image(dir / "out/curves.png");
+  EXPECT_EQ(curves.width, 1000);
+  EXPECT_EQ(curves.height, 420);
+  const std::string report = read(dir / "out/report.txt");
+  EXPECT_NE(report.find("test top-1: "), std::string::npos) << report;
+  EXPECT_NE(report.find("test top-5: "), std::string::npos);
+  EXPECT_NE(report.find("confusion matrix"), std::string::npos);
+  EXPECT_NE(report.find("truck"), std::string::npos);
+  const Checkpoint best = Checkpoint::load(dir / "out/best.ckpt");
+  EXPECT_NE(best.text("config").find("name=cifar-half"), std::string::npos);
+  EXPECT_EQ(best.f64s("data/mean").size(), 3u);
+  EXPECT_TRUE(fs::exists(dir / "out/last.ckpt"));
+
+  // The predictor: the whole test set, a mosaic of random test pictures, and one picture file.
+  const Result score = run(kPredict + " --checkpoint " + (dir / "out/best.ckpt") + " --cifar-test " + (dir / "cifar"));
+  ASSERT_EQ(score.status, 0) << score.output;
+  EXPECT_NE(score.output.find("CIFAR-10 test (60 images): top-1 "), std::string::npos) << score.output;
+  const Result mosaic = run(kPredict + " --checkpoint " + (dir / "out/best.ckpt") + " --cifar-test " + (dir / "cifar") +
+                            " --random 7 --out " + (dir / "mosaic.png"));
+  ASSERT_EQ(mosaic.status, 0) << mosaic.output;
+  EXPECT_EQ(lines(mosaic.output), 8) << mosaic.output;  // seven pictures and "wrote ..."
+  EXPECT_EQ(decode_image(dir / "mosaic.png").width, 5 * 330);
+  write_png(dir / "picture.png", 3, 2, std::vector<std::uint8_t>(18, 200));
+  const Result one = run(kPredict + " --checkpoint " + (dir / "out/best.ckpt") + " --ten-crop " + (dir / "picture.png"));
+  ASSERT_EQ(one.status, 0) << one.output;
+  EXPECT_NE(one.output.find("(3x2, ten crops)"), std::string::npos) << one.output;
+  EXPECT_NE(one.output.find("  5. "), std::string::npos) << one.output;
+  const Result bad = run(kPredict + " --checkpoint " + (dir / "missing.ckpt") + " x.png");
+  EXPECT_EQ(bad.status, 1);
+  EXPECT_NE(bad.output.find("cannot open checkpoint " + (dir / "missing.ckpt")), std::string::npos) << bad.output;
+}
+
+TEST(Examples, TrainerExplainsMissingDataAndBadFlags) {
+  TempDir dir;
+  const Result missing = run(kTrain + " --data " + (dir / "nowhere") + " --out " + (dir / "out"));
+  EXPECT_EQ(missing.status, 2);
+  EXPECT_NE(missing.output.find("cifar-10-binary.tar.gz"), std::string::npos) << missing.output;
+  EXPECT_NE(missing.output.find("c32a1d4ab5d03f1284b67883e8d87530"), std::string::npos) << missing.output;
+  const Result unknown = run(kTrain + " --epoch 3");
+  EXPECT_EQ(unknown.status, 1);
+  EXPECT_NE(unknown.output.find("unknown option --epoch"), std::string::npos) << unknown.output;
+  EXPECT_EQ(run(kTrain + " --help").status, 0);
+}
+
+TEST(Examples, CtrlCSavesACheckpointThatResumeContinues) {
+  TempDir dir;
+  convnet::testing::write_cifar(dir / "cifar", 120);  // 600 training records: 17 batches of 32 an epoch
+  const std::string log = dir / "first.log";
+  const pid_t child = ::fork();
+  if (child == 0) {
+    const std::string command = "exec " + kTrain + " --data " + (dir / "cifar") + " --out " + (dir / "out") +
+                                " --epochs 4" + kSmall + " > " + log + " 2>&1";
+    ::execl("/bin/sh", "sh", "-c", command.c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  // Interrupt as soon as the first epoch has started.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (read(log).find("epoch 1/4: ") == std::string::npos && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  ::kill(child, SIGINT);
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  const std::string first = read(log);
+  ASSERT_TRUE(WIFEXITED(status)) << first;
+  ASSERT_EQ(WEXITSTATUS(status), 130) << first;
+  EXPECT_NE(first.find("resume with: cifar10_train --resume " + (dir / "out/last.ckpt")), std::string::npos) << first;
+
+  const Result resumed = run(kTrain + " --resume " + (dir / "out/last.ckpt") + " --data " + (dir / "cifar") +
+                             " --threads 2");
+  ASSERT_EQ(resumed.status, 0) << resumed.output;
+  EXPECT_NE(resumed.output.find("resuming from epoch 1, batch "), std::string::npos) << resumed.output;
+  EXPECT_NE(resumed.output.find("epoch 4/4  train loss"), std::string::npos) << resumed.output;
+  EXPECT_EQ(lines(read(dir / "out/metrics.csv")), 5);  // header and four epochs
+}
+
+}  // namespace
