@@ -32,6 +32,7 @@ int main(int argc, char** argv) {
 
     const AlexNetConfig config = AlexNetConfig::named(config_name);
     auto net = make_alexnet<float>(config, 1);
+    net.set_input_gradient(false);
     Sgd<float> sgd(net.parameters(), SgdOptions(1e-4).momentum(0.9).weight_decay(5e-4).nesterov(true));
     SoftmaxCrossEntropy<float> loss;
     Tensor<float> images(batch, 3, config.input_size, config.input_size);

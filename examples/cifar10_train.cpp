@@ -111,7 +111,7 @@ training
   --lr LR               peak learning rate (default 0.05 for sgd; use about 1e-3 for adam)
   --schedule NAME       onecycle (default), cosine, step (x0.1 every third of the run), plateau (x0.1), constant
   --weight-decay WD     (default 5e-4; biases are not decayed)
-  --momentum M          (default 0.9)
+  --momentum M          (default 0.9; one-cycle cycles it from 0.95 to 0.85 and back, as PyTorch does)
   --no-nesterov         plain momentum
   --augment LIST        comma-separated: crop (pad 4), flip, pca; or none (default crop,flip)
   --val-fraction F      training images held out for validation (default 0.1)
@@ -319,6 +319,7 @@ int run(const cli::Args& args) {
                                           : train_loader.batches_per_epoch();
 
   auto net = make_alexnet<float>(config, static_cast<std::uint64_t>(o.seed));
+  net.set_input_gradient(false);  // the pictures need no gradient
   auto optimizer = make_optimizer(o, net);
   auto schedule = make_schedule(o, batches);
   SoftmaxCrossEntropy<float> loss;

@@ -82,6 +82,24 @@ TEST(Conv2dForward, BatchSplitAcrossThreadsMatchesOneThread) {
   for (Index i = 0; i < one.size(); ++i) ASSERT_NEAR(one.data()[i], two.data()[i], 1e-5f) << i;
 }
 
+TEST(Conv2dBackward, WithoutInputGradientTheWeightGradientIsUnchanged) {
+  Conv2d<double> a(Conv2dOptions(2, 3, 3).padding(1)), b(Conv2dOptions(2, 3, 3).padding(1));
+  Rng rng(2);
+  for (auto* conv : {&a, &b})
+    for (auto& p : conv->parameters())
+      for (Index i = 0; i < p.size; ++i) p.value[i] = static_cast<double>(i % 7) - 3;
+  Tensor<double> x(3, 2, 5, 5), g(3, 3, 5, 5);
+  for (Index i = 0; i < x.size(); ++i) x.data()[i] = rng.uniform(-1, 1);
+  for (Index i = 0; i < g.size(); ++i) g.data()[i] = rng.uniform(-1, 1);
+  b.set_input_gradient(false);
+  a.forward(x);
+  a.backward(g);
+  b.forward(x);
+  b.backward(g);
+  EXPECT_TRUE(a.weight_grad() == b.weight_grad());
+  EXPECT_TRUE(a.bias_grad() == b.bias_grad());
+}
+
 TEST(LocalResponseNormForward, BothConventionsFromTheFormula) {
   // One pixel, channels a = (1, 2, 3, 4, 5, 6, 7), size 5, alpha 0.1, beta 0.75, k 2.
   // Channel 0's window is {0, 1, 2} (clipped); channel 3's is {1, ..., 5}.

@@ -141,9 +141,29 @@ TEST(Schedules, OneCycleFollowsItsFormula) {
       expected = final_lr + (0.05 - final_lr) / 2 * (std::cos(M_PI * (t - 24) / 75.0) + 1);
     }
     EXPECT_NEAR(s.learning_rate(), expected, 1e-15) << t;
+    // Momentum mirrors the rate: 0.95 -> 0.85 while it rises, back to 0.95 while it falls.
+    const double m = t <= 24 ? 0.85 + (0.95 - 0.85) / 2 * (std::cos(M_PI * t / 24.0) + 1)
+                             : 0.95 + (0.85 - 0.95) / 2 * (std::cos(M_PI * (t - 24) / 75.0) + 1);
+    EXPECT_NEAR(s.momentum(), m, 1e-15) << t;
     s.step();
   }
   EXPECT_NEAR(s.learning_rate(), final_lr, 1e-18);
+  EXPECT_LT(CosineLR(0.1, 10).momentum(), 0.0);  // other schedules leave momentum alone
+  EXPECT_LT(OneCycleLR(0.1, 10, 0.25, 25, 1e4, -1).momentum(), 0.0);
+}
+
+TEST(Schedules, TrainStepAppliesScheduledRateAndMomentum) {
+  auto net = make_alexnet<float>(AlexNetConfig::named("cifar").with_width(0.25), 1);
+  Sgd<float> sgd(net.parameters(), SgdOptions(1.0).momentum(0.5));
+  OneCycleLR schedule(0.02, 10);
+  SoftmaxCrossEntropy<float> loss;
+  Tensor<float> images(2, 3, 32, 32);
+  images.setRandom();
+  train_step(net, loss, sgd, images, {1, 2}, &schedule);
+  EXPECT_NEAR(sgd.learning_rate(), 0.02 / 25, 1e-15);
+  EXPECT_NEAR(sgd.options().momentum(), 0.95, 1e-15);
+  EXPECT_EQ(schedule.state(), std::vector<double>{1.0});
+  EXPECT_THROW(sgd.set_momentum(1.0), std::invalid_argument);
 }
 
 // ---- training ----------------------------------------------------------------

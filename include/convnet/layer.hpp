@@ -62,6 +62,13 @@ class Layer {
   virtual void set_training(bool training) { training_ = training; }
   bool training() const { return training_; }
 
+  /// Whether backward computes dLoss/dInput. The first layer of a network
+  /// never needs it (its input is data), and for a convolution it is a third
+  /// of the backward pass. When off, backward still returns a tensor of the
+  /// input's shape, with unspecified contents.
+  void set_input_gradient(bool on) { input_gradient_ = on; }
+  bool input_gradient() const { return input_gradient_; }
+
   /// The name used in messages and summaries; the type name until a container sets one.
   std::string name() const { return name_.empty() ? type_name() : name_; }
   void set_name(std::string name) { name_ = std::move(name); }
@@ -113,7 +120,7 @@ class Layer {
 
  private:
   std::string name_;
-  bool training_ = true;
+  bool training_ = true, input_gradient_ = true;
   const Tensor<T>* input_ = nullptr;
   Tensor<T> output_;
   Tensor<T> grad_input_;

@@ -89,6 +89,13 @@ class Sequential {
     return *g;
   }
 
+  /// Whether backward computes the gradient of the network's input (on by
+  /// default). Training does not need it: turning it off skips the first
+  /// convolution's input gradient.
+  void set_input_gradient(bool on) {
+    if (!layers_.empty()) layers_.front()->set_input_gradient(on);
+  }
+
   /// The output of the last forward.
   const Tensor<T>& output() const { return layers_.back()->output(); }
 

@@ -32,12 +32,15 @@ struct StepResult {
   Index correct = 0;  ///< top-1 hits in the batch (before the update)
 };
 
-/// One optimisation step on a batch. With a schedule, its rate is used for
-/// this step and it advances by one step afterwards.
+/// One optimisation step on a batch. With a schedule, its rate (and momentum,
+/// for one-cycle) is used for this step and it advances by one step afterwards.
 template <class T>
 StepResult train_step(Sequential<T>& net, SoftmaxCrossEntropy<T>& loss, Optimizer<T>& optimizer,
                       const Tensor<T>& images, const std::vector<int>& labels, LrSchedule* schedule = nullptr) {
-  if (schedule) optimizer.set_learning_rate(schedule->learning_rate());
+  if (schedule) {
+    optimizer.set_learning_rate(schedule->learning_rate());
+    if (schedule->momentum() >= 0) optimizer.set_momentum(schedule->momentum());
+  }
   optimizer.zero_grad();
   const Tensor<T>& logits = net.forward(images);
   const T value = loss.forward(logits, labels);

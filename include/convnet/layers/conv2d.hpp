@@ -166,6 +166,7 @@ class Conv2d : public Layer<T> {
           partial_bias_grad_[thread].segment(g * cout_g, cout_g) +=
               ConstMatrixMap<T>(dout_g, cout_g, plane_out).rowwise().sum();
         }
+        if (!this->input_gradient()) continue;
         gemm(Transpose::Yes, Transpose::No, col_rows(), plane_out, cout_g, T(1), w_g, col_rows(), dout_g, plane_out,
              T(0), grad_col.data(), plane_out);
         col2im(grad_col, in.h, in.w, out.h, out.w, grad_input.data() + in_offset);

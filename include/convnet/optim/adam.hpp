@@ -57,6 +57,11 @@ class Adam : public Optimizer<T> {
   std::string type_name() const override { return opt_.decoupled() ? "AdamW" : "Adam"; }
   const AdamOptions& options() const { return opt_; }
 
+  void set_momentum(double beta1) override {
+    detail::require_option(beta1 >= 0 && beta1 < 1, "Adam", "beta1", "in [0, 1)", beta1);
+    opt_.beta1(beta1);
+  }
+
   void step() override {
     ++this->steps_;
     const double t = static_cast<double>(this->steps_);

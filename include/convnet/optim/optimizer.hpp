@@ -57,6 +57,9 @@ class Optimizer {
     detail::require_option(lr >= 0, type_name(), "learning rate", ">= 0", lr);
     learning_rate_ = lr;
   }
+  /// Sets the momentum (SGD's momentum, Adam's beta1), as one-cycle schedules do each step.
+  virtual void set_momentum(double momentum) = 0;
+
   /// Number of step() calls so far (Adam's bias correction uses it).
   std::uint64_t steps() const { return steps_; }
   void set_steps(std::uint64_t s) { steps_ = s; }

@@ -24,6 +24,9 @@ class LrSchedule {
   virtual ~LrSchedule() = default;
   virtual std::string describe() const = 0;
   virtual double learning_rate() const = 0;
+  /// The momentum this schedule prescribes for the next step, or a negative
+  /// value when it leaves momentum alone (only one-cycle cycles it).
+  virtual double momentum() const { return -1.0; }
   virtual void step() {}
   virtual void epoch_end(double /*validation_loss*/) {}
   /// Everything that decides future rates, for checkpoints.
@@ -158,13 +161,17 @@ class CosineLR : public LrSchedule {
 
 /// One-cycle (Smith & Topin 2017), in PyTorch's cosine form: from
 /// max/div_factor up to max over the first pct_start of the steps, then down
-/// to max/(div_factor*final_div_factor) at the last step.
+/// to max/(div_factor*final_div_factor) at the last step. Like PyTorch's
+/// OneCycleLR it also cycles momentum the other way, from max_momentum down
+/// to base_momentum while the rate rises and back while it falls (pass
+/// base_momentum < 0 to leave momentum alone): high momentum with a high rate
+/// is what makes the peak unstable.
 class OneCycleLR : public LrSchedule {
  public:
   OneCycleLR(double max_lr, std::int64_t total_steps, double pct_start = 0.25, double div_factor = 25,
-             double final_div_factor = 1e4)
+             double final_div_factor = 1e4, double base_momentum = 0.85, double max_momentum = 0.95)
       : max_(max_lr), total_(total_steps), pct_start_(pct_start), initial_(max_lr / div_factor),
-        final_(max_lr / div_factor / final_div_factor) {
+        final_(max_lr / div_factor / final_div_factor), base_momentum_(base_momentum), max_momentum_(max_momentum) {
     detail::require_option(total_steps >= 2, "OneCycleLR", "total_steps", ">= 2", total_steps);
     detail::require_option(pct_start > 0 && pct_start < 1, "OneCycleLR", "pct_start", "in (0, 1)", pct_start);
     detail::require_option(div_factor > 0, "OneCycleLR", "div_factor", "> 0", div_factor);
@@ -174,11 +181,14 @@ class OneCycleLR : public LrSchedule {
     return detail::concat("one-cycle(max ", max_, ", ", total_, " steps, warm-up ", pct_start_, ")");
   }
   double learning_rate() const override {
-    const double t = static_cast<double>(std::min(step_, total_ - 1));
-    const double warm_end = pct_start_ * static_cast<double>(total_) - 1.0;
-    const double last = static_cast<double>(total_ - 1);
-    if (t <= warm_end) return detail::cosine_anneal(initial_, max_, warm_end <= 0 ? 1.0 : t / warm_end);
-    return detail::cosine_anneal(max_, final_, (t - warm_end) / (last - warm_end));
+    const double pct = progress();
+    return warming_up() ? detail::cosine_anneal(initial_, max_, pct) : detail::cosine_anneal(max_, final_, pct);
+  }
+  double momentum() const override {
+    if (base_momentum_ < 0) return -1.0;
+    const double pct = progress();
+    return warming_up() ? detail::cosine_anneal(max_momentum_, base_momentum_, pct)
+                        : detail::cosine_anneal(base_momentum_, max_momentum_, pct);
   }
   void step() override { ++step_; }
   std::vector<double> state() const override { return {static_cast<double>(step_)}; }
@@ -188,9 +198,18 @@ class OneCycleLR : public LrSchedule {
   }
 
  private:
+  double warm_end() const { return pct_start_ * static_cast<double>(total_) - 1.0; }
+  double t() const { return static_cast<double>(std::min(step_, total_ - 1)); }
+  bool warming_up() const { return t() <= warm_end(); }
+  // Progress through the current phase, 0 to 1.
+  double progress() const {
+    if (warming_up()) return warm_end() <= 0 ? 1.0 : t() / warm_end();
+    return (t() - warm_end()) / (static_cast<double>(total_ - 1) - warm_end());
+  }
+
   double max_;
   std::int64_t total_;
-  double pct_start_, initial_, final_;
+  double pct_start_, initial_, final_, base_momentum_, max_momentum_;
   std::int64_t step_ = 0;
 };
 

@@ -49,6 +49,11 @@ class Sgd : public Optimizer<T> {
   std::string type_name() const override { return opt_.nesterov() ? "Sgd(nesterov)" : "Sgd"; }
   const SgdOptions& options() const { return opt_; }
 
+  void set_momentum(double momentum) override {
+    detail::require_option(momentum >= 0 && momentum < 1, "Sgd", "momentum", "in [0, 1)", momentum);
+    opt_.momentum(momentum);
+  }
+
   void step() override {
     const T mu = static_cast<T>(opt_.momentum());
     for (std::size_t i = 0; i < this->parameters_.size(); ++i) {
