@@ -10,6 +10,8 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 TRAIN_ARGS ?=
 BENCH_ARGS ?=
 COMPARE_ARGS ?=
+# Debian's python3-torch lives in the system interpreter, which a pyenv or venv may shadow.
+PYTHON ?= $(firstword $(wildcard /usr/bin/python3) python3)
 # CIFAR-10 for make train: $CIFAR10_DIR, else data/ or the shared copy beside the checkout.
 CIFAR10_DIR ?= $(firstword $(wildcard data/cifar-10-batches-bin ../shared/data/cifar-10-batches-bin) data/cifar-10-batches-bin)
 
@@ -38,7 +40,7 @@ bench: build
 	@if [ ! -x $(BUILD_DIR)/benchmarks/convnet_bench ]; then \
 	  echo "make bench: the benchmarks (benchmarks/convnet_bench) do not exist yet."; exit 1; fi
 	@$(BUILD_DIR)/benchmarks/convnet_bench $(BENCH_ARGS)
-	@python3 benchmarks/compare_pytorch.py --ours $(BUILD_DIR)/benchmarks/convnet_step $(COMPARE_ARGS)
+	@$(PYTHON) benchmarks/compare_pytorch.py --ours $(BUILD_DIR)/benchmarks/convnet_step $(COMPARE_ARGS)
 
 clean:
 	rm -rf $(BUILD_DIR)
