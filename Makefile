@@ -15,7 +15,7 @@ PYTHON ?= $(firstword $(wildcard /usr/bin/python3) python3)
 # CIFAR-10 for make train: $CIFAR10_DIR, else data/ or the shared copy beside the checkout.
 CIFAR10_DIR ?= $(firstword $(wildcard data/cifar-10-batches-bin ../shared/data/cifar-10-batches-bin) data/cifar-10-batches-bin)
 
-.PHONY: all deps configure build test train bench clean
+.PHONY: all deps configure build test train bench check-sanitize clean
 
 all: build
 
@@ -42,5 +42,12 @@ bench: build
 	@$(BUILD_DIR)/benchmarks/convnet_bench $(BENCH_ARGS)
 	@$(PYTHON) benchmarks/compare_pytorch.py --ours $(BUILD_DIR)/benchmarks/convnet_step $(COMPARE_ARGS)
 
+# The test suite under AddressSanitizer and UndefinedBehaviorSanitizer, in its own build folder.
+check-sanitize: deps
+	@cmake -S . -B $(BUILD_DIR)-sanitize -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCONVNET_BUILD_BENCHMARKS=OFF -DCONVNET_ALLOC_TESTS=OFF \
+	  -DCMAKE_CXX_FLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined"
+	@cmake --build $(BUILD_DIR)-sanitize -j $(JOBS)
+	@cd $(BUILD_DIR)-sanitize && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j $(JOBS) -E "consumer_|headers_compile_alone"
+
 clean:
-	rm -rf $(BUILD_DIR)
+	rm -rf $(BUILD_DIR) $(BUILD_DIR)-sanitize
