@@ -229,7 +229,25 @@ TEST(Training, NonFiniteLossStopsWithTheStep) {
     FAIL();
   } catch (const NonFiniteLossError& e) {
     EXPECT_NE(std::string(e.what()).find("step 1"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("first non-finite parameter: conv1.weight"), std::string::npos) << e.what();
   }
+}
+
+TEST(Training, AHugeLearningRateIsCaughtAtTheStepAndLayerWhereItBreaks) {
+  auto net = make_alexnet<float>(tiny_config(), 1);
+  TinyData data(16, 2);
+  Sgd<float> sgd(net.parameters(), SgdOptions(1e12).momentum(0));
+  SoftmaxCrossEntropy<float> loss;
+  std::string message;
+  int steps = 0;
+  try {
+    for (; steps < 20; ++steps) train_step(net, loss, sgd, data.images, data.labels);
+  } catch (const NonFiniteLossError& e) {
+    message = e.what();
+  }
+  ASSERT_FALSE(message.empty()) << "a learning rate of 1e12 never produced a non-finite loss";
+  EXPECT_NE(message.find(detail::concat("at optimizer step ", steps + 1)), std::string::npos) << message;
+  EXPECT_NE(message.find("first non-finite"), std::string::npos) << message;
 }
 
 // ---- checkpoints ---------------------------------------------------------------

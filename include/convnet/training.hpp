@@ -27,6 +27,22 @@ class NonFiniteLossError : public std::runtime_error {
   explicit NonFiniteLossError(const std::string& what) : std::runtime_error(what) {}
 };
 
+namespace detail {
+/// Where NaN or infinity first shows up in the last forward pass: the input, a
+/// parameter of a layer, or a layer's output (in network order).
+template <class T>
+std::string first_non_finite(Sequential<T>& net, const Tensor<T>& input) {
+  if (!flat(input).allFinite()) return "the input batch holds non-finite values";
+  for (std::size_t i = 0; i < net.size(); ++i) {
+    for (auto& p : net[i].parameters()) {
+      if (!p.values().allFinite()) return "first non-finite parameter: " + net[i].name() + "." + p.name;
+    }
+    if (!flat(net[i].output()).allFinite()) return "first non-finite output: layer " + net[i].name();
+  }
+  return "every layer output is finite (the loss overflowed)";
+}
+}  // namespace detail
+
 struct StepResult {
   double loss = 0;   ///< mean over the batch
   Index correct = 0;  ///< top-1 hits in the batch (before the update)
@@ -47,7 +63,7 @@ StepResult train_step(Sequential<T>& net, SoftmaxCrossEntropy<T>& loss, Optimize
   if (!std::isfinite(value)) {
     throw NonFiniteLossError(detail::concat("training stopped: the loss became ", value, " at optimizer step ",
                                             optimizer.steps() + 1, " (learning rate ", optimizer.learning_rate(),
-                                            ")"));
+                                            "); ", detail::first_non_finite(net, images)));
   }
   StepResult result{static_cast<double>(value), top_k_correct(logits, labels, 1)};
   net.backward(loss.backward());
