@@ -129,6 +129,21 @@ class ReduceOnPlateau : public LrSchedule {
   std::int64_t bad_epochs_ = 0, reductions_ = 0;
 };
 
+/// A schedule that is a function of the optimizer steps taken: its whole
+/// state is that count.
+class PerStepSchedule : public LrSchedule {
+ public:
+  void step() override { ++step_; }
+  std::vector<double> state() const override { return {static_cast<double>(step_)}; }
+  void set_state(const std::vector<double>& s) override {
+    check_state(s, 1);
+    step_ = static_cast<std::int64_t>(s[0]);
+  }
+
+ protected:
+  std::int64_t step_ = 0;
+};
+
 namespace detail {
 /// From `start` (pct 0) to `end` (pct 1) along half a cosine.
 inline double cosine_anneal(double start, double end, double pct) {
@@ -137,7 +152,7 @@ inline double cosine_anneal(double start, double end, double pct) {
 }  // namespace detail
 
 /// lr(t) = min + (base - min) * (1 + cos(pi t / total)) / 2, per optimizer step.
-class CosineLR : public LrSchedule {
+class CosineLR : public PerStepSchedule {
  public:
   CosineLR(double base, std::int64_t total_steps, double min_lr = 0) : base_(base), min_(min_lr), total_(total_steps) {
     detail::require_option(total_steps >= 1, "CosineLR", "total_steps", ">= 1", total_steps);
@@ -147,16 +162,10 @@ class CosineLR : public LrSchedule {
     const double pct = static_cast<double>(std::min(step_, total_)) / static_cast<double>(total_);
     return detail::cosine_anneal(base_, min_, pct);
   }
-  void step() override { ++step_; }
-  std::vector<double> state() const override { return {static_cast<double>(step_)}; }
-  void set_state(const std::vector<double>& s) override {
-    check_state(s, 1);
-    step_ = static_cast<std::int64_t>(s[0]);
-  }
 
  private:
   double base_, min_;
-  std::int64_t total_, step_ = 0;
+  std::int64_t total_;
 };
 
 /// One-cycle (Smith & Topin 2017), in PyTorch's cosine form: from
@@ -166,7 +175,7 @@ class CosineLR : public LrSchedule {
 /// to base_momentum while the rate rises and back while it falls (pass
 /// base_momentum < 0 to leave momentum alone): high momentum with a high rate
 /// is what makes the peak unstable.
-class OneCycleLR : public LrSchedule {
+class OneCycleLR : public PerStepSchedule {
  public:
   OneCycleLR(double max_lr, std::int64_t total_steps, double pct_start = 0.25, double div_factor = 25,
              double final_div_factor = 1e4, double base_momentum = 0.85, double max_momentum = 0.95)
@@ -190,12 +199,6 @@ class OneCycleLR : public LrSchedule {
     return warming_up() ? detail::cosine_anneal(max_momentum_, base_momentum_, pct)
                         : detail::cosine_anneal(base_momentum_, max_momentum_, pct);
   }
-  void step() override { ++step_; }
-  std::vector<double> state() const override { return {static_cast<double>(step_)}; }
-  void set_state(const std::vector<double>& s) override {
-    check_state(s, 1);
-    step_ = static_cast<std::int64_t>(s[0]);
-  }
 
  private:
   double warm_end() const { return pct_start_ * static_cast<double>(total_) - 1.0; }
@@ -210,7 +213,6 @@ class OneCycleLR : public LrSchedule {
   double max_;
   std::int64_t total_;
   double pct_start_, initial_, final_, base_momentum_, max_momentum_;
-  std::int64_t step_ = 0;
 };
 
 }  // namespace convnet
