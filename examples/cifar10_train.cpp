@@ -111,7 +111,7 @@ training
   --lr LR               peak learning rate (default 0.05 for sgd; use about 1e-3 for adam)
   --schedule NAME       onecycle (default), cosine, step (x0.1 every third of the run), plateau (x0.1), constant
   --weight-decay WD     (default 5e-4; biases are not decayed)
-  --momentum M          (default 0.9; one-cycle cycles it from 0.95 to 0.85 and back, as PyTorch does)
+  --momentum M          (default 0.9; one-cycle swings it from M+0.05 down to M-0.05 and back, as PyTorch does)
   --no-nesterov         plain momentum
   --augment LIST        comma-separated: crop (pad 4), flip, pca; or none (default crop,flip)
   --val-fraction F      training images held out for validation (default 0.1)
@@ -180,7 +180,11 @@ std::unique_ptr<Optimizer<float>> make_optimizer(const Options& o, Sequential<fl
 
 std::unique_ptr<LrSchedule> make_schedule(const Options& o, Index steps_per_epoch) {
   const Index total = std::max<Index>(2, o.epochs * steps_per_epoch);
-  if (o.schedule == "onecycle") return std::make_unique<OneCycleLR>(o.lr, total, 0.25);
+  // One-cycle swings momentum 0.05 either side of --momentum (0.95 -> 0.85 -> 0.95 at the default, as PyTorch).
+  if (o.schedule == "onecycle") {
+    return std::make_unique<OneCycleLR>(o.lr, total, 0.25, 25, 1e4, std::max(0.0, o.momentum - 0.05),
+                                        std::min(0.999, o.momentum + 0.05));
+  }
   if (o.schedule == "cosine") return std::make_unique<CosineLR>(o.lr, total);
   if (o.schedule == "step") return std::make_unique<StepLR>(o.lr, std::max<long>(1, o.epochs / 3), 0.1);
   if (o.schedule == "plateau") return std::make_unique<ReduceOnPlateau>(o.lr, 0.1, 1, 1e-3, 3);
@@ -334,12 +338,13 @@ int run(const cli::Args& args) {
 
   const std::string last_path = (fs::path(o.out) / "last.ckpt").string();
   const std::string best_path = (fs::path(o.out) / "best.ckpt").string();
-  auto save = [&](const std::string& path) {
+  // `next_epoch` and `next_batch` say where a resumed run starts.
+  auto save = [&](const std::string& path, long next_epoch, Index next_batch) {
     Checkpoint c;
     save_training_state(c, net, optimizer.get(), schedule.get());
     c.set_text("config", config.str());
     c.set_text("trainer/options", o.serialize());
-    c.set_u64s("trainer/position", {static_cast<std::uint64_t>(epoch), static_cast<std::uint64_t>(first_batch)});
+    c.set_u64s("trainer/position", {static_cast<std::uint64_t>(next_epoch), static_cast<std::uint64_t>(next_batch)});
     c.set_f64s("trainer/partial", {partial_loss, partial_correct, partial_count, partial_seconds});
     c.set_f64s("trainer/best", {best_accuracy, best_val_loss, static_cast<double>(bad_epochs)});
     c.set_f64s("trainer/history", flatten_history(history));
@@ -373,7 +378,6 @@ int run(const cli::Args& args) {
 
   std::signal(SIGINT, on_sigint);
   const bool tty = ::isatty(STDERR_FILENO);
-  bool stopped_early = false;
   for (; epoch < o.epochs; ++epoch) {
     std::cout << "epoch " << epoch + 1 << "/" << o.epochs << ": " << batches << " batches" << std::endl;
     train_loader.start_epoch(static_cast<std::uint64_t>(epoch), first_batch);
@@ -408,7 +412,7 @@ int run(const cli::Args& args) {
         first_batch = b + 1;
         partial_seconds += elapsed;
         if (tty) std::cerr << "\n";
-        save(last_path);
+        save(last_path, epoch, first_batch);
         std::cout << "interrupted: saved " << last_path << " (epoch " << epoch + 1 << ", after batch " << b + 1
                   << ").\nresume with: " << "cifar10_train --resume " << last_path << "\n";
         return 130;
@@ -443,19 +447,15 @@ int run(const cli::Args& args) {
     } else {
       ++bad_epochs;
     }
-    ++epoch;  // the checkpoint resumes at the next epoch
     write_metrics_csv((fs::path(o.out) / "metrics.csv").string(), history);
     plot_training_curves(history, (fs::path(o.out) / "curves.png").string());
-    save(last_path);
-    if (best) save(best_path);
-    --epoch;
+    save(last_path, epoch + 1, 0);
+    if (best) save(best_path, epoch + 1, 0);
     if (o.patience > 0 && bad_epochs >= o.patience) {
       std::cout << "early stopping: validation loss has not improved for " << bad_epochs << " epochs\n";
-      stopped_early = true;
       break;
     }
   }
-  (void)stopped_early;
 
   // Test the best checkpoint.
   restore_training_state(Checkpoint::load(best_path), net);
