@@ -5,17 +5,20 @@
 #                CIFAR10_DIR=... says where the data is; TRAIN_ARGS=--download fetches it)
 #   make bench   build and run the benchmarks, then the side-by-side comparison with
 #                PyTorch when it is installed (BENCH_ARGS / COMPARE_ARGS pass flags)
+#   make loss-comparison   train once per loss function and write a Markdown table
+#                (LOSS_ARGS="--epochs 4 --max-batches 150" is the README's budget)
 BUILD_DIR ?= build
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 TRAIN_ARGS ?=
 BENCH_ARGS ?=
 COMPARE_ARGS ?=
+LOSS_ARGS ?= --epochs 4 --max-batches 150
 # Debian's python3-torch lives in the system interpreter, which a pyenv or venv may shadow.
 PYTHON ?= $(firstword $(wildcard /usr/bin/python3) python3)
 # CIFAR-10 for make train: $CIFAR10_DIR, else data/ or the shared copy beside the checkout.
 CIFAR10_DIR ?= $(firstword $(wildcard data/cifar-10-batches-bin ../shared/data/cifar-10-batches-bin) data/cifar-10-batches-bin)
 
-.PHONY: all deps configure build test train bench check-sanitize clean
+.PHONY: all deps configure build test train bench loss-comparison check-sanitize clean
 
 all: build
 
@@ -41,6 +44,9 @@ bench: build
 	  echo "make bench: the benchmarks (benchmarks/convnet_bench) do not exist yet."; exit 1; fi
 	@$(BUILD_DIR)/benchmarks/convnet_bench $(BENCH_ARGS)
 	@$(PYTHON) benchmarks/compare_pytorch.py --ours $(BUILD_DIR)/benchmarks/convnet_step $(COMPARE_ARGS)
+
+loss-comparison: build
+	@$(PYTHON) benchmarks/loss_comparison.py --trainer $(BUILD_DIR)/examples/cifar10_train --data $(CIFAR10_DIR) $(LOSS_ARGS)
 
 # The test suite under AddressSanitizer and UndefinedBehaviorSanitizer, in its own build folder.
 check-sanitize: deps

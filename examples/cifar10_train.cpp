@@ -39,8 +39,9 @@ const char* kCifarMd5 = "c32a1d4ab5d03f1284b67883e8d87530";
 // Every setting of a run. Saved in checkpoints as "key=value" lines so --resume continues the same run.
 struct Options {
   std::string data, config = "cifar-half", optimizer = "sgd", schedule = "onecycle", init = "he", augment = "crop,flip";
-  std::string out = "runs/cifar10";
+  std::string out = "runs/cifar10", loss = "cross-entropy", loss_weights;
   double width = 0, lr = 0.05, weight_decay = 5e-4, momentum = 0.9, val_fraction = 0.1;
+  double hinge_margin = 1, triplet_margin = 1;
   long classes = 0, epochs = 16, batch_size = 128, patience = 0, threads = 0, workers = 1, seed = 1, max_batches = 0;
   bool nesterov = true;
 
@@ -51,7 +52,9 @@ struct Options {
       << "\naugment=" << augment << "\nwidth=" << width << "\nlr=" << lr << "\nweight_decay=" << weight_decay
       << "\nmomentum=" << momentum << "\nval_fraction=" << val_fraction << "\nclasses=" << classes
       << "\nepochs=" << epochs << "\nbatch_size=" << batch_size << "\npatience=" << patience << "\nseed=" << seed
-      << "\nmax_batches=" << max_batches << "\nnesterov=" << nesterov << "\n";
+      << "\nmax_batches=" << max_batches << "\nnesterov=" << nesterov << "\nloss=" << loss
+      << "\nloss_weights=" << loss_weights << "\nhinge_margin=" << hinge_margin
+      << "\ntriplet_margin=" << triplet_margin << "\n";
     return o.str();
   }
   void deserialize(const std::string& text) {
@@ -77,6 +80,10 @@ struct Options {
       else if (k == "seed") seed = std::stol(v);
       else if (k == "max_batches") max_batches = std::stol(v);
       else if (k == "nesterov") nesterov = v == "1";
+      else if (k == "loss") loss = v;
+      else if (k == "loss_weights") loss_weights = v;
+      else if (k == "hinge_margin") hinge_margin = std::stod(v);
+      else if (k == "triplet_margin") triplet_margin = std::stod(v);
     }
   }
   bool augments(const std::string& what) const {
@@ -112,6 +119,11 @@ training
   --schedule NAME       onecycle (default), cosine, step (x0.1 every third of the run), plateau (x0.1), constant
   --weight-decay WD     (default 5e-4; biases are not decayed)
   --momentum M          (default 0.9; one-cycle swings it from M+0.05 down to M-0.05 and back, as PyTorch does)
+  --loss NAME           cross-entropy (default), hinge, squared-hinge, cosine, or a sum such as
+                        cross-entropy+hinge or cross-entropy+triplet (triplet: batch-hard, on fc7 after its ReLU)
+  --loss-weights LIST   one weight per term of --loss, comma-separated (default all 1)
+  --hinge-margin M      margin of hinge and squared-hinge (default 1)
+  --triplet-margin M    margin of the triplet loss (default 1)
   --no-nesterov         plain momentum
   --augment LIST        comma-separated: crop (pad 4), flip, pca; or none (default crop,flip)
   --val-fraction F      training images held out for validation (default 0.1)
@@ -165,6 +177,28 @@ void check_output_folder(const std::string& out) {
     if (!f.flush()) throw std::runtime_error("output folder " + out + " is not writable");
   }
   fs::remove(probe, ec);
+}
+
+// The training objective of --loss, --loss-weights and the margins.
+Objective<float> make_objective_from(const Options& o) {
+  std::vector<double> weights;
+  std::istringstream in(o.loss_weights);
+  for (std::string part; std::getline(in, part, ',');) {
+    try {
+      std::size_t used = 0;
+      weights.push_back(std::stod(part, &used));
+      if (used != part.size()) throw std::invalid_argument(part);
+    } catch (const std::exception&) {
+      throw std::invalid_argument("--loss-weights takes numbers separated by commas, got '" + o.loss_weights + "'");
+    }
+  }
+  Objective<float> objective = make_objective<float>(
+      o.loss, weights, ObjectiveOptions().hinge_margin(o.hinge_margin).triplet_margin(o.triplet_margin));
+  if (!objective.reads_logits()) {
+    throw std::invalid_argument("--loss " + o.loss + " trains only the fc7 embedding, so fc8 (the classifier) would "
+                                "never learn; combine it with a loss on the logits, such as cross-entropy+" + o.loss);
+  }
+  return objective;
 }
 
 std::unique_ptr<Optimizer<float>> make_optimizer(const Options& o, Sequential<float>& net) {
@@ -259,7 +293,12 @@ int run(const cli::Args& args) {
     o.patience = args.integer("--patience", o.patience);
     o.seed = args.integer("--seed", o.seed);
     o.max_batches = args.integer("--max-batches", o.max_batches);
+    o.loss = args.str("--loss", o.loss);
+    o.loss_weights = args.str("--loss-weights", o.loss_weights);
+    o.hinge_margin = args.real("--hinge-margin", o.hinge_margin);
+    o.triplet_margin = args.real("--triplet-margin", o.triplet_margin);
   }
+  Objective<float> objective = make_objective_from(o);
   if (o.epochs < 1) throw std::invalid_argument("--epochs must be >= 1");
   if (o.batch_size < 1) throw std::invalid_argument("--batch-size must be >= 1");
   if (o.init != "he" && o.init != "paper") throw std::invalid_argument("--init must be he or paper");
@@ -326,7 +365,6 @@ int run(const cli::Args& args) {
   net.set_input_gradient(false);  // the pictures need no gradient
   auto optimizer = make_optimizer(o, net);
   auto schedule = make_schedule(o, batches);
-  SoftmaxCrossEntropy<float> loss;
 
   // State of the run, saved in every checkpoint.
   long epoch = 0;
@@ -344,6 +382,7 @@ int run(const cli::Args& args) {
     save_training_state(c, net, optimizer.get(), schedule.get());
     c.set_text("config", config.str());
     c.set_text("trainer/options", o.serialize());
+    c.set_text("trainer/loss", objective.describe());
     c.set_u64s("trainer/position", {static_cast<std::uint64_t>(next_epoch), static_cast<std::uint64_t>(next_batch)});
     c.set_f64s("trainer/partial", {partial_loss, partial_correct, partial_count, partial_seconds});
     c.set_f64s("trainer/best", {best_accuracy, best_val_loss, static_cast<double>(bad_epochs)});
@@ -374,7 +413,8 @@ int run(const cli::Args& args) {
             << train_set.size() << " training / " << val_set.size() << " validation / " << test_set.size()
             << " test images; " << threads << " threads\n"
             << "recipe: " << optimizer->type_name() << ", " << schedule->describe() << ", batch " << o.batch_size
-            << ", weight decay " << o.weight_decay << ", augmentation " << train_pipeline.describe() << "\n";
+            << ", weight decay " << o.weight_decay << ", augmentation " << train_pipeline.describe() << "\n"
+            << "loss: " << objective.describe() << "\n";
 
   std::signal(SIGINT, on_sigint);
   const bool tty = ::isatty(STDERR_FILENO);
@@ -386,7 +426,7 @@ int run(const cli::Args& args) {
     Index images_this_session = 0;
     for (Index b = first_batch; b < batches; ++b) {
       const Batch* batch = train_loader.next();
-      const StepResult step = train_step(net, loss, *optimizer, batch->images, batch->labels, schedule.get());
+      const StepResult step = train_step(net, objective, *optimizer, batch->images, batch->labels, schedule.get());
       partial_loss += step.loss * static_cast<double>(batch->count());
       partial_correct += static_cast<double>(step.correct);
       partial_count += static_cast<double>(batch->count());
@@ -423,7 +463,7 @@ int run(const cli::Args& args) {
         partial_seconds + std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start).count();
 
     val_loader.start_epoch(0);
-    const ClassificationMetrics val = evaluate(net, val_loader, nullptr, o.max_batches);
+    const ClassificationMetrics val = evaluate(net, val_loader, nullptr, o.max_batches, &objective);
     EpochRecord record{static_cast<int>(epoch + 1), partial_loss / partial_count, partial_correct / partial_count,
                        val.loss(), val.top1_accuracy(), optimizer->learning_rate(), 0};
     record.seconds = partial_seconds + std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start).count();
@@ -469,6 +509,7 @@ int run(const cli::Args& args) {
   double total_seconds = 0;
   for (const auto& r : history) total_seconds += r.seconds;
   report << "epochs: " << history.size() << ", training time " << hms(total_seconds) << "\n";
+  report << "loss: " << objective.describe() << "\n";
   report << "test top-1: " << 100 * test.top1_accuracy() << "%\n";
   report << "test top-5: " << 100 * test.top5_accuracy() << "%\n";
   report << "test loss: " << std::setprecision(4) << test.loss() << std::setprecision(2) << "\n\nper-class accuracy\n";
@@ -505,7 +546,8 @@ int main(int argc, char** argv) {
     args.check_known({"--help", "--download", "--no-nesterov", "--data", "--out", "--resume", "--config", "--width",
                       "--classes", "--init", "--epochs", "--batch-size", "--optimizer", "--lr", "--schedule",
                       "--weight-decay", "--momentum", "--augment", "--val-fraction", "--patience", "--threads",
-                      "--workers", "--seed", "--max-batches"});
+                      "--workers", "--seed", "--max-batches", "--loss", "--loss-weights", "--hinge-margin",
+                      "--triplet-margin"});
     if (!args.positional().empty()) throw std::invalid_argument("unexpected argument " + args.positional()[0]);
     return run(args);
   } catch (const std::exception& e) {

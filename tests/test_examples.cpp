@@ -106,6 +106,34 @@ TEST(Examples, TrainerExplainsMissingDataAndBadFlags) {
   EXPECT_EQ(run(kTrain + " --help").status, 0);
 }
 
+TEST(Examples, TrainerTakesEveryLossAndRecordsItInTheCheckpoint) {
+  TempDir dir;
+  convnet::testing::write_cifar(dir / "cifar", 60);
+  const std::string common = kTrain + " --data " + (dir / "cifar") + " --epochs 1 --max-batches 3" + kSmall;
+  const Result combined =
+      run(common + " --out " + (dir / "triplet") + " --loss cross-entropy+triplet --loss-weights 1,0.5");
+  ASSERT_EQ(combined.status, 0) << combined.output;
+  const std::string recorded = "cross-entropy+triplet(margin=1) weights=1,0.5 embedding=relu7";
+  EXPECT_EQ(Checkpoint::load(dir / "triplet/last.ckpt").text("trainer/loss"), recorded);
+  EXPECT_NE(read(dir / "triplet/report.txt").find("loss: " + recorded), std::string::npos);
+  const Result cosine = run(common + " --out " + (dir / "cosine") + " --loss cosine");
+  ASSERT_EQ(cosine.status, 0) << cosine.output;
+  EXPECT_EQ(Checkpoint::load(dir / "cosine/last.ckpt").text("trainer/loss"), "cosine weights=1");
+
+  const Result unknown = run(common + " --out " + (dir / "x") + " --loss focal");
+  EXPECT_EQ(unknown.status, 1);
+  EXPECT_NE(unknown.output.find("unknown loss 'focal'; valid names are cross-entropy, hinge, squared-hinge, cosine, "
+                                "triplet"),
+            std::string::npos)
+      << unknown.output;
+  const Result alone = run(common + " --out " + (dir / "x") + " --loss triplet");
+  EXPECT_EQ(alone.status, 1);
+  EXPECT_NE(alone.output.find("fc8 (the classifier) would never learn"), std::string::npos) << alone.output;
+  const Result weights = run(common + " --out " + (dir / "x") + " --loss hinge --loss-weights 1,2");
+  EXPECT_EQ(weights.status, 1);
+  EXPECT_NE(weights.output.find("has 1 terms but 2 weights"), std::string::npos) << weights.output;
+}
+
 TEST(Examples, CtrlCSavesACheckpointThatResumeContinues) {
   TempDir dir;
   convnet::testing::write_cifar(dir / "cifar", 120);  // 600 training records: 17 batches of 32 an epoch

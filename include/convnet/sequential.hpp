@@ -89,6 +89,33 @@ class Sequential {
     return *g;
   }
 
+  /// Backpropagates dLoss/dOutput plus a second gradient, `tap_grad`, that a
+  /// loss computed on the output of the inner layer `tap_layer` (a triplet loss
+  /// on an embedding): the two are added where that layer's output gradient
+  /// is formed, so both reach every layer below it.
+  const Tensor<T>& backward(const Tensor<T>& grad_output, const std::string& tap_layer, const Tensor<T>& tap_grad) {
+    if (layers_.empty()) throw std::logic_error("Sequential::backward: the network has no layers");
+    std::size_t tap = layers_.size();
+    for (std::size_t i = 0; i < layers_.size(); ++i) {
+      if (layers_[i]->name() == tap_layer) tap = i;
+    }
+    if (tap == layers_.size()) throw std::out_of_range("Sequential::backward: no layer named '" + tap_layer + "'");
+    if (shape_of(tap_grad) != shape_of(layers_[tap]->output())) {
+      throw ShapeError("Sequential::backward (gradient at " + tap_layer + ")", shape_of(layers_[tap]->output()).str(),
+                       shape_of(tap_grad).str());
+    }
+    const Tensor<T>* g = &grad_output;
+    for (std::size_t i = layers_.size(); i-- > 0;) {
+      if (i == tap) {
+        resize(tap_sum_, shape_of(tap_grad));
+        flat(tap_sum_) = flat(*g) + flat(tap_grad);
+        g = &tap_sum_;
+      }
+      g = &layers_[i]->backward(*g);
+    }
+    return *g;
+  }
+
   /// Whether backward computes the gradient of the network's input (on by
   /// default). Training does not need it: turning it off skips the first
   /// convolution's input gradient.
@@ -165,6 +192,7 @@ class Sequential {
 
  private:
   std::vector<std::unique_ptr<Layer<T>>> layers_;
+  Tensor<T> tap_sum_;  // backward's sum of the two gradients at the tapped layer
   bool training_ = true;
 };
 

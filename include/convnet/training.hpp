@@ -13,6 +13,8 @@
 
 #include "data/loader.hpp"
 #include "errors.hpp"
+#include "losses/loss.hpp"
+#include "losses/objective.hpp"
 #include "losses/softmax_cross_entropy.hpp"
 #include "metrics.hpp"
 #include "optim/optimizer.hpp"
@@ -48,28 +50,56 @@ struct StepResult {
   Index correct = 0;  ///< top-1 hits in the batch (before the update)
 };
 
-/// One optimisation step on a batch. With a schedule, its rate (and momentum,
-/// for one-cycle) is used for this step and it advances by one step afterwards.
-template <class T>
-StepResult train_step(Sequential<T>& net, SoftmaxCrossEntropy<T>& loss, Optimizer<T>& optimizer,
-                      const Tensor<T>& images, const std::vector<int>& labels, LrSchedule* schedule = nullptr) {
+namespace detail {
+/// The step around a loss: schedule, forward, `loss_value(logits)` (checked
+/// for NaN and infinity), `backpropagate()`, update.
+template <class T, class Value, class Backward>
+StepResult train_step_with(Sequential<T>& net, Optimizer<T>& optimizer, const Tensor<T>& images,
+                           const std::vector<int>& labels, LrSchedule* schedule, const Value& loss_value,
+                           const Backward& backpropagate) {
   if (schedule) {
     optimizer.set_learning_rate(schedule->learning_rate());
     if (schedule->momentum() >= 0) optimizer.set_momentum(schedule->momentum());
   }
   optimizer.zero_grad();
   const Tensor<T>& logits = net.forward(images);
-  const T value = loss.forward(logits, labels);
+  const T value = loss_value(logits);
   if (!std::isfinite(value)) {
-    throw NonFiniteLossError(detail::concat("training stopped: the loss became ", value, " at optimizer step ",
-                                            optimizer.steps() + 1, " (learning rate ", optimizer.learning_rate(),
-                                            "); ", detail::first_non_finite(net, images)));
+    throw NonFiniteLossError(concat("training stopped: the loss became ", value, " at optimizer step ",
+                                    optimizer.steps() + 1, " (learning rate ", optimizer.learning_rate(), "); ",
+                                    first_non_finite(net, images)));
   }
   StepResult result{static_cast<double>(value), top_k_correct(logits, labels, 1)};
-  net.backward(loss.backward());
+  backpropagate();
   optimizer.step();
   if (schedule) schedule->step();
   return result;
+}
+}  // namespace detail
+
+/// One optimisation step on a batch with a loss on the logits. With a
+/// schedule, its rate (and momentum, for one-cycle) is used for this step and
+/// it advances by one step afterwards.
+template <class T>
+StepResult train_step(Sequential<T>& net, Loss<T>& loss, Optimizer<T>& optimizer, const Tensor<T>& images,
+                      const std::vector<int>& labels, LrSchedule* schedule = nullptr) {
+  if (loss.input() != LossInput::Logits) {
+    throw std::invalid_argument("train_step: " + loss.name() +
+                                " reads an embedding, not the logits; wrap it in an Objective");
+  }
+  return detail::train_step_with(
+      net, optimizer, images, labels, schedule, [&](const Tensor<T>& logits) { return loss.forward(logits, labels); },
+      [&] { net.backward(loss.backward()); });
+}
+
+/// One optimisation step on a batch with a weighted sum of losses (some may
+/// read an inner layer's output; objective.hpp).
+template <class T>
+StepResult train_step(Sequential<T>& net, Objective<T>& objective, Optimizer<T>& optimizer, const Tensor<T>& images,
+                      const std::vector<int>& labels, LrSchedule* schedule = nullptr) {
+  return detail::train_step_with(
+      net, optimizer, images, labels, schedule, [&](const Tensor<T>&) { return objective.forward(net, labels); },
+      [&] { objective.backward(net); });
 }
 
 /// Loss, top-1 and top-5 over in-memory images [N, C, H, W] in evaluation
@@ -102,10 +132,11 @@ ClassificationMetrics evaluate(Sequential<T>& net, const Tensor<T>& images, cons
 
 /// Loss, top-1 and top-5 over the batches of an epoch of `loader` (call
 /// start_epoch first; at most `max_batches` of them when that is positive),
-/// in evaluation mode; fills `confusion` when given.
+/// in evaluation mode; fills `confusion` when given. The loss is the
+/// objective's when one is given, else the cross-entropy.
 template <class T>
 ClassificationMetrics evaluate(Sequential<T>& net, DataLoader& loader, ConfusionMatrix* confusion = nullptr,
-                               Index max_batches = 0) {
+                               Index max_batches = 0, Objective<T>* objective = nullptr) {
   const bool was_training = net.training();
   net.eval();
   SoftmaxCrossEntropy<T> loss;
@@ -122,7 +153,8 @@ ClassificationMetrics evaluate(Sequential<T>& net, DataLoader& loader, Confusion
       input = &converted;
     }
     const Tensor<T>& logits = net.forward(*input);
-    metrics.add(static_cast<double>(loss.forward(logits, batch->labels)), logits, batch->labels);
+    const T value = objective ? objective->forward(net, batch->labels) : loss.forward(logits, batch->labels);
+    metrics.add(static_cast<double>(value), logits, batch->labels);
     if (confusion) confusion->add(logits, batch->labels);
   }
   net.set_training(was_training);

@@ -15,30 +15,18 @@
 
 #include "../errors.hpp"
 #include "../tensor.hpp"
+#include "loss.hpp"
 
 namespace convnet {
 
 template <class T>
-class SoftmaxCrossEntropy {
+class SoftmaxCrossEntropy : public Loss<T> {
  public:
-  std::string name() const { return "SoftmaxCrossEntropy"; }
+  std::string name() const override { return "cross-entropy"; }
 
   /// The mean loss; remembers the probabilities for backward().
-  T forward(const Tensor<T>& logits, const std::vector<int>& labels) {
-    const Shape s = shape_of(logits);
-    if (s.n < 1 || s.c < 1 || s.h != 1 || s.w != 1) {
-      throw ShapeError(name() + " forward (logits)", "[N >= 1, classes >= 1, 1, 1]", s.str());
-    }
-    if (static_cast<Index>(labels.size()) != s.n) {
-      throw ShapeError(name() + " forward (labels)", detail::concat("[", s.n, "] (one label per sample)"),
-                       detail::concat("[", labels.size(), "]"));
-    }
-    for (std::size_t i = 0; i < labels.size(); ++i) {
-      if (labels[i] < 0 || labels[i] >= s.c) {
-        throw std::invalid_argument(detail::concat(name(), ": label ", labels[i], " of sample ", i,
-                                                   " is outside [0, ", s.c, ")"));
-      }
-    }
+  T forward(const Tensor<T>& logits, const std::vector<int>& labels) override {
+    const Shape s = detail::check_loss_input("SoftmaxCrossEntropy", LossInput::Logits, logits, labels);
     resize(probabilities_, s);
     labels_ = labels;
     double total = 0;
@@ -57,8 +45,8 @@ class SoftmaxCrossEntropy {
   }
 
   /// d(mean loss)/d(logits) for the last forward.
-  const Tensor<T>& backward() {
-    if (labels_.empty()) throw std::logic_error(name() + ": backward called before forward");
+  const Tensor<T>& backward() override {
+    if (labels_.empty()) throw std::logic_error("SoftmaxCrossEntropy: backward called before forward");
     const Shape s = shape_of(probabilities_);
     resize(grad_, s);
     const T inv_n = T(1) / static_cast<T>(s.n);

@@ -1,0 +1,259 @@
+// The losses of losses/: hand-computed values on tiny inputs, gradients
+// against central differences (the same checker as the layers), finiteness at
+// extreme logits, the objective that sums them, and its one backward pass
+// through a network with a tap on an inner layer.
+#include <gtest/gtest.h>
+
+#include <convnet/convnet.hpp>
+
+#include "gradient_check.hpp"
+
+namespace {
+
+using namespace convnet;
+using convnet::testing::compare_with_finite_differences;
+using convnet::testing::fill_uniform;
+
+constexpr double kTolerance = 1e-6;
+
+Tensor<double> column(const std::vector<std::vector<double>>& rows) {
+  Tensor<double> t(static_cast<Index>(rows.size()), static_cast<Index>(rows[0].size()), 1, 1);
+  for (std::size_t n = 0; n < rows.size(); ++n) {
+    for (std::size_t c = 0; c < rows[n].size(); ++c) t.data()[n * rows[n].size() + c] = rows[n][c];
+  }
+  return t;
+}
+
+double gradient_error(Loss<double>& loss, Tensor<double>& input, const std::vector<int>& labels) {
+  loss.forward(input, labels);
+  const Tensor<double> grad = loss.backward();
+  const auto errors = compare_with_finite_differences(
+      [&] { return static_cast<double>(loss.forward(input, labels)); }, {{"input", input.data()}},
+      {{grad.data(), grad.data() + grad.size()}}, {input.size()});
+  return errors.at(0).relative_error;
+}
+
+TEST(LossValues, HingeAndSquaredHingeByHand) {
+  // Sample 0 (true class 0): violations 1 + 2 - 1 = 2 and 1 + 3 - 1 = 3.
+  // Sample 1 (true class 2): 1 + 0 - 5 < 0 and 1 + 4.5 - 5 = 0.5.
+  Tensor<double> logits = column({{1, 2, 3}, {0, 4.5, 5}});
+  MultiClassHinge<double> hinge;
+  EXPECT_DOUBLE_EQ(hinge.forward(logits, {0, 2}), (5.0 + 0.5) / 2);
+  const Tensor<double>& g = hinge.backward();
+  const std::vector<double> expected{-1, 0.5, 0.5, 0, 0.5, -0.5};
+  for (int i = 0; i < 6; ++i) EXPECT_DOUBLE_EQ(g.data()[i], expected[static_cast<std::size_t>(i)]) << i;
+  MultiClassHinge<double> squared(HingeOptions().squared(true));
+  EXPECT_DOUBLE_EQ(squared.forward(logits, {0, 2}), (4.0 + 9.0 + 0.25) / 2);
+  EXPECT_EQ(squared.name(), "squared-hinge");
+  MultiClassHinge<double> wide(HingeOptions().margin(3));
+  EXPECT_DOUBLE_EQ(wide.forward(logits, {0, 2}), ((3 + 2 - 1) + (3 + 3 - 1) + (3 + 4.5 - 5) + 0.0) / 2);
+  // Every margin met: zero loss, zero gradient.
+  Tensor<double> easy = column({{10, 0, 0}});
+  EXPECT_EQ(hinge.forward(easy, {0}), 0.0);
+  EXPECT_EQ(flat(hinge.backward()).cwiseAbs().sum(), 0.0);
+}
+
+TEST(LossValues, CosineByHand) {
+  CosineSimilarityLoss<double> cosine;
+  // Equal logits: p = 1/4 each, ||p|| = 1/2, cos = (1/4) / (1/2).
+  Tensor<double> equal = column({{2, 2, 2, 2}});
+  EXPECT_NEAR(cosine.forward(equal, {3}), 0.5, 1e-15);
+  // A sure, right answer costs nothing; a sure, wrong one costs 1.
+  Tensor<double> sure = column({{50, 0, 0}, {0, 50, 0}});
+  EXPECT_NEAR(cosine.forward(sure, {0, 0}), 0.5, 1e-12);
+}
+
+TEST(LossValues, TripletMiningAndValueByHand) {
+  // One-dimensional embeddings 0, 1, 3.5, 10 with labels 0, 0, 1, 1.
+  Tensor<double> e = column({{0}, {1}, {3.5}, {10}});
+  TripletLoss<double> triplet;  // margin 1
+  // anchor 0: positive 1 (d 1), negative 2 (d 3.5): 1 + 1 - 3.5 < 0
+  // anchor 1: positive 0 (d 1), negative 2 (d 2.5): 1 + 1 - 2.5 < 0
+  // anchor 2: positive 3 (d 6.5), negative 1 (d 2.5): 1 + 6.5 - 2.5 = 5
+  // anchor 3: positive 2 (d 6.5), negative 1 (d 9): 1 + 6.5 - 9 < 0
+  EXPECT_NEAR(triplet.forward(e, {0, 0, 1, 1}), 5.0 / 4, 1e-9);
+  const std::vector<int> positives{1, 0, 3, 2}, negatives{2, 2, 1, 1};
+  for (Index a = 0; a < 4; ++a) {
+    EXPECT_EQ(triplet.hardest_positive(a), positives[static_cast<std::size_t>(a)]) << a;
+    EXPECT_EQ(triplet.hardest_negative(a), negatives[static_cast<std::size_t>(a)]) << a;
+  }
+  // Only anchor 2 is active: it moves towards 3 (+1 per unit of d) and away from 1.
+  const Tensor<double>& g = triplet.backward();
+  EXPECT_NEAR(g.data()[2], (-1.0 - 1.0) / 4, 1e-9);  // d(d23)/de2 = -1, -d(d21)/de2 = -1
+  EXPECT_NEAR(g.data()[3], 1.0 / 4, 1e-9);
+  EXPECT_NEAR(g.data()[1], 1.0 / 4, 1e-9);   // descending it moves 1 away from 3
+  EXPECT_NEAR(g.data()[0], 0.0, 1e-12);
+  // Anchors with no positive in the batch are left out of the mean.
+  Tensor<double> three = column({{0}, {1}, {4}});
+  // anchor 0 has none; anchor 1: pos 2 (d 3), neg 0 (d 1): 1 + 3 - 1 = 3; anchor 2: pos 1 (d 3), neg 0 (d 4): 0.
+  EXPECT_NEAR(triplet.forward(three, {0, 1, 1}), 3.0 / 2, 1e-9);
+  EXPECT_EQ(triplet.hardest_positive(0), -1);
+  // A batch of one class has no triplet at all.
+  EXPECT_EQ(triplet.forward(three, {1, 1, 1}), 0.0);
+  EXPECT_EQ(flat(triplet.backward()).cwiseAbs().sum(), 0.0);
+}
+
+TEST(LossGradients, HingeSquaredHingeCosineAgainstFiniteDifferences) {
+  Rng rng(5);
+  Tensor<double> logits(5, 7, 1, 1);
+  fill_uniform(logits, rng, -2, 2);  // margin 1: plenty of active and inactive terms
+  const std::vector<int> labels{0, 6, 3, 3, 1};
+  MultiClassHinge<double> hinge;
+  MultiClassHinge<double> squared(HingeOptions().squared(true).margin(0.5));
+  CosineSimilarityLoss<double> cosine;
+  SoftmaxCrossEntropy<double> cross_entropy;
+  for (Loss<double>* loss : std::vector<Loss<double>*>{&hinge, &squared, &cosine, &cross_entropy}) {
+    EXPECT_LT(gradient_error(*loss, logits, labels), kTolerance) << loss->describe();
+  }
+}
+
+TEST(LossGradients, TripletOnABatchWithStableMining) {
+  // Two well separated clusters per class, so that a step of 1e-6 never changes
+  // which sample is hardest; the margin keeps every anchor active.
+  Rng rng(9);
+  Tensor<double> e(6, 4, 1, 1);
+  fill_uniform(e, rng, -1, 1);
+  const std::vector<int> labels{0, 1, 2, 0, 1, 2};
+  TripletLoss<double> triplet(TripletOptions().margin(5));
+  const double value = triplet.forward(e, labels);
+  EXPECT_GT(value, 0);
+  for (Index a = 0; a < 6; ++a) EXPECT_GE(triplet.hardest_negative(a), 0);
+  EXPECT_LT(gradient_error(triplet, e, labels), kTolerance);
+  // With a small margin some anchors drop out; the gradient is still right.
+  TripletLoss<double> small(TripletOptions().margin(0.1));
+  EXPECT_LT(gradient_error(small, e, labels), kTolerance);
+}
+
+TEST(LossValues, FiniteForExtremeLogits) {
+  Tensor<float> logits(2, 4, 1, 1);
+  const float values[8] = {1e4f, -1e4f, 0, 5e3f, -1e4f, 1e4f, -1e4f, 1e4f};
+  std::copy(values, values + 8, logits.data());
+  SoftmaxCrossEntropy<float> ce;
+  MultiClassHinge<float> hinge;
+  MultiClassHinge<float> squared(HingeOptions().squared(true));
+  CosineSimilarityLoss<float> cosine;
+  TripletLoss<float> triplet;
+  for (Loss<float>* loss : std::vector<Loss<float>*>{&ce, &hinge, &squared, &cosine, &triplet}) {
+    const float value = loss->forward(logits, {2, 0});
+    EXPECT_TRUE(std::isfinite(value)) << loss->name() << " gave " << value;
+    EXPECT_TRUE(flat(loss->backward()).allFinite()) << loss->name();
+  }
+  // Cross-entropy of a label 2e4 below the best logit: exactly that, not inf.
+  EXPECT_NEAR(ce.forward(logits, {1, 0}), (2e4 + 2e4) / 2, 1.0);
+}
+
+TEST(LossErrors, ShapesLabelsAndOptions) {
+  MultiClassHinge<double> hinge;
+  Tensor<double> wrong(2, 3, 2, 1);
+  EXPECT_THROW(hinge.forward(wrong, {0, 1}), ShapeError);
+  Tensor<double> logits(2, 3, 1, 1);
+  logits.setZero();
+  EXPECT_THROW(hinge.forward(logits, {0}), ShapeError);
+  EXPECT_THROW(hinge.forward(logits, {0, 3}), std::invalid_argument);
+  CosineSimilarityLoss<double> cosine;
+  EXPECT_THROW(cosine.backward(), std::logic_error);
+  TripletLoss<double> triplet;
+  EXPECT_THROW(triplet.forward(logits, {0, -1}), std::invalid_argument);
+  EXPECT_NO_THROW(triplet.forward(logits, {0, 70}));  // any class index: no classes dimension here
+  EXPECT_THROW(MultiClassHinge<double>(HingeOptions().margin(-1)), std::invalid_argument);
+  EXPECT_THROW(TripletLoss<double>(TripletOptions().margin(-0.5)), std::invalid_argument);
+}
+
+TEST(Objective, NamesWeightsAndErrors) {
+  auto objective = make_objective<double>("cross-entropy+triplet", {1.0, 0.5}, ObjectiveOptions().triplet_margin(2));
+  ASSERT_EQ(objective.size(), 2u);
+  EXPECT_EQ(objective.loss(0).name(), "cross-entropy");
+  EXPECT_EQ(objective.loss(1).name(), "triplet");
+  EXPECT_EQ(objective.weight(1), 0.5);
+  EXPECT_TRUE(objective.reads_logits());
+  EXPECT_TRUE(objective.reads_embedding());
+  EXPECT_EQ(objective.describe(), "cross-entropy+triplet(margin=2) weights=1,0.5 embedding=relu7");
+  for (const auto& name : loss_names()) EXPECT_EQ(make_objective<float>(name).loss(0).name(), name);
+  try {
+    make_objective<float>("cross-entropy+focal");
+    FAIL() << "no error for an unknown loss";
+  } catch (const std::invalid_argument& e) {
+    const std::string message = e.what();
+    EXPECT_NE(message.find("'focal'"), std::string::npos) << message;
+    for (const auto& name : loss_names()) EXPECT_NE(message.find(name), std::string::npos) << message;
+  }
+  EXPECT_THROW(make_objective<float>("hinge", {1.0, 2.0}), std::invalid_argument);
+  EXPECT_THROW(make_objective<float>(""), std::invalid_argument);
+  EXPECT_THROW(make_objective<float>("hinge+"), std::invalid_argument);
+  EXPECT_THROW(make_objective<float>("hinge", {-1.0}), std::invalid_argument);
+}
+
+TEST(Objective, WeightedSumAndGradients) {
+  Rng rng(3);
+  Tensor<double> logits(6, 5, 1, 1), embedding(6, 3, 1, 1);
+  fill_uniform(logits, rng, -2, 2);
+  fill_uniform(embedding, rng, -1, 1);
+  const std::vector<int> labels{0, 1, 2, 0, 1, 2};
+  auto objective =
+      make_objective<double>("cross-entropy+hinge+triplet", {1.0, 0.25, 2.0}, ObjectiveOptions().triplet_margin(5));
+  const double value = objective.forward(logits, &embedding, labels);
+  EXPECT_NEAR(value, objective.value(0) + 0.25 * objective.value(1) + 2.0 * objective.value(2), 1e-12);
+  objective.compute_gradients();
+  const Tensor<double> gl = objective.logits_gradient(), ge = objective.embedding_gradient();
+  const auto errors = compare_with_finite_differences(
+      [&] { return static_cast<double>(objective.forward(logits, &embedding, labels)); },
+      {{"logits", logits.data()}, {"embedding", embedding.data()}},
+      {{gl.data(), gl.data() + gl.size()}, {ge.data(), ge.data() + ge.size()}}, {logits.size(), embedding.size()});
+  for (const auto& e : errors) EXPECT_LT(e.relative_error, kTolerance) << e.tensor;
+  EXPECT_THROW(objective.forward(logits, nullptr, labels), std::invalid_argument);
+}
+
+// The embedding's gradient must join the logits' at the tapped layer and reach
+// every parameter below it: check the whole network's parameter gradients.
+TEST(Objective, BackwardThroughANetworkWithATap) {
+  Sequential<double> net;
+  net.add<Dense<double>>("fc1", DenseOptions(6, 5));
+  net.add<ReLU<double>>("embed");
+  net.add<Dense<double>>("fc2", DenseOptions(5, 3));
+  Rng rng(21);
+  for (auto& p : net.parameters()) {
+    for (Index i = 0; i < p.size; ++i) p.value[i] = rng.uniform(-1.0, 1.0);
+  }
+  Tensor<double> input(6, 6, 1, 1);
+  fill_uniform(input, rng, -1, 1);
+  const std::vector<int> labels{0, 1, 2, 0, 1, 2};
+  auto objective = make_objective<double>("cross-entropy+triplet", {1.0, 0.7},
+                                          ObjectiveOptions().triplet_margin(4).embedding_layer("embed"));
+  auto value = [&] {
+    net.forward(input);
+    return static_cast<double>(objective.forward(net, labels));
+  };
+  net.zero_grad();
+  value();
+  objective.backward(net);
+  std::vector<std::pair<std::string, double*>> values;
+  std::vector<std::vector<double>> analytic;
+  std::vector<Index> sizes;
+  for (auto& p : net.parameters()) {
+    values.emplace_back(p.name, p.value);
+    analytic.emplace_back(p.grad, p.grad + p.size);
+    sizes.push_back(p.size);
+  }
+  const auto errors = compare_with_finite_differences(value, values, analytic, sizes);
+  ASSERT_EQ(errors.size(), 4u);
+  for (const auto& e : errors) EXPECT_LT(e.relative_error, kTolerance) << e.tensor;
+  // Without the tap (cross-entropy alone), fc1's gradient differs: the tap did something.
+  auto plain = make_objective<double>("cross-entropy");
+  net.zero_grad();
+  net.forward(input);
+  plain.forward(net, labels);
+  plain.backward(net);
+  EXPECT_GT(std::abs(net.parameters()[0].grad[0] - analytic[0][0]), 1e-9);
+}
+
+TEST(Objective, TrainStepRefusesAnEmbeddingLossOnTheLogits) {
+  Sequential<float> net;
+  net.add<Dense<float>>("fc", DenseOptions(4, 3));
+  Sgd<float> sgd(net.parameters(), SgdOptions(0.1));
+  TripletLoss<float> triplet;
+  Tensor<float> x(2, 4, 1, 1);
+  x.setZero();
+  EXPECT_THROW(train_step(net, triplet, sgd, x, {0, 1}), std::invalid_argument);
+}
+
+}  // namespace
