@@ -5,6 +5,7 @@
 #                CIFAR10_DIR=... says where the data is; TRAIN_ARGS=--download fetches it)
 #   make bench   build and run the benchmarks, then the side-by-side comparison with
 #                PyTorch when it is installed (BENCH_ARGS / COMPARE_ARGS pass flags)
+#   make fuzz    build the libFuzzer targets with clang and run each for FUZZ_SECONDS (default 600)
 #   make loss-comparison   train once per loss function and write a Markdown table
 #                (LOSS_ARGS="--epochs 4 --max-batches 150" is the README's budget)
 BUILD_DIR ?= build
@@ -13,12 +14,17 @@ TRAIN_ARGS ?=
 BENCH_ARGS ?=
 COMPARE_ARGS ?=
 LOSS_ARGS ?= --epochs 4 --max-batches 150
+FUZZ_SECONDS ?= 600
+FUZZ_TARGETS := cifar10 image checkpoint
+FUZZ_CXX ?= clang++
+FUZZ_FLAGS := -std=c++17 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+  -Iinclude -I/usr/include/eigen3
 # Debian's python3-torch lives in the system interpreter, which a pyenv or venv may shadow.
 PYTHON ?= $(firstword $(wildcard /usr/bin/python3) python3)
 # CIFAR-10 for make train: $CIFAR10_DIR, else data/ or the shared copy beside the checkout.
 CIFAR10_DIR ?= $(firstword $(wildcard data/cifar-10-batches-bin ../shared/data/cifar-10-batches-bin) data/cifar-10-batches-bin)
 
-.PHONY: all deps configure build test train bench loss-comparison check-sanitize clean
+.PHONY: all deps configure build test train bench loss-comparison fuzz fuzz-build fuzz-corpus check-sanitize clean
 
 all: build
 
@@ -55,5 +61,28 @@ check-sanitize: deps
 	@cmake --build $(BUILD_DIR)-sanitize -j $(JOBS)
 	@cd $(BUILD_DIR)-sanitize && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j $(JOBS) -E "consumer_|headers_compile_alone"
 
+# Coverage-guided fuzzing (clang's libFuzzer, without OpenMP: the loaders are single-threaded).
+# New inputs go to build-fuzz/corpus-<target>; crashes to build-fuzz/crash-*.
+fuzz-build: deps
+	@command -v $(FUZZ_CXX) >/dev/null || { echo "make fuzz needs clang: sudo apt-get install clang"; exit 1; }
+	@mkdir -p build-fuzz
+	@for t in $(FUZZ_TARGETS); do \
+	  $(FUZZ_CXX) $(FUZZ_FLAGS) -DCONVNET_FUZZ_TARGET=$$t tests/fuzz/fuzz_main.cpp tests/fuzz/fuzz_targets.cpp \
+	    -o build-fuzz/fuzz_$$t || exit 1; done
+
+fuzz: fuzz-build
+	@for t in $(FUZZ_TARGETS); do \
+	  mkdir -p build-fuzz/corpus-$$t; \
+	  echo "fuzzing $$t for $(FUZZ_SECONDS) s"; \
+	  build-fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 -artifact_prefix=build-fuzz/ \
+	    -print_final_stats=1 build-fuzz/corpus-$$t tests/fuzz/corpus/$$t > build-fuzz/fuzz_$$t.log 2>&1; rc=$$?; \
+	  tail -n 14 build-fuzz/fuzz_$$t.log; [ $$rc -eq 0 ] || exit $$rc; done
+
+# Rewrites the seed corpus in tests/fuzz/corpus (committed).
+fuzz-corpus: deps
+	@mkdir -p build-fuzz
+	@$(CXX) -std=c++17 -O1 -Iinclude -I/usr/include/eigen3 tests/fuzz/make_corpus.cpp tests/fuzz/fuzz_targets.cpp \
+	  -o build-fuzz/make_corpus && build-fuzz/make_corpus tests/fuzz/corpus
+
 clean:
-	rm -rf $(BUILD_DIR) $(BUILD_DIR)-sanitize
+	rm -rf $(BUILD_DIR) $(BUILD_DIR)-sanitize build-fuzz

@@ -2,7 +2,8 @@
 //
 //   cifar10_train [--data DIR] [--config cifar-half] [--epochs N] ... (see --help)
 //
-// Writes to the output folder: metrics.csv (one row per epoch), curves.png
+// Writes to the output folder: metrics.csv (one row per epoch; timing.csv
+// holds the wall-clock seconds), curves.png
 // (loss and accuracy, train and validation, against epochs), last.ckpt (to
 // resume), best.ckpt (best validation accuracy) and report.txt (test top-1,
 // top-5, per-class accuracy, confusion matrix). Ctrl-C stops after the
@@ -43,6 +44,7 @@ struct Options {
   double width = 0, lr = 0.05, weight_decay = 5e-4, momentum = 0.9, val_fraction = 0.1;
   double hinge_margin = 1, triplet_margin = 1;
   long classes = 0, epochs = 16, batch_size = 128, patience = 0, threads = 0, workers = 1, seed = 1, max_batches = 0;
+  long save_every = 0;
   bool nesterov = true;
 
   std::string serialize() const {
@@ -132,6 +134,8 @@ training
   --workers N           data-loading threads (default 1)
   --seed N              (default 1)
   --max-batches N       stop each epoch, and each evaluation, after N batches (smoke tests, timing)
+  --save-every N        also write last.ckpt every N batches inside an epoch (long epochs; default 0 = at
+                        epoch ends only)
 )";
 }
 
@@ -165,7 +169,8 @@ void download_cifar(const std::string& dir) {
   if (fs::absolute(unpacked) != fs::absolute(target)) fs::rename(unpacked, target);
 }
 
-// The output folder must be writable before an hour of training, not after.
+// The output folder must be writable, with room for the checkpoints, before
+// an hour of training, not after.
 void check_output_folder(const std::string& out) {
   std::error_code ec;
   fs::create_directories(out, ec);
@@ -177,6 +182,19 @@ void check_output_folder(const std::string& out) {
     if (!f.flush()) throw std::runtime_error("output folder " + out + " is not writable");
   }
   fs::remove(probe, ec);
+}
+
+// last.ckpt, its temporary copy while it is rewritten, and best.ckpt: parameters
+// plus up to two optimizer buffers each (Adam), in float.
+void check_free_space(const std::string& out, Index parameters) {
+  const std::uintmax_t needed = static_cast<std::uintmax_t>(parameters) * 4 * 3 * 3 + (4u << 20);
+  std::error_code ec;
+  const fs::space_info space = fs::space(out, ec);
+  if (!ec && space.available < needed) {
+    throw std::runtime_error(detail::concat("output folder ", out, " has ", space.available >> 20,
+                                            " MiB free; the checkpoints of this network need about ", needed >> 20,
+                                            " MiB"));
+  }
 }
 
 // The training objective of --loss, --loss-weights and the margins.
@@ -249,15 +267,21 @@ std::vector<EpochRecord> unflatten_history(const std::vector<double>& v) {
   return h;
 }
 
-void write_metrics_csv(const std::string& path, const std::vector<EpochRecord>& history) {
-  std::ofstream out(path);
-  out << "epoch,train_loss,train_accuracy,val_loss,val_accuracy,learning_rate,seconds\n";
-  out << std::setprecision(6);
+// metrics.csv holds only what the seed and thread count decide, so two runs of
+// the same settings give identical files; wall-clock times go to timing.csv.
+void write_metrics_csv(const std::string& folder, const std::vector<EpochRecord>& history) {
+  const std::string metrics_path = (fs::path(folder) / "metrics.csv").string();
+  const std::string timing_path = (fs::path(folder) / "timing.csv").string();
+  std::ofstream metrics(metrics_path), timing(timing_path);
+  metrics << "epoch,train_loss,train_accuracy,val_loss,val_accuracy,learning_rate\n" << std::setprecision(9);
+  timing << "epoch,seconds\n" << std::setprecision(6);
   for (const auto& r : history) {
-    out << r.epoch << "," << r.train_loss << "," << r.train_accuracy << "," << r.val_loss << "," << r.val_accuracy
-        << "," << r.learning_rate << "," << r.seconds << "\n";
+    metrics << r.epoch << "," << r.train_loss << "," << r.train_accuracy << "," << r.val_loss << "," << r.val_accuracy
+            << "," << r.learning_rate << "\n";
+    timing << r.epoch << "," << r.seconds << "\n";
   }
-  if (!out) throw std::runtime_error("cannot write " + path);
+  if (!metrics.flush()) throw std::runtime_error("cannot write " + metrics_path);
+  if (!timing.flush()) throw std::runtime_error("cannot write " + timing_path);
 }
 
 int run(const cli::Args& args) {
@@ -275,6 +299,7 @@ int run(const cli::Args& args) {
   o.out = args.str("--out", o.out);
   o.threads = args.integer("--threads", 0);
   o.workers = args.integer("--workers", 1);
+  o.save_every = args.integer("--save-every", 0);
   if (!resuming) {
     o.config = args.str("--config", o.config);
     o.width = args.real("--width", o.width);
@@ -362,6 +387,7 @@ int run(const cli::Args& args) {
                                           : train_loader.batches_per_epoch();
 
   auto net = make_alexnet<float>(config, static_cast<std::uint64_t>(o.seed));
+  check_free_space(o.out, net.parameter_count());
   net.set_input_gradient(false);  // the pictures need no gradient
   auto optimizer = make_optimizer(o, net);
   auto schedule = make_schedule(o, batches);
@@ -448,6 +474,12 @@ int run(const cli::Args& args) {
                       100 * partial_correct / partial_count);
         std::cerr << line << (tty ? "" : "\n") << std::flush;
       }
+      if (o.save_every > 0 && (b + 1) % o.save_every == 0 && !last && !interrupted) {
+        const double before = partial_seconds;
+        partial_seconds += elapsed;
+        save(last_path, epoch, b + 1);
+        partial_seconds = before;
+      }
       if (interrupted) {
         first_batch = b + 1;
         partial_seconds += elapsed;
@@ -487,7 +519,7 @@ int run(const cli::Args& args) {
     } else {
       ++bad_epochs;
     }
-    write_metrics_csv((fs::path(o.out) / "metrics.csv").string(), history);
+    write_metrics_csv(o.out, history);
     plot_training_curves(history, (fs::path(o.out) / "curves.png").string());
     save(last_path, epoch + 1, 0);
     if (best) save(best_path, epoch + 1, 0);
@@ -530,7 +562,7 @@ int run(const cli::Args& args) {
   }
   const std::string report_path = (fs::path(o.out) / "report.txt").string();
   std::ofstream(report_path) << report.str();
-  std::cout << "\n" << report.str() << "\nwrote " << o.out << "/{metrics.csv, curves.png, last.ckpt, best.ckpt, report.txt}\n";
+  std::cout << "\n" << report.str() << "\nwrote " << o.out << "/{metrics.csv, timing.csv, curves.png, last.ckpt, best.ckpt, report.txt}\n";
   return 0;
 }
 
@@ -547,7 +579,7 @@ int main(int argc, char** argv) {
                       "--classes", "--init", "--epochs", "--batch-size", "--optimizer", "--lr", "--schedule",
                       "--weight-decay", "--momentum", "--augment", "--val-fraction", "--patience", "--threads",
                       "--workers", "--seed", "--max-batches", "--loss", "--loss-weights", "--hinge-margin",
-                      "--triplet-margin"});
+                      "--triplet-margin", "--save-every"});
     if (!args.positional().empty()) throw std::invalid_argument("unexpected argument " + args.positional()[0]);
     return run(args);
   } catch (const std::exception& e) {

@@ -61,7 +61,8 @@ TEST(Examples, TrainerWritesItsFilesAndPredictorReadsTheCheckpoint) {
 
   const std::string csv = read(dir / "out/metrics.csv");
   EXPECT_EQ(lines(csv), 2) << csv;
-  EXPECT_EQ(csv.rfind("epoch,train_loss,train_accuracy,val_loss,val_accuracy,learning_rate,seconds\n1,", 0), 0u) << csv;
+  EXPECT_EQ(csv.rfind("epoch,train_loss,train_accuracy,val_loss,val_accuracy,learning_rate\n1,", 0), 0u) << csv;
+  EXPECT_EQ(read(dir / "out/timing.csv").rfind("epoch,seconds\n1,", 0), 0u);
   const Image curves = decode_image(dir / "out/curves.png");
   EXPECT_EQ(curves.width, 1000);
   EXPECT_EQ(curves.height, 420);
@@ -164,6 +165,72 @@ TEST(Examples, CtrlCSavesACheckpointThatResumeContinues) {
   EXPECT_NE(resumed.output.find("resuming from epoch 1, batch "), std::string::npos) << resumed.output;
   EXPECT_NE(resumed.output.find("epoch 4/4  train loss"), std::string::npos) << resumed.output;
   EXPECT_EQ(lines(read(dir / "out/metrics.csv")), 5);  // header and four epochs
+}
+
+// Same seed, same thread count: the same numbers, to the last digit.
+TEST(Examples, SameSeedAndThreadsGiveIdenticalMetrics) {
+  TempDir dir;
+  convnet::testing::write_cifar(dir / "cifar", 60);
+  const std::string common = kTrain + " --data " + (dir / "cifar") + " --epochs 2 --workers 2" + kSmall;
+  for (const char* name : {"a", "b"}) ASSERT_EQ(run(common + " --out " + (dir / name)).status, 0);
+  ASSERT_EQ(run(common + " --out " + (dir / "c") + " --seed 2").status, 0);
+  const std::string a = read(dir / "a/metrics.csv"), b = read(dir / "b/metrics.csv"), c = read(dir / "c/metrics.csv");
+  EXPECT_EQ(lines(a), 3) << a;
+  EXPECT_EQ(a, b);
+  EXPECT_NE(a, c);  // the seed does matter, so equality above is not vacuous
+}
+
+// A training run killed (SIGKILL: no chance to clean up) at random moments,
+// many times, with a checkpoint written every batch so that some kills land
+// inside saves: the newest checkpoint always loads and --resume carries on to
+// the end.
+TEST(Examples, SigkillAtRandomMomentsNeverLosesTheLastCheckpoint) {
+  TempDir dir;
+  convnet::testing::write_cifar(dir / "cifar", 120);  // 600 training records: 17 batches of 32 an epoch
+  const std::string last = dir / "out/last.ckpt";
+  const std::string first_run = kTrain + " --data " + (dir / "cifar") + " --out " + (dir / "out") + " --epochs 5" +
+                                kSmall + " --save-every 1";
+  const std::string resume_run =
+      kTrain + " --resume " + last + " --data " + (dir / "cifar") + " --threads 2 --save-every 1";
+  unsigned random = 2024;
+  int kills = 0, loads = 0;
+  std::uint64_t furthest = 0;
+  bool finished = false;
+  for (int attempt = 0; attempt < 12 && !finished; ++attempt) {
+    const std::string command = "exec " + (fs::exists(last) ? resume_run : first_run) + " > /dev/null 2>&1";
+    const pid_t child = ::fork();
+    if (child == 0) {
+      ::execl("/bin/sh", "sh", "-c", command.c_str(), static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+    random = random * 1103515245u + 12345u;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200 + (random >> 8) % 500));
+    ::kill(child, SIGKILL);
+    int status = 0;
+    ::waitpid(child, &status, 0);
+    if (WIFEXITED(status)) {
+      ASSERT_EQ(WEXITSTATUS(status), 0) << command;
+      finished = true;  // ran to the end before the kill
+    } else {
+      ++kills;
+    }
+    if (!fs::exists(last)) continue;
+    const Checkpoint c = Checkpoint::load(last);  // must not throw
+    const auto position = c.u64s("trainer/position");
+    const std::uint64_t at = position.at(0) * 1000 + position.at(1);
+    EXPECT_GE(at, furthest) << "the checkpoint went back in time";
+    furthest = at;
+    ++loads;
+  }
+  EXPECT_GE(kills, 6);
+  EXPECT_GE(loads, kills - 2);
+  EXPECT_GT(furthest, 0u);
+  if (!finished) {
+    const Result resumed = run(resume_run);
+    ASSERT_EQ(resumed.status, 0) << resumed.output;
+    EXPECT_NE(resumed.output.find("epoch 5/5  train loss"), std::string::npos) << resumed.output;
+  }
+  EXPECT_EQ(lines(read(dir / "out/metrics.csv")), 6);  // header and five epochs
 }
 
 }  // namespace

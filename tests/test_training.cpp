@@ -13,7 +13,14 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <random>
 #include <string>
+#include <thread>
+#include <vector>
+
+#include <csignal>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "helpers.hpp"
 
@@ -448,6 +455,60 @@ TEST(Checkpoint, AFailedSaveKeepsThePreviousCheckpoint) {
   EXPECT_NE(checkpoint_error([&] { newer.save(dir.file("keep.ckpt")); }).find("cannot write checkpoint"),
             std::string::npos);
   restore_training_state(Checkpoint::load(dir.file("keep.ckpt")), net);  // still the good one
+}
+
+TEST(Checkpoint, ConfigurableLimitsRefuseBigFilesAndTensorsBeforeReading) {
+  TempDir dir;
+  Checkpoint c;
+  c.set_f64s("small", {1.0});
+  const std::vector<float> big(10000, 1.0f);
+  c.set_tensor<float>("big", {100, 100}, big.data());
+  c.save(dir.file("c.ckpt"));
+  EXPECT_NO_THROW(Checkpoint::load(dir.file("c.ckpt")));
+  std::string what =
+      checkpoint_error([&] { Checkpoint::load(dir.file("c.ckpt"), CheckpointLimits().tensor_elements(9999)); });
+  EXPECT_NE(what.find("entry 'big' claims a tensor of 10000 values, over the limit of 9999"), std::string::npos)
+      << what;
+  what = checkpoint_error([&] { Checkpoint::load(dir.file("c.ckpt"), CheckpointLimits().file_bytes(1000)); });
+  EXPECT_NE(what.find(dir.file("c.ckpt") + " is "), std::string::npos) << what;
+  EXPECT_NE(what.find("over the limit of 1000 (CheckpointLimits::max_file_bytes)"), std::string::npos) << what;
+}
+
+// A process killed at any moment - in the middle of a save included - leaves
+// either the previous checkpoint or the new one, never a broken file.
+TEST(Checkpoint, SigkillDuringSavesNeverLeavesABrokenFile) {
+  TempDir dir;
+  const std::string path = dir.file("state.ckpt");
+  std::mt19937 random(12345);
+  int loaded = 0;
+  double last_seen = -1;
+  for (int attempt = 0; attempt < 40; ++attempt) {
+    const pid_t child = ::fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+      // Saves forever, each file a 4 MB run of one value that grows by one each save.
+      std::vector<double> values(1 << 19);
+      for (double v = last_seen + 1;; v += 1) {
+        std::fill(values.begin(), values.end(), v);
+        Checkpoint c;
+        c.set_f64s("values", values);
+        c.save(path);
+      }
+    }
+    std::this_thread::sleep_for(std::chrono::microseconds(2000 + random() % 30000));
+    ::kill(child, SIGKILL);
+    int status = 0;
+    ::waitpid(child, &status, 0);
+    if (!std::filesystem::exists(path)) continue;  // killed before the first save finished
+    const Checkpoint c = Checkpoint::load(path);  // must not throw
+    const std::vector<double> values = c.f64s("values");
+    ASSERT_EQ(values.size(), std::size_t{1} << 19);
+    EXPECT_TRUE(std::all_of(values.begin(), values.end(), [&](double v) { return v == values[0]; }));
+    EXPECT_GE(values[0], last_seen);  // never an older file than one already seen
+    last_seen = values[0];
+    ++loaded;
+  }
+  EXPECT_GE(loaded, 30);
 }
 
 }  // namespace

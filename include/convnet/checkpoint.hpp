@@ -62,6 +62,15 @@ class CheckpointError : public std::runtime_error {
   explicit CheckpointError(const std::string& what) : std::runtime_error(what) {}
 };
 
+/// Limits on what a checkpoint may claim, checked before anything is allocated
+/// for it (a file whose header claims a 10 GB tensor is refused, not read).
+struct CheckpointLimits {
+  std::uint64_t max_file_bytes = 16ULL << 30;          ///< 16 GiB: the paper network with Adam is ~0.75 GB
+  std::uint64_t max_tensor_elements = 1ULL << 31;      ///< per tensor: fc6 of the paper network is 37.7 M
+  CheckpointLimits& file_bytes(std::uint64_t v) { return max_file_bytes = v, *this; }
+  CheckpointLimits& tensor_elements(std::uint64_t v) { return max_tensor_elements = v, *this; }
+};
+
 class Checkpoint {
  public:
   static constexpr char kMagic[9] = "CNVNCKPT";
@@ -212,19 +221,30 @@ class Checkpoint {
     }
   }
 
-  static Checkpoint load(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
+  static Checkpoint load(const std::string& path, const CheckpointLimits& limits = {}) {
+    std::ifstream in(path, std::ios::binary | std::ios::ate);
     if (!in) throw CheckpointError("cannot open checkpoint " + path + ": " + std::strerror(errno));
-    std::ostringstream buffer;
-    buffer << in.rdbuf();
-    return parse(buffer.str(), path);
+    const std::streamoff size = in.tellg();
+    if (size < 0) throw CheckpointError("cannot read checkpoint " + path);
+    if (static_cast<std::uint64_t>(size) > limits.max_file_bytes) {
+      throw CheckpointError(detail::concat("checkpoint ", path, " is ", size, " bytes, over the limit of ",
+                                           limits.max_file_bytes, " (CheckpointLimits::max_file_bytes)"));
+    }
+    in.seekg(0);
+    std::string bytes(static_cast<std::size_t>(size), '\0');
+    if (size > 0 && !in.read(&bytes[0], size)) throw CheckpointError("cannot read checkpoint " + path);
+    return parse(bytes, path, limits);
   }
 
   /// Parses the bytes of a checkpoint file; `path` names it in errors.
-  static Checkpoint parse(const std::string& bytes, const std::string& path = "") {
+  static Checkpoint parse(const std::string& bytes, const std::string& path = "", const CheckpointLimits& limits = {}) {
     Checkpoint c;
     c.path_ = path;
     const std::string where = c.source();
+    if (bytes.size() > limits.max_file_bytes) {
+      throw CheckpointError(detail::concat(where, ": ", bytes.size(), " bytes, over the limit of ",
+                                           limits.max_file_bytes, " (CheckpointLimits::max_file_bytes)"));
+    }
     if (bytes.size() < kHeaderSize) {
       throw CheckpointError(detail::concat(where, ": truncated header: ", bytes.size(), " bytes, a header has ",
                                            kHeaderSize));
@@ -282,6 +302,10 @@ class Checkpoint {
             }
             elements *= extent;
             e.shape.push_back(static_cast<Index>(extent));
+          }
+          if (elements > limits.max_tensor_elements) {
+            r.fail(detail::concat("entry '", key, "' claims a tensor of ", elements, " values, over the limit of ",
+                                  limits.max_tensor_elements, " (CheckpointLimits::max_tensor_elements)"));
           }
           if (elements * elem > payload.size() - r.pos) {
             r.fail(detail::concat("entry '", key, "' claims ", elements, " values but only ", payload.size() - r.pos,

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <cstring>
 #include <fstream>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -34,6 +35,17 @@ class Cifar10Dataset : public Dataset {
     } else {
       read_file(join(dir, "test_batch.bin"));
     }
+  }
+
+  /// A dataset from bytes in memory: `records` in the .bin layout and
+  /// `class_names` as in batches.meta.txt; `source` names them in errors.
+  static Cifar10Dataset from_memory(const std::uint8_t* records, std::size_t size, const std::string& class_names,
+                                    const std::string& source = "(memory)") {
+    Cifar10Dataset d;
+    d.dir_ = source;
+    d.class_names_ = parse_class_names(class_names, source + " class names");
+    d.append_records(records, size, source);
+    return d;
   }
 
   Index size() const override { return static_cast<Index>(labels_.size()); }
@@ -60,16 +72,27 @@ class Cifar10Dataset : public Dataset {
     return dir.empty() || dir.back() == '/' ? dir + name : dir + "/" + name;
   }
 
+  Cifar10Dataset() = default;
+
   static std::vector<std::string> read_class_names(const std::string& path) {
     std::ifstream in(path);
     if (!in) throw DataError("cannot open CIFAR-10 class names " + path + ": " + std::strerror(errno));
+    std::stringstream text;
+    text << in.rdbuf();
+    return parse_class_names(text.str(), "CIFAR-10 class names " + path);
+  }
+
+  static std::vector<std::string> parse_class_names(const std::string& text, const std::string& source) {
+    std::istringstream in(text);
     std::vector<std::string> names;
     for (std::string line; std::getline(in, line);) {
       while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
       if (!line.empty()) names.push_back(line);
+      if (names.size() > 10) break;
     }
     if (names.size() != 10) {
-      throw DataError(detail::concat("CIFAR-10 class names ", path, ": expected 10 names, found ", names.size()));
+      throw DataError(detail::concat(source, ": expected 10 names, found ", names.size() > 10 ? "more" : "",
+                                     names.size() > 10 ? "" : std::to_string(names.size())));
     }
     return names;
   }
@@ -78,24 +101,37 @@ class Cifar10Dataset : public Dataset {
     std::ifstream in(path, std::ios::binary | std::ios::ate);
     if (!in) throw DataError("cannot open CIFAR-10 file " + path + ": " + std::strerror(errno));
     const std::streamoff bytes = in.tellg();
-    if (bytes <= 0 || bytes % kRecordBytes != 0) {
-      throw DataError(detail::concat("CIFAR-10 file ", path, " has ", bytes, " bytes, not a positive multiple of the ",
-                                     kRecordBytes, "-byte record (truncated or not CIFAR-10 binary)"));
-    }
+    check_size(bytes, "CIFAR-10 file " + path);
     in.seekg(0);
     std::vector<std::uint8_t> buffer(static_cast<std::size_t>(bytes));
     if (!in.read(reinterpret_cast<char*>(buffer.data()), bytes)) {
       throw DataError("cannot read CIFAR-10 file " + path);
     }
-    const Index records = bytes / kRecordBytes;
+    append_records(buffer.data(), buffer.size(), "CIFAR-10 file " + path);
+  }
+
+  static void check_size(std::streamoff bytes, const std::string& source) {
+    if (bytes <= 0 || bytes % kRecordBytes != 0) {
+      throw DataError(detail::concat(source, " has ", bytes, " bytes, not a positive multiple of the ", kRecordBytes,
+                                     "-byte record (truncated or not CIFAR-10 binary)"));
+    }
+  }
+
+  // Checks every label before keeping anything, so a bad file adds no records.
+  void append_records(const std::uint8_t* bytes, std::size_t size, const std::string& source) {
+    check_size(static_cast<std::streamoff>(size), source);
+    const Index records = static_cast<Index>(size) / kRecordBytes;
+    for (Index r = 0; r < records; ++r) {
+      const std::uint8_t label = bytes[r * kRecordBytes];
+      if (label > 9) {
+        throw DataError(detail::concat(source, ", record ", r, " (byte ", r * kRecordBytes, "): label ",
+                                       static_cast<int>(label), " is outside 0-9"));
+      }
+    }
     const std::size_t start = pixels_.size();
     pixels_.resize(start + static_cast<std::size_t>(records * (kRecordBytes - 1)));
     for (Index r = 0; r < records; ++r) {
-      const std::uint8_t* rec = buffer.data() + r * kRecordBytes;
-      if (rec[0] > 9) {
-        throw DataError(detail::concat("CIFAR-10 file ", path, ", record ", r, " (byte ", r * kRecordBytes,
-                                       "): label ", static_cast<int>(rec[0]), " is outside 0-9"));
-      }
+      const std::uint8_t* rec = bytes + r * kRecordBytes;
       labels_.push_back(rec[0]);
       std::memcpy(pixels_.data() + start + static_cast<std::size_t>(r * (kRecordBytes - 1)), rec + 1,
                   static_cast<std::size_t>(kRecordBytes - 1));

@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <limits>
 #include <memory>
 #include <string>
 #include <vector>
@@ -43,25 +44,30 @@ namespace convnet {
 
 /// Limits applied before decoding (hostile headers are refused, not allocated).
 struct ImageLimits {
-  Index max_pixels = 100'000'000;  ///< width * height
+  Index max_pixels = 100'000'000;       ///< width * height
+  Index max_file_bytes = 256LL << 20;  ///< a bigger file is refused before it is read
 };
 
-/// Decodes the picture at `path` into RGB (3 x H x W, values 0-255).
-/// Throws DataError naming the path and stb's reason.
-inline Image decode_image(const std::string& path, const ImageLimits& limits = {}) {
+/// Decodes a picture held in memory (the bytes of a JPEG, PNG, ... file) into
+/// RGB (3 x H x W, values 0-255). `source` names it in errors. The header's
+/// size is checked against `limits` before any pixel memory is allocated.
+inline Image decode_image_from_memory(const std::uint8_t* bytes, std::size_t size, const std::string& source,
+                                      const ImageLimits& limits = {}) {
+  if (size > static_cast<std::size_t>(std::numeric_limits<int>::max())) {
+    throw DataError(detail::concat("image ", source, " is ", size, " bytes, more than stb_image reads"));
+  }
+  const int length = static_cast<int>(size);
   int w = 0, h = 0, channels = 0;
-  if (!stbi_info(path.c_str(), &w, &h, &channels)) {
-    std::FILE* f = std::fopen(path.c_str(), "rb");
-    if (!f) throw DataError("cannot read image " + path + ": no such file or not readable");
-    std::fclose(f);
-    throw DataError("cannot decode image " + path + ": " + stbi_failure_reason());
+  if (size == 0 || !stbi_info_from_memory(bytes, length, &w, &h, &channels)) {
+    throw DataError("cannot decode image " + source + ": " + (size == 0 ? "empty file" : stbi_failure_reason()));
   }
   if (w <= 0 || h <= 0 || static_cast<double>(w) * static_cast<double>(h) > static_cast<double>(limits.max_pixels)) {
-    throw DataError(detail::concat("image ", path, " claims ", w, " x ", h, " pixels, over the limit of ",
+    throw DataError(detail::concat("image ", source, " claims ", w, " x ", h, " pixels, over the limit of ",
                                    limits.max_pixels, " pixels (ImageLimits::max_pixels)"));
   }
-  std::unique_ptr<stbi_uc, void (*)(void*)> data(stbi_load(path.c_str(), &w, &h, &channels, 3), stbi_image_free);
-  if (!data) throw DataError("cannot decode image " + path + ": " + stbi_failure_reason());
+  std::unique_ptr<stbi_uc, void (*)(void*)> data(stbi_load_from_memory(bytes, length, &w, &h, &channels, 3),
+                                                 stbi_image_free);
+  if (!data) throw DataError("cannot decode image " + source + ": " + stbi_failure_reason());
   Image image;
   image.resize(3, h, w);
   const stbi_uc* src = data.get();
@@ -70,6 +76,32 @@ inline Image decode_image(const std::string& path, const ImageLimits& limits = {
     for (Index c = 0; c < 3; ++c) image.pixels[static_cast<std::size_t>(c * plane + i)] = src[i * 3 + c];
   }
   return image;
+}
+
+/// Decodes the picture at `path` into RGB (3 x H x W, values 0-255).
+/// Throws DataError naming the path and stb's reason.
+inline Image decode_image(const std::string& path, const ImageLimits& limits = {}) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f) throw DataError("cannot read image " + path + ": no such file or not readable");
+  long file_size = -1;
+  if (std::fseek(f, 0, SEEK_END) == 0) file_size = std::ftell(f);
+  std::rewind(f);
+  if (file_size > limits.max_file_bytes) {
+    std::fclose(f);
+    throw DataError(detail::concat("image ", path, " is ", file_size, " bytes, over the limit of ",
+                                   limits.max_file_bytes, " bytes (ImageLimits::max_file_bytes)"));
+  }
+  std::vector<std::uint8_t> bytes;
+  bytes.reserve(file_size > 0 ? static_cast<std::size_t>(file_size) : 0);
+  std::uint8_t chunk[65536];
+  for (std::size_t got; (got = std::fread(chunk, 1, sizeof chunk, f)) > 0;) {
+    bytes.insert(bytes.end(), chunk, chunk + got);
+    if (static_cast<Index>(bytes.size()) > limits.max_file_bytes) break;  // grew while being read
+  }
+  const bool failed = std::ferror(f) != 0;
+  std::fclose(f);
+  if (failed) throw DataError("cannot read image " + path + ": read error");
+  return decode_image_from_memory(bytes.data(), bytes.size(), path, limits);
 }
 
 /// Writes 8-bit RGB pixels (H x W x 3, row-major) as a PNG; throws DataError on failure.

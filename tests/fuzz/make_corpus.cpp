@@ -1,0 +1,74 @@
+// Writes the seed corpus in tests/fuzz/corpus/ (run once; the files are
+// committed):  make fuzz-corpus
+// Small valid inputs of every format each target reads, and a few broken ones.
+#include <convnet/data/image_io.hpp>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "fuzz_targets.hpp"
+
+namespace fs = std::filesystem;
+
+namespace {
+void put(const fs::path& path, const std::string& bytes) {
+  fs::create_directories(path.parent_path());
+  std::ofstream(path, std::ios::binary) << bytes;
+}
+void put_bytes(void* context, void* data, int size) {
+  static_cast<std::string*>(context)->append(static_cast<const char*>(data), static_cast<std::size_t>(size));
+}
+std::vector<std::uint8_t> pattern(int w, int h, int c) {
+  std::vector<std::uint8_t> p(static_cast<std::size_t>(w * h * c));
+  for (std::size_t i = 0; i < p.size(); ++i) p[i] = static_cast<std::uint8_t>(i * 37 + 11);
+  return p;
+}
+}  // namespace
+
+int main(int argc, char** argv) {
+  const fs::path root = argc > 1 ? argv[1] : "tests/fuzz/corpus";
+  // CIFAR-10: names, a zero byte, records.
+  const std::string names =
+      "airplane\nautomobile\nbird\ncat\ndeer\ndog\nfrog\nhorse\nship\ntruck\n";
+  std::string records;
+  for (int r = 0; r < 2; ++r) {
+    records += static_cast<char>(r == 0 ? 3 : 9);
+    for (int i = 0; i < 3072; ++i) records += static_cast<char>((i * 7 + r) & 0xff);
+  }
+  put(root / "cifar10/two_records", names + std::string(1, '\0') + records);
+  put(root / "cifar10/bad_label", names + std::string(1, '\0') + std::string(1, '\x0b') + records.substr(1, 3072));
+  put(root / "cifar10/truncated", names + std::string(1, '\0') + records.substr(0, 4000));
+  put(root / "cifar10/nine_names", "a\nb\nc\nd\ne\nf\ng\nh\ni\n" + std::string(1, '\0') + records);
+
+  // Images: every format stb writes, plus a hand-made GIF and PPM and a hostile header.
+  std::string png, bmp, tga, jpg, grey;
+  const auto rgb = pattern(5, 4, 3);
+  stbi_write_png_to_func(put_bytes, &png, 5, 4, 3, rgb.data(), 15);
+  stbi_write_bmp_to_func(put_bytes, &bmp, 5, 4, 3, rgb.data());
+  stbi_write_tga_to_func(put_bytes, &tga, 5, 4, 3, rgb.data());
+  stbi_write_jpg_to_func(put_bytes, &jpg, 5, 4, 3, rgb.data(), 75);
+  const auto ga = pattern(3, 3, 2);
+  stbi_write_png_to_func(put_bytes, &grey, 3, 3, 2, ga.data(), 6);
+  put(root / "image/rgb.png", png);
+  put(root / "image/rgb.bmp", bmp);
+  put(root / "image/rgb.tga", tga);
+  put(root / "image/rgb.jpg", jpg);
+  put(root / "image/grey_alpha.png", grey);
+  put(root / "image/tiny.ppm", std::string("P6\n2 1\n255\n") + std::string("\x10\x20\x30\x40\x50\x60", 6));
+  const unsigned char gif[] = {'G', 'I', 'F', '8', '9', 'a', 1, 0, 1, 0, 0x80, 0, 0, 0xff, 0, 0, 0, 0, 0,
+                               0x2c, 0, 0, 0, 0, 1, 0, 1, 0, 0, 2, 2, 0x44, 1, 0, 0x3b};
+  put(root / "image/one_pixel.gif", std::string(reinterpret_cast<const char*>(gif), sizeof gif));
+  // stb itself refuses a PNG this large; a PNM header reaches our limit.
+  put(root / "image/claims_100000x100000.ppm", std::string("P6\n100000 100000\n255\n") + std::string(30, '\x7f'));
+  put(root / "image/truncated.png", png.substr(0, png.size() / 2));
+
+  // Checkpoints: the first byte says whether the target recomputes the checksum.
+  const std::string ckpt = convnet::fuzz::checkpoint_seed();
+  put(root / "checkpoint/valid", std::string(1, '\0') + ckpt);
+  put(root / "checkpoint/valid_fixup", std::string(1, '\1') + ckpt);
+  put(root / "checkpoint/truncated", std::string(1, '\1') + ckpt.substr(0, ckpt.size() - 9));
+  put(root / "checkpoint/header_only", std::string(1, '\0') + ckpt.substr(0, 32));
+  return 0;
+}
