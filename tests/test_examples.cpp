@@ -95,6 +95,18 @@ TEST(Examples, TrainerWritesItsFilesAndPredictorReadsTheCheckpoint) {
   EXPECT_NE(bad.output.find("cannot open checkpoint " + (dir / "missing.ckpt")), std::string::npos) << bad.output;
 }
 
+// tools/export_pytorch.py's output, unchanged (tests/golden/exported_tiny.ckpt).
+TEST(Examples, PredictorTakesAModelExportedFromPyTorch) {
+  TempDir dir;
+  write_png(dir / "picture.png", 40, 30, std::vector<std::uint8_t>(40 * 30 * 3, 90));
+  const Result one = run(kPredict + " --checkpoint " + std::string(CONVNET_GOLDEN_DIR) + "/exported_tiny.ckpt " +
+                         (dir / "picture.png"));
+  ASSERT_EQ(one.status, 0) << one.output;
+  EXPECT_NE(one.output.find("(40x30)"), std::string::npos) << one.output;
+  EXPECT_NE(one.output.find("  1. class"), std::string::npos) << one.output;  // names from --class-names
+  EXPECT_NE(one.output.find("  5. class"), std::string::npos) << one.output;
+}
+
 TEST(Examples, TrainerExplainsMissingDataAndBadFlags) {
   TempDir dir;
   const Result missing = run(kTrain + " --data " + (dir / "nowhere") + " --out " + (dir / "out"));

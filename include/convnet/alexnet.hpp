@@ -14,6 +14,10 @@
 //               groups = 2, the paper's two towers: conv2, conv4, conv5 grouped)
 //   cifar       3 x 32 x 32 -> 10; conv 64/192/384/256/256, fc 1024; 5,871,434
 //   cifar-half  the same with every width halved; 1,472,426
+//   torchvision torchvision.models.alexnet, the variant most published weights
+//               are for: 3 x 224 x 224 -> 1000, conv 64/192/384/256/256 (conv1
+//               11 x 11 stride 4 padding 2), no LRN, adaptive average pooling
+//               to 6 x 6, dropout before fc6 and fc7; 61,100,840 parameters
 // and any of them with another class count, width multiplier or groups.
 #pragma once
 
@@ -25,6 +29,7 @@
 #include <string>
 
 #include "errors.hpp"
+#include "layers/adaptive_avg_pool2d.hpp"
 #include "layers/conv2d.hpp"
 #include "layers/dense.hpp"
 #include "layers/dropout.hpp"
@@ -63,6 +68,10 @@ struct AlexNetConfig {
   double dropout = 0.5;
   LocalResponseNormOptions lrn = LocalResponseNormOptions();  // the paper's constants and convention
   AlexNetInit init = AlexNetInit::Paper;
+  // Structure, fixed by the configuration's name (so not part of str()):
+  bool use_lrn = true;        ///< LRN after conv1 and conv2
+  Index adaptive_pool = 0;    ///< > 0: average-pool the features to this square size before fc6
+  bool dropout_first = false; ///< dropout before fc6 and fc7 (torchvision) instead of after their ReLUs
 
   /// The named configurations: "paper", "cifar", "cifar-half".
   static AlexNetConfig named(const std::string& config_name) {
@@ -81,8 +90,21 @@ struct AlexNetConfig {
       if (config_name == "cifar-half") c.width = 0.5;
       return c;
     }
+    if (config_name == "torchvision") {
+      c.name = config_name;
+      c.input_size = 224;
+      c.conv = {{{64, 11, 4, 2, false},
+                 {192, 5, 1, 2, false},
+                 {384, 3, 1, 1, false},
+                 {256, 3, 1, 1, false},
+                 {256, 3, 1, 1, false}}};
+      c.use_lrn = false;
+      c.adaptive_pool = 6;
+      c.dropout_first = true;
+      return c;
+    }
     throw std::invalid_argument("AlexNet: unknown configuration '" + config_name +
-                                "'; valid names are paper, cifar, cifar-half");
+                                "'; valid names are paper, cifar, cifar-half, torchvision");
   }
 
   AlexNetConfig& with_classes(Index v) { classes = v; return *this; }
@@ -177,19 +199,28 @@ Sequential<T> make_alexnet(const AlexNetConfig& config, std::uint64_t seed = 0) 
                                                  .padding(s.padding)
                                                  .groups(s.grouped ? config.groups : 1));
     net.template add<ReLU<T>>("relu" + n);
-    if (i < 2) net.template add<LocalResponseNorm<T>>("lrn" + n, config.lrn);
+    if (i < 2 && config.use_lrn) net.template add<LocalResponseNorm<T>>("lrn" + n, config.lrn);
     if (i < 2 || i == 4) net.template add<MaxPool2d<T>>("pool" + n, MaxPool2dOptions(3).stride(2));
     channels = out;
+  }
+  if (config.adaptive_pool > 0) {
+    net.template add<AdaptiveAvgPool2d<T>>("avgpool", config.adaptive_pool, config.adaptive_pool);
   }
   const Shape features = net.output_shape(Shape{1, 3, config.input_size, config.input_size});
   net.template add<Flatten<T>>("flatten");
   const Index fc = config.scaled(config.fc_width);
-  net.template add<Dense<T>>("fc6", DenseOptions(features.per_sample(), fc));
-  net.template add<ReLU<T>>("relu6");
-  net.template add<Dropout<T>>("drop6", DropoutOptions(config.dropout).seed(detail::mix64(seed + 6)));
-  net.template add<Dense<T>>("fc7", DenseOptions(fc, fc));
-  net.template add<ReLU<T>>("relu7");
-  net.template add<Dropout<T>>("drop7", DropoutOptions(config.dropout).seed(detail::mix64(seed + 7)));
+  Index in = features.per_sample();
+  for (int k = 6; k <= 7; ++k) {
+    const std::string n = std::to_string(k);
+    auto dropout = [&] {
+      net.template add<Dropout<T>>("drop" + n, DropoutOptions(config.dropout).seed(detail::mix64(seed + k)));
+    };
+    if (config.dropout_first) dropout();
+    net.template add<Dense<T>>("fc" + n, DenseOptions(in, fc));
+    net.template add<ReLU<T>>("relu" + n);
+    if (!config.dropout_first) dropout();
+    in = fc;
+  }
   net.template add<Dense<T>>("fc8", DenseOptions(fc, config.classes));
 
   // Initialisation, layer by layer in order, from one stream.

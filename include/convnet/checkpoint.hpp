@@ -463,12 +463,25 @@ template <class T>
 void restore_training_state(const Checkpoint& c, Sequential<T>& net, Optimizer<T>* optimizer = nullptr,
                             LrSchedule* schedule = nullptr) {
   const std::string where = c.source();
-  // 1. The same network, layer by layer.
+  // 1. The same network, layer by layer. A checkpoint converted from another
+  // framework (tools/export_pytorch.py) has no architecture entry: its
+  // parameters must then match the network's exactly, by name and shape, with
+  // none left over, and layers keep their own random state.
+  const bool imported = !c.contains("architecture");
   const std::vector<std::string> here = net.architecture();
   std::vector<std::string> there;
-  {
+  if (!imported) {
     std::istringstream lines(c.text("architecture"));
     for (std::string line; std::getline(lines, line);) there.push_back(line);
+  } else {
+    there = here;
+    for (const auto& entry : c.entries()) {
+      const std::string& key = entry.first;
+      if (key.rfind("param/", 0) != 0) continue;
+      bool known = false;
+      for (const auto& p : net.parameters()) known = known || key == "param/" + p.name;
+      if (!known) throw CheckpointError(where + ": holds " + key.substr(6) + ", which this network does not have");
+    }
   }
   for (std::size_t i = 0; i < std::max(here.size(), there.size()); ++i) {
     const std::string a = i < there.size() ? there[i] : "(no layer)";
@@ -496,7 +509,7 @@ void restore_training_state(const Checkpoint& c, Sequential<T>& net, Optimizer<T
   std::vector<std::vector<std::uint64_t>> layer_states(net.size());
   for (std::size_t i = 0; i < net.size(); ++i) {
     const std::string key = "layer_state/" + net[i].name();
-    if (!net[i].random_state().empty()) {
+    if (!net[i].random_state().empty() && !(imported && !c.contains(key))) {
       if (!c.contains(key)) throw CheckpointError(where + ": the random state of layer " + net[i].name() + " is missing");
       layer_states[i] = c.u64s(key);
       if (layer_states[i].size() != net[i].random_state().size()) {
