@@ -24,7 +24,7 @@ PYTHON ?= $(firstword $(wildcard /usr/bin/python3) python3)
 # CIFAR-10 for make train: $CIFAR10_DIR, else data/ or the shared copy beside the checkout.
 CIFAR10_DIR ?= $(firstword $(wildcard data/cifar-10-batches-bin ../shared/data/cifar-10-batches-bin) data/cifar-10-batches-bin)
 
-.PHONY: all deps configure build test train bench loss-comparison fuzz fuzz-build fuzz-corpus check-sanitize clean
+.PHONY: all deps configure build test train bench loss-comparison fuzz fuzz-build fuzz-corpus check-sanitize check-tsan clean
 
 all: build
 
@@ -63,8 +63,8 @@ check-sanitize: deps
 
 # Coverage-guided fuzzing (clang's libFuzzer, without OpenMP: the loaders are single-threaded).
 # New inputs go to build-fuzz/corpus-<target>; crashes to build-fuzz/crash-*.
-fuzz-build: deps
-	@command -v $(FUZZ_CXX) >/dev/null || { echo "make fuzz needs clang: sudo apt-get install clang"; exit 1; }
+fuzz-build:
+	@bash tools/install-deps.sh clang
 	@mkdir -p build-fuzz
 	@for t in $(FUZZ_TARGETS); do \
 	  $(FUZZ_CXX) $(FUZZ_FLAGS) -DCONVNET_FUZZ_TARGET=$$t tests/fuzz/fuzz_main.cpp tests/fuzz/fuzz_targets.cpp \
@@ -84,5 +84,20 @@ fuzz-corpus: deps
 	@$(CXX) -std=c++17 -O1 -Iinclude -I/usr/include/eigen3 tests/fuzz/make_corpus.cpp tests/fuzz/fuzz_targets.cpp \
 	  -o build-fuzz/make_corpus && build-fuzz/make_corpus tests/fuzz/corpus
 
+# The tests that run several threads (data loader workers, OpenMP layers, whole
+# training steps) under ThreadSanitizer. Built with clang and LLVM's OpenMP,
+# whose Archer tool tells TSan about OpenMP's own synchronisation (GCC's
+# libgomp is not instrumented and would only produce false reports).
+TSAN_TESTS ?= Loader.*:Threads.*:Conv2d*:DropoutForward.*:Training*:Objective.*:Checkpoint.ResumeContinuesBitForBit:PytorchParity.CifarNetwork
+ARCHER ?= $(firstword $(wildcard /usr/lib/llvm-*/lib/libarcher.so))
+check-tsan:
+	@bash tools/install-deps.sh clang
+	@cmake -S . -B $(BUILD_DIR)-tsan -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DCONVNET_BUILD_BENCHMARKS=OFF -DCONVNET_BUILD_EXAMPLES=OFF -DCONVNET_ALLOC_TESTS=OFF \
+	  -DCMAKE_CXX_FLAGS="-fsanitize=thread -fno-omit-frame-pointer"
+	@cmake --build $(BUILD_DIR)-tsan -j $(JOBS) --target convnet_tests
+	@OMP_TOOL_LIBRARIES=$(ARCHER) TSAN_OPTIONS="halt_on_error=1 ignore_noninstrumented_modules=1" OMP_NUM_THREADS=2 \
+	  $(BUILD_DIR)-tsan/tests/convnet_tests --gtest_filter='$(TSAN_TESTS)'
+
 clean:
-	rm -rf $(BUILD_DIR) $(BUILD_DIR)-sanitize build-fuzz
+	rm -rf $(BUILD_DIR) $(BUILD_DIR)-sanitize $(BUILD_DIR)-tsan build-fuzz

@@ -2,6 +2,15 @@
 //
 //   build/benchmarks/convnet_bench [--benchmark_filter=REGEX]
 //
+//   Peak             this machine's FMA throughput on all threads (GFLOP/s), the
+//                    yardstick for every other figure
+//   Layer/<config>/<layer>/{forward,backward}
+//                    each layer of paper (batch 64), cifar and cifar-half (128),
+//                    GFLOP/s (2 x multiply-adds; backward counts both products)
+//   TrainStep, Infer whole networks in images/s at batches 1, 64 and 128; the
+//                    training step also reports heap allocations per step
+//   Loader           augmented CIFAR batches per second
+//
 // Data-loader throughput uses CIFAR-10 from $CIFAR10_DIR (or
 // ../shared/data/cifar-10-batches-bin, data/cifar-10-batches-bin) when it is
 // there, else generated 32 x 32 pictures of the same size.
@@ -11,8 +20,15 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <string>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "../tests/alloc_counter.hpp"
 
 namespace {
 
@@ -80,12 +96,104 @@ void BM_LoaderCifarAugmented(benchmark::State& state) {
 }
 BENCHMARK(BM_LoaderCifarAugmented)->Arg(0)->Arg(1)->UseRealTime()->Unit(benchmark::kMillisecond);
 
-// ---- whole-network training step ------------------------------------------------------
+// ---- peak ---------------------------------------------------------------------------
+
+// Independent fused multiply-add chains, as wide as the compiler makes them
+// (-march=native: AVX-512 or AVX2 + FMA), on every thread: the most this
+// machine's cores can compute, to quote other figures as a share of it.
+using Lanes = float __attribute__((vector_size(64)));
+constexpr int kChains = 12;
+
+double fma_chains(long iterations) {
+  Lanes acc[kChains];
+  const Lanes mul = Lanes{} + 0.999999f, add = Lanes{} + 1e-7f;
+  for (int c = 0; c < kChains; ++c) acc[c] = Lanes{} + static_cast<float>(c);
+  for (long i = 0; i < iterations; ++i) {
+    for (int c = 0; c < kChains; ++c) acc[c] = acc[c] * mul + add;
+  }
+  float sum = 0;
+  for (int c = 0; c < kChains; ++c) sum += acc[c][0];
+  return sum;
+}
+
+void BM_Peak(benchmark::State& state) {
+  const long iterations = 1 << 20;
+  const int threads = num_threads();
+  for (auto _ : state) {
+    double sink = 0;
+#pragma omp parallel for reduction(+ : sink) num_threads(threads)
+    for (int t = 0; t < threads; ++t) sink += fma_chains(iterations);
+    benchmark::DoNotOptimize(sink);
+  }
+  const double flops = 2.0 * (sizeof(Lanes) / sizeof(float)) * kChains * static_cast<double>(iterations) * threads;
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(flops * static_cast<double>(state.iterations()) / 1e9, benchmark::Counter::kIsRate);
+  state.SetLabel(std::to_string(threads) + " threads");
+}
+BENCHMARK(BM_Peak)->UseRealTime()->Unit(benchmark::kMillisecond);
+
+// ---- layers ---------------------------------------------------------------------------
+
+// One network per configuration with every layer's input kept, built on first use.
+struct LayerBench {
+  Sequential<float> net;
+  std::vector<Tensor<float>> inputs;  // inputs[i]: what layer i reads
+  Index batch;
+};
+
+LayerBench& layer_bench(const std::string& config_name, Index batch) {
+  static std::map<std::string, std::unique_ptr<LayerBench>> cache;
+  auto& slot = cache[config_name];
+  if (!slot) {
+    slot = std::make_unique<LayerBench>();
+    const AlexNetConfig config = AlexNetConfig::named(config_name);
+    slot->net = make_alexnet<float>(config, 1);
+    slot->batch = batch;
+    Tensor<float> x(batch, 3, config.input_size, config.input_size);
+    x.setRandom();
+    for (std::size_t i = 0; i < slot->net.size(); ++i) {
+      slot->inputs.push_back(x);
+      x = slot->net[i].forward(slot->inputs.back());
+    }
+  }
+  return *slot;
+}
+
+void BM_Layer(benchmark::State& state, const std::string& config_name, Index batch, std::size_t index, bool backward) {
+  LayerBench& b = layer_bench(config_name, batch);
+  Layer<float>& layer = b.net[index];
+  const Tensor<float>& input = b.inputs[index];
+  const Shape in = shape_of(input);
+  Tensor<float> grad = make_tensor<float>(layer.output_shape(in));
+  grad.setConstant(1e-3f);
+  layer.set_input_gradient(index > 0);  // training skips conv1's input gradient
+  layer.forward(input);
+  for (auto _ : state) {
+    if (backward) {
+      benchmark::DoNotOptimize(layer.backward(grad).data());
+    } else {
+      benchmark::DoNotOptimize(layer.forward(input).data());
+    }
+  }
+  // Forward: 2 x MACs. Backward of a convolution or dense layer: the weight
+  // gradient and (except conv1) the input gradient, each as large as forward.
+  const double macs = static_cast<double>(layer.macs_per_sample(in) * in.n);
+  const double factor = backward ? (index > 0 ? 2.0 : 1.0) : 1.0;
+  if (macs > 0) {
+    state.counters["GFLOP/s"] = benchmark::Counter(2.0 * macs * factor * static_cast<double>(state.iterations()) / 1e9,
+                                                   benchmark::Counter::kIsRate);
+  }
+  state.counters["images/s"] =
+      benchmark::Counter(static_cast<double>(in.n * state.iterations()), benchmark::Counter::kIsRate);
+}
+
+// ---- whole networks --------------------------------------------------------------------
 
 void BM_TrainStep(benchmark::State& state, const std::string& config_name) {
   const Index batch = state.range(0);
   const AlexNetConfig config = AlexNetConfig::named(config_name);
   auto net = make_alexnet<float>(config, 1);
+  net.set_input_gradient(false);
   Sgd<float> sgd(net.parameters(), SgdOptions(1e-4).nesterov(true));
   SoftmaxCrossEntropy<float> loss;
   Tensor<float> images(batch, 3, config.input_size, config.input_size);
@@ -93,12 +201,56 @@ void BM_TrainStep(benchmark::State& state, const std::string& config_name) {
   std::vector<int> labels(static_cast<std::size_t>(batch));
   for (std::size_t i = 0; i < labels.size(); ++i) labels[i] = static_cast<int>(i % config.classes);
   train_step(net, loss, sgd, images, labels);  // warm-up: sizes every buffer
+  alloc_counter::start();
   for (auto _ : state) train_step(net, loss, sgd, images, labels);
+  const long allocations = alloc_counter::stop();
+  state.counters["images/s"] =
+      benchmark::Counter(static_cast<double>(batch * state.iterations()), benchmark::Counter::kIsRate);
+  state.counters["allocs/step"] = static_cast<double>(allocations) / static_cast<double>(state.iterations());
+}
+
+void BM_Infer(benchmark::State& state, const std::string& config_name) {
+  const Index batch = state.range(0);
+  const AlexNetConfig config = AlexNetConfig::named(config_name);
+  auto net = make_alexnet<float>(config, 1);
+  net.eval();
+  Tensor<float> images(batch, 3, config.input_size, config.input_size);
+  images.setRandom();
+  net.forward(images);
+  for (auto _ : state) benchmark::DoNotOptimize(net.forward(images).data());
   state.counters["images/s"] =
       benchmark::Counter(static_cast<double>(batch * state.iterations()), benchmark::Counter::kIsRate);
 }
-BENCHMARK_CAPTURE(BM_TrainStep, cifar_half, std::string("cifar-half"))->Arg(128)->UseRealTime()->Unit(benchmark::kMillisecond);
-BENCHMARK_CAPTURE(BM_TrainStep, cifar, std::string("cifar"))->Arg(128)->UseRealTime()->Unit(benchmark::kMillisecond);
+
+const bool registered = [] {
+  const std::vector<std::pair<std::string, Index>> configs{{"paper", 64}, {"cifar", 128}, {"cifar-half", 128}};
+  for (const auto& [name, batch] : configs) {
+    // The layer list of the configuration (names only; the network is built when a benchmark runs).
+    auto probe = make_alexnet<float>(AlexNetConfig::named(name).with_width(name == "paper" ? 0.01 : 0.1));
+    for (std::size_t i = 0; i < probe.size(); ++i) {
+      if (probe[i].type_name() == "Flatten") continue;
+      for (bool backward : {false, true}) {
+        benchmark::RegisterBenchmark(
+            ("Layer/" + name + "/" + probe[i].name() + (backward ? "/backward" : "/forward")).c_str(),
+            [name = name, batch = batch, i, backward](benchmark::State& st) { BM_Layer(st, name, batch, i, backward); })
+            ->UseRealTime()
+            ->Unit(benchmark::kMillisecond);
+      }
+    }
+    for (Index b : {Index{1}, Index{64}, Index{128}}) {
+      benchmark::RegisterBenchmark(("TrainStep/" + name).c_str(),
+                                   [name = name](benchmark::State& st) { BM_TrainStep(st, name); })
+          ->Arg(b)
+          ->UseRealTime()
+          ->Unit(benchmark::kMillisecond);
+      benchmark::RegisterBenchmark(("Infer/" + name).c_str(), [name = name](benchmark::State& st) { BM_Infer(st, name); })
+          ->Arg(b)
+          ->UseRealTime()
+          ->Unit(benchmark::kMillisecond);
+    }
+  }
+  return true;
+}();
 
 }  // namespace
 

@@ -1,9 +1,9 @@
 // A steady-state training step allocates nothing.
 //
-// This executable replaces malloc and its relatives with counting wrappers
-// around glibc's own allocator (__libc_malloc and friends), so it sees every
-// heap allocation: ours, Eigen's, libstdc++'s and OpenMP's runtime's. It is a
-// separate executable so the counting cannot disturb the other tests.
+// This executable replaces malloc and its relatives (alloc_counter.hpp), so it
+// sees every heap allocation: ours, Eigen's, libstdc++'s and OpenMP's
+// runtime's. It is a separate executable so the counting cannot disturb the
+// other tests.
 #include <gtest/gtest.h>
 
 #include <convnet/alexnet.hpp>
@@ -11,83 +11,40 @@
 #include <convnet/optim/sgd.hpp>
 #include <convnet/training.hpp>
 
-#include <atomic>
-#include <cerrno>
-#include <cstddef>
-
-extern "C" {
-void* __libc_malloc(std::size_t);
-void* __libc_calloc(std::size_t, std::size_t);
-void* __libc_realloc(void*, std::size_t);
-void* __libc_memalign(std::size_t, std::size_t);
-void __libc_free(void*);
-}
-
-namespace {
-std::atomic<bool> counting{false};
-std::atomic<long> allocations{0};
-inline void count() {
-  if (counting.load(std::memory_order_relaxed)) allocations.fetch_add(1, std::memory_order_relaxed);
-}
-}  // namespace
-
-extern "C" {
-void* malloc(std::size_t n) {
-  count();
-  return __libc_malloc(n);
-}
-void* calloc(std::size_t n, std::size_t size) {
-  count();
-  return __libc_calloc(n, size);
-}
-void* realloc(void* p, std::size_t n) {
-  count();
-  return __libc_realloc(p, n);
-}
-void free(void* p) { __libc_free(p); }
-void* memalign(std::size_t alignment, std::size_t n) {
-  count();
-  return __libc_memalign(alignment, n);
-}
-void* aligned_alloc(std::size_t alignment, std::size_t n) {
-  count();
-  return __libc_memalign(alignment, n);
-}
-int posix_memalign(void** out, std::size_t alignment, std::size_t n) {
-  count();
-  void* p = __libc_memalign(alignment, n);
-  if (!p) return ENOMEM;
-  *out = p;
-  return 0;
-}
-}
+#include "alloc_counter.hpp"
 
 namespace {
 
 using namespace convnet;
 
+// Allocations in three steps after two warm-up steps, with `objective` (null:
+// plain cross-entropy).
 long allocations_in_steps(Sequential<float>& net, Optimizer<float>& optimizer, LrSchedule* schedule, Index batch,
-                          Index side) {
+                          Index side, Objective<float>* objective = nullptr) {
   Tensor<float> images(batch, 3, side, side);
   images.setRandom();
   std::vector<int> labels(static_cast<std::size_t>(batch));
   for (std::size_t i = 0; i < labels.size(); ++i) labels[i] = static_cast<int>(i % 10);
   SoftmaxCrossEntropy<float> loss;
-  for (int i = 0; i < 2; ++i) train_step(net, loss, optimizer, images, labels, schedule);  // warm-up sizes buffers
-  allocations = 0;
-  counting = true;
-  for (int i = 0; i < 3; ++i) train_step(net, loss, optimizer, images, labels, schedule);
-  counting = false;
-  return allocations.load();
+  auto step = [&] {
+    if (objective) {
+      train_step(net, *objective, optimizer, images, labels, schedule);
+    } else {
+      train_step(net, loss, optimizer, images, labels, schedule);
+    }
+  };
+  for (int i = 0; i < 2; ++i) step();  // warm-up sizes buffers
+  alloc_counter::start();
+  for (int i = 0; i < 3; ++i) step();
+  return alloc_counter::stop();
 }
 
 TEST(Allocations, CounterSeesAllocations) {
-  counting = true;
-  allocations = 0;
+  alloc_counter::start();
   std::vector<int>* v = new std::vector<int>(1000);
-  counting = false;
+  const long seen = alloc_counter::stop();
   delete v;
-  EXPECT_GE(allocations.load(), 2);  // the vector object and its buffer
+  EXPECT_GE(seen, 2);  // the vector object and its buffer
 }
 
 TEST(Allocations, SteadyStateCifarHalfStepWithSgd) {
@@ -101,6 +58,14 @@ TEST(Allocations, SteadyStateCifarStepWithAdam) {
   auto net = make_alexnet<float>(AlexNetConfig::named("cifar").with_groups(2), 1);
   Adam<float> adam(net.parameters(), AdamOptions(1e-4));
   EXPECT_EQ(allocations_in_steps(net, adam, nullptr, 4, 32), 0);
+}
+
+// The objective with a loss on fc7 (the tap in backward) allocates nothing either.
+TEST(Allocations, SteadyStateStepWithCrossEntropyAndTriplet) {
+  auto net = make_alexnet<float>(AlexNetConfig::named("cifar-half"), 1);
+  Sgd<float> sgd(net.parameters(), SgdOptions(0.01));
+  auto objective = make_objective<float>("cross-entropy+hinge+triplet", {1.0, 0.5, 0.5});
+  EXPECT_EQ(allocations_in_steps(net, sgd, nullptr, 16, 32, &objective), 0);
 }
 
 }  // namespace

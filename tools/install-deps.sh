@@ -2,9 +2,13 @@
 # Installs the Debian packages convnet needs and a fresh machine lacks.
 # Idempotent: a package that is already installed is left alone, and when
 # nothing is missing this script touches neither apt nor sudo.
+#   tools/install-deps.sh            the library's own: Eigen and stb
+#   tools/install-deps.sh clang      also clang, its OpenMP runtime and
+#                                    sanitizer runtimes (make fuzz, make check-tsan)
 set -euo pipefail
 
 required=(libeigen3-dev libstb-dev)
+if [ "${1:-}" = "clang" ]; then required+=(clang libomp-dev libclang-rt-dev); fi
 missing=()
 for pkg in "${required[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then

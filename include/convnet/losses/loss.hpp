@@ -42,17 +42,17 @@ namespace detail {
 /// 1, 1] with one label per sample in [0, classes); an embedding
 /// [N >= 1, features >= 1, 1, 1] with labels >= 0. Returns the shape.
 template <class T>
-Shape check_loss_input(const std::string& where, LossInput kind, const Tensor<T>& input,
-                       const std::vector<int>& labels) {
+Shape check_loss_input(const char* where, LossInput kind, const Tensor<T>& input,
+                       const std::vector<int>& labels) {  // const char*: no string built unless it fails
   const Shape s = shape_of(input);
   const bool logits = kind == LossInput::Logits;
   if (s.n < 1 || s.c < 1 || s.h != 1 || s.w != 1) {
-    throw ShapeError(where + (logits ? " forward (logits)" : " forward (embedding)"),
+    throw ShapeError(std::string(where) + (logits ? " forward (logits)" : " forward (embedding)"),
                      logits ? "[N >= 1, classes >= 1, 1, 1]" : "[N >= 1, features >= 1, 1, 1]", s.str());
   }
   const Index classes = logits ? s.c : 0;
   if (static_cast<Index>(labels.size()) != s.n) {
-    throw ShapeError(where + " forward (labels)", concat("[", s.n, "] (one label per sample)"),
+    throw ShapeError(std::string(where) + " forward (labels)", concat("[", s.n, "] (one label per sample)"),
                      concat("[", labels.size(), "]"));
   }
   for (std::size_t i = 0; i < labels.size(); ++i) {
