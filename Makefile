@@ -18,7 +18,7 @@ FUZZ_SECONDS ?= 600
 FUZZ_TARGETS := cifar10 image checkpoint
 FUZZ_CXX ?= clang++
 FUZZ_FLAGS := -std=c++17 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-  -Iinclude -I/usr/include/eigen3
+  -fsanitize-ignorelist=tests/fuzz/ubsan_ignore.txt -Iinclude -I/usr/include/eigen3
 # Debian's python3-torch lives in the system interpreter, which a pyenv or venv may shadow.
 PYTHON ?= $(firstword $(wildcard /usr/bin/python3) python3)
 # CIFAR-10 for make train: $CIFAR10_DIR, else data/ or the shared copy beside the checkout.

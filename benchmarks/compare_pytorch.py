@@ -98,6 +98,7 @@ def main():
     parser.add_argument("--ours", default=os.path.join(os.path.dirname(__file__), "..", "build", "benchmarks",
                                                        "convnet_step"))
     parser.add_argument("--quick", action="store_true", help="skip the paper network (minutes per case)")
+    parser.add_argument("--configs", default="", help="comma-separated networks to run (default: all)")
     parser.add_argument("--worker", nargs=3, metavar=("CONFIG", "MODE", "BATCH"), help=argparse.SUPPRESS)
     parser.add_argument("--steps", type=int, default=0, help="timed steps per process (default: by case)")
     args = parser.parse_args()
@@ -124,6 +125,8 @@ def main():
     print("-" * len(header))
     for config, mode, batch in CASES:
         if args.quick and config == "paper":
+            continue
+        if args.configs and config not in args.configs.split(","):
             continue
         steps = args.steps or (3 if config == "paper" and mode == "train" else 8)
         ours_cmd = [args.ours, "--config", config, "--mode", mode, "--batch", str(batch), "--steps", str(steps),

@@ -11,6 +11,7 @@
 #include <convnet/convnet.hpp>
 
 #include <atomic>
+#include <cmath>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
@@ -123,7 +124,9 @@ training
   --momentum M          (default 0.9; one-cycle swings it from M+0.05 down to M-0.05 and back, as PyTorch does)
   --loss NAME           cross-entropy (default), hinge, squared-hinge, cosine, or a sum such as
                         cross-entropy+hinge or cross-entropy+triplet (triplet: batch-hard, on fc7 after its ReLU)
-  --loss-weights LIST   one weight per term of --loss, comma-separated (default all 1)
+                        (the hinge losses need a lower --lr: they diverge at 0.05; 0.01 works)
+  --loss-weights LIST   one weight per term of --loss, comma-separated (default all 1; cross-entropy+triplet
+                        collapses at 1,1 and trains at 1,0.1)
   --hinge-margin M      margin of hinge and squared-hinge (default 1)
   --triplet-margin M    margin of the triplet loss (default 1)
   --no-nesterov         plain momentum
@@ -259,9 +262,18 @@ std::vector<double> flatten_history(const std::vector<EpochRecord>& h) {
   }
   return v;
 }
+// A count stored as a double in a checkpoint: refused unless it is a whole number in range.
+long whole(double v, const char* what) {
+  if (!(v >= 0 && v <= 1e15) || v != std::floor(v)) {
+    throw std::runtime_error(std::string("checkpoint: ") + what + " is not a whole number >= 0");
+  }
+  return static_cast<long>(v);
+}
+
 std::vector<EpochRecord> unflatten_history(const std::vector<double>& v) {
   std::vector<EpochRecord> h;
   for (std::size_t i = 0; i + 7 <= v.size(); i += 7) {
+    whole(v[i], "trainer/history epoch");
     h.push_back({static_cast<int>(v[i]), v[i + 1], v[i + 2], v[i + 3], v[i + 4], v[i + 5], v[i + 6]});
   }
   return h;
@@ -430,7 +442,7 @@ int run(const cli::Args& args) {
     partial_loss = partial.at(0), partial_correct = partial.at(1), partial_count = partial.at(2);
     partial_seconds = partial.at(3);
     const auto best = resume.f64s("trainer/best");
-    best_accuracy = best.at(0), best_val_loss = best.at(1), bad_epochs = static_cast<long>(best.at(2));
+    best_accuracy = best.at(0), best_val_loss = best.at(1), bad_epochs = whole(best.at(2), "trainer/best");
     history = unflatten_history(resume.f64s("trainer/history"));
     std::cout << "resuming from epoch " << epoch + 1 << ", batch " << first_batch + 1 << "\n";
   }

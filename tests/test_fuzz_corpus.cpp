@@ -60,6 +60,14 @@ TEST(FuzzCorpus, SeedsAreValidWhereTheySayTheyAre) {
     EXPECT_NE(std::string(e.what()).find("huge.ppm claims 100000 x 100000 pixels, over the limit"), std::string::npos)
         << e.what();
   }
+  // Found by fuzzing: a PNM header number too long for stb's int (signed overflow inside stb).
+  const std::string pnm = read_bytes(root / "image/regression_pnm_header_int_overflow");
+  try {
+    decode_image_from_memory(reinterpret_cast<const std::uint8_t*>(pnm.data()), pnm.size(), "long.ppm");
+    FAIL() << "a PNM header with a 21-digit width was accepted";
+  } catch (const DataError& e) {
+    EXPECT_NE(std::string(e.what()).find("long.ppm: PNM header field 1 has 21 digits"), std::string::npos) << e.what();
+  }
   const std::string cifar = read_bytes(root / "cifar10/two_records");
   const std::size_t zero = cifar.find('\0');
   const auto d = Cifar10Dataset::from_memory(reinterpret_cast<const std::uint8_t*>(cifar.data()) + zero + 1,

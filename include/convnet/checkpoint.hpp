@@ -546,6 +546,15 @@ void restore_training_state(const Checkpoint& c, Sequential<T>& net, Optimizer<T
     if (c.f64s("schedule/state").size() != schedule->state().size()) {
       throw CheckpointError(where + ": schedule state has the wrong length");
     }
+    // Try the values on the schedule itself (set_state checks everything before
+    // it assigns anything) and put its own state back.
+    const std::vector<double> own = schedule->state();
+    try {
+      schedule->set_state(c.f64s("schedule/state"));
+    } catch (const std::invalid_argument& e) {
+      throw CheckpointError(where + ": " + e.what());
+    }
+    schedule->set_state(own);
   }
   // 3. Apply.
   for (std::size_t i = 0; i < params.size(); ++i) std::copy(values[i].begin(), values[i].end(), params[i].value);

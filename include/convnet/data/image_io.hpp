@@ -11,6 +11,7 @@
 // same program. Include this header before any other use of stb_image.h.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <limits>
@@ -48,6 +49,81 @@ struct ImageLimits {
   Index max_file_bytes = 256LL << 20;  ///< a bigger file is refused before it is read
 };
 
+namespace detail {
+/// stb_image reads a binary PNM header's numbers into an int without checking
+/// for overflow (undefined behaviour, found by fuzzing): refuse any of the
+/// first three numbers (width, height, maximum value) longer than 8 digits
+/// before stb sees them.
+inline void check_pnm_header(const std::uint8_t* bytes, std::size_t size, const std::string& source) {
+  if (size < 2 || bytes[0] != 'P' || (bytes[1] != '5' && bytes[1] != '6')) return;
+  std::size_t pos = 2;
+  for (int field = 0; field < 3; ++field) {
+    while (pos < size) {  // whitespace and comments, as stb skips them
+      if (bytes[pos] == '#') {
+        while (pos < size && bytes[pos] != '\n' && bytes[pos] != '\r') ++pos;
+      } else if (bytes[pos] == ' ' || (bytes[pos] >= '\t' && bytes[pos] <= '\r')) {
+        ++pos;
+      } else {
+        break;
+      }
+    }
+    std::size_t digits = 0;
+    while (pos < size && bytes[pos] >= '0' && bytes[pos] <= '9') ++pos, ++digits;
+    if (digits > 8) {
+      throw DataError(concat("cannot decode image ", source, ": PNM header field ", field + 1, " has ", digits,
+                             " digits (more than any real picture needs)"));
+    }
+    if (digits == 0) return;  // malformed: stb reports it
+  }
+}
+
+/// stb_image 2.27 (Debian 12's) builds a JPEG Huffman table without checking
+/// that its 16 code counts sum to at most 256, and then writes past a
+/// 257-entry array (found by fuzzing; fixed upstream in 2.28). Walk the JPEG's
+/// markers the way stb reads them and refuse such a table before stb sees it.
+inline void check_jpeg_huffman_tables(const std::uint8_t* b, std::size_t size, const std::string& source) {
+  // stb skips 0xFF fill bytes before the first marker, so "FF FF FF D8" starts a JPEG too.
+  std::size_t pos = 0;
+  while (pos < size && b[pos] == 0xFF) ++pos;
+  if (pos == 0 || pos >= size || b[pos] != 0xD8) return;
+  ++pos;
+  while (pos + 1 < size) {
+    if (b[pos] != 0xFF) {  // entropy-coded data or junk: stb scans for the next marker too
+      ++pos;
+      continue;
+    }
+    const std::uint8_t marker = b[pos + 1];
+    if (marker == 0xFF) {  // fill byte
+      ++pos;
+      continue;
+    }
+    if (marker == 0x00 || marker == 0x01 || marker == 0xD8 || (marker >= 0xD0 && marker <= 0xD7)) {
+      pos += 2;  // stuffing, TEM, SOI, restart markers: no length
+      continue;
+    }
+    if (marker == 0xD9 || pos + 4 > size) return;  // end of image
+    const long length = (static_cast<long>(b[pos + 2]) << 8) | b[pos + 3];
+    std::size_t p = pos + 4;
+    if (marker != 0xC4) {
+      pos = pos + 2 + static_cast<std::size_t>(std::max(length, 2L));
+      continue;
+    }
+    // DHT: tables until the segment length is used up, read sequentially as stb does.
+    for (long left = length - 2; left > 0 && p < size;) {
+      long codes = 0;  // past the end stb reads zeros, so count what is there
+      for (std::size_t i = p + 1; i <= p + 16 && i < size; ++i) codes += b[i];
+      if (codes > 256) {
+        throw DataError(concat("cannot decode image ", source, ": corrupt JPEG: a Huffman table at byte ", p,
+                               " declares ", codes, " codes (at most 256)"));
+      }
+      p += 17 + static_cast<std::size_t>(codes);
+      left -= 17 + codes;
+    }
+    pos = p;
+  }
+}
+}  // namespace detail
+
 /// Decodes a picture held in memory (the bytes of a JPEG, PNG, ... file) into
 /// RGB (3 x H x W, values 0-255). `source` names it in errors. The header's
 /// size is checked against `limits` before any pixel memory is allocated.
@@ -56,6 +132,8 @@ inline Image decode_image_from_memory(const std::uint8_t* bytes, std::size_t siz
   if (size > static_cast<std::size_t>(std::numeric_limits<int>::max())) {
     throw DataError(detail::concat("image ", source, " is ", size, " bytes, more than stb_image reads"));
   }
+  detail::check_pnm_header(bytes, size, source);
+  detail::check_jpeg_huffman_tables(bytes, size, source);
   const int length = static_cast<int>(size);
   int w = 0, h = 0, channels = 0;
   if (size == 0 || !stbi_info_from_memory(bytes, length, &w, &h, &channels)) {

@@ -40,6 +40,21 @@ class LrSchedule {
                                                  s.size()));
     }
   }
+  /// A step or epoch counter from a state vector: a whole number in [0, 2^53]
+  /// (a NaN or a huge value from a damaged checkpoint is refused, not cast).
+  std::int64_t state_count(double v, const char* what) const {
+    if (!(v >= 0 && v <= 9007199254740992.0) || v != std::floor(v)) {
+      throw std::invalid_argument(detail::concat(describe(), ": schedule state ", what, " must be a whole number >= 0, got ", v));
+    }
+    return static_cast<std::int64_t>(v);
+  }
+  /// A learning rate from a state vector: finite and >= 0.
+  double state_rate(double v) const {
+    if (!(v >= 0) || !std::isfinite(v)) {
+      throw std::invalid_argument(detail::concat(describe(), ": schedule state learning rate must be finite and >= 0, got ", v));
+    }
+    return v;
+  }
 };
 
 /// A fixed rate.
@@ -71,7 +86,7 @@ class StepLR : public LrSchedule {
   std::vector<double> state() const override { return {static_cast<double>(epoch_)}; }
   void set_state(const std::vector<double>& s) override {
     check_state(s, 1);
-    epoch_ = static_cast<std::int64_t>(s[0]);
+    epoch_ = state_count(s[0], "epoch");
   }
 
  private:
@@ -114,10 +129,13 @@ class ReduceOnPlateau : public LrSchedule {
   }
   void set_state(const std::vector<double>& s) override {
     check_state(s, 4);
-    lr_ = s[0];
+    const double lr = state_rate(s[0]);
+    if (std::isnan(s[1])) throw std::invalid_argument(describe() + ": schedule state best loss is NaN");
+    const std::int64_t bad_epochs = state_count(s[2], "bad epochs"), reductions = state_count(s[3], "reductions");
+    lr_ = lr;
     best_ = s[1];
-    bad_epochs_ = static_cast<std::int64_t>(s[2]);
-    reductions_ = static_cast<std::int64_t>(s[3]);
+    bad_epochs_ = bad_epochs;
+    reductions_ = reductions;
   }
 
  private:
@@ -137,7 +155,7 @@ class PerStepSchedule : public LrSchedule {
   std::vector<double> state() const override { return {static_cast<double>(step_)}; }
   void set_state(const std::vector<double>& s) override {
     check_state(s, 1);
-    step_ = static_cast<std::int64_t>(s[0]);
+    step_ = state_count(s[0], "step");
   }
 
  protected:
