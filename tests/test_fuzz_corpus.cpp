@@ -68,6 +68,17 @@ TEST(FuzzCorpus, SeedsAreValidWhereTheySayTheyAre) {
   } catch (const DataError& e) {
     EXPECT_NE(std::string(e.what()).find("long.ppm: PNM header field 1 has 21 digits"), std::string::npos) << e.what();
   }
+  // Found by fuzzing: JPEG Huffman tables declaring more than 256 codes (stb 2.27 writes past its table).
+  for (const char* name : {"regression_jpeg_huffman_overflow.jpg", "regression_jpeg_huffman_overflow_truncated.jpg",
+                           "regression_jpeg_huffman_overflow_fill_bytes.jpg"}) {
+    const std::string jpeg = read_bytes(root / "image" / name);
+    try {
+      decode_image_from_memory(reinterpret_cast<const std::uint8_t*>(jpeg.data()), jpeg.size(), name);
+      ADD_FAILURE() << name << " was decoded";
+    } catch (const DataError& e) {
+      EXPECT_NE(std::string(e.what()).find("corrupt JPEG: a Huffman table at byte"), std::string::npos) << e.what();
+    }
+  }
   const std::string cifar = read_bytes(root / "cifar10/two_records");
   const std::size_t zero = cifar.find('\0');
   const auto d = Cifar10Dataset::from_memory(reinterpret_cast<const std::uint8_t*>(cifar.data()) + zero + 1,
