@@ -79,6 +79,14 @@ TEST(FuzzCorpus, SeedsAreValidWhereTheySayTheyAre) {
       EXPECT_NE(std::string(e.what()).find("corrupt JPEG: a Huffman table at byte"), std::string::npos) << e.what();
     }
   }
+  // Found by fuzzing: a PNG chunk claiming ~2 GB in a small file made stb allocate that much.
+  const std::string png = read_bytes(root / "image/regression_png_chunk_claims_2gb.png");
+  try {
+    decode_image_from_memory(reinterpret_cast<const std::uint8_t*>(png.data()), png.size(), "big.png");
+    FAIL() << "a PNG chunk longer than the file was accepted";
+  } catch (const DataError& e) {
+    EXPECT_NE(std::string(e.what()).find("big.png: corrupt PNG: the chunk at byte"), std::string::npos) << e.what();
+  }
   const std::string cifar = read_bytes(root / "cifar10/two_records");
   const std::size_t zero = cifar.find('\0');
   const auto d = Cifar10Dataset::from_memory(reinterpret_cast<const std::uint8_t*>(cifar.data()) + zero + 1,

@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <limits>
 #include <memory>
 #include <string>
@@ -122,6 +123,27 @@ inline void check_jpeg_huffman_tables(const std::uint8_t* b, std::size_t size, c
     pos = p;
   }
 }
+
+/// stb_image grows its buffer for a PNG data chunk to the length the chunk
+/// claims before reading it, so a 100-byte file claiming a 2 GB chunk makes
+/// it allocate 2 GB (found by fuzzing). Walk the chunks first: each must fit
+/// in the bytes that remain.
+inline void check_png_chunks(const std::uint8_t* b, std::size_t size, const std::string& source) {
+  static const std::uint8_t signature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
+  if (size < 8 || std::memcmp(b, signature, 8) != 0) return;
+  std::size_t pos = 8;
+  while (pos + 8 <= size) {
+    const std::uint64_t length = (std::uint64_t{b[pos]} << 24) | (std::uint64_t{b[pos + 1]} << 16) |
+                                 (std::uint64_t{b[pos + 2]} << 8) | b[pos + 3];
+    const bool end = std::memcmp(b + pos + 4, "IEND", 4) == 0;
+    if (length > size - pos - 8) {
+      throw DataError(concat("cannot decode image ", source, ": corrupt PNG: the chunk at byte ", pos, " claims ",
+                             length, " bytes but only ", size - pos - 8, " remain"));
+    }
+    if (end) return;
+    pos += 8 + static_cast<std::size_t>(length) + 4;  // length, type, data, CRC
+  }
+}
 }  // namespace detail
 
 /// Decodes a picture held in memory (the bytes of a JPEG, PNG, ... file) into
@@ -134,6 +156,7 @@ inline Image decode_image_from_memory(const std::uint8_t* bytes, std::size_t siz
   }
   detail::check_pnm_header(bytes, size, source);
   detail::check_jpeg_huffman_tables(bytes, size, source);
+  detail::check_png_chunks(bytes, size, source);
   const int length = static_cast<int>(size);
   int w = 0, h = 0, channels = 0;
   if (size == 0 || !stbi_info_from_memory(bytes, length, &w, &h, &channels)) {
