@@ -117,6 +117,14 @@ TEST(Examples, TrainerExplainsMissingDataAndBadFlags) {
   EXPECT_EQ(unknown.status, 1);
   EXPECT_NE(unknown.output.find("unknown option --epoch"), std::string::npos) << unknown.output;
   EXPECT_EQ(run(kTrain + " --help").status, 0);
+  // An output folder that cannot be created is reported before any training.
+  convnet::testing::write_cifar(dir / "cifar", 10);
+  std::ofstream(dir / "a_file") << "x";
+  const Result unwritable = run(kTrain + " --data " + (dir / "cifar") + " --out " + (dir / "a_file/out"));
+  EXPECT_EQ(unwritable.status, 1);
+  EXPECT_NE(unwritable.output.find("cannot create output folder " + (dir / "a_file/out")), std::string::npos)
+      << unwritable.output;
+  EXPECT_EQ(unwritable.output.find("epoch 1/"), std::string::npos) << unwritable.output;
 }
 
 TEST(Examples, TrainerTakesEveryLossAndRecordsItInTheCheckpoint) {
