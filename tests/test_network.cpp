@@ -3,9 +3,16 @@
 #include <gtest/gtest.h>
 
 #include <convnet/alexnet.hpp>
+#include <convnet/init.hpp>
+#include <convnet/layers/conv2d.hpp>
 #include <convnet/layers/dense.hpp>
+#include <convnet/layers/flatten.hpp>
+#include <convnet/layers/max_pool2d.hpp>
 #include <convnet/layers/relu.hpp>
+#include <convnet/losses/softmax_cross_entropy.hpp>
+#include <convnet/optim/sgd.hpp>
 #include <convnet/summary.hpp>
+#include <convnet/training.hpp>
 
 #include <cmath>
 #include <sstream>
@@ -192,6 +199,97 @@ TEST(Sequential, AUsersOwnNetwork) {
   Tensor<double> g(shape_of(y).n, 3, 1, 1);
   g.setConstant(1.0);
   EXPECT_EQ(shape_of(net.backward(g)), shape_of(x));
+}
+
+// The README's own example network, built exactly as the README shows it,
+// learns a small generated problem: each class is a bright 8x8 square at its
+// own place on a noisy 32x32 picture. With all-zero default weights every
+// hidden unit would stay identical and the loss would not move from log(10).
+TEST(Sequential, TheReadmesHandBuiltNetworkLearns) {
+  Sequential<float> net;
+  net.add<Conv2d<float>>("conv1", Conv2dOptions(3, 32, 3).padding(1));
+  net.add<ReLU<float>>("relu1");
+  net.add<MaxPool2d<float>>("pool1", MaxPool2dOptions(2));
+  net.add<Flatten<float>>("flatten");
+  net.add<Dense<float>>("fc", DenseOptions(32 * 16 * 16, 10));
+
+  SoftmaxCrossEntropy<float> loss;
+  Sgd<float> sgd(net.parameters(), SgdOptions(0.01).momentum(0.9).weight_decay(5e-4));
+
+  const Index n = 40;
+  Tensor<float> images(n, 3, 32, 32);
+  std::vector<int> labels(static_cast<std::size_t>(n));
+  Rng rng(7);
+  for (Index i = 0; i < n; ++i) {
+    const int label = static_cast<int>(i % 10);
+    labels[static_cast<std::size_t>(i)] = label;
+    const Index top = 8 * (label / 4), left = 8 * (label % 4);
+    for (Index c = 0; c < 3; ++c)
+      for (Index y = 0; y < 32; ++y)
+        for (Index x = 0; x < 32; ++x) {
+          const bool inside = y >= top && y < top + 8 && x >= left && x < left + 8;
+          images(i, c, y, x) = static_cast<float>((inside ? 1.0 : 0.0) + rng.uniform(-0.2, 0.2));
+        }
+  }
+  const double first = train_step(net, loss, sgd, images, labels).loss;
+  double last = first;
+  for (int step = 0; step < 30; ++step) last = train_step(net, loss, sgd, images, labels).loss;
+  EXPECT_NEAR(first, std::log(10.0), 0.5);  // small random weights: close to chance at the start
+  EXPECT_LT(last, 0.25 * first) << "first " << first << ", last " << last;
+  EXPECT_EQ(evaluate(net, images, labels).top1_accuracy(), 1.0);
+}
+
+TEST(Init, LayersStartFromTheirSeedAsPyTorchDoes) {
+  Conv2d<float> a(Conv2dOptions(16, 8, 3).seed(3));
+  Conv2d<float> b(Conv2dOptions(16, 8, 3).seed(3));
+  Conv2d<float> c(Conv2dOptions(16, 8, 3).seed(4));
+  EXPECT_TRUE(a.parameters()[0].values() == b.parameters()[0].values());
+  EXPECT_TRUE(a.parameters()[1].values() == b.parameters()[1].values());
+  EXPECT_FALSE(a.parameters()[0].values() == c.parameters()[0].values());
+  // U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weight and bias, fan_in = 16 * 3 * 3.
+  const double bound = 1.0 / std::sqrt(144.0);
+  const auto w = a.parameters()[0].values();
+  EXPECT_LE(w.cwiseAbs().maxCoeff(), bound);
+  EXPECT_GT(w.cwiseAbs().maxCoeff(), 0.9 * bound);
+  EXPECT_NEAR(w.mean(), 0.0, 0.1 * bound);
+  EXPECT_NEAR(std::sqrt(w.squaredNorm() / static_cast<double>(w.size())), bound / std::sqrt(3.0), 0.1 * bound);
+  EXPECT_LE(a.parameters()[1].values().cwiseAbs().maxCoeff(), bound);
+
+  Dense<double> d(DenseOptions(100, 7).seed(9)), e(DenseOptions(100, 7).seed(9)), f(DenseOptions(100, 7).seed(10));
+  EXPECT_TRUE(d.weight() == e.weight());
+  EXPECT_FALSE(d.weight() == f.weight());
+  EXPECT_LE(d.weight().cwiseAbs().maxCoeff(), 0.1);
+  EXPECT_GT(d.bias().cwiseAbs().maxCoeff(), 0.0);
+
+  // Without a seed: two layers differ, and manual_seed makes a program's network repeatable.
+  manual_seed(42);
+  Dense<float> g(DenseOptions(10, 10)), h(DenseOptions(10, 10));
+  EXPECT_FALSE(g.weight() == h.weight());
+  manual_seed(42);
+  Dense<float> g2(DenseOptions(10, 10));
+  EXPECT_TRUE(g.weight() == g2.weight());
+}
+
+TEST(Init, HelpersDrawTheirDistributionsOnAnyParameter) {
+  Conv2d<double> conv(Conv2dOptions(32, 64, 5).seed(1));
+  const Parameter<double> w = conv.parameters()[0];  // [64, 32, 5, 5]: fan_in 800, fan_out 1600
+  EXPECT_EQ(init::fan_in(w.shape), 800);
+  EXPECT_EQ(init::fan_out(w.shape), 1600);
+  auto rms = [&] { return std::sqrt(w.values().squaredNorm() / static_cast<double>(w.size)); };
+  Rng rng(5);
+  init::he_normal(w, rng);
+  EXPECT_NEAR(rms(), std::sqrt(2.0 / 800), 0.02 * std::sqrt(2.0 / 800));
+  init::xavier_uniform(w, rng);
+  const double bound = std::sqrt(6.0 / 2400);
+  EXPECT_LE(w.values().cwiseAbs().maxCoeff(), bound);
+  EXPECT_NEAR(rms(), bound / std::sqrt(3.0), 0.02 * bound);
+  init::normal(w, 0.01, rng);
+  EXPECT_NEAR(rms(), 0.01, 0.0005);
+  init::constant(w, 0.25);
+  EXPECT_EQ(w.values().minCoeff(), 0.25);
+  EXPECT_EQ(w.values().maxCoeff(), 0.25);
+  EXPECT_THROW(init::normal(w, -1.0, rng), std::invalid_argument);
+  EXPECT_THROW(init::uniform(w, 1.0, 0.0, rng), std::invalid_argument);
 }
 
 TEST(Summary, PrintsTheTableAndTotalsLine) {

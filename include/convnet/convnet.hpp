@@ -14,6 +14,7 @@
 #include "data/transforms.hpp"
 #include "errors.hpp"
 #include "gemm.hpp"
+#include "init.hpp"
 #include "layer.hpp"
 #include "layers/conv2d.hpp"
 #include "layers/dense.hpp"

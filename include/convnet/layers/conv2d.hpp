@@ -20,11 +20,14 @@
 #pragma once
 
 #include <algorithm>
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "../errors.hpp"
 #include "../gemm.hpp"
+#include "../init.hpp"
 #include "../layer.hpp"
 #include "../threading.hpp"
 
@@ -38,6 +41,8 @@ struct Conv2dOptions {
   Conv2dOptions& padding(Index v) { padding_ = v; return *this; }
   Conv2dOptions& groups(Index v) { groups_ = v; return *this; }
   Conv2dOptions& bias(bool v) { bias_ = v; return *this; }
+  /// Seed of the default initialisation (init.hpp); unset: the next of the process-wide sequence.
+  Conv2dOptions& seed(std::uint64_t v) { seed_ = v; return *this; }
 
   Index in_channels() const { return in_channels_; }
   Index out_channels() const { return out_channels_; }
@@ -46,11 +51,13 @@ struct Conv2dOptions {
   Index padding() const { return padding_; }
   Index groups() const { return groups_; }
   bool bias() const { return bias_; }
+  std::optional<std::uint64_t> seed() const { return seed_; }
 
  private:
   Index in_channels_, out_channels_, kernel_size_;
   Index stride_ = 1, padding_ = 0, groups_ = 1;
   bool bias_ = true;
+  std::optional<std::uint64_t> seed_;
 };
 
 template <class T>
@@ -76,6 +83,9 @@ class Conv2d : public Layer<T> {
       bias_ = Vector<T>::Zero(opt_.out_channels());
       bias_grad_ = Vector<T>::Zero(opt_.out_channels());
     }
+    const auto params = parameters();
+    const std::uint64_t seed = opt_.seed() ? *opt_.seed() : next_default_seed();
+    init::layer_default(params[0], opt_.bias() ? &params[1] : nullptr, seed);
   }
 
   const Conv2dOptions& options() const { return opt_; }

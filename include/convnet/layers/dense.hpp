@@ -6,11 +6,14 @@
 // Forward and backward are single GEMMs over the whole batch.
 #pragma once
 
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "../errors.hpp"
 #include "../gemm.hpp"
+#include "../init.hpp"
 #include "../layer.hpp"
 
 namespace convnet {
@@ -19,14 +22,18 @@ struct DenseOptions {
   DenseOptions(Index in_features, Index out_features) : in_features_(in_features), out_features_(out_features) {}
 
   DenseOptions& bias(bool v) { bias_ = v; return *this; }
+  /// Seed of the default initialisation (init.hpp); unset: the next of the process-wide sequence.
+  DenseOptions& seed(std::uint64_t v) { seed_ = v; return *this; }
 
   Index in_features() const { return in_features_; }
   Index out_features() const { return out_features_; }
   bool bias() const { return bias_; }
+  std::optional<std::uint64_t> seed() const { return seed_; }
 
  private:
   Index in_features_, out_features_;
   bool bias_ = true;
+  std::optional<std::uint64_t> seed_;
 };
 
 template <class T>
@@ -41,6 +48,9 @@ class Dense : public Layer<T> {
       bias_ = Vector<T>::Zero(opt_.out_features());
       bias_grad_ = Vector<T>::Zero(opt_.out_features());
     }
+    const auto params = parameters();
+    const std::uint64_t seed = opt_.seed() ? *opt_.seed() : next_default_seed();
+    init::layer_default(params[0], opt_.bias() ? &params[1] : nullptr, seed);
   }
 
   const DenseOptions& options() const { return opt_; }
