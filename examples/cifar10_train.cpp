@@ -45,7 +45,7 @@ struct Options {
   double width = 0, lr = 0.05, weight_decay = 5e-4, momentum = 0.9, val_fraction = 0.1;
   double hinge_margin = 1, triplet_margin = 1;
   long classes = 0, epochs = 16, batch_size = 128, patience = 0, threads = 0, workers = 1, seed = 1, max_batches = 0;
-  long save_every = 0;
+  long save_every = 0, progress_every = 0;
   bool nesterov = true;
 
   std::string serialize() const {
@@ -139,6 +139,7 @@ training
   --max-batches N       stop each epoch, and each evaluation, after N batches (smoke tests, timing)
   --save-every N        also write last.ckpt every N batches inside an epoch (long epochs; default 0 = at
                         epoch ends only)
+  --progress-every N    without a terminal, print a progress line every N batches (default 0 = every 30 s)
 )";
 }
 
@@ -312,6 +313,7 @@ int run(const cli::Args& args) {
   o.threads = args.integer("--threads", 0);
   o.workers = args.integer("--workers", 1);
   o.save_every = args.integer("--save-every", 0);
+  o.progress_every = args.integer("--progress-every", 0);
   if (!resuming) {
     o.config = args.str("--config", o.config);
     o.width = args.real("--width", o.width);
@@ -473,8 +475,10 @@ int run(const cli::Args& args) {
       const double elapsed = std::chrono::duration<double>(now - epoch_start).count();
       const double rate = static_cast<double>(images_this_session) / std::max(elapsed, 1e-9);
       const bool last = b + 1 == batches;
-      if ((tty && std::chrono::duration<double>(now - last_print).count() > 0.25) || last ||
-          (!tty && std::chrono::duration<double>(now - last_print).count() > 30)) {
+      const double since_print = std::chrono::duration<double>(now - last_print).count();
+      const bool due = tty ? since_print > 0.25
+                           : (o.progress_every > 0 ? (b + 1) % o.progress_every == 0 : since_print > 30);
+      if (due || last) {
         last_print = now;
         const double eta = static_cast<double>((batches - b - 1) * o.batch_size) / std::max(rate, 1e-9);
         const int width = 30, filled = static_cast<int>(width * (b + 1) / batches);
@@ -591,7 +595,7 @@ int main(int argc, char** argv) {
                       "--classes", "--init", "--epochs", "--batch-size", "--optimizer", "--lr", "--schedule",
                       "--weight-decay", "--momentum", "--augment", "--val-fraction", "--patience", "--threads",
                       "--workers", "--seed", "--max-batches", "--loss", "--loss-weights", "--hinge-margin",
-                      "--triplet-margin", "--save-every"});
+                      "--triplet-margin", "--save-every", "--progress-every"});
     if (!args.positional().empty()) throw std::invalid_argument("unexpected argument " + args.positional()[0]);
     return run(args);
   } catch (const std::exception& e) {

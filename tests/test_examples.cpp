@@ -5,48 +5,19 @@
 #include <convnet/data/image_io.hpp>
 #include <convnet/checkpoint.hpp>
 
-#include <chrono>
-#include <csignal>
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 #include <string>
-#include <thread>
-#include <sys/wait.h>
-#include <unistd.h>
+#include <vector>
 
 #include "helpers.hpp"
+#include "processes.hpp"
 
 namespace {
 
 using namespace convnet;
-using convnet::testing::TempDir;
+using namespace convnet::testing;
 namespace fs = std::filesystem;
-
-struct Result {
-  int status;
-  std::string output;
-};
-
-// Runs a shell command, capturing stdout and stderr.
-Result run(const std::string& command) {
-  std::string output;
-  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
-  char buffer[4096];
-  while (std::fgets(buffer, sizeof buffer, pipe)) output += buffer;
-  const int status = ::pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
-}
-
-std::string read(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-int lines(const std::string& text) { return static_cast<int>(std::count(text.begin(), text.end(), '\n')); }
 
 const std::string kTrain = CONVNET_TRAIN_BIN;
 const std::string kPredict = CONVNET_PREDICT_BIN;
@@ -155,38 +126,6 @@ TEST(Examples, TrainerTakesEveryLossAndRecordsItInTheCheckpoint) {
   EXPECT_NE(weights.output.find("has 1 terms but 2 weights"), std::string::npos) << weights.output;
 }
 
-TEST(Examples, CtrlCSavesACheckpointThatResumeContinues) {
-  TempDir dir;
-  convnet::testing::write_cifar(dir / "cifar", 120);  // 600 training records: 17 batches of 32 an epoch
-  const std::string log = dir / "first.log";
-  const pid_t child = ::fork();
-  if (child == 0) {
-    const std::string command = "exec " + kTrain + " --data " + (dir / "cifar") + " --out " + (dir / "out") +
-                                " --epochs 4" + kSmall + " > " + log + " 2>&1";
-    ::execl("/bin/sh", "sh", "-c", command.c_str(), static_cast<char*>(nullptr));
-    ::_exit(127);
-  }
-  // Interrupt as soon as the first epoch has started.
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while (read(log).find("epoch 1/4: ") == std::string::npos && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
-  ::kill(child, SIGINT);
-  int status = 0;
-  ::waitpid(child, &status, 0);
-  const std::string first = read(log);
-  ASSERT_TRUE(WIFEXITED(status)) << first;
-  ASSERT_EQ(WEXITSTATUS(status), 130) << first;
-  EXPECT_NE(first.find("resume with: cifar10_train --resume " + (dir / "out/last.ckpt")), std::string::npos) << first;
-
-  const Result resumed = run(kTrain + " --resume " + (dir / "out/last.ckpt") + " --data " + (dir / "cifar") +
-                             " --threads 2");
-  ASSERT_EQ(resumed.status, 0) << resumed.output;
-  EXPECT_NE(resumed.output.find("resuming from epoch 1, batch "), std::string::npos) << resumed.output;
-  EXPECT_NE(resumed.output.find("epoch 4/4  train loss"), std::string::npos) << resumed.output;
-  EXPECT_EQ(lines(read(dir / "out/metrics.csv")), 5);  // header and four epochs
-}
-
 // Same seed, same thread count: the same numbers, to the last digit.
 TEST(Examples, SameSeedAndThreadsGiveIdenticalMetrics) {
   TempDir dir;
@@ -198,59 +137,6 @@ TEST(Examples, SameSeedAndThreadsGiveIdenticalMetrics) {
   EXPECT_EQ(lines(a), 3) << a;
   EXPECT_EQ(a, b);
   EXPECT_NE(a, c);  // the seed does matter, so equality above is not vacuous
-}
-
-// A training run killed (SIGKILL: no chance to clean up) at random moments,
-// many times, with a checkpoint written every batch so that some kills land
-// inside saves: the newest checkpoint always loads and --resume carries on to
-// the end.
-TEST(Examples, SigkillAtRandomMomentsNeverLosesTheLastCheckpoint) {
-  TempDir dir;
-  convnet::testing::write_cifar(dir / "cifar", 120);  // 600 training records: 17 batches of 32 an epoch
-  const std::string last = dir / "out/last.ckpt";
-  const std::string first_run = kTrain + " --data " + (dir / "cifar") + " --out " + (dir / "out") + " --epochs 5" +
-                                kSmall + " --save-every 1";
-  const std::string resume_run =
-      kTrain + " --resume " + last + " --data " + (dir / "cifar") + " --threads 2 --save-every 1";
-  unsigned random = 2024;
-  int kills = 0, loads = 0;
-  std::uint64_t furthest = 0;
-  bool finished = false;
-  for (int attempt = 0; attempt < 12 && !finished; ++attempt) {
-    const std::string command = "exec " + (fs::exists(last) ? resume_run : first_run) + " > /dev/null 2>&1";
-    const pid_t child = ::fork();
-    if (child == 0) {
-      ::execl("/bin/sh", "sh", "-c", command.c_str(), static_cast<char*>(nullptr));
-      ::_exit(127);
-    }
-    random = random * 1103515245u + 12345u;
-    std::this_thread::sleep_for(std::chrono::milliseconds(200 + (random >> 8) % 500));
-    ::kill(child, SIGKILL);
-    int status = 0;
-    ::waitpid(child, &status, 0);
-    if (WIFEXITED(status)) {
-      ASSERT_EQ(WEXITSTATUS(status), 0) << command;
-      finished = true;  // ran to the end before the kill
-    } else {
-      ++kills;
-    }
-    if (!fs::exists(last)) continue;
-    const Checkpoint c = Checkpoint::load(last);  // must not throw
-    const auto position = c.u64s("trainer/position");
-    const std::uint64_t at = position.at(0) * 1000 + position.at(1);
-    EXPECT_GE(at, furthest) << "the checkpoint went back in time";
-    furthest = at;
-    ++loads;
-  }
-  EXPECT_GE(kills, 3);              // a fast machine may finish the run in fewer attempts
-  EXPECT_GE(loads, kills - 2);     // the first attempts may die before the first save
-  EXPECT_GT(furthest, 0u);
-  if (!finished) {
-    const Result resumed = run(resume_run);
-    ASSERT_EQ(resumed.status, 0) << resumed.output;
-    EXPECT_NE(resumed.output.find("epoch 5/5  train loss"), std::string::npos) << resumed.output;
-  }
-  EXPECT_EQ(lines(read(dir / "out/metrics.csv")), 6);  // header and five epochs
 }
 
 }  // namespace
