@@ -1,8 +1,9 @@
 # The front door. Each target installs what is missing, configures a Release
-# build in build/, builds, and then does its one job.
-#   make test    build and run the test suite (what CI runs)
-#   make train   build and train AlexNet on CIFAR-10 (TRAIN_ARGS="..." passes flags,
-#                CIFAR10_DIR=... says where the data is; TRAIN_ARGS=--download fetches it)
+# build in build/, builds what its job needs, and then does its one job.
+#   make test    build everything and run the test suite (what CI runs)
+#   make train   build the trainer only (no GoogleTest or Google Benchmark needed) and train
+#                AlexNet on CIFAR-10 (TRAIN_ARGS="..." passes flags, CIFAR10_DIR=... says
+#                where the data is; TRAIN_ARGS=--download fetches it)
 #   make bench   build and run the benchmarks, then the side-by-side comparison with
 #                PyTorch when it is installed (BENCH_ARGS / COMPARE_ARGS pass flags)
 #   make fuzz    build the libFuzzer targets with clang and run each for FUZZ_SECONDS (default 600)
@@ -24,15 +25,21 @@ PYTHON ?= $(firstword $(wildcard /usr/bin/python3) python3)
 # CIFAR-10 for make train: $CIFAR10_DIR, else data/ or the shared copy beside the checkout.
 CIFAR10_DIR ?= $(firstword $(wildcard data/cifar-10-batches-bin ../shared/data/cifar-10-batches-bin) data/cifar-10-batches-bin)
 
-.PHONY: all deps configure build test train bench loss-comparison fuzz fuzz-build fuzz-corpus check-sanitize check-tsan clean
+.PHONY: all deps configure build test train train-build bench loss-comparison fuzz fuzz-build fuzz-corpus check-sanitize check-tsan clean
+
+# What each job configures: the test suite builds everything; training needs
+# neither GoogleTest nor Google Benchmark; the benchmarks need no GoogleTest.
+# Switching between them reconfigures the same build folder (a second or two);
+# nothing already compiled is compiled again.
+CONFIGURE = cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=Release
 
 all: build
 
 deps:
-	@bash tools/install-deps.sh
+	@bash tools/install-deps.sh test
 
 configure: deps
-	@cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=Release
+	@$(CONFIGURE) -DCONVNET_BUILD_TESTS=ON -DCONVNET_BUILD_EXAMPLES=ON -DCONVNET_BUILD_BENCHMARKS=ON
 
 build: configure
 	@cmake --build $(BUILD_DIR) -j $(JOBS)
@@ -40,18 +47,22 @@ build: configure
 test: build
 	@cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS)
 
-train: build
-	@if [ ! -x $(BUILD_DIR)/examples/cifar10_train ]; then \
-	  echo "make train: the CIFAR-10 trainer (examples/cifar10_train) does not exist yet."; exit 1; fi
+train-build:
+	@bash tools/install-deps.sh
+	@$(CONFIGURE) -DCONVNET_BUILD_TESTS=OFF -DCONVNET_BUILD_EXAMPLES=ON -DCONVNET_BUILD_BENCHMARKS=OFF
+	@cmake --build $(BUILD_DIR) -j $(JOBS) --target cifar10_train
+
+train: train-build
 	@$(BUILD_DIR)/examples/cifar10_train --data $(CIFAR10_DIR) $(TRAIN_ARGS)
 
-bench: build
-	@if [ ! -x $(BUILD_DIR)/benchmarks/convnet_bench ]; then \
-	  echo "make bench: the benchmarks (benchmarks/convnet_bench) do not exist yet."; exit 1; fi
+bench:
+	@bash tools/install-deps.sh bench
+	@$(CONFIGURE) -DCONVNET_BUILD_TESTS=OFF -DCONVNET_BUILD_EXAMPLES=OFF -DCONVNET_BUILD_BENCHMARKS=ON
+	@cmake --build $(BUILD_DIR) -j $(JOBS) --target convnet_bench convnet_step
 	@$(BUILD_DIR)/benchmarks/convnet_bench $(BENCH_ARGS)
 	@$(PYTHON) benchmarks/compare_pytorch.py --ours $(BUILD_DIR)/benchmarks/convnet_step $(COMPARE_ARGS)
 
-loss-comparison: build
+loss-comparison: train-build
 	@$(PYTHON) benchmarks/loss_comparison.py --trainer $(BUILD_DIR)/examples/cifar10_train --data $(CIFAR10_DIR) $(LOSS_ARGS)
 
 # The test suite under AddressSanitizer and UndefinedBehaviorSanitizer, in its own build folder
@@ -81,7 +92,8 @@ fuzz: fuzz-build
 	  tail -n 14 build-fuzz/fuzz_$$t.log; [ $$rc -eq 0 ] || exit $$rc; done
 
 # Rewrites the seed corpus in tests/fuzz/corpus (committed).
-fuzz-corpus: deps
+fuzz-corpus:
+	@bash tools/install-deps.sh
 	@mkdir -p build-fuzz
 	@$(CXX) -std=c++17 -O1 -Iinclude -I/usr/include/eigen3 tests/fuzz/make_corpus.cpp tests/fuzz/fuzz_targets.cpp \
 	  -o build-fuzz/make_corpus && build-fuzz/make_corpus tests/fuzz/corpus

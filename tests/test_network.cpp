@@ -13,6 +13,7 @@
 #include <convnet/optim/sgd.hpp>
 #include <convnet/summary.hpp>
 #include <convnet/training.hpp>
+#include <convnet/version.hpp>
 
 #include <cmath>
 #include <sstream>
@@ -237,6 +238,14 @@ TEST(Sequential, TheReadmesHandBuiltNetworkLearns) {
   EXPECT_NEAR(first, std::log(10.0), 0.5);  // small random weights: close to chance at the start
   EXPECT_LT(last, 0.25 * first) << "first " << first << ", last " << last;
   EXPECT_EQ(evaluate(net, images, labels).top1_accuracy(), 1.0);
+}
+
+// One version, written in version.hpp, read by CMake for the package.
+TEST(Version, TheHeaderAndThePackageAgree) {
+  EXPECT_STREQ(convnet::version, CONVNET_PACKAGE_VERSION);
+  EXPECT_EQ(std::to_string(CONVNET_VERSION_MAJOR) + "." + std::to_string(CONVNET_VERSION_MINOR) + "." +
+                std::to_string(CONVNET_VERSION_PATCH),
+            CONVNET_PACKAGE_VERSION);
 }
 
 TEST(Init, LayersStartFromTheirSeedAsPyTorchDoes) {

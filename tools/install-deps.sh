@@ -1,20 +1,36 @@
 #!/usr/bin/env bash
 # Installs the Debian packages convnet needs and a fresh machine lacks.
-# Idempotent: a package that is already installed is left alone, and when
-# nothing is missing this script touches neither apt nor sudo.
-#   tools/install-deps.sh            the library's own: Eigen and stb
-#   tools/install-deps.sh clang      also clang, its OpenMP runtime and
-#                                    sanitizer runtimes (make fuzz, make check-tsan)
+# Idempotent: what is already there is left alone, and when nothing is
+# missing this script touches neither apt nor sudo.
+#   tools/install-deps.sh           what training needs: g++, make, cmake, Eigen 3.4, stb
+#   tools/install-deps.sh test      also GoogleTest, Google Benchmark and OpenBLAS
+#                                   (the test suite builds the benchmarks and checks the
+#                                   OpenBLAS build of the package)
+#   tools/install-deps.sh bench     also Google Benchmark
+#   tools/install-deps.sh clang     also clang, its OpenMP runtime and sanitizer runtimes
+#                                   (make fuzz, make check-tsan)
 set -euo pipefail
 
-required=(libeigen3-dev libstb-dev)
-if [ "${1:-}" = "clang" ]; then required+=(clang libomp-dev libclang-rt-dev); fi
 missing=()
-for pkg in "${required[@]}"; do
-  if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
-    missing+=("$pkg")
-  fi
-done
+# Tools are looked for as commands (they may come from elsewhere than Debian);
+# libraries as Debian packages.
+need_command() { command -v "$1" >/dev/null 2>&1 || missing+=("$2"); }
+need_package() {
+  dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed" || missing+=("$1")
+}
+
+need_command g++ g++
+need_command make make
+need_command cmake cmake
+need_package libeigen3-dev
+need_package libstb-dev
+case "${1:-}" in
+  "") ;;
+  test) need_package libgtest-dev; need_package libbenchmark-dev; need_package libopenblas-openmp-dev ;;
+  bench) need_package libbenchmark-dev ;;
+  clang) need_package clang; need_package libomp-dev; need_package libclang-rt-dev ;;
+  *) echo "usage: tools/install-deps.sh [test|bench|clang]" >&2; exit 2 ;;
+esac
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 echo "convnet: installing missing packages: ${missing[*]}"

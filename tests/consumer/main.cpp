@@ -15,5 +15,10 @@ int main() {
   x.setConstant(0.5f);
   const Tensor<float>& y = dense.forward(flatten.forward(pool.forward(relu.forward(conv.forward(x)))));
   std::cout << "convnet " << version << ": output " << shape_of(y).str() << "\n";
+#ifdef CONVNET_USE_OPENBLAS
+  std::cout << "products: OpenBLAS\n";
+#else
+  std::cout << "products: Eigen\n";
+#endif
   return shape_of(y) == Shape{2, 10, 1, 1} ? 0 : 1;
 }
