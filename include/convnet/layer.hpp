@@ -19,15 +19,30 @@
 // stable, forward and backward allocate nothing.
 #pragma once
 
+#include <charconv>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "parameter.hpp"
 #include "tensor.hpp"
 
 namespace convnet {
+
+using LayerSettings = std::vector<std::pair<std::string, std::string>>;
+
+namespace detail {
+/// A number as settings() writes it: shortest round-trip form, '.' as the decimal point whatever the locale.
+inline std::string setting_value(double v) {
+  char buffer[32];
+  const auto result = std::to_chars(buffer, buffer + sizeof buffer, v);
+  return std::string(buffer, result.ptr);
+}
+inline std::string setting_value(Index v) { return std::to_string(v); }
+inline std::string setting_value(bool v) { return v ? "true" : "false"; }
+}  // namespace detail
 
 template <class T>
 class Layer {
@@ -40,8 +55,12 @@ class Layer {
 
   /// The class name, e.g. "Conv2d".
   virtual std::string type_name() const = 0;
-  /// One line for model summaries, e.g. "Conv2d(3 -> 96, kernel 11, stride 4)".
+  /// One line for model summaries, e.g. "Conv2d(3 -> 96, kernel 11, stride 4)". For people: free to change.
   virtual std::string describe() const = 0;
+  /// What decides the layer's computation, as (setting, value) pairs in a fixed, locale-free form, e.g.
+  /// {"kernel_size", "11"}. Checkpoints record them, with the type and the parameter shapes, to recognise
+  /// the network they were saved from.
+  virtual LayerSettings settings() const { return {}; }
   /// The output shape for an input shape; throws ShapeError if the input is not accepted.
   virtual Shape output_shape(const Shape& input) const = 0;
   /// Trainable tensors and their gradients (empty for parameter-free layers).

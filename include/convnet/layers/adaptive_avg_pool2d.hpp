@@ -27,6 +27,9 @@ class AdaptiveAvgPool2d : public Layer<T> {
   }
 
   std::string type_name() const override { return "AdaptiveAvgPool2d"; }
+  LayerSettings settings() const override {
+    return {{"output_height", detail::setting_value(oh_)}, {"output_width", detail::setting_value(ow_)}};
+  }
   std::string describe() const override { return detail::concat("AdaptiveAvgPool2d(", oh_, " x ", ow_, ")"); }
   Shape output_shape(const Shape& in) const override {
     if (in.n < 1 || in.c < 1 || in.h < 1 || in.w < 1) this->input_error("[N >= 1, C >= 1, H >= 1, W >= 1]", in);

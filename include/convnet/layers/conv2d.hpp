@@ -90,6 +90,13 @@ class Conv2d : public Layer<T> {
 
   const Conv2dOptions& options() const { return opt_; }
   std::string type_name() const override { return "Conv2d"; }
+  LayerSettings settings() const override {
+    using detail::setting_value;
+    return {{"in_channels", setting_value(opt_.in_channels())}, {"out_channels", setting_value(opt_.out_channels())},
+            {"kernel_size", setting_value(opt_.kernel_size())},  {"stride", setting_value(opt_.stride())},
+            {"padding", setting_value(opt_.padding())},          {"groups", setting_value(opt_.groups())},
+            {"bias", setting_value(opt_.bias())}};
+  }
   std::string describe() const override {
     return detail::concat("Conv2d(", opt_.in_channels(), " -> ", opt_.out_channels(), ", kernel ",
                           opt_.kernel_size(), ", stride ", opt_.stride(), ", padding ", opt_.padding(),

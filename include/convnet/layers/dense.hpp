@@ -55,6 +55,12 @@ class Dense : public Layer<T> {
 
   const DenseOptions& options() const { return opt_; }
   std::string type_name() const override { return "Dense"; }
+  LayerSettings settings() const override {
+    using detail::setting_value;
+    return {{"in_features", setting_value(opt_.in_features())},
+            {"out_features", setting_value(opt_.out_features())},
+            {"bias", setting_value(opt_.bias())}};
+  }
   std::string describe() const override {
     return detail::concat("Dense(", opt_.in_features(), " -> ", opt_.out_features(), opt_.bias() ? "" : ", no bias",
                           ")");

@@ -43,6 +43,7 @@ class Dropout : public Layer<T> {
 
   const DropoutOptions& options() const { return opt_; }
   std::string type_name() const override { return "Dropout"; }
+  LayerSettings settings() const override { return {{"p", detail::setting_value(opt_.p())}}; }
   std::string describe() const override { return detail::concat("Dropout(p ", opt_.p(), ")"); }
   Shape output_shape(const Shape& in) const override {
     if (in.size() == 0) this->input_error("[N >= 1, C >= 1, H >= 1, W >= 1]", in);

@@ -72,6 +72,12 @@ class LocalResponseNorm : public Layer<T> {
 
   const LocalResponseNormOptions& options() const { return opt_; }
   std::string type_name() const override { return "LocalResponseNorm"; }
+  LayerSettings settings() const override {
+    using detail::setting_value;
+    return {{"size", setting_value(opt_.size())}, {"alpha", setting_value(opt_.alpha())},
+            {"beta", setting_value(opt_.beta())}, {"k", setting_value(opt_.k())},
+            {"convention", opt_.convention() == LrnConvention::Paper ? "paper" : "alpha_over_n"}};
+  }
   std::string describe() const override {
     return detail::concat("LocalResponseNorm(size ", opt_.size(), ", alpha ", opt_.alpha(), ", beta ", opt_.beta(),
                           ", k ", opt_.k(), ", ", to_string(opt_.convention()), ")");

@@ -42,6 +42,9 @@ class MaxPool2d : public Layer<T> {
 
   const MaxPool2dOptions& options() const { return opt_; }
   std::string type_name() const override { return "MaxPool2d"; }
+  LayerSettings settings() const override {
+    return {{"kernel_size", detail::setting_value(opt_.kernel_size())}, {"stride", detail::setting_value(opt_.stride())}};
+  }
   std::string describe() const override {
     return detail::concat("MaxPool2d(kernel ", opt_.kernel_size(), ", stride ", opt_.stride(), ")");
   }
