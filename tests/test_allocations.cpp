@@ -50,7 +50,7 @@ TEST(Allocations, CounterSeesAllocations) {
 TEST(Allocations, SteadyStateCifarHalfStepWithSgd) {
   auto net = make_alexnet<float>(AlexNetConfig::named("cifar-half"), 1);
   Sgd<float> sgd(net.parameters(), SgdOptions(0.01).nesterov(true));
-  OneCycleLR schedule(0.05, 100);
+  OneCycleLR schedule(OneCycleLROptions(0.05, 100));
   EXPECT_EQ(allocations_in_steps(net, sgd, &schedule, 16, 32), 0);
 }
 

@@ -44,7 +44,7 @@ TEST(LossValues, HingeAndSquaredHingeByHand) {
   for (int i = 0; i < 6; ++i) EXPECT_DOUBLE_EQ(g.data()[i], expected[static_cast<std::size_t>(i)]) << i;
   MultiClassHinge<double> squared(HingeOptions().squared(true));
   EXPECT_DOUBLE_EQ(squared.forward(logits, {0, 2}), (4.0 + 9.0 + 0.25) / 2);
-  EXPECT_EQ(squared.name(), "squared-hinge");
+  EXPECT_EQ(squared.type_name(), "squared-hinge");
   MultiClassHinge<double> wide(HingeOptions().margin(3));
   EXPECT_DOUBLE_EQ(wide.forward(logits, {0, 2}), ((3 + 2 - 1) + (3 + 3 - 1) + (3 + 4.5 - 5) + 0.0) / 2);
   // Every margin met: zero loss, zero gradient.
@@ -135,8 +135,8 @@ TEST(LossValues, FiniteForExtremeLogits) {
   TripletLoss<float> triplet;
   for (Loss<float>* loss : std::vector<Loss<float>*>{&ce, &hinge, &squared, &cosine, &triplet}) {
     const float value = loss->forward(logits, {2, 0});
-    EXPECT_TRUE(std::isfinite(value)) << loss->name() << " gave " << value;
-    EXPECT_TRUE(flat(loss->backward()).allFinite()) << loss->name();
+    EXPECT_TRUE(std::isfinite(value)) << loss->type_name() << " gave " << value;
+    EXPECT_TRUE(flat(loss->backward()).allFinite()) << loss->type_name();
   }
   // Cross-entropy of a label 2e4 below the best logit: exactly that, not inf.
   EXPECT_NEAR(ce.forward(logits, {1, 0}), (2e4 + 2e4) / 2, 1.0);
@@ -162,13 +162,13 @@ TEST(LossErrors, ShapesLabelsAndOptions) {
 TEST(Objective, NamesWeightsAndErrors) {
   auto objective = make_objective<double>("cross-entropy+triplet", {1.0, 0.5}, ObjectiveOptions().triplet_margin(2));
   ASSERT_EQ(objective.size(), 2u);
-  EXPECT_EQ(objective.loss(0).name(), "cross-entropy");
-  EXPECT_EQ(objective.loss(1).name(), "triplet");
+  EXPECT_EQ(objective.loss(0).type_name(), "cross-entropy");
+  EXPECT_EQ(objective.loss(1).type_name(), "triplet");
   EXPECT_EQ(objective.weight(1), 0.5);
   EXPECT_TRUE(objective.reads_logits());
   EXPECT_TRUE(objective.reads_embedding());
   EXPECT_EQ(objective.describe(), "cross-entropy+triplet(margin=2) weights=1,0.5 embedding=relu7");
-  for (const auto& name : loss_names()) EXPECT_EQ(make_objective<float>(name).loss(0).name(), name);
+  for (const auto& name : loss_names()) EXPECT_EQ(make_objective<float>(name).loss(0).type_name(), name);
   try {
     make_objective<float>("cross-entropy+focal");
     FAIL() << "no error for an unknown loss";

@@ -1,9 +1,15 @@
 // Exceptions thrown by convnet, and the helpers that format their messages.
 //
-// Two kinds of mistakes reach the user: a tensor of the wrong shape handed to a
-// layer (ShapeError, which names the layer, the expected and the actual shape),
-// and an invalid option or argument (std::invalid_argument, naming the option
-// and the value). Both are thrown at the public boundary, before any work.
+// Every error of convnet's own is a convnet::Error, so one catch takes them all,
+// and each is also the standard exception it naturally is:
+//   ShapeError          (std::invalid_argument) a tensor of the wrong shape handed to
+//                       a layer or loss; names the layer, the expected and the actual shape
+//   DataError           (std::runtime_error, data/image.hpp) a missing, truncated or corrupt file
+//   CheckpointError     (std::runtime_error, checkpoint.hpp) a checkpoint that cannot be read
+//                       or does not fit; names the file and the byte range or layer
+//   NonFiniteLossError  (std::runtime_error, training.hpp) NaN or infinity in a step
+// An invalid option or argument throws std::invalid_argument naming the option
+// and the value. All are thrown at the public boundary, before any work.
 #pragma once
 
 #include <sstream>
@@ -13,11 +19,26 @@
 
 namespace convnet {
 
+/// The base of every error convnet throws of its own: catch (const convnet::Error& e) { e.what(); }.
+class Error {
+ public:
+  virtual ~Error() = default;
+  virtual const char* what() const noexcept = 0;
+};
+
+/// An Error that is also the standard exception `Std` (so `catch (const std::runtime_error&)` still works).
+template <class Std>
+class ErrorAs : public Std, public Error {
+ public:
+  explicit ErrorAs(const std::string& what) : Std(what) {}
+  const char* what() const noexcept override { return Std::what(); }
+};
+
 /// A tensor handed to a layer (or loss) does not have the shape it needs.
-class ShapeError : public std::invalid_argument {
+class ShapeError : public ErrorAs<std::invalid_argument> {
  public:
   ShapeError(const std::string& where, const std::string& expected, const std::string& actual)
-      : std::invalid_argument(where + ": expected shape " + expected + ", got " + actual),
+      : ErrorAs(where + ": expected shape " + expected + ", got " + actual),
         where_(where), expected_(expected), actual_(actual) {}
 
   const std::string& where() const noexcept { return where_; }

@@ -33,7 +33,7 @@ Sequential<float> small_network() {
 std::string checkpoint_seed() {
   Sequential<float> net = small_network();
   Sgd<float> sgd(net.parameters(), SgdOptions(0.1).momentum(0.9));
-  StepLR schedule(0.1, 2, 0.1);
+  StepLR schedule(StepLROptions(0.1, 2));
   Tensor<float> x(2, 4, 1, 1);
   x.setConstant(0.5f);
   net.forward(x);
@@ -71,7 +71,7 @@ int cifar10(const std::uint8_t* data, std::size_t size) {
 
 int image(const std::uint8_t* data, std::size_t size) {
   ImageLimits limits;
-  limits.max_pixels = 1 << 22;  // keeps the fuzzer within its memory limit; the check is the same
+  limits.max_pixels(1 << 22);  // keeps the fuzzer within its memory limit; the check is the same
   try {
     const Image image = decode_image_from_memory(data, size, "fuzz input", limits);
     if (image.channels != 3 || image.height < 1 || image.width < 1 ||
@@ -103,7 +103,7 @@ int checkpoint(const std::uint8_t* data, std::size_t size) {
   }
   Sequential<float> net = small_network();
   Sgd<float> sgd(net.parameters(), SgdOptions(0.1).momentum(0.9));
-  StepLR schedule(0.1, 2, 0.1);
+  StepLR schedule(StepLROptions(0.1, 2));
   try {
     const Checkpoint c = Checkpoint::parse(bytes, "fuzz input", CheckpointLimits().tensor_elements(1 << 20));
     restore_training_state(c, net, &sgd, &schedule);

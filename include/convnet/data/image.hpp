@@ -13,9 +13,9 @@
 namespace convnet {
 
 /// Errors from reading data: a missing, truncated or corrupt file, an undecodable image.
-class DataError : public std::runtime_error {
+class DataError : public ErrorAs<std::runtime_error> {
  public:
-  explicit DataError(const std::string& what) : std::runtime_error(what) {}
+  explicit DataError(const std::string& what) : ErrorAs(what) {}
 };
 
 struct Image {

@@ -46,8 +46,16 @@ namespace convnet {
 
 /// Limits applied before decoding (hostile headers are refused, not allocated).
 struct ImageLimits {
-  Index max_pixels = 100'000'000;       ///< width * height
-  Index max_file_bytes = 256LL << 20;  ///< a bigger file is refused before it is read
+  /// width * height (default 100 million)
+  ImageLimits& max_pixels(Index v) { max_pixels_ = v; return *this; }
+  /// A bigger file is refused before it is read (default 256 MiB).
+  ImageLimits& max_file_bytes(Index v) { max_file_bytes_ = v; return *this; }
+  Index max_pixels() const { return max_pixels_; }
+  Index max_file_bytes() const { return max_file_bytes_; }
+
+ private:
+  Index max_pixels_ = 100'000'000;
+  Index max_file_bytes_ = 256LL << 20;
 };
 
 namespace detail {
@@ -162,9 +170,9 @@ inline Image decode_image_from_memory(const std::uint8_t* bytes, std::size_t siz
   if (size == 0 || !stbi_info_from_memory(bytes, length, &w, &h, &channels)) {
     throw DataError("cannot decode image " + source + ": " + (size == 0 ? "empty file" : stbi_failure_reason()));
   }
-  if (w <= 0 || h <= 0 || static_cast<double>(w) * static_cast<double>(h) > static_cast<double>(limits.max_pixels)) {
+  if (w <= 0 || h <= 0 || static_cast<double>(w) * static_cast<double>(h) > static_cast<double>(limits.max_pixels())) {
     throw DataError(detail::concat("image ", source, " claims ", w, " x ", h, " pixels, over the limit of ",
-                                   limits.max_pixels, " pixels (ImageLimits::max_pixels)"));
+                                   limits.max_pixels(), " pixels (ImageLimits::max_pixels)"));
   }
   std::unique_ptr<stbi_uc, void (*)(void*)> data(stbi_load_from_memory(bytes, length, &w, &h, &channels, 3),
                                                  stbi_image_free);
@@ -187,17 +195,17 @@ inline Image decode_image(const std::string& path, const ImageLimits& limits = {
   long file_size = -1;
   if (std::fseek(f, 0, SEEK_END) == 0) file_size = std::ftell(f);
   std::rewind(f);
-  if (file_size > limits.max_file_bytes) {
+  if (file_size > limits.max_file_bytes()) {
     std::fclose(f);
     throw DataError(detail::concat("image ", path, " is ", file_size, " bytes, over the limit of ",
-                                   limits.max_file_bytes, " bytes (ImageLimits::max_file_bytes)"));
+                                   limits.max_file_bytes(), " bytes (ImageLimits::max_file_bytes)"));
   }
   std::vector<std::uint8_t> bytes;
   bytes.reserve(file_size > 0 ? static_cast<std::size_t>(file_size) : 0);
   std::uint8_t chunk[65536];
   for (std::size_t got; (got = std::fread(chunk, 1, sizeof chunk, f)) > 0;) {
     bytes.insert(bytes.end(), chunk, chunk + got);
-    if (static_cast<Index>(bytes.size()) > limits.max_file_bytes) break;  // grew while being read
+    if (static_cast<Index>(bytes.size()) > limits.max_file_bytes()) break;  // grew while being read
   }
   const bool failed = std::ferror(f) != 0;
   std::fclose(f);

@@ -26,7 +26,7 @@ namespace convnet {
 template <class T>
 class CosineSimilarityLoss : public Loss<T> {
  public:
-  std::string name() const override { return "cosine"; }
+  std::string type_name() const override { return "cosine"; }
 
   T forward(const Tensor<T>& logits, const std::vector<int>& labels) override {
     const Shape s = detail::check_loss_input("CosineSimilarityLoss", LossInput::Logits, logits, labels);

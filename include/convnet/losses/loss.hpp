@@ -26,10 +26,11 @@ template <class T>
 class Loss {
  public:
   virtual ~Loss() = default;
-  /// The loss's name in the trainer's --loss ("cross-entropy", "hinge", ...).
-  virtual std::string name() const = 0;
-  /// The name with its settings ("triplet(margin=1)"), for logs and checkpoints.
-  virtual std::string describe() const { return name(); }
+  /// Which loss this is, as make_objective and the trainer's --loss name it ("cross-entropy", "hinge", ...).
+  /// (A Layer's name() is its place in a network, "conv1"; a loss has no such name.)
+  virtual std::string type_name() const = 0;
+  /// The type with its settings ("triplet(margin=1)"), for logs and checkpoints.
+  virtual std::string describe() const { return type_name(); }
   virtual LossInput input() const { return LossInput::Logits; }
   /// The mean loss over the batch.
   virtual T forward(const Tensor<T>& input, const std::vector<int>& labels) = 0;

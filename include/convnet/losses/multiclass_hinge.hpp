@@ -26,25 +26,29 @@
 namespace convnet {
 
 struct HingeOptions {
+  HingeOptions& margin(double v) { margin_ = v; return *this; }
+  HingeOptions& squared(bool v) { squared_ = v; return *this; }
+  double margin() const { return margin_; }
+  bool squared() const { return squared_; }
+
+ private:
   double margin_ = 1.0;
   bool squared_ = false;
-  HingeOptions& margin(double v) { return margin_ = v, *this; }
-  HingeOptions& squared(bool v) { return squared_ = v, *this; }
 };
 
 template <class T>
 class MultiClassHinge : public Loss<T> {
  public:
   explicit MultiClassHinge(HingeOptions options = {}) : options_(options) {
-    detail::require_option(options.margin_ >= 0, "MultiClassHinge", "margin", ">= 0", options.margin_);
+    detail::require_option(options.margin() >= 0, "MultiClassHinge", "margin", ">= 0", options.margin());
   }
-  std::string name() const override { return options_.squared_ ? "squared-hinge" : "hinge"; }
-  std::string describe() const override { return detail::concat(name(), "(margin=", options_.margin_, ")"); }
+  std::string type_name() const override { return options_.squared() ? "squared-hinge" : "hinge"; }
+  std::string describe() const override { return detail::concat(type_name(), "(margin=", options_.margin(), ")"); }
 
   T forward(const Tensor<T>& logits, const std::vector<int>& labels) override {
     const Shape s = detail::check_loss_input("MultiClassHinge", LossInput::Logits, logits, labels);
     resize(grad_, s);
-    const T margin = static_cast<T>(options_.margin_);
+    const T margin = static_cast<T>(options_.margin());
     const T inv_n = T(1) / static_cast<T>(s.n);
     double total = 0;
     for (Index n = 0; n < s.n; ++n) {
@@ -57,8 +61,8 @@ class MultiClassHinge : public Loss<T> {
         if (j == t) continue;
         const T violation = margin + x[j] - x[t];
         if (violation <= 0) continue;
-        total += options_.squared_ ? static_cast<double>(violation) * violation : static_cast<double>(violation);
-        g[j] = (options_.squared_ ? 2 * violation : T(1)) * inv_n;
+        total += options_.squared() ? static_cast<double>(violation) * violation : static_cast<double>(violation);
+        g[j] = (options_.squared() ? 2 * violation : T(1)) * inv_n;
         true_grad -= g[j];
       }
       g[t] = true_grad;

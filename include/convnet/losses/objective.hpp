@@ -35,12 +35,17 @@ namespace convnet {
 
 /// Settings of the losses make_objective builds.
 struct ObjectiveOptions {
-  double hinge_margin_ = 1.0;
-  double triplet_margin_ = 1.0;
+  ObjectiveOptions& hinge_margin(double v) { hinge_margin_ = v; return *this; }
+  ObjectiveOptions& triplet_margin(double v) { triplet_margin_ = v; return *this; }
+  /// The layer whose output the embedding losses read (AlexNet: relu7, fc7 after its ReLU).
+  ObjectiveOptions& embedding_layer(std::string v) { embedding_layer_ = std::move(v); return *this; }
+  double hinge_margin() const { return hinge_margin_; }
+  double triplet_margin() const { return triplet_margin_; }
+  const std::string& embedding_layer() const { return embedding_layer_; }
+
+ private:
+  double hinge_margin_ = 1.0, triplet_margin_ = 1.0;
   std::string embedding_layer_ = "relu7";
-  ObjectiveOptions& hinge_margin(double v) { return hinge_margin_ = v, *this; }
-  ObjectiveOptions& triplet_margin(double v) { return triplet_margin_ = v, *this; }
-  ObjectiveOptions& embedding_layer(std::string v) { return embedding_layer_ = std::move(v), *this; }
 };
 
 /// The names make_objective accepts, one loss each.
@@ -58,7 +63,7 @@ class Objective {
   void add(std::unique_ptr<Loss<T>> loss, double weight = 1.0) {
     if (!loss) throw std::invalid_argument("Objective::add: null loss");
     if (!(weight >= 0) || !std::isfinite(weight)) {
-      throw std::invalid_argument(detail::concat("Objective: the weight of ", loss->name(),
+      throw std::invalid_argument(detail::concat("Objective: the weight of ", loss->type_name(),
                                                  " must be finite and >= 0, got ", weight));
     }
     terms_.push_back({std::move(loss), weight, 0.0});
@@ -93,7 +98,7 @@ class Objective {
     for (auto& t : terms_) {
       const bool on_embedding = t.loss->input() == LossInput::Embedding;
       if (on_embedding && !embedding) {
-        throw std::invalid_argument("Objective: " + t.loss->name() + " needs the embedding (" + embedding_layer_ +
+        throw std::invalid_argument("Objective: " + t.loss->type_name() + " needs the embedding (" + embedding_layer_ +
                                     "), none was given");
       }
       t.value = static_cast<double>(t.loss->forward(on_embedding ? *embedding : logits, labels));
@@ -162,12 +167,12 @@ class Objective {
 template <class T>
 std::unique_ptr<Loss<T>> make_loss(const std::string& name, const ObjectiveOptions& options = {}) {
   if (name == "cross-entropy") return std::make_unique<SoftmaxCrossEntropy<T>>();
-  if (name == "hinge") return std::make_unique<MultiClassHinge<T>>(HingeOptions().margin(options.hinge_margin_));
+  if (name == "hinge") return std::make_unique<MultiClassHinge<T>>(HingeOptions().margin(options.hinge_margin()));
   if (name == "squared-hinge") {
-    return std::make_unique<MultiClassHinge<T>>(HingeOptions().margin(options.hinge_margin_).squared(true));
+    return std::make_unique<MultiClassHinge<T>>(HingeOptions().margin(options.hinge_margin()).squared(true));
   }
   if (name == "cosine") return std::make_unique<CosineSimilarityLoss<T>>();
-  if (name == "triplet") return std::make_unique<TripletLoss<T>>(TripletOptions().margin(options.triplet_margin_));
+  if (name == "triplet") return std::make_unique<TripletLoss<T>>(TripletOptions().margin(options.triplet_margin()));
   std::string valid;
   for (const auto& n : loss_names()) valid += (valid.empty() ? "" : ", ") + n;
   throw std::invalid_argument("unknown loss '" + name + "'; valid names are " + valid +
@@ -176,6 +181,22 @@ std::unique_ptr<Loss<T>> make_loss(const std::string& name, const ObjectiveOptio
 
 /// An objective from a spec such as "cross-entropy+triplet" and one weight per
 /// term (empty: all 1).
+/// Weights written as "1,0.5" (one number per term of a loss name such as cross-entropy+triplet).
+inline std::vector<double> parse_loss_weights(const std::string& text) {
+  std::vector<double> weights;
+  std::istringstream in(text);
+  for (std::string part; std::getline(in, part, ',');) {
+    try {
+      std::size_t used = 0;
+      weights.push_back(std::stod(part, &used));
+      if (used != part.size()) throw std::invalid_argument(part);
+    } catch (const std::logic_error&) {
+      throw std::invalid_argument("loss weights are numbers separated by commas, got '" + text + "'");
+    }
+  }
+  return weights;
+}
+
 template <class T>
 Objective<T> make_objective(const std::string& spec, const std::vector<double>& weights = {},
                             const ObjectiveOptions& options = {}) {
@@ -189,7 +210,7 @@ Objective<T> make_objective(const std::string& spec, const std::vector<double>& 
     throw std::invalid_argument(detail::concat("loss '", spec, "' has ", parts.size(), " terms but ", weights.size(),
                                                " weights were given"));
   }
-  Objective<T> objective(options.embedding_layer_);
+  Objective<T> objective(options.embedding_layer());
   for (std::size_t i = 0; i < parts.size(); ++i) {
     objective.add(make_loss<T>(parts[i], options), weights.empty() ? 1.0 : weights[i]);
   }

@@ -22,7 +22,7 @@ namespace convnet {
 template <class T>
 class SoftmaxCrossEntropy : public Loss<T> {
  public:
-  std::string name() const override { return "cross-entropy"; }
+  std::string type_name() const override { return "cross-entropy"; }
 
   /// The mean loss; remembers the probabilities for backward().
   T forward(const Tensor<T>& logits, const std::vector<int>& labels) override {

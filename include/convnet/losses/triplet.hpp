@@ -28,18 +28,21 @@
 namespace convnet {
 
 struct TripletOptions {
+  TripletOptions& margin(double v) { margin_ = v; return *this; }
+  double margin() const { return margin_; }
+
+ private:
   double margin_ = 1.0;
-  TripletOptions& margin(double v) { return margin_ = v, *this; }
 };
 
 template <class T>
 class TripletLoss : public Loss<T> {
  public:
   explicit TripletLoss(TripletOptions options = {}) : options_(options) {
-    detail::require_option(options.margin_ >= 0, "TripletLoss", "margin", ">= 0", options.margin_);
+    detail::require_option(options.margin() >= 0, "TripletLoss", "margin", ">= 0", options.margin());
   }
-  std::string name() const override { return "triplet"; }
-  std::string describe() const override { return detail::concat("triplet(margin=", options_.margin_, ")"); }
+  std::string type_name() const override { return "triplet"; }
+  std::string describe() const override { return detail::concat("triplet(margin=", options_.margin(), ")"); }
   LossInput input() const override { return LossInput::Embedding; }
 
   /// The samples mining chose for anchor a in the last forward (-1: none).
@@ -66,7 +69,7 @@ class TripletLoss : public Loss<T> {
     negative_.assign(static_cast<std::size_t>(n), -1);
     resize(grad_, s);
     flat(grad_).setZero();
-    const T margin = static_cast<T>(options_.margin_);
+    const T margin = static_cast<T>(options_.margin());
     double total = 0;
     Index anchors = 0;
     for (Index a = 0; a < n; ++a) {

@@ -11,6 +11,8 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <optional>
+#include <utility>
 #include <memory>
 #include <string>
 #include <vector>
@@ -24,9 +26,9 @@ class LrSchedule {
   virtual ~LrSchedule() = default;
   virtual std::string describe() const = 0;
   virtual double learning_rate() const = 0;
-  /// The momentum this schedule prescribes for the next step, or a negative
-  /// value when it leaves momentum alone (only one-cycle cycles it).
-  virtual double momentum() const { return -1.0; }
+  /// The momentum this schedule prescribes for the next step; none when it
+  /// leaves momentum alone (only one-cycle cycles it).
+  virtual std::optional<double> momentum() const { return std::nullopt; }
   virtual void step() {}
   virtual void epoch_end(double /*validation_loss*/) {}
   /// Everything that decides future rates, for checkpoints.
@@ -70,13 +72,26 @@ class ConstantLR : public LrSchedule {
   double lr_;
 };
 
+struct StepLROptions {
+  StepLROptions(double base_lr, std::int64_t step_epochs) : base_lr_(base_lr), step_epochs_(step_epochs) {}
+  StepLROptions& gamma(double v) { gamma_ = v; return *this; }
+  double base_lr() const { return base_lr_; }
+  std::int64_t step_epochs() const { return step_epochs_; }
+  double gamma() const { return gamma_; }
+
+ private:
+  double base_lr_;
+  std::int64_t step_epochs_;
+  double gamma_ = 0.1;
+};
+
 /// lr = base * gamma^floor(epoch / step_epochs).
 class StepLR : public LrSchedule {
  public:
-  StepLR(double base, std::int64_t step_epochs, double gamma = 0.1) : base_(base), step_(step_epochs), gamma_(gamma) {
-    detail::require_option(base >= 0, "StepLR", "base lr", ">= 0", base);
-    detail::require_option(step_epochs >= 1, "StepLR", "step_epochs", ">= 1", step_epochs);
-    detail::require_option(gamma > 0, "StepLR", "gamma", "> 0", gamma);
+  explicit StepLR(const StepLROptions& o) : base_(o.base_lr()), step_(o.step_epochs()), gamma_(o.gamma()) {
+    detail::require_option(base_ >= 0, "StepLR", "base lr", ">= 0", base_);
+    detail::require_option(step_ >= 1, "StepLR", "step_epochs", ">= 1", step_);
+    detail::require_option(gamma_ > 0, "StepLR", "gamma", "> 0", gamma_);
   }
   std::string describe() const override { return detail::concat("step(", base_, ", every ", step_, ", x", gamma_, ")"); }
   double learning_rate() const override {
@@ -95,17 +110,40 @@ class StepLR : public LrSchedule {
   double gamma_;
 };
 
+struct ReduceOnPlateauOptions {
+  explicit ReduceOnPlateauOptions(double base_lr) : base_lr_(base_lr) {}
+  ReduceOnPlateauOptions& factor(double v) { factor_ = v; return *this; }
+  /// Epochs without improvement tolerated before a reduction.
+  ReduceOnPlateauOptions& patience(std::int64_t v) { patience_ = v; return *this; }
+  /// The relative gain that counts as an improvement.
+  ReduceOnPlateauOptions& threshold(double v) { threshold_ = v; return *this; }
+  /// At most this many reductions (the paper: three); unset: no limit.
+  ReduceOnPlateauOptions& max_reductions(std::int64_t v) { max_reductions_ = v; return *this; }
+  double base_lr() const { return base_lr_; }
+  double factor() const { return factor_; }
+  std::int64_t patience() const { return patience_; }
+  double threshold() const { return threshold_; }
+  std::optional<std::int64_t> max_reductions() const { return max_reductions_; }
+
+ private:
+  double base_lr_, factor_ = 0.1;
+  std::int64_t patience_ = 0;
+  double threshold_ = 1e-4;
+  std::optional<std::int64_t> max_reductions_;
+};
+
 /// The paper's schedule (§5): divide the rate by 10 (factor 0.1) when the
 /// validation loss has not improved (by a relative threshold) for more than
 /// `patience` epochs; at most `max_reductions` times (the paper: three).
 class ReduceOnPlateau : public LrSchedule {
  public:
-  ReduceOnPlateau(double base, double factor = 0.1, std::int64_t patience = 0, double threshold = 1e-4,
-                  std::int64_t max_reductions = std::numeric_limits<std::int64_t>::max())
-      : lr_(base), factor_(factor), patience_(patience), threshold_(threshold), max_reductions_(max_reductions) {
-    detail::require_option(base >= 0, "ReduceOnPlateau", "base lr", ">= 0", base);
-    detail::require_option(factor > 0 && factor < 1, "ReduceOnPlateau", "factor", "in (0, 1)", factor);
-    detail::require_option(patience >= 0, "ReduceOnPlateau", "patience", ">= 0", patience);
+  explicit ReduceOnPlateau(const ReduceOnPlateauOptions& o)
+      : lr_(o.base_lr()), factor_(o.factor()), patience_(o.patience()), threshold_(o.threshold()),
+        max_reductions_(o.max_reductions().value_or(std::numeric_limits<std::int64_t>::max())) {
+    detail::require_option(lr_ >= 0, "ReduceOnPlateau", "base lr", ">= 0", lr_);
+    detail::require_option(factor_ > 0 && factor_ < 1, "ReduceOnPlateau", "factor", "in (0, 1)", factor_);
+    detail::require_option(patience_ >= 0, "ReduceOnPlateau", "patience", ">= 0", patience_);
+    detail::require_option(max_reductions_ >= 0, "ReduceOnPlateau", "max_reductions", ">= 0", max_reductions_);
   }
   std::string describe() const override {
     return detail::concat("plateau(x", factor_, ", patience ", patience_, ")");
@@ -169,11 +207,24 @@ inline double cosine_anneal(double start, double end, double pct) {
 }
 }  // namespace detail
 
+struct CosineLROptions {
+  CosineLROptions(double base_lr, std::int64_t total_steps) : base_lr_(base_lr), total_steps_(total_steps) {}
+  CosineLROptions& min_lr(double v) { min_lr_ = v; return *this; }
+  double base_lr() const { return base_lr_; }
+  std::int64_t total_steps() const { return total_steps_; }
+  double min_lr() const { return min_lr_; }
+
+ private:
+  double base_lr_;
+  std::int64_t total_steps_;
+  double min_lr_ = 0;
+};
+
 /// lr(t) = min + (base - min) * (1 + cos(pi t / total)) / 2, per optimizer step.
 class CosineLR : public PerStepSchedule {
  public:
-  CosineLR(double base, std::int64_t total_steps, double min_lr = 0) : base_(base), min_(min_lr), total_(total_steps) {
-    detail::require_option(total_steps >= 1, "CosineLR", "total_steps", ">= 1", total_steps);
+  explicit CosineLR(const CosineLROptions& o) : base_(o.base_lr()), min_(o.min_lr()), total_(o.total_steps()) {
+    detail::require_option(total_ >= 1, "CosineLR", "total_steps", ">= 1", total_);
   }
   std::string describe() const override { return detail::concat("cosine(", base_, " -> ", min_, ", ", total_, " steps)"); }
   double learning_rate() const override {
@@ -186,23 +237,48 @@ class CosineLR : public PerStepSchedule {
   std::int64_t total_;
 };
 
+struct OneCycleLROptions {
+  OneCycleLROptions(double max_lr, std::int64_t total_steps) : max_lr_(max_lr), total_steps_(total_steps) {}
+  /// The share of the steps spent warming up.
+  OneCycleLROptions& pct_start(double v) { pct_start_ = v; return *this; }
+  /// The rate starts at max_lr / div_factor ...
+  OneCycleLROptions& div_factor(double v) { div_factor_ = v; return *this; }
+  /// ... and ends at max_lr / div_factor / final_div_factor.
+  OneCycleLROptions& final_div_factor(double v) { final_div_factor_ = v; return *this; }
+  /// Momentum swings from `high` down to `low` while the rate rises, and back.
+  OneCycleLROptions& momentum_range(double low, double high) { momentum_ = std::make_pair(low, high); return *this; }
+  /// Leave momentum alone.
+  OneCycleLROptions& fixed_momentum() { momentum_.reset(); return *this; }
+  double max_lr() const { return max_lr_; }
+  std::int64_t total_steps() const { return total_steps_; }
+  double pct_start() const { return pct_start_; }
+  double div_factor() const { return div_factor_; }
+  double final_div_factor() const { return final_div_factor_; }
+  std::optional<std::pair<double, double>> momentum() const { return momentum_; }
+
+ private:
+  double max_lr_;
+  std::int64_t total_steps_;
+  double pct_start_ = 0.25, div_factor_ = 25, final_div_factor_ = 1e4;
+  std::optional<std::pair<double, double>> momentum_ = std::make_pair(0.85, 0.95);
+};
+
 /// One-cycle (Smith & Topin 2017), in PyTorch's cosine form: from
 /// max/div_factor up to max over the first pct_start of the steps, then down
 /// to max/(div_factor*final_div_factor) at the last step. Like PyTorch's
 /// OneCycleLR it also cycles momentum the other way, from max_momentum down
-/// to base_momentum while the rate rises and back while it falls (pass
-/// base_momentum < 0 to leave momentum alone): high momentum with a high rate
-/// is what makes the peak unstable.
+/// to base_momentum while the rate rises and back while it falls
+/// (fixed_momentum() leaves it alone): high momentum with a high rate is what
+/// makes the peak unstable.
 class OneCycleLR : public PerStepSchedule {
  public:
-  OneCycleLR(double max_lr, std::int64_t total_steps, double pct_start = 0.25, double div_factor = 25,
-             double final_div_factor = 1e4, double base_momentum = 0.85, double max_momentum = 0.95)
-      : max_(max_lr), total_(total_steps), pct_start_(pct_start), initial_(max_lr / div_factor),
-        final_(max_lr / div_factor / final_div_factor), base_momentum_(base_momentum), max_momentum_(max_momentum) {
-    detail::require_option(total_steps >= 2, "OneCycleLR", "total_steps", ">= 2", total_steps);
-    detail::require_option(pct_start > 0 && pct_start < 1, "OneCycleLR", "pct_start", "in (0, 1)", pct_start);
-    detail::require_option(div_factor > 0, "OneCycleLR", "div_factor", "> 0", div_factor);
-    detail::require_option(final_div_factor > 0, "OneCycleLR", "final_div_factor", "> 0", final_div_factor);
+  explicit OneCycleLR(const OneCycleLROptions& o)
+      : max_(o.max_lr()), total_(o.total_steps()), pct_start_(o.pct_start()), initial_(max_ / o.div_factor()),
+        final_(max_ / o.div_factor() / o.final_div_factor()), momentum_(o.momentum()) {
+    detail::require_option(total_ >= 2, "OneCycleLR", "total_steps", ">= 2", total_);
+    detail::require_option(pct_start_ > 0 && pct_start_ < 1, "OneCycleLR", "pct_start", "in (0, 1)", pct_start_);
+    detail::require_option(o.div_factor() > 0, "OneCycleLR", "div_factor", "> 0", o.div_factor());
+    detail::require_option(o.final_div_factor() > 0, "OneCycleLR", "final_div_factor", "> 0", o.final_div_factor());
   }
   std::string describe() const override {
     return detail::concat("one-cycle(max ", max_, ", ", total_, " steps, warm-up ", pct_start_, ")");
@@ -211,11 +287,11 @@ class OneCycleLR : public PerStepSchedule {
     const double pct = progress();
     return warming_up() ? detail::cosine_anneal(initial_, max_, pct) : detail::cosine_anneal(max_, final_, pct);
   }
-  double momentum() const override {
-    if (base_momentum_ < 0) return -1.0;
+  std::optional<double> momentum() const override {
+    if (!momentum_) return std::nullopt;
+    const auto [low, high] = *momentum_;
     const double pct = progress();
-    return warming_up() ? detail::cosine_anneal(max_momentum_, base_momentum_, pct)
-                        : detail::cosine_anneal(base_momentum_, max_momentum_, pct);
+    return warming_up() ? detail::cosine_anneal(high, low, pct) : detail::cosine_anneal(low, high, pct);
   }
 
  private:
@@ -230,7 +306,8 @@ class OneCycleLR : public PerStepSchedule {
 
   double max_;
   std::int64_t total_;
-  double pct_start_, initial_, final_, base_momentum_, max_momentum_;
+  double pct_start_, initial_, final_;
+  std::optional<std::pair<double, double>> momentum_;
 };
 
 }  // namespace convnet
