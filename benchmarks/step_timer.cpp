@@ -22,13 +22,20 @@
 int main(int argc, char** argv) {
   using namespace convnet;
   try {
-    const cli::Args args(argc, argv, {});
-    args.check_known({"--config", "--mode", "--batch", "--steps", "--warmup", "--threads"});
-    const std::string config_name = args.str("--config", "cifar-half"), mode = args.str("--mode", "train");
-    const Index batch = args.integer("--batch", 128);
-    const long steps = args.integer("--steps", 10), warmup = args.integer("--warmup", 2);
-    if (args.has("--threads")) set_num_threads(static_cast<int>(args.integer("--threads", 1)));
+    std::string config_name = "cifar-half", mode = "train";
+    long batch = 128, steps = 10, warmup = 2, threads = 0;
+    cli::OptionTable table("usage: convnet_step [options]",
+                           {{"options",
+                             {{"--config", "NAME", "network configuration", &config_name},
+                              {"--mode", "train|infer", "what to time", &mode},
+                              {"--batch", "N", "pictures per step", &batch},
+                              {"--steps", "N", "timed steps", &steps},
+                              {"--warmup", "N", "untimed steps first", &warmup},
+                              {"--threads", "N", "compute threads (0: all cores)", &threads}}}});
+    if (!table.parse(argc, argv).empty()) throw std::invalid_argument("unexpected argument");
+    if (threads > 0) set_num_threads(static_cast<int>(threads));
     if (mode != "train" && mode != "infer") throw std::invalid_argument("--mode must be train or infer");
+    if (steps < 1 || warmup < 0 || batch < 1) throw std::invalid_argument("--steps, --batch >= 1, --warmup >= 0");
 
     const AlexNetConfig config = AlexNetConfig::named(config_name);
     auto net = make_alexnet<float>(config, 1);

@@ -1,80 +1,161 @@
-// Command-line helpers shared by the examples: "--name value" flags with
-// typed readers that name the flag in their errors.
+// Command lines for the example programs: each option is declared once, in a
+// table, and that table drives the parsing, the --help text and the record of
+// a run's settings that checkpoints keep.
+//
+//   long epochs = 16;
+//   cli::OptionTable table("usage: prog [options]", {
+//       {"training", {{"--epochs", "N", "epochs to train", &epochs, cli::Recorded}}},
+//   });
+//   table.parse(argc, argv);          // --epochs 3 or --epochs=3; errors name the option
+//   table.record();                   // "epochs=3\n": what a resumed run restores
 #pragma once
 
+#include <algorithm>
+#include <charconv>
 #include <cstdlib>
-#include <map>
+#include <ostream>
+#include <sstream>
 #include <stdexcept>
 #include <string>
+#include <variant>
 #include <vector>
 
 namespace cli {
 
-class Args {
+/// Recorded options are part of a run: checkpoints keep them and a resumed run takes them back.
+enum Scope { PerProcess, Recorded };
+
+struct Option {
+  std::string name;        ///< "--epochs"
+  std::string value_name;  ///< "N"; empty for a switch (a bool target)
+  std::string help;        ///< one line; "(default ...)" is added from the target unless the help has its own
+  std::variant<std::string*, long*, double*, bool*> target;
+  Scope scope = PerProcess;
+
+  /// The key in a run's record: the name without "--", '-' as '_'.
+  std::string key() const {
+    std::string k = name.substr(2);
+    std::replace(k.begin(), k.end(), '-', '_');
+    return k;
+  }
+  bool is_switch() const { return std::holds_alternative<bool*>(target); }
+  /// The value as text: numbers in their shortest exact form, so record() and restore() round-trip.
+  std::string value() const {
+    if (auto* d = std::get_if<double*>(&target)) {
+      char buffer[32];
+      return std::string(buffer, std::to_chars(buffer, buffer + sizeof buffer, **d).ptr);
+    }
+    std::ostringstream out;
+    std::visit([&](auto* p) { out << *p; }, target);
+    return out.str();
+  }
+  /// Sets the target from text; throws naming the option when the text does not fit its type.
+  void set(const std::string& text) const {
+    try {
+      std::size_t used = text.size();
+      if (auto* s = std::get_if<std::string*>(&target)) **s = text;
+      if (auto* l = std::get_if<long*>(&target)) **l = std::stol(text, &used);
+      if (auto* d = std::get_if<double*>(&target)) **d = std::stod(text, &used);
+      if (auto* b = std::get_if<bool*>(&target)) **b = text == "1" || text == "true";
+      if (used != text.size()) throw std::invalid_argument(text);
+    } catch (const std::logic_error&) {
+      throw std::invalid_argument(name + (std::holds_alternative<long*>(target) ? " needs an integer" : " needs a number") +
+                                  ", got '" + text + "'");
+    }
+  }
+};
+
+/// Options listed together under a heading in --help.
+struct Section {
+  std::string title;
+  std::vector<Option> options;
+};
+
+class OptionTable {
  public:
-  /// `flags` are the options that take no value (e.g. --help, --ten-crop).
-  Args(int argc, char** argv, const std::vector<std::string>& flags) {
+  OptionTable(std::string synopsis, const std::vector<Section>& sections) : synopsis_(std::move(synopsis)) {
+    for (const auto& s : sections) {
+      for (const auto& o : s.options) {
+        options_.push_back(o);
+        titles_.push_back(s.title);
+        defaults_.push_back(o.value());
+      }
+    }
+  }
+
+  /// Sets every option given; returns the other arguments. Throws for an unknown option or a missing value.
+  std::vector<std::string> parse(int argc, char** argv) {
+    std::vector<std::string> positional;
     for (int i = 1; i < argc; ++i) {
-      std::string a = argv[i];
-      if (a.rfind("--", 0) != 0) {
-        positional_.push_back(a);
+      const std::string a = argv[i];
+      if (a.rfind("--", 0) != 0 && a != "-h") {
+        positional.push_back(a);
         continue;
       }
       const auto eq = a.find('=');
+      const Option& o = find(a == "-h" ? "--help" : a.substr(0, eq));
       if (eq != std::string::npos) {
-        values_[a.substr(0, eq)] = a.substr(eq + 1);
-      } else if (is_flag(flags, a)) {
-        values_[a] = "1";
+        o.set(a.substr(eq + 1));
+      } else if (o.is_switch()) {
+        o.set("1");
       } else {
         if (i + 1 >= argc) throw std::invalid_argument(a + " needs a value");
-        values_[a] = argv[++i];
+        o.set(argv[++i]);
+      }
+      given_.push_back(o.name);
+    }
+    return positional;
+  }
+
+  bool given(const std::string& name) const { return std::find(given_.begin(), given_.end(), name) != given_.end(); }
+
+  /// "key=value" lines of the recorded options.
+  std::string record() const {
+    std::string out;
+    for (const auto& o : options_) {
+      if (o.scope == Recorded) out += o.key() + "=" + o.value() + "\n";
+    }
+    return out;
+  }
+
+  /// Takes the recorded options back from record()'s text; keys it does not know are skipped.
+  void restore(const std::string& text) {
+    std::istringstream in(text);
+    for (std::string line; std::getline(in, line);) {
+      const auto eq = line.find('=');
+      for (const auto& o : options_) {
+        if (o.scope == Recorded && eq != std::string::npos && o.key() == line.substr(0, eq)) o.set(line.substr(eq + 1));
       }
     }
   }
-  bool has(const std::string& name) const { return values_.count(name) != 0; }
-  std::string str(const std::string& name, const std::string& fallback) const {
-    auto it = values_.find(name);
-    return it == values_.end() ? fallback : it->second;
-  }
-  long integer(const std::string& name, long fallback) const {
-    if (!has(name)) return fallback;
-    try {
-      std::size_t used = 0;
-      const long v = std::stol(values_.at(name), &used);
-      if (used != values_.at(name).size()) throw std::invalid_argument("");
-      return v;
-    } catch (const std::exception&) {
-      throw std::invalid_argument(name + " needs an integer, got '" + values_.at(name) + "'");
-    }
-  }
-  double real(const std::string& name, double fallback) const {
-    if (!has(name)) return fallback;
-    try {
-      std::size_t used = 0;
-      const double v = std::stod(values_.at(name), &used);
-      if (used != values_.at(name).size()) throw std::invalid_argument("");
-      return v;
-    } catch (const std::exception&) {
-      throw std::invalid_argument(name + " needs a number, got '" + values_.at(name) + "'");
-    }
-  }
-  const std::vector<std::string>& positional() const { return positional_; }
-  /// Throws for any option not in `known`.
-  void check_known(const std::vector<std::string>& known) const {
-    for (const auto& [name, value] : values_) {
-      if (!is_flag(known, name)) throw std::invalid_argument("unknown option " + name + " (see --help)");
+
+  void print_usage(std::ostream& out) const {
+    out << synopsis_ << "\n";
+    for (std::size_t i = 0; i < options_.size(); ++i) {
+      const Option& o = options_[i];
+      if (i == 0 || titles_[i] != titles_[i - 1]) out << titles_[i] << "\n";
+      std::string left = "  " + o.name + (o.value_name.empty() ? "" : " " + o.value_name);
+      left.resize(std::max<std::size_t>(left.size() + 2, 24), ' ');
+      std::string help = o.help;
+      // The default, unless the help says it already (or says what 0 means) or there is none.
+      const bool said = help.find("(default") != std::string::npos || help.find("(0:") != std::string::npos;
+      if (!o.is_switch() && !said && !defaults_[i].empty()) help += " (default " + defaults_[i] + ")";
+      out << left << help << "\n";
     }
   }
 
  private:
-  static bool is_flag(const std::vector<std::string>& list, const std::string& name) {
-    for (const auto& f : list) {
-      if (f == name) return true;
+  const Option& find(const std::string& name) const {
+    for (const auto& o : options_) {
+      if (o.name == name) return o;
     }
-    return false;
+    throw std::invalid_argument("unknown option " + name + " (see --help)");
   }
-  std::map<std::string, std::string> values_;
-  std::vector<std::string> positional_;
+
+  std::string synopsis_;
+  std::vector<Option> options_;
+  std::vector<std::string> titles_, defaults_;
+  std::vector<std::string> given_;
 };
 
 }  // namespace cli

@@ -37,12 +37,12 @@ class ChildProcess {
 
   /// Runs a program (no shell) with its standard output and error sent to the pipe.
   explicit ChildProcess(const std::vector<std::string>& argv) {
+    std::vector<char*> args;  // built before fork: the child only calls async-signal-safe functions
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
     start([&](int fd) {
       ::dup2(fd, STDOUT_FILENO);
       ::dup2(fd, STDERR_FILENO);
-      std::vector<char*> args;
-      for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-      args.push_back(nullptr);
       ::execv(args[0], args.data());
       ::_exit(127);
     });

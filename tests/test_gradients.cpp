@@ -1,10 +1,16 @@
 // Every layer's backward against central differences, in double, through the
-// one checker in gradient_check.hpp. Shapes are small but cover the options
+// one checker in gradient_check.hpp, driven by one list of layer types. Shapes are small but cover the options
 // AlexNet uses: stride > 1, padding, groups = 2, overlapping pooling, LRN
 // windows clipped at the first and last channels, and batches of more than one.
 #include <gtest/gtest.h>
 
 #include <convnet/convnet.hpp>
+
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
 
 #include "gradient_check.hpp"
 
@@ -15,103 +21,154 @@ using convnet::testing::check_layer_gradients;
 
 constexpr double kTolerance = 1e-6;
 
-void expect_gradients_match(Layer<double>& layer, const Shape& shape, const std::function<void()>& before = {}) {
-  const auto errors = check_layer_gradients(layer, shape, 7, before);
-  ASSERT_FALSE(errors.empty());
-  for (const auto& e : errors) {
-    EXPECT_LT(e.relative_error, kTolerance) << layer.describe() << ", gradient of " << e.tensor << " for input "
-                                            << shape.str();
+// The registry: every layer type joins the list below with one line, and says
+// here which shapes and options its check covers. A test counts the headers
+// in include/convnet/layers/ against the list, so a new layer cannot be left out.
+struct Case {
+  std::string what;
+  std::function<std::unique_ptr<Layer<double>>()> make;
+  Shape input;
+  std::function<void(Layer<double>&)> before_forward;  // e.g. replay dropout's mask
+};
+
+/// A factory of layer L built from `args` (layers cannot be copied, so each check builds its own).
+template <class L, class... Args>
+std::function<std::unique_ptr<Layer<double>>()> make(Args... args) {
+  return [=] { return std::unique_ptr<Layer<double>>(std::make_unique<L>(args...)); };
+}
+
+template <class L>
+struct GradientCases;
+
+template <>
+struct GradientCases<Conv2d<double>> {
+  static std::vector<Case> get() {
+    using C = Conv2d<double>;
+    return {{"plain", make<C>(Conv2dOptions(3, 4, 3)), {2, 3, 6, 5}, {}},
+            {"stride 2, padding 1", make<C>(Conv2dOptions(2, 3, 3).stride(2).padding(1)),
+             {2, 2, 7, 8}, {}},
+            {"kernel > stride, like conv1", make<C>(Conv2dOptions(3, 2, 5).stride(4)),
+             {2, 3, 13, 13}, {}},
+            {"two groups", make<C>(Conv2dOptions(4, 6, 3).padding(1).groups(2)), {3, 4, 5, 5}, {}},
+            {"four groups, no bias", make<C>(Conv2dOptions(4, 4, 2).groups(4).bias(false)),
+             {2, 4, 4, 4}, {}}};
+  }
+};
+
+template <>
+struct GradientCases<ReLU<double>> {
+  static std::vector<Case> get() { return {{"plain", make<ReLU<double>>(), {2, 3, 4, 5}, {}}}; }
+};
+
+template <>
+struct GradientCases<LocalResponseNorm<double>> {
+  static std::vector<Case> get() {
+    using L = LocalResponseNorm<double>;
+    // alpha large enough that the normalisation term matters in the gradient; 7 channels clip windows at both ends.
+    return {{"paper convention", make<L>(LocalResponseNormOptions(5).alpha(0.5).beta(0.75).k(2)),
+             {2, 7, 3, 3}, {}},
+            {"alpha / n",
+             make<L>(LocalResponseNormOptions(3).alpha(0.9).beta(0.6).k(1).convention(LrnConvention::AlphaOverN)),
+             {2, 5, 2, 3}, {}},
+            {"window wider than the channels", make<L>(LocalResponseNormOptions(5).alpha(0.7)),
+             {1, 3, 2, 2}, {}}};
+  }
+};
+
+template <>
+struct GradientCases<MaxPool2d<double>> {
+  static std::vector<Case> get() {
+    using P = MaxPool2d<double>;
+    return {{"overlapping", make<P>(MaxPool2dOptions(3).stride(2)), {2, 3, 9, 7}, {}},
+            {"disjoint", make<P>(MaxPool2dOptions(2)), {2, 2, 6, 6}, {}}};
+  }
+};
+
+template <>
+struct GradientCases<Dropout<double>> {
+  static std::vector<Case> get() {
+    using D = Dropout<double>;
+    // Every forward of the check draws the same mask: same seed, same step.
+    return {{"training, mask replayed", make<D>(DropoutOptions(0.4).seed(3)), {2, 3, 4, 4},
+             [](Layer<double>& l) { static_cast<D&>(l).set_random_state(3, 0); }},
+            {"evaluation", make<D>(DropoutOptions(0.5)), {2, 3, 2, 2},
+             [](Layer<double>& l) { l.set_training(false); }}};
+  }
+};
+
+template <>
+struct GradientCases<Dense<double>> {
+  static std::vector<Case> get() {
+    return {{"plain", make<Dense<double>>(DenseOptions(12, 5)), {3, 12, 1, 1}, {}},
+            {"no bias", make<Dense<double>>(DenseOptions(4, 3).bias(false)),
+             {2, 4, 1, 1}, {}}};
+  }
+};
+
+template <>
+struct GradientCases<Flatten<double>> {
+  static std::vector<Case> get() {
+    return {{"plain", make<Flatten<double>>(), {2, 3, 2, 4}, {}}};
+  }
+};
+
+template <>
+struct GradientCases<Softmax<double>> {
+  static std::vector<Case> get() {
+    return {{"per sample", make<Softmax<double>>(), {3, 6, 1, 1}, {}},
+            {"across channels at every pixel", make<Softmax<double>>(),
+             {2, 4, 2, 3}, {}}};
+  }
+};
+
+template <>
+struct GradientCases<AdaptiveAvgPool2d<double>> {
+  static std::vector<Case> get() {
+    using A = AdaptiveAvgPool2d<double>;
+    return {{"7 -> 3, overlapping windows", make<A>(3, 3), {2, 3, 7, 7}, {}},
+            {"5 x 6 -> 2 x 4", make<A>(2, 4), {1, 2, 5, 6}, {}},
+            {"upsampling 2 -> 3", make<A>(3, 3), {2, 2, 2, 2}, {}}};
+  }
+};
+
+// The list: one line per layer type.
+using EveryLayer = ::testing::Types<Conv2d<double>,             // layers/conv2d.hpp
+                                    ReLU<double>,               // layers/relu.hpp
+                                    LocalResponseNorm<double>,  // layers/local_response_norm.hpp
+                                    MaxPool2d<double>,          // layers/max_pool2d.hpp
+                                    Dropout<double>,            // layers/dropout.hpp
+                                    Dense<double>,              // layers/dense.hpp
+                                    Flatten<double>,            // layers/flatten.hpp
+                                    Softmax<double>,            // layers/softmax.hpp
+                                    AdaptiveAvgPool2d<double>>;  // layers/adaptive_avg_pool2d.hpp
+constexpr std::size_t kLayersListed = 9;
+
+template <class L>
+class LayerGradients : public ::testing::Test {};
+TYPED_TEST_SUITE(LayerGradients, EveryLayer);
+
+TYPED_TEST(LayerGradients, MatchCentralDifferencesInDouble) {
+  const std::vector<Case> cases = GradientCases<TypeParam>::get();
+  ASSERT_FALSE(cases.empty());
+  for (const Case& c : cases) {
+    const auto layer = c.make();
+    std::function<void()> before;
+    if (c.before_forward) before = [&] { c.before_forward(*layer); };
+    const auto errors = check_layer_gradients(*layer, c.input, 7, before);
+    ASSERT_FALSE(errors.empty()) << c.what;
+    for (const auto& e : errors) {
+      EXPECT_LT(e.relative_error, kTolerance) << layer->describe() << " (" << c.what << "), gradient of " << e.tensor
+                                              << " for input " << c.input.str();
+    }
   }
 }
 
-TEST(Gradients, Conv2dPlain) {
-  Conv2d<double> conv(Conv2dOptions(3, 4, 3));
-  expect_gradients_match(conv, {2, 3, 6, 5});
-}
-
-TEST(Gradients, Conv2dStrideAndPadding) {
-  Conv2d<double> conv(Conv2dOptions(2, 3, 3).stride(2).padding(1));
-  expect_gradients_match(conv, {2, 2, 7, 8});
-}
-
-TEST(Gradients, Conv2dLargeStrideLikeConv1) {
-  Conv2d<double> conv(Conv2dOptions(3, 2, 5).stride(4));  // conv1's shape of step: kernel > stride
-  expect_gradients_match(conv, {2, 3, 13, 13});
-}
-
-TEST(Gradients, Conv2dTwoGroups) {
-  Conv2d<double> conv(Conv2dOptions(4, 6, 3).padding(1).groups(2));
-  expect_gradients_match(conv, {3, 4, 5, 5});
-}
-
-TEST(Gradients, Conv2dFourGroupsWithoutBias) {
-  Conv2d<double> conv(Conv2dOptions(4, 4, 2).groups(4).bias(false));
-  expect_gradients_match(conv, {2, 4, 4, 4});
-}
-
-TEST(Gradients, ReLU) {
-  ReLU<double> relu;
-  expect_gradients_match(relu, {2, 3, 4, 5});
-}
-
-TEST(Gradients, LocalResponseNormPaperConvention) {
-  // alpha large enough that the normalisation term matters in the gradient.
-  LocalResponseNorm<double> lrn(LocalResponseNormOptions(5).alpha(0.5).beta(0.75).k(2));
-  expect_gradients_match(lrn, {2, 7, 3, 3});  // 7 channels: windows clipped at both ends
-}
-
-TEST(Gradients, LocalResponseNormAlphaOverN) {
-  LocalResponseNorm<double> lrn(
-      LocalResponseNormOptions(3).alpha(0.9).beta(0.6).k(1).convention(LrnConvention::AlphaOverN));
-  expect_gradients_match(lrn, {2, 5, 2, 3});
-}
-
-TEST(Gradients, LocalResponseNormWindowWiderThanChannels) {
-  LocalResponseNorm<double> lrn(LocalResponseNormOptions(5).alpha(0.7));
-  expect_gradients_match(lrn, {1, 3, 2, 2});
-}
-
-TEST(Gradients, MaxPoolOverlapping) {
-  MaxPool2d<double> pool(MaxPool2dOptions(3).stride(2));
-  expect_gradients_match(pool, {2, 3, 9, 7});
-}
-
-TEST(Gradients, MaxPoolDisjoint) {
-  MaxPool2d<double> pool(MaxPool2dOptions(2));
-  expect_gradients_match(pool, {2, 2, 6, 6});
-}
-
-TEST(Gradients, DropoutTrainingWithReplayedMask) {
-  Dropout<double> dropout(DropoutOptions(0.4).seed(3));
-  // Every forward of the check draws the same mask: same seed, same step.
-  expect_gradients_match(dropout, {2, 3, 4, 4}, [&] { dropout.set_random_state(3, 0); });
-}
-
-TEST(Gradients, DropoutEvaluation) {
-  Dropout<double> dropout(DropoutOptions(0.5));
-  dropout.set_training(false);
-  expect_gradients_match(dropout, {2, 3, 2, 2});
-}
-
-TEST(Gradients, Dense) {
-  Dense<double> dense(DenseOptions(12, 5));
-  expect_gradients_match(dense, {3, 12, 1, 1});
-}
-
-TEST(Gradients, DenseWithoutBias) {
-  Dense<double> dense(DenseOptions(4, 3).bias(false));
-  expect_gradients_match(dense, {2, 4, 1, 1});
-}
-
-TEST(Gradients, Flatten) {
-  Flatten<double> flatten;
-  expect_gradients_match(flatten, {2, 3, 2, 4});
-}
-
-TEST(Gradients, Softmax) {
-  Softmax<double> softmax;
-  expect_gradients_match(softmax, {3, 6, 1, 1});
-  expect_gradients_match(softmax, {2, 4, 2, 3});  // across channels at every pixel
+TEST(Gradients, EveryLayerHeaderIsInTheList) {
+  std::size_t headers = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(CONVNET_LAYERS_DIR)) {
+    headers += entry.path().extension() == ".hpp";
+  }
+  EXPECT_EQ(headers, kLayersListed) << "a layer in " << CONVNET_LAYERS_DIR << " is missing from EveryLayer";
 }
 
 TEST(Gradients, SoftmaxCrossEntropy) {

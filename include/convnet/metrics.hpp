@@ -1,4 +1,5 @@
-// Classification metrics: top-k counts and a running accuracy.
+// Classification metrics: top-k counts, a running accuracy, a confusion
+// matrix, and the record of one training epoch.
 #pragma once
 
 #include <algorithm>
@@ -85,6 +86,12 @@ class ConfusionMatrix {
  private:
   Index classes_;
   std::vector<Index> counts_;
+};
+
+/// One epoch's numbers, as the trainer records them (1-based epoch; accuracies as fractions).
+struct EpochRecord {
+  int epoch = 0;
+  double train_loss = 0, train_accuracy = 0, val_loss = 0, val_accuracy = 0, learning_rate = 0, seconds = 0;
 };
 
 }  // namespace convnet

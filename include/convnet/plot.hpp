@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "data/image_io.hpp"
+#include "metrics.hpp"
 
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wunused-function"
@@ -92,12 +93,6 @@ class Canvas {
  private:
   Index width_, height_;
   std::vector<std::uint8_t> rgb_;
-};
-
-/// One epoch's numbers, as the trainer records them.
-struct EpochRecord {
-  int epoch = 0;
-  double train_loss = 0, train_accuracy = 0, val_loss = 0, val_accuracy = 0, learning_rate = 0, seconds = 0;
 };
 
 namespace detail {

@@ -24,9 +24,9 @@
 namespace convnet {
 
 /// Thrown when the loss of a step is NaN or infinite.
-class NonFiniteLossError : public std::runtime_error {
+class NonFiniteLossError : public ErrorAs<std::runtime_error> {
  public:
-  explicit NonFiniteLossError(const std::string& what) : std::runtime_error(what) {}
+  explicit NonFiniteLossError(const std::string& what) : ErrorAs(what) {}
 };
 
 namespace detail {
@@ -59,7 +59,7 @@ StepResult train_step_with(Sequential<T>& net, Optimizer<T>& optimizer, const Te
                            const Backward& backpropagate) {
   if (schedule) {
     optimizer.set_learning_rate(schedule->learning_rate());
-    if (schedule->momentum() >= 0) optimizer.set_momentum(schedule->momentum());
+    if (const auto momentum = schedule->momentum()) optimizer.set_momentum(*momentum);
   }
   optimizer.zero_grad();
   const Tensor<T>& logits = net.forward(images);
@@ -84,7 +84,7 @@ template <class T>
 StepResult train_step(Sequential<T>& net, Loss<T>& loss, Optimizer<T>& optimizer, const Tensor<T>& images,
                       const std::vector<int>& labels, LrSchedule* schedule = nullptr) {
   if (loss.input() != LossInput::Logits) {
-    throw std::invalid_argument("train_step: " + loss.name() +
+    throw std::invalid_argument("train_step: " + loss.type_name() +
                                 " reads an embedding, not the logits; wrap it in an Objective");
   }
   return detail::train_step_with(
@@ -130,16 +130,13 @@ ClassificationMetrics evaluate(Sequential<T>& net, const Tensor<T>& images, cons
   return metrics;
 }
 
-/// Loss, top-1 and top-5 over the batches of an epoch of `loader` (call
-/// start_epoch first; at most `max_batches` of them when that is positive),
-/// in evaluation mode; fills `confusion` when given. The loss is the
-/// objective's when one is given, else the cross-entropy.
-template <class T>
-ClassificationMetrics evaluate(Sequential<T>& net, DataLoader& loader, ConfusionMatrix* confusion = nullptr,
-                               Index max_batches = 0, Objective<T>* objective = nullptr) {
+namespace detail {
+/// evaluate() over a loader with `value(logits, labels)` as the loss.
+template <class T, class Value>
+ClassificationMetrics evaluate_loader(Sequential<T>& net, DataLoader& loader, ConfusionMatrix* confusion,
+                                      Index max_batches, const Value& value) {
   const bool was_training = net.training();
   net.eval();
-  SoftmaxCrossEntropy<T> loss;
   ClassificationMetrics metrics;
   Tensor<T> converted;
   Index done = 0;
@@ -153,12 +150,38 @@ ClassificationMetrics evaluate(Sequential<T>& net, DataLoader& loader, Confusion
       input = &converted;
     }
     const Tensor<T>& logits = net.forward(*input);
-    const T value = objective ? objective->forward(net, batch->labels) : loss.forward(logits, batch->labels);
-    metrics.add(static_cast<double>(value), logits, batch->labels);
+    metrics.add(static_cast<double>(value(logits, batch->labels)), logits, batch->labels);
     if (confusion) confusion->add(logits, batch->labels);
   }
   net.set_training(was_training);
   return metrics;
+}
+}  // namespace detail
+
+/// Loss, top-1 and top-5 over the batches of an epoch of `loader` (call
+/// start_epoch first; at most `max_batches` of them when that is positive),
+/// in evaluation mode; fills `confusion` when given. The loss is the
+/// objective's when one is given, else the cross-entropy.
+template <class T>
+ClassificationMetrics evaluate(Sequential<T>& net, DataLoader& loader, ConfusionMatrix* confusion = nullptr,
+                               Index max_batches = 0, Objective<T>* objective = nullptr) {
+  SoftmaxCrossEntropy<T> cross_entropy;
+  return detail::evaluate_loader(net, loader, confusion, max_batches,
+                                 [&](const Tensor<T>& logits, const std::vector<int>& labels) {
+                                   return objective ? objective->forward(net, labels)
+                                                    : cross_entropy.forward(logits, labels);
+                                 });
+}
+
+/// The same with `loss` (a loss on the logits) as the loss.
+template <class T>
+ClassificationMetrics evaluate(Sequential<T>& net, DataLoader& loader, ConfusionMatrix* confusion, Index max_batches,
+                               Loss<T>* loss) {
+  if (!loss) return evaluate(net, loader, confusion, max_batches);
+  return detail::evaluate_loader(net, loader, confusion, max_batches,
+                                 [&](const Tensor<T>& logits, const std::vector<int>& labels) {
+                                   return loss->forward(logits, labels);
+                                 });
 }
 
 }  // namespace convnet

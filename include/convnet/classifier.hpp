@@ -1,0 +1,231 @@
+// Classifier: a trained network ready for pictures. It holds the network, the
+// size it reads, the input normalisation it was trained with and the class
+// names, and turns any picture into class probabilities:
+//
+//   Classifier model = Classifier::load("runs/cifar10/best.ckpt");
+//   for (const ClassScore& s : model.predict(decode_image("cat.jpg"))) ...   // top-5
+//   model.predict_ten_crop(picture);                 // the paper's 10-view average (§4.1)
+//   ClassificationReport r = model.evaluate(test_set);  // top-1, top-5, confusion matrix
+//
+// One view: the shorter side resized to the input size, then the centre crop.
+// Ten crops: the shorter side resized to input * 256 / 227 (the paper's ratio
+// of 256 to 227), then the four corners, the centre and their mirrors; the
+// softmax is averaged over the ten.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <iomanip>
+#include <numeric>
+#include <ostream>
+#include <sstream>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "alexnet.hpp"
+#include "checkpoint.hpp"
+#include "data/dataset.hpp"
+#include "data/image.hpp"
+#include "data/transforms.hpp"
+#include "layers/softmax.hpp"
+#include "metrics.hpp"
+#include "sequential.hpp"
+
+namespace convnet {
+
+struct ClassScore {
+  Index label = 0;
+  std::string name;
+  double probability = 0;
+};
+
+/// What evaluate() measured over a dataset.
+struct ClassificationReport {
+  ClassificationMetrics metrics;  ///< loss (mean -log p of the true class), top-1, top-5
+  ConfusionMatrix confusion;
+  std::vector<std::string> class_names;
+};
+
+/// The report as the trainer writes it: top-1, top-5, loss, per-class accuracy, confusion matrix.
+inline void print_report(std::ostream& out, const ClassificationReport& r) {
+  const Index classes = r.confusion.classes();
+  out << std::fixed << std::setprecision(2);
+  out << "test top-1: " << 100 * r.metrics.top1_accuracy() << "%\n";
+  out << "test top-5: " << 100 * r.metrics.top5_accuracy() << "%\n";
+  out << "test loss: " << std::setprecision(4) << r.metrics.loss() << std::setprecision(2)
+      << "\n\nper-class accuracy\n";
+  auto name = [&](Index c) {
+    return c < static_cast<Index>(r.class_names.size()) ? r.class_names[static_cast<std::size_t>(c)]
+                                                         : "class " + std::to_string(c);
+  };
+  for (Index c = 0; c < classes; ++c) {
+    out << "  " << std::left << std::setw(12) << name(c) << std::right << std::setw(7)
+        << 100 * r.confusion.class_accuracy(c) << "%\n";
+  }
+  out << "\nconfusion matrix (rows: true class, columns: predicted)\n" << std::setw(12) << "";
+  for (Index c = 0; c < classes; ++c) out << std::setw(6) << c;
+  out << "\n";
+  for (Index t = 0; t < classes; ++t) {
+    out << std::setw(3) << t << " " << std::left << std::setw(8) << name(t).substr(0, 8) << std::right;
+    for (Index p = 0; p < classes; ++p) out << std::setw(6) << r.confusion.count(t, p);
+    out << "\n";
+  }
+}
+
+class Classifier {
+ public:
+  /// `net` reads [N, 3, input_size, input_size] normalised with `stats` and gives one score per class.
+  Classifier(Sequential<float> net, Index input_size, ChannelStats stats, std::vector<std::string> class_names)
+      : net_(std::move(net)), input_size_(input_size), stats_(std::move(stats)), names_(std::move(class_names)) {
+    detail::require_option(input_size_ >= 1, "Classifier", "input_size", ">= 1", input_size_);
+    classes_ = net_.output_shape(Shape{1, 3, input_size_, input_size_}).c;
+    for (Index i = static_cast<Index>(names_.size()); i < classes_; ++i) names_.push_back("class " + std::to_string(i));
+    names_.resize(static_cast<std::size_t>(classes_));
+    net_.eval();
+  }
+
+  /// A checkpoint written by the trainer (or tools/export_pytorch.py): its 'config' entry says which
+  /// AlexNet it holds; 'data/mean', 'data/std' and 'data/classes' give the preprocessing and names
+  /// (without them: pixels scaled to [0, 1], classes numbered).
+  static Classifier load(const std::string& path) { return from_checkpoint(Checkpoint::load(path)); }
+
+  static Classifier from_checkpoint(const Checkpoint& c) {
+    if (!c.contains("config")) {
+      throw CheckpointError(c.source() + " does not say which network it holds (no 'config' entry)");
+    }
+    const AlexNetConfig config = AlexNetConfig::parse(c.text("config"));
+    Sequential<float> net = make_alexnet<float>(config);
+    restore_training_state(c, net);
+    ChannelStats stats{{0, 0, 0}, {255, 255, 255}};
+    if (c.contains("data/mean")) stats = ChannelStats{c.f64s("data/mean"), c.f64s("data/std")};
+    std::vector<std::string> names;
+    std::istringstream lines(c.contains("data/classes") ? c.text("data/classes") : "");
+    for (std::string line; std::getline(lines, line);) {
+      if (!line.empty()) names.push_back(line);
+    }
+    return Classifier(std::move(net), config.input_size, std::move(stats), std::move(names));
+  }
+
+  Index input_size() const { return input_size_; }
+  Index classes() const { return classes_; }
+  const std::vector<std::string>& class_names() const { return names_; }
+  const ChannelStats& channel_stats() const { return stats_; }
+  Sequential<float>& network() { return net_; }
+
+  /// The normalised views of a picture the network sees: one centred view, or ten crops.
+  std::vector<Image> views(Image picture, bool ten_crop) const {
+    Rng unused(0);
+    std::vector<Image> out;
+    if (ten_crop) {
+      Resize::shorter_side(static_cast<Index>(std::lround(static_cast<double>(input_size_) * 256.0 / 227.0)))
+          .apply(picture, unused);
+      out = ten_crops(picture, input_size_, input_size_);
+    } else {
+      Resize::shorter_side(input_size_).apply(picture, unused);
+      CenterCrop(input_size_, input_size_).apply(picture, unused);
+      out.push_back(std::move(picture));
+    }
+    const Normalize normalize(stats_);
+    for (auto& v : out) normalize.apply(v, unused);
+    return out;
+  }
+
+  /// Class probabilities of each picture ([pictures][classes]), averaged over its views.
+  std::vector<std::vector<double>> probabilities(const std::vector<Image>& pictures, bool ten_crop = false) {
+    std::vector<std::vector<double>> result;
+    const std::size_t chunk = ten_crop ? 16 : 128, per = ten_crop ? 10 : 1;
+    const Index plane = 3 * input_size_ * input_size_;
+    for (std::size_t start = 0; start < pictures.size(); start += chunk) {
+      const std::size_t end = std::min(pictures.size(), start + chunk);
+      resize(batch_, Shape{static_cast<Index>((end - start) * per), 3, input_size_, input_size_});
+      for (std::size_t i = start; i < end; ++i) {
+        const std::vector<Image> v = views(pictures[i], ten_crop);
+        for (std::size_t k = 0; k < per; ++k) {
+          std::copy(v[k].pixels.begin(), v[k].pixels.end(),
+                    batch_.data() + static_cast<Index>((i - start) * per + k) * plane);
+        }
+      }
+      const Tensor<float>& p = softmax_.forward(net_.forward(batch_));
+      for (std::size_t i = 0; i < end - start; ++i) {
+        std::vector<double> mean(static_cast<std::size_t>(classes_), 0.0);
+        for (std::size_t v = 0; v < per; ++v)
+          for (Index c = 0; c < classes_; ++c)
+            mean[static_cast<std::size_t>(c)] += p(static_cast<Index>(i * per + v), c, 0, 0) / static_cast<double>(per);
+        result.push_back(std::move(mean));
+      }
+    }
+    return result;
+  }
+
+  /// The `k` most probable classes of a picture, most probable first.
+  std::vector<ClassScore> predict(const Image& picture, Index k = 5) { return top(probabilities({picture})[0], k); }
+  std::vector<ClassScore> predict_ten_crop(const Image& picture, Index k = 5) {
+    return top(probabilities({picture}, true)[0], k);
+  }
+
+  /// The `k` highest of `probabilities`, named.
+  std::vector<ClassScore> top(const std::vector<double>& probabilities, Index k) const {
+    std::vector<std::size_t> order(probabilities.size());
+    std::iota(order.begin(), order.end(), std::size_t{0});
+    const std::size_t n = std::min(order.size(), static_cast<std::size_t>(std::max<Index>(0, k)));
+    std::partial_sort(order.begin(), order.begin() + static_cast<long>(n), order.end(),
+                      [&](std::size_t a, std::size_t b) { return probabilities[a] > probabilities[b]; });
+    std::vector<ClassScore> out;
+    for (std::size_t i = 0; i < n; ++i) out.push_back({static_cast<Index>(order[i]), names_[order[i]], probabilities[order[i]]});
+    return out;
+  }
+
+  /// Top-1, top-5, loss and confusion matrix over every picture of `data`
+  /// (its labels must be < classes()).
+  ClassificationReport evaluate(const Dataset& data, bool ten_crop = false, Index max_pictures = 0) {
+    ClassificationReport report{ClassificationMetrics(), ConfusionMatrix(classes_), names_};
+    const Index total = max_pictures > 0 ? std::min(max_pictures, data.size()) : data.size();
+    const Index chunk = 500;
+    std::vector<Image> pictures;
+    std::vector<int> labels;
+    for (Index start = 0; start < total; start += chunk) {
+      const Index count = std::min(chunk, total - start);
+      pictures.resize(static_cast<std::size_t>(count));
+      labels.resize(static_cast<std::size_t>(count));
+      for (Index i = 0; i < count; ++i) {
+        data.load(start + i, pictures[static_cast<std::size_t>(i)]);
+        labels[static_cast<std::size_t>(i)] = checked_label(data.label(start + i));
+      }
+      add_to_report(report, probabilities(pictures, ten_crop), labels);
+    }
+    return report;
+  }
+
+ private:
+  int checked_label(int label) const {
+    if (label < 0 || label >= classes_) {
+      throw std::invalid_argument(detail::concat("Classifier::evaluate: label ", label, " is outside the model's ",
+                                                 classes_, " classes"));
+    }
+    return label;
+  }
+
+  void add_to_report(ClassificationReport& report, const std::vector<std::vector<double>>& probs,
+                     const std::vector<int>& labels) const {
+    Tensor<float> scores(static_cast<Index>(probs.size()), classes_, 1, 1);
+    double loss = 0;
+    for (std::size_t i = 0; i < probs.size(); ++i) {
+      for (Index c = 0; c < classes_; ++c) scores(static_cast<Index>(i), c, 0, 0) = static_cast<float>(probs[i][static_cast<std::size_t>(c)]);
+      loss -= std::log(std::max(probs[i][static_cast<std::size_t>(labels[i])], 1e-30));
+    }
+    report.metrics.add(loss / static_cast<double>(probs.size()), scores, labels);
+    report.confusion.add(scores, labels);
+  }
+
+  Sequential<float> net_;
+  Index input_size_;
+  ChannelStats stats_;
+  std::vector<std::string> names_;
+  Index classes_ = 0;
+  Softmax<float> softmax_;
+  Tensor<float> batch_;
+};
+
+}  // namespace convnet

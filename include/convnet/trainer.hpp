@@ -1,0 +1,417 @@
+// Trainer: the training loop every program shares. It fits a Sequential with a
+// Loss or an Objective, an optimizer and an optional schedule over a training
+// DataLoader, validates after each epoch, keeps last.ckpt and best.ckpt, resumes
+// mid-epoch bit for bit, and stops cleanly when asked.
+//
+//   Trainer<float> trainer(net, objective, sgd, &schedule,
+//                          TrainerOptions().epochs(16).checkpoint_dir("runs/a"));
+//   ProgressPrinter progress(std::cout, std::cerr);     // trainer_callbacks.hpp
+//   trainer.add_callback(progress);
+//   if (resuming) trainer.resume(Checkpoint::load("runs/a/last.ckpt"));
+//   FitResult r = trainer.fit(train_loader, &val_loader);
+//
+// What a program shows or writes about the run - progress, metrics.csv,
+// curves.png - is a TrainerCallback (trainer_callbacks.hpp has the usual ones);
+// a callback's on_checkpoint adds the program's own entries (configuration,
+// data statistics, class names) to every checkpoint the trainer writes.
+//
+// Checkpoints hold save_training_state() plus:
+//   trainer/position  u64s  {epoch, batch}: the next batch to train (0-based)
+//   trainer/partial   f64s  {loss sum, correct, count, seconds} of the epoch so far
+//   trainer/history   f64s  7 numbers per finished epoch (EpochRecord's fields)
+// Best and early-stopping state are derived from the history, so they cannot
+// disagree with it. The data order needs no entry: the loader draws it from
+// (seed, epoch), so the position alone resumes it.
+//
+// Stop requests: request_stop() only sets an atomic flag (safe from a signal
+// handler; the library installs none). The trainer finishes the batch under
+// way, writes last.ckpt at the position after it and returns StopRequested.
+// A non-finite loss throws NonFiniteLossError from the step (training.hpp);
+// the last checkpoint on disk is the one before it.
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "checkpoint.hpp"
+#include "data/loader.hpp"
+#include "errors.hpp"
+#include "losses/loss.hpp"
+#include "losses/objective.hpp"
+#include "metrics.hpp"
+#include "optim/optimizer.hpp"
+#include "optim/schedules.hpp"
+#include "sequential.hpp"
+#include "training.hpp"
+
+namespace convnet {
+
+/// Which figure picks best.ckpt: validation's when there is a validation loader, else training's.
+enum class BestBy { Accuracy, Loss };
+
+struct TrainerOptions {
+  TrainerOptions& epochs(long v) { epochs_ = v; return *this; }
+  /// Folder for last.ckpt and best.ckpt; unset: no checkpoints are written.
+  TrainerOptions& checkpoint_dir(std::string v) { checkpoint_dir_ = std::move(v); return *this; }
+  /// Also write last.ckpt every `v` batches inside an epoch (long epochs).
+  TrainerOptions& save_every(long v) { save_every_ = v; return *this; }
+  /// Stop when the validation loss has not improved for `v` epochs.
+  TrainerOptions& patience(long v) { patience_ = v; return *this; }
+  TrainerOptions& best_by(BestBy v) { best_by_ = v; return *this; }
+  /// Train at most `v` batches an epoch and evaluate at most `v` batches (smoke tests, timing).
+  TrainerOptions& max_batches(Index v) { max_batches_ = v; return *this; }
+
+  long epochs() const { return epochs_; }
+  const std::optional<std::string>& checkpoint_dir() const { return checkpoint_dir_; }
+  std::optional<long> save_every() const { return save_every_; }
+  std::optional<long> patience() const { return patience_; }
+  BestBy best_by() const { return best_by_; }
+  std::optional<Index> max_batches() const { return max_batches_; }
+
+ private:
+  long epochs_ = 1;
+  std::optional<std::string> checkpoint_dir_;
+  std::optional<long> save_every_, patience_;
+  BestBy best_by_ = BestBy::Accuracy;
+  std::optional<Index> max_batches_;
+};
+
+/// Where a run stands: the next batch to train, both 0-based.
+struct TrainPosition {
+  long epoch = 0;
+  Index batch = 0;
+};
+
+/// What a callback hears after each batch.
+struct BatchReport {
+  long epoch = 0, epochs = 0;   ///< the epoch (0-based) and how many there are
+  Index batch = 0, batches = 0;  ///< batches done in this epoch, and batches per epoch
+  Index first_batch = 0;         ///< where this process started the epoch (after a resume, > 0)
+  double seconds = 0;            ///< since this process started the epoch
+  Index images = 0;              ///< images this process trained in the epoch
+  double loss = 0, accuracy = 0;  ///< running means over the epoch so far
+};
+
+/// What a callback hears after each epoch.
+struct EpochReport {
+  const EpochRecord& record;
+  const std::vector<EpochRecord>& history;  ///< every epoch so far, this one last
+  long epochs;
+  bool best;             ///< this epoch wrote best.ckpt (or would have, without a checkpoint folder)
+  double train_seconds;  ///< of record.seconds, the part spent training (the rest: validation)
+};
+
+enum class FitOutcome { Completed, EarlyStopped, StopRequested };
+
+struct FitResult {
+  FitOutcome outcome = FitOutcome::Completed;
+  TrainPosition position;  ///< where a resumed run would continue
+  long epochs_without_improvement = 0;
+  std::string last_checkpoint;  ///< last.ckpt ("" without a checkpoint folder)
+};
+
+/// Hooks into a run; every method does nothing unless overridden.
+class TrainerCallback {
+ public:
+  virtual ~TrainerCallback() = default;
+  virtual void on_fit_begin(const TrainPosition& /*start*/, long /*epochs*/) {}
+  virtual void on_epoch_begin(long /*epoch*/, long /*epochs*/, Index /*batches*/) {}
+  virtual void on_batch_end(const BatchReport&) {}
+  virtual void on_epoch_end(const EpochReport&) {}
+  /// Adds the program's own entries to a checkpoint the trainer is about to write.
+  virtual void on_checkpoint(Checkpoint&) {}
+  virtual void on_fit_end(const FitResult&) {}
+};
+
+/// Makes `folder` (and its parents), checks that a file can be written there and
+/// that `bytes_needed` are free: a run learns of a full or read-only disk at
+/// its start, not after an hour of training.
+inline void prepare_output_folder(const std::string& folder, std::uintmax_t bytes_needed = 0) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::create_directories(folder, ec);
+  if (ec) throw std::runtime_error("cannot create output folder " + folder + ": " + ec.message());
+  const fs::path probe = fs::path(folder) / ".write-test";
+  {
+    std::ofstream f(probe);
+    f << "ok";
+    if (!f.flush()) throw std::runtime_error("output folder " + folder + " is not writable");
+  }
+  fs::remove(probe, ec);
+  const fs::space_info space = fs::space(folder, ec);
+  if (!ec && space.available < bytes_needed) {
+    throw std::runtime_error(detail::concat("output folder ", folder, " has ", space.available >> 20,
+                                            " MiB free; the checkpoints of this network need about ",
+                                            bytes_needed >> 20, " MiB"));
+  }
+}
+
+/// About what last.ckpt, its temporary copy while it is rewritten, and best.ckpt take on disk:
+/// the parameters and up to two optimizer buffers each (Adam), in float.
+template <class T>
+std::uintmax_t checkpoint_bytes(Sequential<T>& net) {
+  return static_cast<std::uintmax_t>(net.parameter_count()) * 4 * 3 * 3 + (4u << 20);
+}
+
+namespace detail {
+/// A count stored as a double in a checkpoint: refused unless a whole number in [0, 1e15].
+inline double stored_count(double v, const std::string& where, const char* what) {
+  if (!(v >= 0 && v <= 1e15) || v != std::floor(v)) {
+    throw CheckpointError(where + ": " + what + " is not a whole number >= 0");
+  }
+  return v;
+}
+}  // namespace detail
+
+template <class T>
+class Trainer {
+ public:
+  Trainer(Sequential<T>& net, Objective<T>& objective, Optimizer<T>& optimizer, LrSchedule* schedule = nullptr,
+          TrainerOptions options = TrainerOptions())
+      : Trainer(net, &objective, nullptr, optimizer, schedule, std::move(options)) {}
+  Trainer(Sequential<T>& net, Loss<T>& loss, Optimizer<T>& optimizer, LrSchedule* schedule = nullptr,
+          TrainerOptions options = TrainerOptions())
+      : Trainer(net, nullptr, &loss, optimizer, schedule, std::move(options)) {}
+
+  Trainer(const Trainer&) = delete;
+  Trainer& operator=(const Trainer&) = delete;
+
+  /// Adds a callback (not owned: it must outlive fit()).
+  Trainer& add_callback(TrainerCallback& callback) {
+    callbacks_.push_back(&callback);
+    return *this;
+  }
+
+  /// Continues the run a checkpoint of this trainer holds: network, optimizer,
+  /// schedule, position, partial epoch and history. Everything is checked
+  /// before anything changes.
+  void resume(const Checkpoint& c) {
+    const std::string where = c.source();
+    const auto position = c.u64s("trainer/position");
+    const auto partial = c.f64s("trainer/partial");
+    if (position.size() != 2 || partial.size() != 4) {
+      throw CheckpointError(where + ": trainer/position needs 2 values and trainer/partial 4");
+    }
+    if (position[0] > static_cast<std::uint64_t>(opt_.epochs()) || position[1] > (std::uint64_t{1} << 40)) {
+      throw CheckpointError(detail::concat(where, ": trainer/position (", position[0], ", ", position[1],
+                                           ") is outside this run of ", opt_.epochs(), " epochs"));
+    }
+    for (std::size_t i : {1, 2}) detail::stored_count(partial[i], where, "trainer/partial (correct, count)");
+    for (std::size_t i : {0, 3}) {
+      if (!(partial[i] >= 0 && std::isfinite(partial[i]))) {
+        throw CheckpointError(where + ": trainer/partial (loss sum, seconds) must be finite and >= 0");
+      }
+    }
+    std::vector<EpochRecord> history = unflatten_history(c.f64s("trainer/history"), where);
+    restore_training_state(c, net_, &optimizer_, schedule_);
+    position_ = {static_cast<long>(position[0]), static_cast<Index>(position[1])};
+    partial_ = {partial[0], partial[1], partial[2], partial[3]};
+    history_ = std::move(history);
+  }
+
+  /// Trains from the current position to the last epoch (or an early stop, or a stop request).
+  FitResult fit(DataLoader& train, DataLoader* validation = nullptr) {
+    stop_requested_.store(false);
+    has_validation_ = validation != nullptr;
+    if (opt_.checkpoint_dir()) prepare_output_folder(*opt_.checkpoint_dir());
+    const Index batches = batches_per_epoch(train);
+    for (auto* cb : callbacks_) cb->on_fit_begin(position_, opt_.epochs());
+    FitResult result;
+    while (position_.epoch < opt_.epochs()) {
+      const std::optional<double> train_seconds = train_epoch(train, batches);
+      if (!train_seconds) {
+        result.outcome = FitOutcome::StopRequested;
+        break;
+      }
+      end_epoch(validation, *train_seconds);
+      if (opt_.patience() && epochs_without_improvement() >= *opt_.patience()) {
+        result.outcome = FitOutcome::EarlyStopped;
+        break;
+      }
+    }
+    result.position = position_;
+    result.epochs_without_improvement = epochs_without_improvement();
+    result.last_checkpoint = last_path();
+    for (auto* cb : callbacks_) cb->on_fit_end(result);
+    return result;
+  }
+
+  /// Asks fit() to stop after the batch under way. Thread-safe and async-signal-safe.
+  void request_stop() noexcept { stop_requested_.store(true); }
+  bool stop_requested() const noexcept { return stop_requested_.load(); }
+
+  const std::vector<EpochRecord>& history() const { return history_; }
+  const TrainPosition& position() const { return position_; }
+  const TrainerOptions& options() const { return opt_; }
+  Sequential<T>& network() { return net_; }
+  /// last.ckpt and best.ckpt in the checkpoint folder ("" without one).
+  std::string last_path() const { return checkpoint_path("last.ckpt"); }
+  std::string best_path() const { return checkpoint_path("best.ckpt"); }
+
+  /// Epochs since the validation loss (training loss without validation) last improved.
+  long epochs_without_improvement() const {
+    if (history_.empty()) return 0;
+    std::size_t best = 0;
+    for (std::size_t i = 1; i < history_.size(); ++i) {
+      if (watched_loss(history_[i]) < watched_loss(history_[best])) best = i;
+    }
+    return static_cast<long>(history_.size() - 1 - best);
+  }
+
+  /// Writes a checkpoint of the run as it stands (what last.ckpt holds) to `path`.
+  void save(const std::string& path) const { save_at(path, partial_.seconds); }
+
+ private:
+  struct Partial {
+    double loss = 0, correct = 0, count = 0, seconds = 0;
+  };
+
+  Trainer(Sequential<T>& net, Objective<T>* objective, Loss<T>* loss, Optimizer<T>& optimizer,
+          LrSchedule* schedule, TrainerOptions options)
+      : net_(net), objective_(objective), loss_(loss), optimizer_(optimizer), schedule_(schedule),
+        opt_(std::move(options)) {
+    detail::require_option(opt_.epochs() >= 1, "Trainer", "epochs", ">= 1", opt_.epochs());
+    if (opt_.save_every()) detail::require_option(*opt_.save_every() >= 1, "Trainer", "save_every", ">= 1", *opt_.save_every());
+    if (opt_.patience()) detail::require_option(*opt_.patience() >= 1, "Trainer", "patience", ">= 1", *opt_.patience());
+    if (opt_.max_batches()) {
+      detail::require_option(*opt_.max_batches() >= 1, "Trainer", "max_batches", ">= 1", *opt_.max_batches());
+    }
+    if (loss_ && loss_->input() != LossInput::Logits) {
+      throw std::invalid_argument("Trainer: " + loss_->type_name() + " reads an embedding, not the logits; use an Objective");
+    }
+  }
+
+  Index batches_per_epoch(const DataLoader& train) const {
+    const Index all = train.batches_per_epoch();
+    return opt_.max_batches() ? std::min(*opt_.max_batches(), all) : all;
+  }
+
+  std::string checkpoint_path(const char* name) const {
+    return opt_.checkpoint_dir() ? (std::filesystem::path(*opt_.checkpoint_dir()) / name).string() : std::string();
+  }
+
+  double watched_loss(const EpochRecord& r) const { return has_validation_ ? r.val_loss : r.train_loss; }
+  double watched_accuracy(const EpochRecord& r) const { return has_validation_ ? r.val_accuracy : r.train_accuracy; }
+
+  StepResult step(const Batch& batch) {
+    const Tensor<T>* images;
+    if constexpr (std::is_same<T, float>::value) {
+      images = &batch.images;
+    } else {
+      converted_ = batch.images.template cast<T>();
+      images = &converted_;
+    }
+    return objective_ ? train_step(net_, *objective_, optimizer_, *images, batch.labels, schedule_)
+                      : train_step(net_, *loss_, optimizer_, *images, batch.labels, schedule_);
+  }
+
+  /// Trains the rest of the current epoch; its training seconds, or nothing when a stop was requested.
+  std::optional<double> train_epoch(DataLoader& train, Index batches) {
+    for (auto* cb : callbacks_) cb->on_epoch_begin(position_.epoch, opt_.epochs(), batches);
+    train.start_epoch(static_cast<std::uint64_t>(position_.epoch), position_.batch);
+    const auto start = std::chrono::steady_clock::now();
+    BatchReport report{position_.epoch, opt_.epochs(), position_.batch, batches, position_.batch, 0, 0, 0, 0};
+    while (position_.batch < batches) {
+      const Batch* batch = train.next();
+      const StepResult result = step(*batch);
+      partial_.loss += result.loss * static_cast<double>(batch->count());
+      partial_.correct += static_cast<double>(result.correct);
+      partial_.count += static_cast<double>(batch->count());
+      report.batch = ++position_.batch;
+      report.images += batch->count();
+      report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      report.loss = partial_.loss / partial_.count;
+      report.accuracy = partial_.correct / partial_.count;
+      for (auto* cb : callbacks_) cb->on_batch_end(report);
+      const bool stop = stop_requested_.load();
+      const bool scheduled = opt_.save_every() && position_.batch % *opt_.save_every() == 0 && position_.batch < batches;
+      if ((stop || scheduled) && opt_.checkpoint_dir()) save_at(last_path(), partial_.seconds + report.seconds);
+      if (stop) {
+        partial_.seconds += report.seconds;
+        return std::nullopt;
+      }
+    }
+    return partial_.seconds + report.seconds;
+  }
+
+  /// Validation, the epoch's record, the schedule's epoch step, checkpoints and callbacks.
+  void end_epoch(DataLoader* validation, double train_seconds) {
+    const auto start = std::chrono::steady_clock::now();
+    ClassificationMetrics val;
+    if (validation) {
+      validation->start_epoch(0);
+      const Index limit = opt_.max_batches().value_or(0);
+      val = objective_ ? evaluate(net_, *validation, nullptr, limit, objective_)
+                       : evaluate(net_, *validation, nullptr, limit, loss_);
+    }
+    EpochRecord record{static_cast<int>(position_.epoch + 1), partial_.loss / partial_.count,
+                       partial_.correct / partial_.count, val.loss(), val.top1_accuracy(),
+                       optimizer_.learning_rate(), 0};
+    record.seconds = train_seconds + std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    const bool best = std::all_of(history_.begin(), history_.end(), [&](const EpochRecord& r) {
+      return opt_.best_by() == BestBy::Accuracy ? watched_accuracy(record) > watched_accuracy(r)
+                                                : watched_loss(record) < watched_loss(r);
+    });
+    history_.push_back(record);
+    if (schedule_) schedule_->epoch_end(watched_loss(record));
+    position_ = {position_.epoch + 1, 0};
+    partial_ = Partial();
+    if (opt_.checkpoint_dir()) {
+      save_at(last_path(), 0);
+      if (best) save_at(best_path(), 0);
+    }
+    const EpochReport report{history_.back(), history_, opt_.epochs(), best, train_seconds};
+    for (auto* cb : callbacks_) cb->on_epoch_end(report);
+  }
+
+  void save_at(const std::string& path, double partial_seconds) const {
+    Checkpoint c;
+    save_training_state(c, net_, &optimizer_, schedule_);
+    c.set_u64s("trainer/position",
+               {static_cast<std::uint64_t>(position_.epoch), static_cast<std::uint64_t>(position_.batch)});
+    c.set_f64s("trainer/partial", {partial_.loss, partial_.correct, partial_.count, partial_seconds});
+    std::vector<double> h;
+    for (const auto& r : history_) {
+      h.insert(h.end(), {static_cast<double>(r.epoch), r.train_loss, r.train_accuracy, r.val_loss, r.val_accuracy,
+                         r.learning_rate, r.seconds});
+    }
+    c.set_f64s("trainer/history", h);
+    for (auto* cb : callbacks_) cb->on_checkpoint(c);
+    c.save(path);
+  }
+
+  static std::vector<EpochRecord> unflatten_history(const std::vector<double>& v, const std::string& where) {
+    if (v.size() % 7 != 0) throw CheckpointError(where + ": trainer/history is not whole epochs of 7 values");
+    std::vector<EpochRecord> h;
+    for (std::size_t i = 0; i < v.size(); i += 7) {
+      detail::stored_count(v[i], where, "trainer/history epoch");
+      h.push_back({static_cast<int>(v[i]), v[i + 1], v[i + 2], v[i + 3], v[i + 4], v[i + 5], v[i + 6]});
+    }
+    return h;
+  }
+
+  Sequential<T>& net_;
+  Objective<T>* objective_;
+  Loss<T>* loss_;
+  Optimizer<T>& optimizer_;
+  LrSchedule* schedule_;
+  TrainerOptions opt_;
+  std::vector<TrainerCallback*> callbacks_;
+  TrainPosition position_;
+  Partial partial_;
+  std::vector<EpochRecord> history_;
+  bool has_validation_ = false;
+  std::atomic<bool> stop_requested_{false};
+  Tensor<T> converted_;
+};
+
+}  // namespace convnet

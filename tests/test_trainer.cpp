@@ -1,0 +1,293 @@
+// The library's Trainer and Classifier, used directly as a program of a user's
+// would: last/best checkpoints, resume mid-epoch bit for bit, early stopping,
+// stop requests, non-finite losses, and a checkpoint turned into a classifier.
+#include <gtest/gtest.h>
+
+#include <convnet/classifier.hpp>
+#include <convnet/data/image.hpp>
+#include <convnet/layers/conv2d.hpp>
+#include <convnet/layers/dense.hpp>
+#include <convnet/layers/flatten.hpp>
+#include <convnet/layers/relu.hpp>
+#include <convnet/losses/softmax_cross_entropy.hpp>
+#include <convnet/optim/schedules.hpp>
+#include <convnet/optim/sgd.hpp>
+#include <convnet/trainer.hpp>
+#include <convnet/trainer_callbacks.hpp>
+
+#include <filesystem>
+#include <functional>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "helpers.hpp"
+
+namespace {
+
+using namespace convnet;
+using convnet::testing::TempDir;
+
+// 48 pictures 3 x 8 x 8 of three classes: class c is bright in channel c, with noise.
+class TinyPictures : public Dataset {
+ public:
+  explicit TinyPictures(Index n, std::uint64_t seed = 3) {
+    Rng rng(seed);
+    for (Index i = 0; i < n; ++i) {
+      Image image(3, 8, 8);
+      const int label = static_cast<int>(i % 3);
+      for (Index c = 0; c < 3; ++c)
+        for (Index k = 0; k < 64; ++k)
+          image.pixels[static_cast<std::size_t>(c * 64 + k)] =
+              static_cast<float>((c == label ? 150.0 : 60.0) + rng.uniform(-50, 50));
+      images_.push_back(image);
+      labels_.push_back(label);
+    }
+  }
+  Index size() const override { return static_cast<Index>(images_.size()); }
+  int label(Index i) const override { return labels_[static_cast<std::size_t>(i)]; }
+  void load(Index i, Image& out) const override { out = images_[static_cast<std::size_t>(i)]; }
+  const std::vector<std::string>& class_names() const override { return names_; }
+
+ private:
+  std::vector<Image> images_;
+  std::vector<int> labels_;
+  std::vector<std::string> names_{"red", "green", "blue"};
+};
+
+Pipeline normalise() {
+  Pipeline p;
+  p.add<Normalize>(ChannelStats{{100, 100, 100}, {60, 60, 60}});
+  return p;
+}
+
+// A network, its optimizer and schedule, and the data: everything a run needs, built from seeds.
+struct TinyRun {
+  explicit TinyRun(std::uint64_t seed, double lr = 0.05)
+      : train_loader(train, normalise(), LoaderOptions().batch_size(8).workers(0).seed(7)),
+        val_loader(validation, normalise(), LoaderOptions().batch_size(16).shuffle(false).workers(0)) {
+    net.add<Conv2d<float>>("conv", Conv2dOptions(3, 4, 3).padding(1).seed(seed));
+    net.add<ReLU<float>>("relu");
+    net.add<Flatten<float>>("flatten");
+    net.add<Dense<float>>("fc", DenseOptions(4 * 8 * 8, 3).seed(seed + 1));
+    sgd = std::make_unique<Sgd<float>>(net.parameters(), SgdOptions(lr).momentum(0.9));
+  }
+  std::vector<float> values() {
+    std::vector<float> v;
+    for (const auto& p : net.parameters()) v.insert(v.end(), p.value, p.value + p.size);
+    return v;
+  }
+
+  TinyPictures train{48}, validation{24, 11};
+  Sequential<float> net;
+  SoftmaxCrossEntropy<float> loss;
+  std::unique_ptr<Sgd<float>> sgd;
+  CosineLR schedule{CosineLROptions(0.05, 3 * 6)};
+  DataLoader train_loader, val_loader;
+};
+
+// Stops the run after a given batch of a given epoch, as a Ctrl-C handler would.
+struct StopAt : TrainerCallback {
+  StopAt(Trainer<float>& t, long epoch, Index batch) : trainer(t), epoch(epoch), batch(batch) {}
+  void on_batch_end(const BatchReport& r) override {
+    if (r.epoch == epoch && r.batch == batch) trainer.request_stop();
+  }
+  Trainer<float>& trainer;
+  long epoch;
+  Index batch;
+};
+
+TEST(Trainer, WritesLastAndBestAndLearns) {
+  TempDir dir;
+  TinyRun run(1);
+  Trainer<float> trainer(run.net, run.loss, *run.sgd, &run.schedule,
+                         TrainerOptions().epochs(3).checkpoint_dir(dir / "out"));
+  std::ostringstream out, bar;
+  ProgressPrinter progress(out, bar, ProgressOptions().every_batches(2));
+  MetricsCsvWriter csv(dir / "out");
+  trainer.add_callback(progress).add_callback(csv);
+  const FitResult result = trainer.fit(run.train_loader, &run.val_loader);
+
+  EXPECT_EQ(result.outcome, FitOutcome::Completed);
+  ASSERT_EQ(trainer.history().size(), 3u);
+  EXPECT_GT(trainer.history().back().val_accuracy, 0.9);
+  EXPECT_LT(trainer.history().back().train_loss, trainer.history().front().train_loss);
+  const Checkpoint last = Checkpoint::load(trainer.last_path());
+  EXPECT_EQ(last.u64s("trainer/position"), (std::vector<std::uint64_t>{3, 0}));
+  EXPECT_EQ(last.f64s("trainer/history").size(), 21u);
+  // best.ckpt holds the epoch with the highest validation accuracy (the first of equals).
+  std::size_t best = 0;
+  for (std::size_t i = 1; i < 3; ++i) {
+    if (trainer.history()[i].val_accuracy > trainer.history()[best].val_accuracy) best = i;
+  }
+  EXPECT_EQ(Checkpoint::load(trainer.best_path()).u64s("trainer/position")[0], best + 1);
+  // Progress: a header per epoch, a line every second batch, a summary per epoch; and the CSV.
+  EXPECT_NE(out.str().find("epoch 1/3: 6 batches"), std::string::npos) << out.str();
+  EXPECT_NE(out.str().find("epoch 3/3  train loss"), std::string::npos) << out.str();
+  EXPECT_NE(bar.str().find("] 2/6 "), std::string::npos) << bar.str();
+  EXPECT_EQ(bar.str().find("] 1/6 "), std::string::npos) << bar.str();
+  std::ifstream metrics(dir / "out/metrics.csv");
+  int lines = 0;
+  for (std::string line; std::getline(metrics, line);) ++lines;
+  EXPECT_EQ(lines, 4);
+}
+
+// Stopped mid-epoch and resumed by a new trainer on a new network: the same
+// parameters, optimizer steps and history as a run never stopped.
+TEST(Trainer, StopRequestThenResumeContinuesBitForBit) {
+  const int threads = num_threads();
+  set_num_threads(1);
+  TempDir dir;
+  TinyRun straight(1);
+  Trainer<float> uninterrupted(straight.net, straight.loss, *straight.sgd, &straight.schedule,
+                               TrainerOptions().epochs(3));
+  uninterrupted.fit(straight.train_loader, &straight.val_loader);
+
+  TinyRun first(1);
+  Trainer<float> stopped(first.net, first.loss, *first.sgd, &first.schedule,
+                         TrainerOptions().epochs(3).checkpoint_dir(dir / "run"));
+  StopAt stop(stopped, 1, 4);
+  stopped.add_callback(stop);
+  const FitResult interrupted = stopped.fit(first.train_loader, &first.val_loader);
+  EXPECT_EQ(interrupted.outcome, FitOutcome::StopRequested);
+  EXPECT_EQ(interrupted.position.epoch, 1);
+  EXPECT_EQ(interrupted.position.batch, 4);  // the batch under way was finished, no more
+  EXPECT_EQ(interrupted.last_checkpoint, dir / "run/last.ckpt");
+
+  TinyRun resumed(999);  // other initial weights: everything must come from the checkpoint
+  Trainer<float> again(resumed.net, resumed.loss, *resumed.sgd, &resumed.schedule,
+                       TrainerOptions().epochs(3).checkpoint_dir(dir / "run"));
+  again.resume(Checkpoint::load(dir / "run/last.ckpt"));
+  EXPECT_EQ(again.position().epoch, 1);
+  EXPECT_EQ(again.position().batch, 4);
+  EXPECT_EQ(again.fit(resumed.train_loader, &resumed.val_loader).outcome, FitOutcome::Completed);
+  set_num_threads(threads);
+
+  EXPECT_EQ(resumed.sgd->steps(), straight.sgd->steps());
+  EXPECT_TRUE(resumed.values() == straight.values()) << "parameters differ after resuming";
+  ASSERT_EQ(again.history().size(), 3u);
+  for (std::size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(again.history()[i].train_loss, uninterrupted.history()[i].train_loss) << i;
+    EXPECT_EQ(again.history()[i].val_accuracy, uninterrupted.history()[i].val_accuracy) << i;
+  }
+}
+
+TEST(Trainer, EarlyStoppingWhenTheValidationLossStalls) {
+  TinyRun run(1, /*lr=*/0.0);  // nothing learns: the validation loss never improves after the first epoch
+  ConstantLR zero(0.0);
+  Trainer<float> trainer(run.net, run.loss, *run.sgd, &zero, TrainerOptions().epochs(10).patience(2));
+  const FitResult result = trainer.fit(run.train_loader, &run.val_loader);
+  EXPECT_EQ(result.outcome, FitOutcome::EarlyStopped);
+  EXPECT_EQ(trainer.history().size(), 3u);
+  EXPECT_EQ(result.epochs_without_improvement, 2);
+}
+
+TEST(Trainer, NonFiniteLossStopsWithTheLastGoodCheckpointOnDisk) {
+  TempDir dir;
+  TinyRun run(1, /*lr=*/1e12);
+  ConstantLR huge(1e12);
+  Trainer<float> trainer(run.net, run.loss, *run.sgd, &huge,
+                         TrainerOptions().epochs(2).checkpoint_dir(dir / "run").save_every(1));
+  EXPECT_THROW(trainer.fit(run.train_loader), NonFiniteLossError);
+  const Checkpoint last = Checkpoint::load(dir / "run/last.ckpt");  // written before the step that failed
+  // It holds every step that succeeded, and the run stopped at the step that failed.
+  EXPECT_EQ(last.u64s("trainer/position"),
+            (std::vector<std::uint64_t>{static_cast<std::uint64_t>(trainer.position().epoch),
+                                        static_cast<std::uint64_t>(trainer.position().batch)}));
+  EXPECT_GE(trainer.position().batch, 1);
+}
+
+TEST(Trainer, RefusesBadOptionsAndForeignPositions) {
+  TinyRun run(1);
+  EXPECT_THROW(Trainer<float>(run.net, run.loss, *run.sgd, nullptr, TrainerOptions().epochs(0)),
+               std::invalid_argument);
+  EXPECT_THROW(Trainer<float>(run.net, run.loss, *run.sgd, nullptr, TrainerOptions().save_every(0)),
+               std::invalid_argument);
+  Trainer<float> trainer(run.net, run.loss, *run.sgd, nullptr, TrainerOptions().epochs(2));
+  Checkpoint c;
+  save_training_state<float>(c, run.net, run.sgd.get());
+  c.set_u64s("trainer/position", {5, 0});
+  c.set_f64s("trainer/partial", {0, 0, 0, 0});
+  c.set_f64s("trainer/history", {});
+  try {
+    trainer.resume(c);
+    FAIL();
+  } catch (const CheckpointError& e) {
+    EXPECT_NE(std::string(e.what()).find("trainer/position (5, 0) is outside this run of 2 epochs"), std::string::npos)
+        << e.what();
+  }
+  EXPECT_EQ(trainer.position().epoch, 0);
+}
+
+// A trainer checkpoint with the entries the trainer example adds becomes a classifier.
+TEST(Classifier, LoadsACheckpointAndPredictsTopK) {
+  TempDir dir;
+  const AlexNetConfig config = AlexNetConfig::named("cifar").with_width(0.0625).with_classes(3);
+  auto net = make_alexnet<float>(config, 4);
+  Checkpoint c;
+  save_training_state(c, net);
+  c.set_text("config", config.str());
+  c.set_f64s("data/mean", {100, 100, 100});
+  c.set_f64s("data/std", {60, 60, 60});
+  c.set_text("data/classes", "red\ngreen\nblue\n");
+  c.save(dir / "model.ckpt");
+
+  Classifier model = Classifier::load(dir / "model.ckpt");
+  EXPECT_EQ(model.input_size(), 32);
+  EXPECT_EQ(model.class_names(), (std::vector<std::string>{"red", "green", "blue"}));
+  Image picture(3, 40, 50, 120.0f);
+  for (std::size_t i = 0; i < picture.pixels.size(); ++i) picture.pixels[i] += static_cast<float>(i % 17);
+  const auto top = model.predict(picture, 2);
+  ASSERT_EQ(top.size(), 2u);
+  EXPECT_GE(top[0].probability, top[1].probability);
+  EXPECT_EQ(top[0].name, model.class_names()[static_cast<std::size_t>(top[0].label)]);
+  const auto all = model.predict_ten_crop(picture, 10);
+  ASSERT_EQ(all.size(), 3u);  // k is capped at the number of classes
+  EXPECT_NEAR(all[0].probability + all[1].probability + all[2].probability, 1.0, 1e-5);
+  // The same picture through the network by hand: resize shorter side, centre crop, normalise.
+  const auto by_hand = model.probabilities({picture});
+  EXPECT_NEAR(by_hand[0][static_cast<std::size_t>(top[0].label)], top[0].probability, 1e-12);
+
+  TinyPictures data(12);
+  const ClassificationReport report = model.evaluate(data);
+  EXPECT_EQ(report.metrics.count, 12);
+  Index counted = 0;
+  for (Index t = 0; t < 3; ++t)
+    for (Index p = 0; p < 3; ++p) counted += report.confusion.count(t, p);
+  EXPECT_EQ(counted, 12);
+  std::ostringstream text;
+  print_report(text, report);
+  EXPECT_NE(text.str().find("confusion matrix"), std::string::npos);
+
+  Checkpoint bare;
+  save_training_state(bare, net);
+  bare.save(dir / "bare.ckpt");
+  try {
+    Classifier::load(dir / "bare.ckpt");
+    FAIL();
+  } catch (const CheckpointError& e) {
+    EXPECT_NE(std::string(e.what()).find("no 'config' entry"), std::string::npos) << e.what();
+  }
+}
+
+// One catch takes every error of convnet's own, and each is still the standard exception it naturally is.
+TEST(Errors, EveryConvnetErrorIsAConvnetError) {
+  auto message_of = [](const std::function<void()>& f) -> std::string {
+    try {
+      f();
+    } catch (const convnet::Error& e) {
+      return e.what();
+    }
+    return "(nothing thrown)";
+  };
+  Dense<float> dense(DenseOptions(4, 2));
+  EXPECT_NE(message_of([&] { dense.forward(Tensor<float>(1, 5, 1, 1)); }).find("expected shape"), std::string::npos);
+  EXPECT_NE(message_of([] { Checkpoint::parse("nonsense", "x.ckpt"); }).find("x.ckpt"), std::string::npos);
+  EXPECT_NE(message_of([] { throw DataError("bad file"); }), "(nothing thrown)");
+  EXPECT_NE(message_of([] { throw NonFiniteLossError("nan"); }), "(nothing thrown)");
+  EXPECT_THROW(dense.forward(Tensor<float>(1, 5, 1, 1)), std::invalid_argument);
+  EXPECT_THROW(Checkpoint::parse("nonsense"), std::runtime_error);
+}
+
+}  // namespace
