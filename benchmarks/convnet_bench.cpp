@@ -149,7 +149,7 @@ LayerBench& layer_bench(const std::string& config_name, Index batch) {
     const AlexNetConfig config = AlexNetConfig::named(config_name);
     slot->net = make_alexnet<float>(config, 1);
     slot->batch = batch;
-    Tensor<float> x(batch, 3, config.input_size, config.input_size);
+    Tensor<float> x(batch, 3, config.input_size(), config.input_size());
     x.setRandom();
     for (std::size_t i = 0; i < slot->net.size(); ++i) {
       slot->inputs.push_back(x);
@@ -196,10 +196,10 @@ void BM_TrainStep(benchmark::State& state, const std::string& config_name) {
   net.set_input_gradient(false);
   Sgd<float> sgd(net.parameters(), SgdOptions(1e-4).nesterov(true));
   SoftmaxCrossEntropy<float> loss;
-  Tensor<float> images(batch, 3, config.input_size, config.input_size);
+  Tensor<float> images(batch, 3, config.input_size(), config.input_size());
   images.setRandom();
   std::vector<int> labels(static_cast<std::size_t>(batch));
-  for (std::size_t i = 0; i < labels.size(); ++i) labels[i] = static_cast<int>(i % config.classes);
+  for (std::size_t i = 0; i < labels.size(); ++i) labels[i] = static_cast<int>(i % config.classes());
   train_step(net, loss, sgd, images, labels);  // warm-up: sizes every buffer
   alloc_counter::start();
   for (auto _ : state) train_step(net, loss, sgd, images, labels);
@@ -214,7 +214,7 @@ void BM_Infer(benchmark::State& state, const std::string& config_name) {
   const AlexNetConfig config = AlexNetConfig::named(config_name);
   auto net = make_alexnet<float>(config, 1);
   net.eval();
-  Tensor<float> images(batch, 3, config.input_size, config.input_size);
+  Tensor<float> images(batch, 3, config.input_size(), config.input_size());
   images.setRandom();
   net.forward(images);
   for (auto _ : state) benchmark::DoNotOptimize(net.forward(images).data());
@@ -226,7 +226,7 @@ const bool registered = [] {
   const std::vector<std::pair<std::string, Index>> configs{{"paper", 64}, {"cifar", 128}, {"cifar-half", 128}};
   for (const auto& [name, batch] : configs) {
     // The layer list of the configuration (names only; the network is built when a benchmark runs).
-    auto probe = make_alexnet<float>(AlexNetConfig::named(name).with_width(name == "paper" ? 0.01 : 0.1));
+    auto probe = make_alexnet<float>(AlexNetConfig::named(name).width(name == "paper" ? 0.01 : 0.1));
     for (std::size_t i = 0; i < probe.size(); ++i) {
       if (probe[i].type_name() == "Flatten") continue;
       for (bool backward : {false, true}) {

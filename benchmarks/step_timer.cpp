@@ -42,10 +42,10 @@ int main(int argc, char** argv) {
     net.set_input_gradient(false);
     Sgd<float> sgd(net.parameters(), SgdOptions(1e-4).momentum(0.9).weight_decay(5e-4).nesterov(true));
     SoftmaxCrossEntropy<float> loss;
-    Tensor<float> images(batch, 3, config.input_size, config.input_size);
+    Tensor<float> images(batch, 3, config.input_size(), config.input_size());
     images.setRandom();
     std::vector<int> labels(static_cast<std::size_t>(batch));
-    for (std::size_t i = 0; i < labels.size(); ++i) labels[i] = static_cast<int>(i % static_cast<std::size_t>(config.classes));
+    for (std::size_t i = 0; i < labels.size(); ++i) labels[i] = static_cast<int>(i % static_cast<std::size_t>(config.classes()));
     if (mode == "infer") net.eval();
 
     std::vector<double> seconds;

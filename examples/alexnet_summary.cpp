@@ -49,12 +49,12 @@ int main(int argc, char** argv) {
       }
     }
     convnet::AlexNetConfig c = convnet::AlexNetConfig::named(config);
-    c.groups = groups;
-    if (classes > 0) c.classes = classes;
-    if (width > 0) c.width = width;
+    c.groups(groups);
+    if (classes > 0) c.classes(classes);
+    if (width > 0) c.width(width);
     auto net = convnet::make_alexnet<float>(c);
-    std::cout << "AlexNet '" << c.name << "' (" << c.str() << ")\n\n";
-    convnet::print_summary(std::cout, net, convnet::Shape{1, 3, c.input_size, c.input_size});
+    std::cout << "AlexNet '" << c.name() << "' (" << c.str() << ")\n\n";
+    convnet::print_summary(std::cout, net, convnet::Shape{1, 3, c.input_size(), c.input_size()});
     return 0;
   } catch (const std::exception& e) {
     std::cerr << "alexnet_summary: " << e.what() << "\n";

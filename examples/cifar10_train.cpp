@@ -77,20 +77,21 @@ cli::OptionTable options_of(Settings& s) {
 
 // The best checkpoint on the test set, through the same Classifier the predictor uses.
 void write_test_report(std::ostream& out, const Trainer<float>& trainer, const AlexNetConfig& config,
-                       const std::string& loss, const Dataset& test, Index max_pictures) {
+                       const std::string& loss, const Dataset& test, std::optional<Index> max_batches) {
   double best = 0, seconds = 0;
   for (const auto& e : trainer.history()) best = std::max(best, e.val_accuracy), seconds += e.seconds;
-  out << std::fixed << std::setprecision(2) << "AlexNet '" << config.name << "' (" << config.str()
+  out << std::fixed << std::setprecision(2) << "AlexNet '" << config.name() << "' (" << config.str()
       << ")\nbest checkpoint: " << trainer.best_path() << " (validation accuracy " << 100 * best << "%)\nepochs: "
       << trainer.history().size() << ", training time " << format_hms(seconds) << "\nloss: " << loss << "\n";
-  print_report(out, Classifier::load(trainer.best_path()).evaluate(test, false, max_pictures));
+  const auto pictures = max_batches ? std::optional<Index>(*max_batches * 256) : std::nullopt;  // as validation
+  print_report(out, Classifier::load(trainer.best_path()).evaluate(test, false, pictures));
 }
 
 AlexNetConfig config_of(const Settings& s) {
   if (s.init != "he" && s.init != "paper") throw std::invalid_argument("--init must be he or paper, got " + s.init);
-  AlexNetConfig config = AlexNetConfig::named(s.config).with_classes(s.classes);
-  config.width *= s.width;  // a multiplier on the configuration's own (cifar-half: 0.5)
-  config.init = s.init == "he" ? AlexNetInit::He : AlexNetInit::Paper;
+  AlexNetConfig config = AlexNetConfig::named(s.config).classes(s.classes);
+  config.width(config.width() * s.width);  // a multiplier on the configuration's own (cifar-half: 0.5)
+  config.init(s.init == "he" ? AlexNetInit::He : AlexNetInit::Paper);
   return config;
 }
 
@@ -111,7 +112,7 @@ int fit(const Settings& s, const cli::OptionTable& table, const Checkpoint* resu
   std::cout << "loading CIFAR-10 from " << s.data << "\n";
   const auto seed = static_cast<std::uint64_t>(s.seed);
   const Cifar10Data data(s.data, seed, s.val_fraction);
-  const Cifar10Pipelines pipes(data, config.input_size, s.augment);
+  const Cifar10Pipelines pipes(data, config.input_size(), s.augment);
   DataLoader train_loader(data.train, pipes.train,
                           LoaderOptions().batch_size(s.batch_size).workers(static_cast<int>(s.workers)).seed(seed));
   DataLoader val_loader(data.validation, pipes.eval, LoaderOptions().batch_size(256).shuffle(false).workers(1));
@@ -139,7 +140,7 @@ int fit(const Settings& s, const cli::OptionTable& table, const Checkpoint* resu
   CurvesPlotter curves((std::filesystem::path(s.out) / "curves.png").string());
   trainer.add_callback(notes).add_callback(progress).add_callback(csv).add_callback(curves);
   if (resume) trainer.resume(*resume);
-  std::cout << "AlexNet '" << config.name << "': " << net.parameter_count() << " parameters; " << data.train.size()
+  std::cout << "AlexNet '" << config.name() << "': " << net.parameter_count() << " parameters; " << data.train.size()
             << " training / " << data.validation.size() << " validation / " << data.test.size() << " test images; "
             << num_threads() << " threads\nrecipe: " << optimizer->type_name() << ", " << schedule->describe()
             << ", batch " << s.batch_size << ", weight decay " << s.weight_decay << ", augmentation "
@@ -153,7 +154,7 @@ int fit(const Settings& s, const cli::OptionTable& table, const Checkpoint* resu
     return 130;
   }
   std::ostringstream report;
-  write_test_report(report, trainer, config, objective.describe(), data.test, s.max_batches * 256);
+  write_test_report(report, trainer, config, objective.describe(), data.test, options.max_batches());
   std::ofstream((std::filesystem::path(s.out) / "report.txt").string()) << report.str();
   std::cout << "\n" << report.str() << "\nwrote " << s.out
             << "/{metrics.csv, timing.csv, curves.png, last.ckpt, best.ckpt, report.txt}\n";

@@ -55,7 +55,7 @@ TEST(Allocations, SteadyStateCifarHalfStepWithSgd) {
 }
 
 TEST(Allocations, SteadyStateCifarStepWithAdam) {
-  auto net = make_alexnet<float>(AlexNetConfig::named("cifar").with_groups(2), 1);
+  auto net = make_alexnet<float>(AlexNetConfig::named("cifar").groups(2), 1);
   Adam<float> adam(net.parameters(), AdamOptions(1e-4));
   EXPECT_EQ(allocations_in_steps(net, adam, nullptr, 4, 32), 0);
 }

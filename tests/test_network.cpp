@@ -76,7 +76,7 @@ TEST(AlexNet, PaperLayerOrder) {
 }
 
 TEST(AlexNet, TwoTowersGroupConv2Conv4Conv5) {
-  auto net = make_alexnet<float>(AlexNetConfig::named("paper").with_groups(2));
+  auto net = make_alexnet<float>(AlexNetConfig::named("paper").groups(2));
   EXPECT_EQ(net.parameter_count(), 60965224);
   EXPECT_EQ(params_of(net, "conv1"), 34944);
   EXPECT_EQ(params_of(net, "conv2"), 307456);
@@ -99,16 +99,16 @@ TEST(AlexNet, CifarConfigurations) {
 
   auto half = make_alexnet<float>(AlexNetConfig::named("cifar-half"));
   EXPECT_EQ(half.parameter_count(), 1472426);
-  EXPECT_EQ(make_alexnet<float>(AlexNetConfig::named("cifar").with_width(0.5)).parameter_count(), 1472426);
+  EXPECT_EQ(make_alexnet<float>(AlexNetConfig::named("cifar").width(0.5)).parameter_count(), 1472426);
 
-  auto hundred = make_alexnet<float>(AlexNetConfig::named("cifar").with_classes(100));
+  auto hundred = make_alexnet<float>(AlexNetConfig::named("cifar").classes(100));
   EXPECT_EQ(hundred.parameter_count(), 5871434 - 10250 + 1024 * 100 + 100);
 }
 
 TEST(AlexNet, ConfigurationTextRoundTrips) {
-  AlexNetConfig c = AlexNetConfig::named("cifar").with_classes(100).with_width(0.75).with_groups(2).with_init(
+  AlexNetConfig c = AlexNetConfig::named("cifar").classes(100).width(0.75).groups(2).init(
       AlexNetInit::He);
-  c.lrn.convention(LrnConvention::AlphaOverN).alpha(5e-4);
+  c.lrn(LocalResponseNormOptions(c.lrn()).convention(LrnConvention::AlphaOverN).alpha(5e-4));
   const AlexNetConfig back = AlexNetConfig::parse(c.str());
   EXPECT_EQ(back.str(), c.str());
   EXPECT_EQ(make_alexnet<float>(back).architecture(), make_alexnet<float>(c).architecture());
@@ -123,7 +123,7 @@ TEST(AlexNet, UnknownConfigurationListsTheValidNames) {
   } catch (const std::invalid_argument& e) {
     EXPECT_NE(std::string(e.what()).find("paper, cifar, cifar-half"), std::string::npos) << e.what();
   }
-  EXPECT_THROW(make_alexnet<float>(AlexNetConfig::named("cifar").with_classes(0)), std::invalid_argument);
+  EXPECT_THROW(make_alexnet<float>(AlexNetConfig::named("cifar").classes(0)), std::invalid_argument);
 }
 
 TEST(AlexNet, PaperInitialisation) {
@@ -143,7 +143,7 @@ TEST(AlexNet, PaperInitialisation) {
 }
 
 TEST(AlexNet, HeInitialisationAndSeeding) {
-  auto he = make_alexnet<float>(AlexNetConfig::named("cifar").with_init(AlexNetInit::He), 1);
+  auto he = make_alexnet<float>(AlexNetConfig::named("cifar").init(AlexNetInit::He), 1);
   const auto p = he.parameters()[2];  // conv2.weight, fan-in 64 * 25
   ASSERT_EQ(p.name, "conv2.weight");
   const double std2 = std::sqrt(p.values().cast<double>().array().square().mean());

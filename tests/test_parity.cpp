@@ -139,7 +139,7 @@ void check_network(const std::string& name, Index batch) {
   auto net = make_alexnet<double>(config, 1);
   fill_parameters(net.parameters());
   net.eval();
-  Tensor<double> x(batch, 3, config.input_size, config.input_size);
+  Tensor<double> x(batch, 3, config.input_size(), config.input_size());
   fill_formula(x.data(), x.size(), 0, 1.0);
   net.zero_grad();
   const Tensor<double>& y = net.forward(x);
@@ -197,7 +197,7 @@ TEST(TorchvisionConfig, ShapesAndParameterCount) {
                                           "conv4", "relu4", "conv5", "relu5", "pool5", "avgpool", "flatten", "drop6",
                                           "fc6", "relu6", "drop7", "fc7", "relu7", "fc8"};
   EXPECT_EQ(names, expected);
-  EXPECT_EQ(AlexNetConfig::parse(AlexNetConfig::named("torchvision").str()).adaptive_pool, 6);
+  EXPECT_EQ(AlexNetConfig::parse(AlexNetConfig::named("torchvision").str()).adaptive_pool().value_or(0), 6);
 }
 
 }  // namespace

@@ -223,7 +223,7 @@ TEST(Trainer, RefusesBadOptionsAndForeignPositions) {
 // A trainer checkpoint with the entries the trainer example adds becomes a classifier.
 TEST(Classifier, LoadsACheckpointAndPredictsTopK) {
   TempDir dir;
-  const AlexNetConfig config = AlexNetConfig::named("cifar").with_width(0.0625).with_classes(3);
+  const AlexNetConfig config = AlexNetConfig::named("cifar").width(0.0625).classes(3);
   auto net = make_alexnet<float>(config, 4);
   Checkpoint c;
   save_training_state(c, net);

@@ -156,7 +156,7 @@ TEST(Schedules, OneCycleFollowsItsFormula) {
 }
 
 TEST(Schedules, TrainStepAppliesScheduledRateAndMomentum) {
-  auto net = make_alexnet<float>(AlexNetConfig::named("cifar").with_width(0.25), 1);
+  auto net = make_alexnet<float>(AlexNetConfig::named("cifar").width(0.25), 1);
   Sgd<float> sgd(net.parameters(), SgdOptions(1.0).momentum(0.5));
   OneCycleLR schedule(OneCycleLROptions(0.02, 10));
   SoftmaxCrossEntropy<float> loss;
@@ -173,8 +173,8 @@ TEST(Schedules, TrainStepAppliesScheduledRateAndMomentum) {
 
 // A quarter-width CIFAR AlexNet on 16 x 16 inputs: the same eight layers, small enough for a test.
 AlexNetConfig tiny_config() {
-  AlexNetConfig c = AlexNetConfig::named("cifar").with_width(0.25).with_init(AlexNetInit::He);
-  c.input_size = 16;
+  AlexNetConfig c = AlexNetConfig::named("cifar").width(0.25).init(AlexNetInit::He);
+  c.input_size(16);
   return c;
 }
 
@@ -374,7 +374,7 @@ TEST(Checkpoint, DifferentConfigurationIsRefusedAndLeavesTheNetworkUntouched) {
   c.save(dir.file("a.ckpt"));
 
   AlexNetConfig wider = tiny_config();
-  wider.width = 0.5;
+  wider.width(0.5);
   auto other = make_alexnet<float>(wider, 2);
   const auto before = all_values(other);
   const std::string what = checkpoint_error([&] { restore_training_state(Checkpoint::load(dir.file("a.ckpt")), other); });
@@ -403,7 +403,7 @@ TEST(Checkpoint, StructureNamesTheSettingThatDiffers) {
             std::string::npos)
       << c.text("structure");
   AlexNetConfig other = tiny_config();
-  other.lrn.alpha(2e-4);
+  other.lrn(LocalResponseNormOptions(other.lrn()).alpha(2e-4));
   auto different = make_alexnet<float>(other, 1);
   const std::string what = checkpoint_error([&] { restore_training_state(c, different); });
   EXPECT_NE(what.find("layer 3 (lrn1) has alpha=1e-04 in the checkpoint but alpha=2e-04 here"), std::string::npos)
@@ -433,7 +433,7 @@ TEST(Checkpoint, ReadsCheckpointsOfTheFirstFormat) {
   for (std::size_t i = 0; i < expected.size(); ++i) EXPECT_NEAR(logits.data()[i], expected[i], 1e-5f) << i;
   // Layer names are still checked for such files.
   AlexNetConfig other = config;
-  other.use_lrn = false;
+  other.use_lrn(false);
   auto without_lrn = make_alexnet<float>(other, 1);
   EXPECT_NE(checkpoint_error([&] { restore_training_state(c, without_lrn); }).find("layer 3 is lrn1 in the checkpoint"),
             std::string::npos);

@@ -25,6 +25,7 @@
 #include <cmath>
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <sstream>
 #include <string>
 
@@ -53,69 +54,77 @@ struct AlexNetConvSpec {
   bool grouped;  ///< split into `groups` towers (conv2, conv4, conv5 in the paper)
 };
 
-struct AlexNetConfig {
-  std::string name = "paper";
-  Index input_size = 227;  ///< square input, 3 channels
-  std::array<AlexNetConvSpec, 5> conv{{{96, 11, 4, 0, false},
-                                       {256, 5, 1, 2, true},
-                                       {384, 3, 1, 1, false},
-                                       {384, 3, 1, 1, true},
-                                       {256, 3, 1, 1, true}}};
-  Index fc_width = 4096;
-  Index classes = 1000;
-  Index groups = 1;  ///< 2 reproduces the paper's two GPUs
-  double width = 1.0;  ///< multiplies every conv and fc width
-  double dropout = 0.5;
-  LocalResponseNormOptions lrn = LocalResponseNormOptions();  // the paper's constants and convention
-  AlexNetInit init = AlexNetInit::Paper;
-  // Structure, fixed by the configuration's name (so not part of str()):
-  bool use_lrn = true;        ///< LRN after conv1 and conv2
-  Index adaptive_pool = 0;    ///< > 0: average-pool the features to this square size before fc6
-  bool dropout_first = false; ///< dropout before fc6 and fc7 (torchvision) instead of after their ReLUs
-
-  /// The named configurations: "paper", "cifar", "cifar-half".
+/// Which AlexNet: a named configuration (named()) with the settings a user may change, set
+/// with chainable setters and read with getters, as every options struct of the library.
+class AlexNetConfig {
+ public:
+  /// The named configurations: "paper", "cifar", "cifar-half", "torchvision".
   static AlexNetConfig named(const std::string& config_name) {
     AlexNetConfig c;
     if (config_name == "paper") return c;
     if (config_name == "cifar" || config_name == "cifar-half") {
-      c.name = config_name;
-      c.input_size = 32;
-      c.conv = {{{64, 5, 1, 2, false},
-                 {192, 5, 1, 2, true},
-                 {384, 3, 1, 1, false},
-                 {256, 3, 1, 1, true},
-                 {256, 3, 1, 1, true}}};
-      c.fc_width = 1024;
-      c.classes = 10;
-      if (config_name == "cifar-half") c.width = 0.5;
+      c.name_ = config_name;
+      c.input_size_ = 32;
+      c.conv_ = {{{64, 5, 1, 2, false},
+                  {192, 5, 1, 2, true},
+                  {384, 3, 1, 1, false},
+                  {256, 3, 1, 1, true},
+                  {256, 3, 1, 1, true}}};
+      c.fc_width_ = 1024;
+      c.classes_ = 10;
+      if (config_name == "cifar-half") c.width_ = 0.5;
       return c;
     }
     if (config_name == "torchvision") {
-      c.name = config_name;
-      c.input_size = 224;
-      c.conv = {{{64, 11, 4, 2, false},
-                 {192, 5, 1, 2, false},
-                 {384, 3, 1, 1, false},
-                 {256, 3, 1, 1, false},
-                 {256, 3, 1, 1, false}}};
-      c.use_lrn = false;
-      c.adaptive_pool = 6;
-      c.dropout_first = true;
+      c.name_ = config_name;
+      c.input_size_ = 224;
+      c.conv_ = {{{64, 11, 4, 2, false},
+                  {192, 5, 1, 2, false},
+                  {384, 3, 1, 1, false},
+                  {256, 3, 1, 1, false},
+                  {256, 3, 1, 1, false}}};
+      c.use_lrn_ = false;
+      c.adaptive_pool_ = 6;
+      c.dropout_first_ = true;
       return c;
     }
     throw std::invalid_argument("AlexNet: unknown configuration '" + config_name +
                                 "'; valid names are paper, cifar, cifar-half, torchvision");
   }
 
-  AlexNetConfig& with_classes(Index v) { classes = v; return *this; }
-  AlexNetConfig& with_groups(Index v) { groups = v; return *this; }
-  AlexNetConfig& with_width(double v) { width = v; return *this; }
-  AlexNetConfig& with_init(AlexNetInit v) { init = v; return *this; }
+  AlexNetConfig& classes(Index v) { classes_ = v; return *this; }
+  /// 2 reproduces the paper's two GPUs (conv2, conv4, conv5 split into two towers).
+  AlexNetConfig& groups(Index v) { groups_ = v; return *this; }
+  /// Multiplies every conv and fc width (cifar-half is cifar at 0.5).
+  AlexNetConfig& width(double v) { width_ = v; return *this; }
+  AlexNetConfig& dropout(double v) { dropout_ = v; return *this; }
+  AlexNetConfig& init(AlexNetInit v) { init_ = v; return *this; }
+  /// The side of the square input, 3 channels.
+  AlexNetConfig& input_size(Index v) { input_size_ = v; return *this; }
+  AlexNetConfig& lrn(const LocalResponseNormOptions& v) { lrn_ = v; return *this; }
+  /// LRN after conv1 and conv2 (the paper's; torchvision's variant has none).
+  AlexNetConfig& use_lrn(bool v) { use_lrn_ = v; return *this; }
+
+  const std::string& name() const { return name_; }
+  Index input_size() const { return input_size_; }
+  const std::array<AlexNetConvSpec, 5>& conv() const { return conv_; }
+  Index fc_width() const { return fc_width_; }
+  Index classes() const { return classes_; }
+  Index groups() const { return groups_; }
+  double width() const { return width_; }
+  double dropout() const { return dropout_; }
+  const LocalResponseNormOptions& lrn() const { return lrn_; }
+  AlexNetInit init() const { return init_; }
+  bool use_lrn() const { return use_lrn_; }
+  /// Average-pool the features to this square size before fc6 (torchvision); unset: no pooling.
+  std::optional<Index> adaptive_pool() const { return adaptive_pool_; }
+  /// Dropout before fc6 and fc7 (torchvision) instead of after their ReLUs.
+  bool dropout_first() const { return dropout_first_; }
 
   /// A width after the multiplier, rounded, kept a multiple of `groups`.
   Index scaled(Index base) const {
-    const Index g = std::max<Index>(groups, 1);
-    const Index v = static_cast<Index>(std::llround(static_cast<double>(base) * width));
+    const Index g = std::max<Index>(groups_, 1);
+    const Index v = static_cast<Index>(std::llround(static_cast<double>(base) * width_));
     return std::max<Index>(g, (v + g - 1) / g * g);
   }
 
@@ -138,24 +147,24 @@ struct AlexNetConfig {
     };
     try {
       AlexNetConfig c = named(take("name"));
-      c.input_size = std::stol(take("input"));
-      c.classes = std::stol(take("classes"));
-      c.groups = std::stol(take("groups"));
-      c.width = std::stod(take("width"));
-      c.dropout = std::stod(take("dropout"));
+      c.input_size_ = std::stol(take("input"));
+      c.classes_ = std::stol(take("classes"));
+      c.groups_ = std::stol(take("groups"));
+      c.width_ = std::stod(take("width"));
+      c.dropout_ = std::stod(take("dropout"));
       const std::string init = take("init");
       if (init != "he" && init != "paper") throw std::invalid_argument("init '" + init + "'");
-      c.init = init == "he" ? AlexNetInit::He : AlexNetInit::Paper;
+      c.init_ = init == "he" ? AlexNetInit::He : AlexNetInit::Paper;
       std::istringstream lrn(take("lrn"));
       std::string part[5];
       for (auto& p : part) {
         if (!std::getline(lrn, p, ',')) throw std::invalid_argument("lrn '" + take("lrn") + "'");
       }
-      c.lrn = LocalResponseNormOptions(std::stol(part[0]))
-                  .alpha(std::stod(part[1]))
-                  .beta(std::stod(part[2]))
-                  .k(std::stod(part[3]))
-                  .convention(part[4] == "paper" ? LrnConvention::Paper : LrnConvention::AlphaOverN);
+      c.lrn_ = LocalResponseNormOptions(std::stol(part[0]))
+                   .alpha(std::stod(part[1]))
+                   .beta(std::stod(part[2]))
+                   .k(std::stod(part[3]))
+                   .convention(part[4] == "paper" ? LrnConvention::Paper : LrnConvention::AlphaOverN);
       return c;
     } catch (const std::logic_error& e) {  // stol/stod failures and the throws above
       throw std::invalid_argument("AlexNetConfig::parse: cannot read '" + text + "': " + e.what());
@@ -166,21 +175,41 @@ struct AlexNetConfig {
   std::string str() const {
     std::ostringstream out;
     out.precision(12);
-    out << "name=" << name << " input=" << input_size << " classes=" << classes << " groups=" << groups
-        << " width=" << width << " dropout=" << dropout << " init=" << (init == AlexNetInit::He ? "he" : "paper")
-        << " lrn=" << lrn.size() << "," << lrn.alpha() << "," << lrn.beta() << "," << lrn.k() << ","
-        << to_string(lrn.convention());
+    out << "name=" << name_ << " input=" << input_size_ << " classes=" << classes_ << " groups=" << groups_
+        << " width=" << width_ << " dropout=" << dropout_ << " init=" << (init_ == AlexNetInit::He ? "he" : "paper")
+        << " lrn=" << lrn_.size() << "," << lrn_.alpha() << "," << lrn_.beta() << "," << lrn_.k() << ","
+        << to_string(lrn_.convention());
     return out.str();
   }
+
+ private:
+  std::string name_ = "paper";
+  Index input_size_ = 227;
+  std::array<AlexNetConvSpec, 5> conv_{{{96, 11, 4, 0, false},
+                                        {256, 5, 1, 2, true},
+                                        {384, 3, 1, 1, false},
+                                        {384, 3, 1, 1, true},
+                                        {256, 3, 1, 1, true}}};
+  Index fc_width_ = 4096;
+  Index classes_ = 1000;
+  Index groups_ = 1;
+  double width_ = 1.0;
+  double dropout_ = 0.5;
+  LocalResponseNormOptions lrn_ = LocalResponseNormOptions();  // the paper's constants and convention
+  AlexNetInit init_ = AlexNetInit::Paper;
+  // Structure, fixed by the configuration's name (so not part of str()):
+  bool use_lrn_ = true;
+  std::optional<Index> adaptive_pool_;
+  bool dropout_first_ = false;
 };
 
 namespace detail {
 inline void alexnet_validate(const AlexNetConfig& c) {
-  const std::string where = "AlexNet(" + c.name + ")";
-  require_option(c.classes >= 1, where, "classes", ">= 1", c.classes);
-  require_option(c.groups >= 1, where, "groups", ">= 1", c.groups);
-  require_option(c.width > 0, where, "width", "> 0", c.width);
-  require_option(c.input_size >= 1, where, "input_size", ">= 1", c.input_size);
+  const std::string where = "AlexNet(" + c.name() + ")";
+  require_option(c.classes() >= 1, where, "classes", ">= 1", c.classes());
+  require_option(c.groups() >= 1, where, "groups", ">= 1", c.groups());
+  require_option(c.width() > 0, where, "width", "> 0", c.width());
+  require_option(c.input_size() >= 1, where, "input_size", ">= 1", c.input_size());
 }
 }  // namespace detail
 
@@ -191,37 +220,35 @@ Sequential<T> make_alexnet(const AlexNetConfig& config, std::uint64_t seed = 0) 
   Sequential<T> net;
   Index channels = 3;
   for (int i = 0; i < 5; ++i) {
-    const AlexNetConvSpec& s = config.conv[static_cast<std::size_t>(i)];
+    const AlexNetConvSpec& s = config.conv()[static_cast<std::size_t>(i)];
     const std::string n = std::to_string(i + 1);
     const Index out = config.scaled(s.channels);
     net.template add<Conv2d<T>>("conv" + n, Conv2dOptions(channels, out, s.kernel)
                                                  .stride(s.stride)
                                                  .padding(s.padding)
-                                                 .groups(s.grouped ? config.groups : 1));
+                                                 .groups(s.grouped ? config.groups() : 1));
     net.template add<ReLU<T>>("relu" + n);
-    if (i < 2 && config.use_lrn) net.template add<LocalResponseNorm<T>>("lrn" + n, config.lrn);
+    if (i < 2 && config.use_lrn()) net.template add<LocalResponseNorm<T>>("lrn" + n, config.lrn());
     if (i < 2 || i == 4) net.template add<MaxPool2d<T>>("pool" + n, MaxPool2dOptions(3).stride(2));
     channels = out;
   }
-  if (config.adaptive_pool > 0) {
-    net.template add<AdaptiveAvgPool2d<T>>("avgpool", config.adaptive_pool, config.adaptive_pool);
-  }
-  const Shape features = net.output_shape(Shape{1, 3, config.input_size, config.input_size});
+  if (const auto side = config.adaptive_pool()) net.template add<AdaptiveAvgPool2d<T>>("avgpool", *side, *side);
+  const Shape features = net.output_shape(Shape{1, 3, config.input_size(), config.input_size()});
   net.template add<Flatten<T>>("flatten");
-  const Index fc = config.scaled(config.fc_width);
+  const Index fc = config.scaled(config.fc_width());
   Index in = features.per_sample();
   for (int k = 6; k <= 7; ++k) {
     const std::string n = std::to_string(k);
     auto dropout = [&] {
-      net.template add<Dropout<T>>("drop" + n, DropoutOptions(config.dropout).seed(detail::mix64(seed + k)));
+      net.template add<Dropout<T>>("drop" + n, DropoutOptions(config.dropout()).seed(detail::mix64(seed + k)));
     };
-    if (config.dropout_first) dropout();
+    if (config.dropout_first()) dropout();
     net.template add<Dense<T>>("fc" + n, DenseOptions(in, fc));
     net.template add<ReLU<T>>("relu" + n);
-    if (!config.dropout_first) dropout();
+    if (!config.dropout_first()) dropout();
     in = fc;
   }
-  net.template add<Dense<T>>("fc8", DenseOptions(fc, config.classes));
+  net.template add<Dense<T>>("fc8", DenseOptions(fc, config.classes()));
 
   // Initialisation, layer by layer in order, from one stream.
   Rng rng(seed);
@@ -231,14 +258,14 @@ Sequential<T> make_alexnet(const AlexNetConfig& config, std::uint64_t seed = 0) 
     const bool bias_one = name == "conv2" || name == "conv4" || name == "conv5" || name == "fc6" || name == "fc7";
     for (auto& p : layer.parameters()) {
       if (p.name == "bias") {
-        const T value = (config.init == AlexNetInit::Paper && bias_one) ? T(1) : T(0);
+        const T value = (config.init() == AlexNetInit::Paper && bias_one) ? T(1) : T(0);
         p.values().setConstant(value);
         continue;
       }
       Index fan_in = 1;
       for (std::size_t d = 1; d < p.shape.size(); ++d) fan_in *= p.shape[d];
       const double stddev =
-          config.init == AlexNetInit::Paper ? 0.01 : std::sqrt(2.0 / static_cast<double>(fan_in));
+          config.init() == AlexNetInit::Paper ? 0.01 : std::sqrt(2.0 / static_cast<double>(fan_in));
       for (Index k = 0; k < p.size; ++k) p.value[k] = static_cast<T>(rng.normal(0.0, stddev));
     }
   }

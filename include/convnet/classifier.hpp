@@ -18,6 +18,7 @@
 #include <cstdio>
 #include <iomanip>
 #include <numeric>
+#include <optional>
 #include <ostream>
 #include <sstream>
 #include <string>
@@ -105,7 +106,7 @@ class Classifier {
     for (std::string line; std::getline(lines, line);) {
       if (!line.empty()) names.push_back(line);
     }
-    return Classifier(std::move(net), config.input_size, std::move(stats), std::move(names));
+    return Classifier(std::move(net), config.input_size(), std::move(stats), std::move(names));
   }
 
   Index input_size() const { return input_size_; }
@@ -177,11 +178,12 @@ class Classifier {
     return out;
   }
 
-  /// Top-1, top-5, loss and confusion matrix over every picture of `data`
-  /// (its labels must be < classes()).
-  ClassificationReport evaluate(const Dataset& data, bool ten_crop = false, Index max_pictures = 0) {
+  /// Top-1, top-5, loss and confusion matrix over the pictures of `data` (all, or the
+  /// first `max_pictures`); its labels must be < classes().
+  ClassificationReport evaluate(const Dataset& data, bool ten_crop = false,
+                                std::optional<Index> max_pictures = std::nullopt) {
     ClassificationReport report{ClassificationMetrics(), ConfusionMatrix(classes_), names_};
-    const Index total = max_pictures > 0 ? std::min(max_pictures, data.size()) : data.size();
+    const Index total = max_pictures ? std::clamp<Index>(*max_pictures, 0, data.size()) : data.size();
     const Index chunk = 500;
     std::vector<Image> pictures;
     std::vector<int> labels;
@@ -209,6 +211,7 @@ class Classifier {
 
   void add_to_report(ClassificationReport& report, const std::vector<std::vector<double>>& probs,
                      const std::vector<int>& labels) const {
+    if (probs.empty()) return;
     Tensor<float> scores(static_cast<Index>(probs.size()), classes_, 1, 1);
     double loss = 0;
     for (std::size_t i = 0; i < probs.size(); ++i) {

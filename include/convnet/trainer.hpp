@@ -349,9 +349,8 @@ class Trainer {
     ClassificationMetrics val;
     if (validation) {
       validation->start_epoch(0);
-      const Index limit = opt_.max_batches().value_or(0);
-      val = objective_ ? evaluate(net_, *validation, nullptr, limit, objective_)
-                       : evaluate(net_, *validation, nullptr, limit, loss_);
+      val = objective_ ? evaluate(net_, *validation, nullptr, opt_.max_batches(), objective_)
+                       : evaluate(net_, *validation, nullptr, opt_.max_batches(), loss_);
     }
     EpochRecord record{static_cast<int>(position_.epoch + 1), partial_.loss / partial_.count,
                        partial_.correct / partial_.count, val.loss(), val.top1_accuracy(),

@@ -9,6 +9,7 @@
 #include <stdexcept>
 #include <string>
 #include <type_traits>
+#include <optional>
 #include <vector>
 
 #include "data/loader.hpp"
@@ -134,13 +135,13 @@ namespace detail {
 /// evaluate() over a loader with `value(logits, labels)` as the loss.
 template <class T, class Value>
 ClassificationMetrics evaluate_loader(Sequential<T>& net, DataLoader& loader, ConfusionMatrix* confusion,
-                                      Index max_batches, const Value& value) {
+                                      std::optional<Index> max_batches, const Value& value) {
   const bool was_training = net.training();
   net.eval();
   ClassificationMetrics metrics;
   Tensor<T> converted;
   Index done = 0;
-  while (const Batch* batch = (max_batches > 0 && done >= max_batches) ? nullptr : loader.next()) {
+  while (const Batch* batch = (max_batches && done >= *max_batches) ? nullptr : loader.next()) {
     ++done;
     const Tensor<T>* input;
     if constexpr (std::is_same<T, float>::value) {
@@ -159,12 +160,12 @@ ClassificationMetrics evaluate_loader(Sequential<T>& net, DataLoader& loader, Co
 }  // namespace detail
 
 /// Loss, top-1 and top-5 over the batches of an epoch of `loader` (call
-/// start_epoch first; at most `max_batches` of them when that is positive),
+/// start_epoch first; at most `max_batches` of them when that is given),
 /// in evaluation mode; fills `confusion` when given. The loss is the
 /// objective's when one is given, else the cross-entropy.
 template <class T>
 ClassificationMetrics evaluate(Sequential<T>& net, DataLoader& loader, ConfusionMatrix* confusion = nullptr,
-                               Index max_batches = 0, Objective<T>* objective = nullptr) {
+                               std::optional<Index> max_batches = std::nullopt, Objective<T>* objective = nullptr) {
   SoftmaxCrossEntropy<T> cross_entropy;
   return detail::evaluate_loader(net, loader, confusion, max_batches,
                                  [&](const Tensor<T>& logits, const std::vector<int>& labels) {
@@ -175,8 +176,8 @@ ClassificationMetrics evaluate(Sequential<T>& net, DataLoader& loader, Confusion
 
 /// The same with `loss` (a loss on the logits) as the loss.
 template <class T>
-ClassificationMetrics evaluate(Sequential<T>& net, DataLoader& loader, ConfusionMatrix* confusion, Index max_batches,
-                               Loss<T>* loss) {
+ClassificationMetrics evaluate(Sequential<T>& net, DataLoader& loader, ConfusionMatrix* confusion,
+                               std::optional<Index> max_batches, Loss<T>* loss) {
   if (!loss) return evaluate(net, loader, confusion, max_batches);
   return detail::evaluate_loader(net, loader, confusion, max_batches,
                                  [&](const Tensor<T>& logits, const std::vector<int>& labels) {
