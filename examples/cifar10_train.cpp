@@ -18,7 +18,6 @@
 namespace {
 
 using namespace convnet;
-
 Trainer<float>* running = nullptr;  // what Ctrl-C stops
 extern "C" void on_sigint(int) { if (running) running->request_stop(); }
 

@@ -5,6 +5,7 @@
 // runtime's. It is a separate executable so the counting cannot disturb the
 // other tests.
 #include <gtest/gtest.h>
+#include <omp.h>
 
 #include <convnet/alexnet.hpp>
 #include <convnet/optim/adam.hpp>
@@ -21,6 +22,7 @@ using namespace convnet;
 // plain cross-entropy).
 long allocations_in_steps(Sequential<float>& net, Optimizer<float>& optimizer, LrSchedule* schedule, Index batch,
                           Index side, Objective<float>* objective = nullptr) {
+  omp_set_dynamic(0);  // a runtime free to resize teams (OMP_DYNAMIC=true) could change what is counted
   Tensor<float> images(batch, 3, side, side);
   images.setRandom();
   std::vector<int> labels(static_cast<std::size_t>(batch));
