@@ -371,6 +371,28 @@ TEST(ImageFolder, DecodesFormatsConvertsToRgbAndReportsBadFiles) {
   EXPECT_NE(data_error([&] { decode_image(dir / "nothing.png"); }).find("no such file"), std::string::npos);
 }
 
+// Hidden entries (".ipynb_checkpoints", ".DS_Store") are neither classes nor
+// pictures, and a folder with no readable picture is refused, not accepted empty.
+TEST(ImageFolder, HiddenEntriesAreLeftOutAndAnEmptyFolderIsRefused) {
+  TempDir dir;
+  fs::create_directories(dir.path / "cats");
+  fs::create_directories(dir.path / ".ipynb_checkpoints");
+  write_png(dir / "cats/a.png", 2, 2, std::vector<std::uint8_t>(12, 7));
+  write_png(dir / ".ipynb_checkpoints/b.png", 2, 2, std::vector<std::uint8_t>(12, 7));
+  std::ofstream(dir / "cats/.DS_Store") << "not a picture";
+  ImageFolderDataset folder(dir.path.string());
+  EXPECT_EQ(folder.class_names(), (std::vector<std::string>{"cats"}));
+  EXPECT_EQ(folder.size(), 1);
+  EXPECT_TRUE(folder.skipped().empty());
+
+  TempDir broken;
+  fs::create_directories(broken.path / "cats");
+  std::ofstream(broken / "cats/a.png") << "not a png";
+  const std::string what = data_error([&] { ImageFolderDataset(broken.path.string()); });
+  EXPECT_NE(what.find("has no readable picture (1 files skipped, the first: cannot decode image"), std::string::npos)
+      << what;
+}
+
 TEST(ImageFolder, HostileHeaderIsRefusedBeforeDecoding) {
   TempDir dir;
   // A PPM header claiming 100000 x 100000 pixels and no data.

@@ -98,6 +98,27 @@ TEST(Examples, TrainerExplainsMissingDataAndBadFlags) {
   EXPECT_EQ(unwritable.output.find("epoch 1/"), std::string::npos) << unwritable.output;
 }
 
+// --download runs curl from an argument vector: a folder name with a quote and
+// a semicolon is a name, not a command. A stand-in curl records its arguments
+// and fails, so nothing is fetched.
+TEST(Examples, DownloadPassesTheFolderToCurlWithoutAShell) {
+  TempDir dir;
+  fs::create_directories(dir / "bin");
+  {
+    std::ofstream curl(dir / "bin/curl");
+    curl << "#!/bin/sh\nprintf '%s\\n' \"$@\" > " << (dir / "args.txt") << "\nexit 1\n";
+  }
+  fs::permissions(dir / "bin/curl", fs::perms::owner_all);
+  const std::string hostile = dir / "x'; touch pwned; echo '";
+  const Result r = run("cd " + dir.path.string() + " && PATH=" + (dir / "bin") + ":$PATH " + kTrain + " --download --data \"" +
+                       hostile + "/cifar\" --out " + (dir / "out"));
+  EXPECT_EQ(r.status, 1) << r.output;
+  EXPECT_NE(r.output.find("download failed (curl)"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(dir / "pwned"));
+  EXPECT_NE(read(dir / "args.txt").find(hostile + "/cifar-10-binary.tar.gz\n"), std::string::npos)
+      << read(dir / "args.txt");
+}
+
 TEST(Examples, TrainerTakesEveryLossAndRecordsItInTheCheckpoint) {
   TempDir dir;
   convnet::testing::write_cifar(dir / "cifar", 60);

@@ -408,6 +408,17 @@ TEST(OptionErrors, InvalidOptionsNameTheOptionAndValue) {
   expect_option_error([] { set_num_threads(0); }, "thread count", "0");
 }
 
+// Absurd sizes are refused at construction, before a product overflows or an allocation is tried.
+TEST(LayerOptions, SizesThatCannotBeHeldAreRefusedUpFront) {
+  expect_option_error([] { Conv2d<float>(Conv2dOptions(100000, 100000, 11)); },
+                      "out_channels x in_channels / groups x kernel_size^2", "1.21e+12");
+  expect_option_error([] { Dense<float>(DenseOptions(Index{1} << 20, Index{1} << 20)); }, "out_features x in_features",
+                      "1.09951e+12");
+  MaxPool2d<float> pool(MaxPool2dOptions(2));
+  EXPECT_THROW(pool.output_shape(Shape{1, 1, Index{1} << 16, Index{1} << 16}), ShapeError);  // a 2^32 plane
+  EXPECT_EQ(pool.output_shape(Shape{1, 1, 4, 4}), (Shape{1, 1, 2, 2}));
+}
+
 TEST(Threads, SetFromCode) {
   const int before = num_threads();
   set_num_threads(1);

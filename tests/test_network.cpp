@@ -16,6 +16,7 @@
 #include <convnet/version.hpp>
 
 #include <cmath>
+#include <locale>
 #include <sstream>
 #include <string>
 
@@ -114,6 +115,23 @@ TEST(AlexNet, ConfigurationTextRoundTrips) {
   EXPECT_EQ(make_alexnet<float>(back).architecture(), make_alexnet<float>(c).architecture());
   EXPECT_THROW(AlexNetConfig::parse("name=cifar input=32"), std::invalid_argument);
   EXPECT_THROW(AlexNetConfig::parse(c.str() + " junk"), std::invalid_argument);
+}
+
+// A host program with a comma as its decimal point must still write and read configurations.
+TEST(AlexNet, ConfigurationTextIgnoresTheProgramsLocale) {
+  struct Comma : std::numpunct<char> {
+    char do_decimal_point() const override { return ','; }
+  };
+  const std::locale before = std::locale::global(std::locale(std::locale::classic(), new Comma));
+  const AlexNetConfig c = AlexNetConfig::named("cifar").width(0.75);
+  const std::string text = c.str();
+  const AlexNetConfig back = AlexNetConfig::parse(text);
+  std::locale::global(before);
+  EXPECT_NE(text.find("width=0.75"), std::string::npos) << text;
+  EXPECT_EQ(back.width(), 0.75);
+  EXPECT_THROW(AlexNetConfig::parse("name=cifar input=32 classes=10 groups=1 width=0,75 dropout=0.5 init=he "
+                                    "lrn=5,0.0001,0.75,2,paper"),
+               std::invalid_argument);
 }
 
 TEST(AlexNet, UnknownConfigurationListsTheValidNames) {

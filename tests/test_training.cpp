@@ -3,6 +3,7 @@
 
 #include <convnet/alexnet.hpp>
 #include <convnet/checkpoint.hpp>
+#include <convnet/metrics.hpp>
 #include <convnet/optim/adam.hpp>
 #include <convnet/optim/schedules.hpp>
 #include <convnet/optim/sgd.hpp>
@@ -342,6 +343,34 @@ struct TrainingRun {
     order.set_state(c.u64s("order").at(0));
   }
 };
+
+// A caller that catches an error from evaluate() and carries on training must
+// find dropout on again: the mode comes back on every path.
+TEST(Evaluate, RestoresTheTrainingModeWhenItThrows) {
+  auto net = make_alexnet<float>(tiny_config(), 1);
+  net.train();
+  Tensor<float> wrong(2, 4, 16, 16);  // 4 channels: conv1 refuses them inside evaluate's forward
+  wrong.setZero();
+  EXPECT_THROW(evaluate(net, wrong, {0, 1}), ShapeError);
+  EXPECT_TRUE(net.training());
+  net.eval();
+  EXPECT_THROW(evaluate(net, wrong, {0, 1}), ShapeError);
+  EXPECT_FALSE(net.training());
+}
+
+TEST(Metrics, LabelsOutsideTheClassesAreRefusedBeforeIndexing) {
+  Tensor<float> scores(2, 3, 1, 1);
+  scores.setZero();
+  try {
+    top_k_correct(scores, {0, 7}, 1);
+    FAIL();
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("label 7 of sample 1 is outside [0, 3)"), std::string::npos) << e.what();
+  }
+  ConfusionMatrix confusion(3);
+  EXPECT_THROW(confusion.add(scores, {-1, 0}), std::invalid_argument);
+  EXPECT_EQ(confusion.count(0, 0), 0);  // nothing counted from the refused batch
+}
 
 TEST(Checkpoint, ResumeContinuesBitForBit) {
   const int threads = num_threads();

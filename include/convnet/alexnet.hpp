@@ -22,6 +22,8 @@
 #pragma once
 
 #include <array>
+#include <charconv>
+#include <locale>
 #include <cmath>
 #include <cstdint>
 #include <map>
@@ -53,6 +55,19 @@ struct AlexNetConvSpec {
   Index channels, kernel, stride, padding;
   bool grouped;  ///< split into `groups` towers (conv2, conv4, conv5 in the paper)
 };
+
+namespace detail {
+/// A whole number or a decimal from text, locale-free (std::from_chars), all of the text or an error.
+template <class N>
+N parse_number(const std::string& text) {
+  N value{};
+  const auto result = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (result.ec != std::errc() || result.ptr != text.data() + text.size()) {
+    throw std::invalid_argument("not a number: '" + text + "'");
+  }
+  return value;
+}
+}  // namespace detail
 
 /// Which AlexNet: a named configuration (named()) with the settings a user may change, set
 /// with chainable setters and read with getters, as every options struct of the library.
@@ -147,11 +162,11 @@ class AlexNetConfig {
     };
     try {
       AlexNetConfig c = named(take("name"));
-      c.input_size_ = std::stol(take("input"));
-      c.classes_ = std::stol(take("classes"));
-      c.groups_ = std::stol(take("groups"));
-      c.width_ = std::stod(take("width"));
-      c.dropout_ = std::stod(take("dropout"));
+      c.input_size_ = detail::parse_number<Index>(take("input"));
+      c.classes_ = detail::parse_number<Index>(take("classes"));
+      c.groups_ = detail::parse_number<Index>(take("groups"));
+      c.width_ = detail::parse_number<double>(take("width"));
+      c.dropout_ = detail::parse_number<double>(take("dropout"));
       const std::string init = take("init");
       if (init != "he" && init != "paper") throw std::invalid_argument("init '" + init + "'");
       c.init_ = init == "he" ? AlexNetInit::He : AlexNetInit::Paper;
@@ -160,13 +175,13 @@ class AlexNetConfig {
       for (auto& p : part) {
         if (!std::getline(lrn, p, ',')) throw std::invalid_argument("lrn '" + take("lrn") + "'");
       }
-      c.lrn_ = LocalResponseNormOptions(std::stol(part[0]))
-                   .alpha(std::stod(part[1]))
-                   .beta(std::stod(part[2]))
-                   .k(std::stod(part[3]))
+      c.lrn_ = LocalResponseNormOptions(detail::parse_number<Index>(part[0]))
+                   .alpha(detail::parse_number<double>(part[1]))
+                   .beta(detail::parse_number<double>(part[2]))
+                   .k(detail::parse_number<double>(part[3]))
                    .convention(part[4] == "paper" ? LrnConvention::Paper : LrnConvention::AlphaOverN);
       return c;
-    } catch (const std::logic_error& e) {  // stol/stod failures and the throws above
+    } catch (const std::logic_error& e) {  // unreadable numbers and the throws above
       throw std::invalid_argument("AlexNetConfig::parse: cannot read '" + text + "': " + e.what());
     }
   }
@@ -174,6 +189,7 @@ class AlexNetConfig {
   /// A one-line text form ("name=cifar classes=10 ..."), stored in checkpoints.
   std::string str() const {
     std::ostringstream out;
+    out.imbue(std::locale::classic());  // '.' as the decimal point whatever the program's locale
     out.precision(12);
     out << "name=" << name_ << " input=" << input_size_ << " classes=" << classes_ << " groups=" << groups_
         << " width=" << width_ << " dropout=" << dropout_ << " init=" << (init_ == AlexNetInit::He ? "he" : "paper")

@@ -3,12 +3,25 @@
 #pragma once
 
 #include <algorithm>
+#include <stdexcept>
 #include <vector>
 
 #include "errors.hpp"
 #include "tensor.hpp"
 
 namespace convnet {
+
+namespace detail {
+/// Refuses a label outside [0, classes) before anything indexes by it.
+inline void check_labels(const std::vector<int>& labels, Index classes, const char* where) {
+  for (std::size_t i = 0; i < labels.size(); ++i) {
+    if (labels[i] < 0 || labels[i] >= classes) {
+      throw std::invalid_argument(concat(where, ": label ", labels[i], " of sample ", i, " is outside [0, ", classes,
+                                         ")"));
+    }
+  }
+}
+}  // namespace detail
 
 /// Number of samples whose label is among the k highest scores (scores [N, classes, 1, 1],
 /// logits or probabilities). A tie with the label's score counts against it, so
@@ -19,6 +32,7 @@ Index top_k_correct(const Tensor<T>& scores, const std::vector<int>& labels, Ind
   if (static_cast<Index>(labels.size()) != s.n || s.h != 1 || s.w != 1) {
     throw ShapeError("top_k_correct", detail::concat("[", labels.size(), ", classes, 1, 1]"), s.str());
   }
+  detail::check_labels(labels, s.c, "top_k_correct");
   Index correct = 0;
   for (Index n = 0; n < s.n; ++n) {
     const T* row = scores.data() + n * s.c;
@@ -69,6 +83,7 @@ class ConfusionMatrix {
     if (s.c != classes_ || static_cast<Index>(labels.size()) != s.n) {
       throw ShapeError("ConfusionMatrix::add", detail::concat("[", labels.size(), ", ", classes_, ", 1, 1]"), s.str());
     }
+    detail::check_labels(labels, classes_, "ConfusionMatrix::add");
     for (Index n = 0; n < s.n; ++n) {
       const T* row = scores.data() + n * s.c;
       const Index predicted = static_cast<Index>(std::max_element(row, row + s.c) - row);

@@ -103,6 +103,22 @@ StepResult train_step(Sequential<T>& net, Objective<T>& objective, Optimizer<T>&
       [&] { objective.backward(net); });
 }
 
+namespace detail {
+/// Evaluation mode for as long as it lives; the network's own mode back on every path, exceptions included.
+template <class T>
+class EvaluationMode {
+ public:
+  explicit EvaluationMode(Sequential<T>& net) : net_(net), was_training_(net.training()) { net_.eval(); }
+  ~EvaluationMode() { net_.set_training(was_training_); }
+  EvaluationMode(const EvaluationMode&) = delete;
+  EvaluationMode& operator=(const EvaluationMode&) = delete;
+
+ private:
+  Sequential<T>& net_;
+  bool was_training_;
+};
+}  // namespace detail
+
 /// Loss, top-1 and top-5 over in-memory images [N, C, H, W] in evaluation
 /// mode (dropout off), batch by batch; the network's mode is restored after.
 template <class T>
@@ -113,8 +129,7 @@ ClassificationMetrics evaluate(Sequential<T>& net, const Tensor<T>& images, cons
     throw ShapeError("evaluate (labels)", detail::concat("[", s.n, "]"), detail::concat("[", labels.size(), "]"));
   }
   detail::require_option(batch_size >= 1, "evaluate", "batch_size", ">= 1", batch_size);
-  const bool was_training = net.training();
-  net.eval();
+  const detail::EvaluationMode<T> mode(net);
   SoftmaxCrossEntropy<T> loss;
   ClassificationMetrics metrics;
   Tensor<T> batch;
@@ -127,7 +142,6 @@ ClassificationMetrics evaluate(Sequential<T>& net, const Tensor<T>& images, cons
     const Tensor<T>& logits = net.forward(batch);
     metrics.add(static_cast<double>(loss.forward(logits, batch_labels)), logits, batch_labels);
   }
-  net.set_training(was_training);
   return metrics;
 }
 
@@ -136,8 +150,7 @@ namespace detail {
 template <class T, class Value>
 ClassificationMetrics evaluate_loader(Sequential<T>& net, DataLoader& loader, ConfusionMatrix* confusion,
                                       std::optional<Index> max_batches, const Value& value) {
-  const bool was_training = net.training();
-  net.eval();
+  const EvaluationMode<T> mode(net);
   ClassificationMetrics metrics;
   Tensor<T> converted;
   Index done = 0;
@@ -154,7 +167,6 @@ ClassificationMetrics evaluate_loader(Sequential<T>& net, DataLoader& loader, Co
     metrics.add(static_cast<double>(value(logits, batch->labels)), logits, batch->labels);
     if (confusion) confusion->add(logits, batch->labels);
   }
-  net.set_training(was_training);
   return metrics;
 }
 }  // namespace detail

@@ -45,19 +45,13 @@ class ImageFolderDataset : public Dataset {
     namespace fs = std::filesystem;
     std::error_code ec;
     if (!fs::is_directory(root, ec)) throw DataError("image folder " + root + " does not exist or is not a folder");
-    for (const auto& entry : fs::directory_iterator(root)) {
-      if (entry.is_directory()) class_names_.push_back(entry.path().filename().string());
-    }
-    std::sort(class_names_.begin(), class_names_.end());
+    for (const auto& name : list(root, true)) class_names_.push_back(fs::path(name).filename().string());
     if (class_names_.empty()) throw DataError("image folder " + root + " has no class sub-folders");
     std::vector<std::pair<std::string, int>> candidates;
     for (std::size_t c = 0; c < class_names_.size(); ++c) {
-      std::vector<std::string> files;
-      for (const auto& entry : fs::directory_iterator(fs::path(root) / class_names_[c])) {
-        if (entry.is_regular_file()) files.push_back(entry.path().string());
+      for (auto& f : list((fs::path(root) / class_names_[c]).string(), false)) {
+        candidates.emplace_back(std::move(f), static_cast<int>(c));
       }
-      std::sort(files.begin(), files.end());
-      for (auto& f : files) candidates.emplace_back(std::move(f), static_cast<int>(c));
     }
     // Check every candidate (in parallel), then keep the good ones in order.
     std::vector<std::string> errors(candidates.size());
@@ -85,6 +79,11 @@ class ImageFolderDataset : public Dataset {
         skipped_.push_back({candidates[i].first, errors[i]});
       }
     }
+    if (items_.empty()) {
+      throw DataError(detail::concat("image folder ", root, " has no readable picture (", skipped_.size(),
+                                     " files skipped", skipped_.empty() ? "" : ", the first: " + skipped_[0].reason,
+                                     ")"));
+    }
   }
 
   Index size() const override { return static_cast<Index>(items_.size()); }
@@ -111,6 +110,21 @@ class ImageFolderDataset : public Dataset {
   }
 
  private:
+  /// The sub-folders (or the regular files) of `dir`, sorted, hidden ones (".name") left out; an
+  /// unreadable folder is a DataError naming it.
+  static std::vector<std::string> list(const std::string& dir, bool folders) {
+    namespace fs = std::filesystem;
+    std::vector<std::string> out;
+    std::error_code ec;
+    for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+      if (it->path().filename().string().rfind('.', 0) == 0) continue;
+      if (folders ? it->is_directory(ec) : it->is_regular_file(ec)) out.push_back(it->path().string());
+    }
+    if (ec) throw DataError("cannot read image folder " + dir + ": " + ec.message());
+    std::sort(out.begin(), out.end());
+    return out;
+  }
+
   ImageFolderOptions options_;
   std::vector<std::string> class_names_;
   std::vector<std::pair<std::string, int>> items_;

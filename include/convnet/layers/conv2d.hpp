@@ -77,6 +77,12 @@ class Conv2d : public Layer<T> {
     detail::require_option(opt_.out_channels() % opt_.groups() == 0, where, "groups",
                            detail::concat("a divisor of out_channels (", opt_.out_channels(), ")").c_str(),
                            opt_.groups());
+    // The weight's size, checked before it is computed in Index (or allocated): at most 2^31 values.
+    const double weights = static_cast<double>(opt_.out_channels()) * static_cast<double>(opt_.in_channels()) /
+                           static_cast<double>(opt_.groups()) * static_cast<double>(opt_.kernel_size()) *
+                           static_cast<double>(opt_.kernel_size());
+    detail::require_option(weights <= 2147483648.0, where, "out_channels x in_channels / groups x kernel_size^2",
+                           "at most 2^31 weights", weights);
     weight_ = Vector<T>::Zero(opt_.out_channels() * col_rows());
     weight_grad_ = Vector<T>::Zero(weight_.size());
     if (opt_.bias()) {

@@ -42,6 +42,9 @@ class Dense : public Layer<T> {
   explicit Dense(const DenseOptions& options) : opt_(options) {
     detail::require_option(opt_.in_features() >= 1, "Dense", "in_features", ">= 1", opt_.in_features());
     detail::require_option(opt_.out_features() >= 1, "Dense", "out_features", ">= 1", opt_.out_features());
+    const double weights = static_cast<double>(opt_.out_features()) * static_cast<double>(opt_.in_features());
+    detail::require_option(weights <= 2147483648.0, "Dense", "out_features x in_features", "at most 2^31 weights",
+                           weights);
     weight_ = Matrix<T>::Zero(opt_.out_features(), opt_.in_features());
     weight_grad_ = Matrix<T>::Zero(opt_.out_features(), opt_.in_features());
     if (opt_.bias()) {

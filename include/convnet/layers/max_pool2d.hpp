@@ -50,8 +50,10 @@ class MaxPool2d : public Layer<T> {
   }
   Shape output_shape(const Shape& in) const override {
     const Index k = opt_.kernel_size();
-    if (in.n < 1 || in.c < 1 || in.h < k || in.w < k) {
-      this->input_error(detail::concat("[N >= 1, C >= 1, H >= ", k, ", W >= ", k, "]"), in);
+    // The argmax of each window is kept as a 32-bit index into its input plane.
+    const bool plane_fits = in.h <= (Index{1} << 31) / std::max<Index>(in.w, 1);
+    if (in.n < 1 || in.c < 1 || in.h < k || in.w < k || !plane_fits) {
+      this->input_error(detail::concat("[N >= 1, C >= 1, H >= ", k, ", W >= ", k, ", H * W < 2^31]"), in);
     }
     return Shape{in.n, in.c, (in.h - k) / opt_.stride() + 1, (in.w - k) / opt_.stride() + 1};
   }
