@@ -16,7 +16,7 @@ BENCH_ARGS ?=
 COMPARE_ARGS ?=
 LOSS_ARGS ?= --epochs 4 --max-batches 150
 FUZZ_SECONDS ?= 600
-FUZZ_TARGETS := cifar10 image checkpoint
+FUZZ_TARGETS := cifar10 image checkpoint config trainer_checkpoint transforms command_line
 FUZZ_CXX ?= clang++
 FUZZ_FLAGS := -std=c++17 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
   -fsanitize-ignorelist=tests/fuzz/ubsan_ignore.txt -Iinclude -I/usr/include/eigen3
@@ -79,8 +79,10 @@ check-sanitize: deps
 fuzz-build:
 	@bash tools/install-deps.sh clang
 	@mkdir -p build-fuzz
+	@$(FUZZ_CXX) $(subst -fsanitize=fuzzer,-fsanitize=fuzzer-no-link,$(FUZZ_FLAGS)) -c tests/fuzz/fuzz_targets.cpp \
+	  -o build-fuzz/fuzz_targets.o
 	@for t in $(FUZZ_TARGETS); do \
-	  $(FUZZ_CXX) $(FUZZ_FLAGS) -DCONVNET_FUZZ_TARGET=$$t tests/fuzz/fuzz_main.cpp tests/fuzz/fuzz_targets.cpp \
+	  $(FUZZ_CXX) $(FUZZ_FLAGS) -DCONVNET_FUZZ_TARGET=$$t tests/fuzz/fuzz_main.cpp build-fuzz/fuzz_targets.o \
 	    -o build-fuzz/fuzz_$$t || exit 1; done
 
 fuzz: fuzz-build

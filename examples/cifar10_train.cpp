@@ -4,7 +4,6 @@
 // to resume.
 #include <convnet/convnet.hpp>
 
-#include <csignal>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -13,85 +12,26 @@
 #include <sstream>
 #include <unistd.h>
 
-#include "cli.hpp"
+#include "cifar10_train_options.hpp"
 
 namespace {
 
 using namespace convnet;
-Trainer<float>* running = nullptr;  // what Ctrl-C stops
-extern "C" void on_sigint(int) { if (running) running->request_stop(); }
-
-// Every setting with its default; options_of() declares each as an option once (parsing, --help, the record).
-struct Settings {
-  std::string data = std::getenv("CIFAR10_DIR") ? std::getenv("CIFAR10_DIR") : "data/cifar-10-batches-bin";
-  std::string out = "runs/cifar10", resume, config = "cifar-half", init = "he", optimizer = "sgd";
-  std::string schedule = "onecycle", augment = "crop,flip", loss = "cross-entropy", loss_weights;
-  double width = 1, lr = 0.05, weight_decay = 5e-4, momentum = 0.9, val_fraction = 0.1, hinge_margin = 1;
-  double triplet_margin = 1;
-  long classes = 10, epochs = 16, batch_size = 128, patience = 0, threads = 0, workers = 1, seed = 1;
-  long max_batches = 0, save_every = 0, progress_every = 0;
-  bool no_nesterov = false, download = false, help = false;
-};
-
-cli::OptionTable options_of(Settings& s) {
-  const auto R = cli::Recorded;
-  return cli::OptionTable(
-      "usage: cifar10_train [options]\n\nTrains AlexNet on CIFAR-10 (binary version). The defaults are the recipe\n"
-      "that reaches 80% test accuracy in under 45 minutes on two CPU cores.\n",
-      {{"data and output",
-        {{"--data", "DIR", "CIFAR-10 folder (default $CIFAR10_DIR, else data/cifar-10-batches-bin)", &s.data},
-         {"--download", "", "fetch CIFAR-10 into --data (curl, MD5 checked) if it is missing", &s.download},
-         {"--out", "DIR", "output folder", &s.out},
-         {"--resume", "CKPT", "continue a run (its settings come from the checkpoint)", &s.resume}}},
-       {"network",
-        {{"--config", "NAME", "cifar-half, cifar, or paper (227x227 inputs, pictures upscaled)", &s.config, R},
-         {"--width", "W", "width multiplier on the configuration", &s.width, R},
-         {"--classes", "N", "output classes", &s.classes, R},
-         {"--init", "he|paper", "He initialisation or the paper's N(0, 0.01)", &s.init, R}}},
-       {"training",
-        {{"--epochs", "N", "epochs to train", &s.epochs, R},
-         {"--batch-size", "N", "pictures per step", &s.batch_size, R},
-         {"--optimizer", "sgd|adam", "sgd: Nesterov momentum", &s.optimizer, R},
-         {"--lr", "LR", "peak learning rate (about 1e-3 for adam, 0.01 for the hinge losses)", &s.lr, R},
-         {"--schedule", "NAME", "onecycle, cosine, step (x0.1 each third), plateau (x0.1), constant", &s.schedule, R},
-         {"--weight-decay", "WD", "L2 on weights (biases are not decayed)", &s.weight_decay, R},
-         {"--momentum", "M", "one-cycle swings it 0.05 either side, as PyTorch does", &s.momentum, R},
-         {"--no-nesterov", "", "plain momentum", &s.no_nesterov, R},
-         {"--loss", "NAME", "cross-entropy, hinge, squared-hinge, cosine, or sums (cross-entropy+triplet)", &s.loss, R},
-         {"--loss-weights", "LIST", "a weight per term of --loss, comma-separated (default all 1)", &s.loss_weights, R},
-         {"--hinge-margin", "M", "margin of hinge and squared-hinge", &s.hinge_margin, R},
-         {"--triplet-margin", "M", "margin of the triplet loss (batch-hard, on fc7)", &s.triplet_margin, R},
-         {"--augment", "LIST", "comma-separated: crop (pad 4), flip, pca; or none", &s.augment, R},
-         {"--val-fraction", "F", "training pictures held out for validation", &s.val_fraction, R},
-         {"--patience", "N", "stop after N epochs without a lower validation loss (0: never)", &s.patience, R},
-         {"--seed", "N", "weights, data order, augmentation and dropout", &s.seed, R},
-         {"--max-batches", "N", "stop each epoch and each evaluation after N batches (0: all)", &s.max_batches, R}}},
-       {"running",
-        {{"--threads", "N", "compute threads (0: all cores)", &s.threads},
-         {"--workers", "N", "data-loading threads", &s.workers},
-         {"--save-every", "N", "also write last.ckpt every N batches (0: at epoch ends only)", &s.save_every},
-         {"--progress-every", "N", "without a terminal, progress every N batches (0: each 30 s)", &s.progress_every},
-         {"--help", "", "this text", &s.help}}}});
-}
+using cifar10_train::Settings;
+using cifar10_train::options_of;
+using cifar10_train::config_of;
 
 // The best checkpoint on the test set, through the same Classifier the predictor uses.
 void write_test_report(std::ostream& out, const Trainer<float>& trainer, const AlexNetConfig& config,
-                       const std::string& loss, const Dataset& test, std::optional<Index> max_batches) {
+                       const std::string& loss, const Dataset& test, std::optional<Index> max_batches,
+                       const std::atomic<bool>& stop) {
   double best = 0, seconds = 0;
   for (const auto& e : trainer.history()) best = std::max(best, e.val_accuracy), seconds += e.seconds;
   out << std::fixed << std::setprecision(2) << "AlexNet '" << config.name() << "' (" << config.str()
       << ")\nbest checkpoint: " << trainer.best_path() << " (validation accuracy " << 100 * best << "%)\nepochs: "
       << trainer.history().size() << ", training time " << format_hms(seconds) << "\nloss: " << loss << "\n";
   const auto pictures = max_batches ? std::optional<Index>(*max_batches * 256) : std::nullopt;  // as validation
-  print_report(out, Classifier::load(trainer.best_path()).evaluate(test, false, pictures));
-}
-
-AlexNetConfig config_of(const Settings& s) {
-  if (s.init != "he" && s.init != "paper") throw std::invalid_argument("--init must be he or paper, got " + s.init);
-  AlexNetConfig config = AlexNetConfig::named(s.config).classes(s.classes);
-  config.width(config.width() * s.width);  // a multiplier on the configuration's own (cifar-half: 0.5)
-  config.init(s.init == "he" ? AlexNetInit::He : AlexNetInit::Paper);
-  return config;
+  print_report(out, Classifier::load(trainer.best_path()).evaluate(test, false, pictures, &stop));
 }
 
 Objective<float> objective_of(const Settings& s) {
@@ -105,9 +45,8 @@ Objective<float> objective_of(const Settings& s) {
 }
 
 // Trains, then writes the test report; 130 when interrupted.
-int fit(const Settings& s, const cli::OptionTable& table, const Checkpoint* resume) {
-  const AlexNetConfig config = config_of(s);
-  Objective<float> objective = objective_of(s);
+int fit(const Settings& s, const cli::OptionTable& table, const Checkpoint* resume, const AlexNetConfig& config,
+        Objective<float>& objective) {
   std::cout << "loading CIFAR-10 from " << s.data << "\n";
   const auto seed = static_cast<std::uint64_t>(s.seed);
   const Cifar10Data data(s.data, seed, s.val_fraction);
@@ -144,22 +83,43 @@ int fit(const Settings& s, const cli::OptionTable& table, const Checkpoint* resu
             << num_threads() << " threads\nrecipe: " << optimizer->type_name() << ", " << schedule->describe()
             << ", batch " << s.batch_size << ", weight decay " << s.weight_decay << ", augmentation "
             << pipes.train.describe() << "\nloss: " << objective.describe() << "\n";
-  running = &trainer;
-  std::signal(SIGINT, on_sigint);
+  StopSignals signals;
+  trainer.stop_on(signals.flag());
   const FitResult result = trainer.fit(train_loader, &val_loader);
-  running = nullptr;
-  if (result.outcome == FitOutcome::StopRequested) {
-    std::cout << "resume with: cifar10_train --resume " << result.last_checkpoint << "\n";
-    return 130;
-  }
+  auto interrupted = [&](const char* what) {
+    std::cout << "\n" << what << "; resume with: cifar10_train --resume " << trainer.last_path()
+              << (s.out == std::filesystem::path(trainer.last_path()).parent_path().string() ? "" : " --out " + s.out)
+              << "\n";
+    return signals.exit_status();
+  };
+  if (result.outcome == FitOutcome::StopRequested) return interrupted("stopped");
   std::ostringstream report;
-  write_test_report(report, trainer, config, objective.describe(), data.test, options.max_batches());
+  write_test_report(report, trainer, config, objective.describe(), data.test, options.max_batches(), signals.flag());
+  if (signals.received()) return interrupted("stopped during the test report (training is complete)");
   std::ofstream((std::filesystem::path(s.out) / "report.txt").string()) << report.str();
   std::cout << "\n" << report.str() << "\nwrote " << s.out
             << "/{metrics.csv, timing.csv, curves.png, last.ckpt, best.ckpt, report.txt}\n";
   return 0;
 }
 
+// Everything a resumed run will need, checked before any data is read or any step is taken: the
+// checkpoint holds this configuration's parameters, and best.ckpt (the best epoch so far, which the
+// final report reads) is in the output folder, or beside the checkpoint, from where it is copied.
+void check_resume(const Settings& s, const Checkpoint& resume, const AlexNetConfig& config) {
+  namespace fs = std::filesystem;
+  require_stored_parameters(resume, alexnet_parameter_shapes(config));
+  const bool any_epoch_done = resume.contains("trainer/history") && !resume.f64s("trainer/history").empty();
+  const fs::path best = fs::path(s.out) / "best.ckpt", beside = fs::path(s.resume).parent_path() / "best.ckpt";
+  std::error_code ec;
+  if (!any_epoch_done || fs::exists(best, ec)) return;
+  if (!fs::exists(beside, ec)) {
+    throw std::runtime_error("cannot resume " + s.resume + ": " + best.string() +
+                             ", the best epoch so far (the final report reads it), is missing; copy it there or "
+                             "resume in the folder of the interrupted run");
+  }
+  fs::create_directories(s.out);
+  fs::copy_file(beside, best);
+}
 int train(Settings& s, cli::OptionTable& table) {
   Checkpoint resume;
   if (!s.resume.empty()) {
@@ -174,9 +134,12 @@ int train(Settings& s, cli::OptionTable& table) {
     std::cerr << "cifar10_train: " << cifar10_missing_message(s.data) << "\n";
     return 2;
   }
+  const AlexNetConfig config = config_of(s);  // bounded, before anything is built
+  Objective<float> objective = objective_of(s);
+  if (!s.resume.empty()) check_resume(s, resume, config);
   if (!cifar10_present(s.data)) download_cifar10(s.data);
   prepare_output_folder(s.out);
-  return fit(s, table, s.resume.empty() ? nullptr : &resume);
+  return fit(s, table, s.resume.empty() ? nullptr : &resume, config, objective);
 }
 
 }  // namespace

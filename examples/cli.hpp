@@ -12,6 +12,8 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cmath>
+#include <limits>
 #include <cstdlib>
 #include <ostream>
 #include <sstream>
@@ -25,12 +27,38 @@ namespace cli {
 /// Recorded options are part of a run: checkpoints keep them and a resumed run takes them back.
 enum Scope { PerProcess, Recorded };
 
+/// The values a number option accepts: [lo, hi], or (lo, hi] when `lo_open`. Checked when the
+/// option is given and when it is restored from a record (a checkpoint can say anything).
+struct Range {
+  double lo = -std::numeric_limits<double>::infinity(), hi = std::numeric_limits<double>::infinity();
+  bool lo_open = false;
+
+  static Range closed(double lo, double hi) { return {lo, hi, false}; }
+  static Range above(double lo, double hi) { return {lo, hi, true}; }
+  bool contains(double v) const { return (lo_open ? v > lo : v >= lo) && v <= hi; }  // false for NaN
+  std::string str() const {
+    auto number = [](double v) {  // whole numbers in full (100000, not 1e+05)
+      if (v == std::floor(v) && std::fabs(v) < 1e16) return std::to_string(static_cast<long long>(v));
+      char buffer[32];
+      return std::string(buffer, std::to_chars(buffer, buffer + sizeof buffer, v).ptr);
+    };
+    return (lo_open ? "(" : "[") + number(lo) + ", " + number(hi) + "]";
+  }
+};
+
 struct Option {
+  using Target = std::variant<std::string*, long*, double*, bool*>;
+  Option(std::string name_, std::string value_name_, std::string help_, Target target_, Scope scope_ = PerProcess,
+         Range range_ = Range())
+      : name(std::move(name_)), value_name(std::move(value_name_)), help(std::move(help_)), target(target_),
+        scope(scope_), range(range_) {}
+
   std::string name;        ///< "--epochs"
   std::string value_name;  ///< "N"; empty for a switch (a bool target)
   std::string help;        ///< one line; "(default ...)" is added from the target unless the help has its own
-  std::variant<std::string*, long*, double*, bool*> target;
+  Target target;
   Scope scope = PerProcess;
+  Range range;  ///< for long and double targets
 
   /// The key in a run's record: the name without "--", '-' as '_'.
   std::string key() const {
@@ -49,18 +77,29 @@ struct Option {
     std::visit([&](auto* p) { out << *p; }, target);
     return out.str();
   }
-  /// Sets the target from text; throws naming the option when the text does not fit its type.
+  /// Sets the target from text; throws naming the option when the text does not fit its type or range.
   void set(const std::string& text) const {
+    double number = 0;
     try {
       std::size_t used = text.size();
-      if (auto* s = std::get_if<std::string*>(&target)) **s = text;
-      if (auto* l = std::get_if<long*>(&target)) **l = std::stol(text, &used);
-      if (auto* d = std::get_if<double*>(&target)) **d = std::stod(text, &used);
+      if (auto* s = std::get_if<std::string*>(&target)) {
+        if (text.find_first_of("\n\r") != std::string::npos) {  // a record keeps one setting a line
+          throw std::invalid_argument(name + " must not contain a line break");
+        }
+        **s = text;
+      }
+      if (auto* l = std::get_if<long*>(&target)) number = static_cast<double>(**l = std::stol(text, &used));
+      if (auto* d = std::get_if<double*>(&target)) number = **d = std::stod(text, &used);
       if (auto* b = std::get_if<bool*>(&target)) **b = text == "1" || text == "true";
       if (used != text.size()) throw std::invalid_argument(text);
-    } catch (const std::logic_error&) {
+    } catch (const std::logic_error&) {  // not a number, or out of a long's range (std::out_of_range)
+      if (std::holds_alternative<std::string*>(target)) throw;
       throw std::invalid_argument(name + (std::holds_alternative<long*>(target) ? " needs an integer" : " needs a number") +
-                                  ", got '" + text + "'");
+                                  " in " + range.str() + ", got '" + text + "'");
+    }
+    const bool is_number = std::holds_alternative<long*>(target) || std::holds_alternative<double*>(target);
+    if (is_number && !range.contains(number)) {
+      throw std::invalid_argument(name + " must be in " + range.str() + ", got " + text);
     }
   }
 };

@@ -38,10 +38,10 @@ cli::OptionTable options_of(Settings& s) {
         {{"--checkpoint", "FILE", "a checkpoint written by cifar10_train (best.ckpt, last.ckpt)", &s.checkpoint},
          {"--ten-crop", "", "average the softmax of ten crops (four corners, centre, mirrors)", &s.ten_crop},
          {"--cifar-test", "DIR", "a CIFAR-10 folder: score the test set, or draw --random K pictures", &s.cifar_test},
-         {"--random", "K", "draw K random test pictures into --out (a PNG mosaic)", &s.random},
+         {"--random", "K", "draw K random test pictures into --out (a PNG mosaic)", &s.random, cli::PerProcess, cli::Range::closed(0, 1000)},
          {"--out", "FILE", "the mosaic", &s.out},
-         {"--seed", "S", "which random pictures", &s.seed},
-         {"--threads", "N", "compute threads (0: all cores)", &s.threads},
+         {"--seed", "S", "which random pictures", &s.seed, cli::PerProcess, cli::Range::closed(0, 1e15)},
+         {"--threads", "N", "compute threads (0: all cores)", &s.threads, cli::PerProcess, cli::Range::closed(0, 1024)},
          {"--help", "", "this text", &s.help}}}});
 }
 

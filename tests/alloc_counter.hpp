@@ -20,9 +20,32 @@ void __libc_free(void*);
 namespace alloc_counter {
 inline std::atomic<bool> counting{false};
 inline std::atomic<long> allocations{0};
+/// A cap on one allocation (0: none): bigger requests fail as if memory had run out, and are counted
+/// in `refused` with the largest remembered - so a test can show that hostile input never asks for
+/// gigabytes, without the machine having to refuse (or grant) them.
+inline std::atomic<std::size_t> cap{0};
+inline std::atomic<long> refused{0};
+inline std::atomic<std::size_t> largest_refused{0};
 inline void count() {
   if (counting.load(std::memory_order_relaxed)) allocations.fetch_add(1, std::memory_order_relaxed);
 }
+/// True when an allocation of `n` bytes must fail under the cap.
+inline bool over_cap(std::size_t n) {
+  const std::size_t c = cap.load(std::memory_order_relaxed);
+  if (c == 0 || n <= c) return false;
+  refused.fetch_add(1);
+  if (n > largest_refused.load()) largest_refused.store(n);
+  return true;
+}
+/// Caps every single allocation at `bytes` until the guard ends.
+struct CapGuard {
+  explicit CapGuard(std::size_t bytes) {
+    refused = 0;
+    largest_refused = 0;
+    cap = bytes;
+  }
+  ~CapGuard() { cap = 0; }
+};
 inline void start() {
   allocations = 0;
   counting = true;
@@ -37,27 +60,34 @@ inline long stop() {
 extern "C" {
 void* malloc(std::size_t n) {
   alloc_counter::count();
+  if (alloc_counter::over_cap(n)) return errno = ENOMEM, nullptr;
   return __libc_malloc(n);
 }
 void* calloc(std::size_t n, std::size_t size) {
   alloc_counter::count();
+  if (size != 0 && n > static_cast<std::size_t>(-1) / size) return errno = ENOMEM, nullptr;
+  if (alloc_counter::over_cap(n * size)) return errno = ENOMEM, nullptr;
   return __libc_calloc(n, size);
 }
 void* realloc(void* p, std::size_t n) {
   alloc_counter::count();
+  if (alloc_counter::over_cap(n)) return errno = ENOMEM, nullptr;
   return __libc_realloc(p, n);
 }
 void free(void* p) { __libc_free(p); }
 void* memalign(std::size_t alignment, std::size_t n) {
   alloc_counter::count();
+  if (alloc_counter::over_cap(n)) return errno = ENOMEM, nullptr;
   return __libc_memalign(alignment, n);
 }
 void* aligned_alloc(std::size_t alignment, std::size_t n) {
   alloc_counter::count();
+  if (alloc_counter::over_cap(n)) return errno = ENOMEM, nullptr;
   return __libc_memalign(alignment, n);
 }
 int posix_memalign(void** out, std::size_t alignment, std::size_t n) {
   alloc_counter::count();
+  if (alloc_counter::over_cap(n)) return ENOMEM;
   void* p = __libc_memalign(alignment, n);
   if (!p) return ENOMEM;
   *out = p;

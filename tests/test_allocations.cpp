@@ -8,11 +8,14 @@
 #include <omp.h>
 
 #include <convnet/alexnet.hpp>
+#include <convnet/classifier.hpp>
+#include <convnet/data/image_io.hpp>
 #include <convnet/optim/adam.hpp>
 #include <convnet/optim/sgd.hpp>
 #include <convnet/training.hpp>
 
 #include "alloc_counter.hpp"
+#include "helpers.hpp"
 
 namespace {
 
@@ -68,6 +71,89 @@ TEST(Allocations, SteadyStateStepWithCrossEntropyAndTriplet) {
   Sgd<float> sgd(net.parameters(), SgdOptions(0.01));
   auto objective = make_objective<float>("cross-entropy+hinge+triplet", {1.0, 0.5, 0.5});
   EXPECT_EQ(allocations_in_steps(net, sgd, nullptr, 16, 32, &objective), 0);
+}
+
+// ---- Hostile inputs never ask for gigabytes ----
+// Each runs under a cap on single allocations (256 MiB): an input that made the library ask for more
+// would fail here with std::bad_alloc (or be counted in `refused`), on any machine, instead of
+// exhausting memory on a big one. Before the checks, each of these asked for tens of GB.
+constexpr std::size_t kCap = std::size_t{256} << 20;
+
+// A checkpoint of a few hundred bytes holding only a configuration text (issue 20, item 1).
+Checkpoint configuration_only(const std::string& config) {
+  Checkpoint c;
+  c.set_text("config", config);
+  c.set_text("data/classes", "a\nb\n");
+  c.set_f64s("data/mean", {0, 0, 0});
+  c.set_f64s("data/std", {1, 1, 1});
+  return Checkpoint::parse(c.serialize(), "hostile.ckpt");
+}
+
+std::string refusal_of(const Checkpoint& c) {
+  try {
+    Classifier::from_checkpoint(c);
+  } catch (const CheckpointError& e) {
+    return e.what();
+  }
+  return "no CheckpointError";
+}
+
+TEST(Hostile, ACheckpointOfConfigurationTextAloneAllocatesNothingBig) {
+  const std::string wide = AlexNetConfig::named("paper").width(4).str();  // 600 M weights in fc6 alone
+  const std::string wider = AlexNetConfig::named("paper").width(8).str();  // fc6 over 2^31 weights
+  std::string huge_input = AlexNetConfig::named("torchvision").str();
+  huge_input.replace(huge_input.find("input=224"), 9, "input=4000000000");
+  alloc_counter::CapGuard cap(kCap);
+  const std::string a = refusal_of(configuration_only(wide));
+  EXPECT_NE(a.find("needs parameter conv1.weight [384, 3, 11, 11], which it does not hold"), std::string::npos) << a;
+  const std::string b = refusal_of(configuration_only(wider));
+  EXPECT_NE(b.find("fc6 weights must be at most 2^31"), std::string::npos) << b;
+  const std::string c = refusal_of(configuration_only(huge_input));
+  EXPECT_NE(c.find("input_size must be in [1, 1024], got 4000000000"), std::string::npos) << c;
+  EXPECT_EQ(alloc_counter::refused.load(), 0) << "asked for " << alloc_counter::largest_refused.load() << " bytes";
+}
+
+// The stored tensors must have the shapes the configuration implies, checked before the network is built.
+TEST(Hostile, StoredTensorsMustMatchTheConfigurationBeforeAnythingIsBuilt) {
+  const AlexNetConfig small = AlexNetConfig::named("cifar-half").width(0.25);
+  auto net = make_alexnet<float>(small, 1);
+  Checkpoint c;
+  save_training_state(c, net);
+  c.set_text("config", AlexNetConfig::named("cifar-half").width(16).str());  // claims a far bigger network
+  alloc_counter::CapGuard cap(kCap);
+  const std::string what = refusal_of(Checkpoint::parse(c.serialize(), "hostile.ckpt"));
+  EXPECT_NE(what.find("needs parameter conv1.weight [1024, 3, 5, 5] but it holds [16, 3, 5, 5]"), std::string::npos)
+      << what;
+  EXPECT_EQ(alloc_counter::refused.load(), 0) << "asked for " << alloc_counter::largest_refused.load() << " bytes";
+}
+
+// A 1 x 1,000,000 picture (a few KB as a PNG) scaled so its shorter side is 32 (issue 20, item 2).
+TEST(Hostile, AThinPictureIsRefusedNotScaledToGigabytes) {
+  Image thin;
+  thin.resize(3, 1, 1'000'000);
+  Rng rng(1);
+  {
+    alloc_counter::CapGuard cap(kCap);
+    try {
+      Resize::shorter_side(32).apply(thin, rng);
+      ADD_FAILURE() << "resized to " << thin.shape_str();
+    } catch (const DataError& e) {
+      EXPECT_NE(std::string(e.what()).find("Resize::max_output_pixels"), std::string::npos) << e.what();
+    }
+    EXPECT_EQ(alloc_counter::refused.load(), 0) << "asked for " << alloc_counter::largest_refused.load() << " bytes";
+  }
+  // As a file, it is refused when it is read, by its aspect ratio.
+  convnet::testing::TempDir dir;
+  write_png(dir / "thin.png", 1'000'000, 1, std::vector<std::uint8_t>(3'000'000, 128));
+  alloc_counter::CapGuard cap(kCap);
+  try {
+    decode_image(dir / "thin.png");
+    ADD_FAILURE() << "decoded";
+  } catch (const DataError& e) {
+    EXPECT_NE(std::string(e.what()).find("aspect ratio of 1e+06, over the limit of 100 (ImageLimits::max_aspect_ratio)"),
+              std::string::npos) << e.what();
+  }
+  EXPECT_EQ(alloc_counter::refused.load(), 0) << "asked for " << alloc_counter::largest_refused.load() << " bytes";
 }
 
 }  // namespace

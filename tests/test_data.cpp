@@ -14,9 +14,15 @@
 #include <set>
 #include <fstream>
 #include <string>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <fcntl.h>
+#include <system_error>
+#include <thread>
 #include <unistd.h>
 
 #include "helpers.hpp"
+#include "processes.hpp"
 
 namespace {
 
@@ -401,6 +407,56 @@ TEST(ImageFolder, HostileHeaderIsRefusedBeforeDecoding) {
   EXPECT_NE(what.find("claims 100000 x 100000 pixels, over the limit"), std::string::npos) << what;
 }
 
+// verify(false) reads headers only, through the same pre-checks as decoding: stb's header path
+// reaches the same overflows as its decoder (issue 20, item 3).
+TEST(ImageFolder, HeaderOnlyScanRunsTheDecodersChecks) {
+  TempDir dir;
+  fs::create_directories(dir / "a");
+  write_png(dir / "a/good.png", 2, 2, std::vector<std::uint8_t>(12, 7));
+  const fs::path corpus = fs::path(CONVNET_FUZZ_CORPUS_DIR) / "image";
+  fs::copy_file(corpus / "regression_jpeg_huffman_overflow.jpg", dir / "a/huffman.jpg");
+  fs::copy_file(corpus / "regression_pnm_header_int_overflow", dir / "a/long.ppm");
+  write_png(dir / "a/thin.png", 1000, 1, std::vector<std::uint8_t>(3000, 9));
+  const ImageFolderDataset d(dir.path.string(), ImageFolderOptions().verify(false));
+  EXPECT_EQ(d.size(), 1);
+  std::string reasons;
+  for (const auto& s : d.skipped()) reasons += s.path + ": " + s.reason + "\n";
+  EXPECT_EQ(d.skipped().size(), 3u) << reasons;
+  EXPECT_NE(reasons.find("corrupt JPEG: a Huffman table at byte"), std::string::npos) << reasons;
+  EXPECT_NE(reasons.find("PNM header field 1 has 21 digits"), std::string::npos) << reasons;
+  EXPECT_NE(reasons.find("an aspect ratio of 1000, over the limit of 100"), std::string::npos) << reasons;
+}
+
+// A pipe (or a file that grows while it is read) has no size to check in advance: past the limit
+// it is refused, never decoded truncated (issue 20, item 4).
+TEST(ImageIo, AFileOverTheLimitFromAPipeIsRefusedNotTruncated) {
+  TempDir dir;
+  const std::string fifo = dir / "picture.ppm";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  // 2,713 bytes: one write of at most PIPE_BUF bytes is atomic, so the writer never sees the reader go.
+  const std::string ppm = "P6\n30 30\n255\n" + std::string(2700, 'x');
+  std::thread writer([&] {
+    const int fd = ::open(fifo.c_str(), O_WRONLY);  // waits for the reader
+    if (fd >= 0) {
+      [[maybe_unused]] const ssize_t n = ::write(fd, ppm.data(), ppm.size());
+      ::close(fd);
+    }
+  });
+  const std::string what = data_error([&] { decode_image(fifo, ImageLimits().max_file_bytes(1000)); });
+  writer.join();
+  EXPECT_NE(what.find("image " + fifo + " is more than 1000 bytes, over the limit of 1000 bytes"), std::string::npos)
+      << what;
+}
+
+TEST(Transforms, ResizeRefusesOutputsOverItsLimit) {
+  Rng rng(1);
+  Image wide(3, 2, 300);
+  EXPECT_THROW(Resize::shorter_side(64).max_output_pixels(10000).apply(wide, rng), DataError);  // 64 x 9600
+  Resize::shorter_side(4).max_output_pixels(10000).apply(wide, rng);                             // 4 x 600
+  EXPECT_EQ(wide.shape_str(), Image(3, 4, 600).shape_str());
+  EXPECT_THROW(Resize::exact(5000, 5000), std::invalid_argument);
+}
+
 // ---- loader -------------------------------------------------------------------------
 
 std::vector<std::vector<float>> one_epoch(const Dataset& data, const Pipeline& pipeline, int workers,
@@ -452,6 +508,62 @@ TEST(Loader, ResumesMidEpochAndReportsErrors) {
   EXPECT_THROW(bad.next(), DataError);
   DataLoader unstarted(data, Pipeline(), LoaderOptions().workers(0));
   EXPECT_THROW(unstarted.next(), std::logic_error);
+}
+
+// Restarting an epoch, and destroying the loader, while workers are filling batches: no batch of
+// the old epoch leaks into the new one, and nothing is left running (ThreadSanitizer runs this).
+TEST(Loader, RestartedOrDestroyedWhileBatchesAreBeingFilled) {
+  GeneratedDataset data(64, [](Index i, Image& out) { out.reset(1, 3, 3, static_cast<float>(i)); });
+  auto epoch_of = [&](std::uint64_t epoch) {
+    DataLoader fresh(data, Pipeline(), LoaderOptions().batch_size(4).workers(0).seed(5));
+    fresh.start_epoch(epoch);
+    std::vector<float> all;
+    while (const Batch* b = fresh.next()) all.insert(all.end(), b->images.data(), b->images.data() + b->images.size());
+    return all;
+  };
+  const std::vector<float> expected = epoch_of(2);
+  for (int round = 0; round < 20; ++round) {
+    DataLoader loader(data, Pipeline(), LoaderOptions().batch_size(4).workers(3).prefetch(4).seed(5));
+    loader.start_epoch(1);
+    for (int k = 0; k < round % 4; ++k) loader.next();  // workers are filling the batches after these
+    loader.start_epoch(2);
+    std::vector<float> all;
+    while (const Batch* b = loader.next()) all.insert(all.end(), b->images.data(), b->images.data() + b->images.size());
+    EXPECT_EQ(all, expected) << "round " << round;
+    loader.start_epoch(3);
+    if (round % 2) loader.next();
+  }  // destroyed with an epoch under way
+}
+
+// A worker thread that cannot start (no memory for its stack) is reported as std::system_error, after
+// the threads that did start are joined; it used to end the program (std::terminate).
+TEST(Loader, ThreadsThatStartedAreJoinedWhenALaterOneCannotStart) {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  GTEST_SKIP() << "an address-space limit and a sanitizer's shadow memory do not mix";
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+  GTEST_SKIP() << "an address-space limit and a sanitizer's shadow memory do not mix";
+#endif
+#endif
+  GeneratedDataset data(8, [](Index i, Image& out) { out.reset(1, 2, 2, static_cast<float>(i)); });
+  convnet::testing::ChildProcess child([&](int fd) {
+    long pages = 0;
+    std::ifstream("/proc/self/statm") >> pages;
+    const rlim_t limit = static_cast<rlim_t>(pages) * static_cast<rlim_t>(::sysconf(_SC_PAGESIZE)) + (24u << 20);
+    const rlimit cap{limit, limit};
+    ::setrlimit(RLIMIT_AS, &cap);  // room for a few 8 MB thread stacks, not for 64
+    try {
+      DataLoader loader(data, Pipeline(), LoaderOptions().workers(64));
+      ::write(fd, "started all", 11);
+    } catch (const std::system_error&) {
+      ::write(fd, "refused", 7);
+    }
+  });
+  const std::string said = child.read_rest();
+  const int status = child.wait();
+  EXPECT_EQ(said, "refused");
+  ASSERT_TRUE(WIFEXITED(status)) << "killed by signal " << (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+  EXPECT_EQ(WEXITSTATUS(status), 0);
 }
 
 }  // namespace

@@ -98,6 +98,74 @@ TEST(Examples, TrainerExplainsMissingDataAndBadFlags) {
   EXPECT_EQ(unwritable.output.find("epoch 1/"), std::string::npos) << unwritable.output;
 }
 
+// Every flag has a range, checked before anything runs, with an error naming the flag and the range;
+// a checkpoint's recorded settings go through the same checks when a run resumes.
+TEST(Examples, EveryFlagHasARange) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"--threads 5000000000", "--threads must be in [0, 1024], got 5000000000"},
+      {"--threads -1", "--threads must be in [0, 1024], got -1"},
+      {"--workers 100000", "--workers must be in [0, 64], got 100000"},
+      {"--batch-size 0", "--batch-size must be in [1, 65536], got 0"},
+      {"--epochs 99999999999999999999", "--epochs needs an integer in [1, 100000], got '99999999999999999999'"},
+      {"--val-fraction 0", "--val-fraction must be in (0, 0.5], got 0"},
+      {"--width 0", "--width must be in (0, 16], got 0"},
+      {"--classes -3", "--classes must be in [1, 100000], got -3"},
+      {"--lr nan", "--lr must be in (0, 100], got nan"},
+  };
+  for (const auto& [flag, message] : cases) {
+    const Result r = run(kTrain + " " + flag + " --data /nonexistent");
+    EXPECT_EQ(r.status, 1) << flag << "\n" << r.output;
+    EXPECT_NE(r.output.find("cifar10_train: " + message), std::string::npos) << flag << "\n" << r.output;
+  }
+  const Result predict = run(kPredict + " --threads 5000000000 --checkpoint x.ckpt y.png");
+  EXPECT_EQ(predict.status, 1);
+  EXPECT_NE(predict.output.find("--threads must be in [0, 1024], got 5000000000"), std::string::npos) << predict.output;
+}
+
+// What a resumed run needs is checked before any data is read: the checkpoint's settings and
+// parameters, and best.ckpt (the best epoch so far, which the final report reads), copied over when
+// --out names another folder. It used to train to the end and only then fail to find best.ckpt.
+TEST(Examples, ResumeChecksWhatItWillNeedBeforeTraining) {
+  TempDir dir;
+  convnet::testing::write_cifar(dir / "cifar", 40);
+  const std::string common = " --data " + (dir / "cifar") + " --threads 2";
+  const Result first = run(kTrain + common + " --out " + (dir / "run") + " --epochs 1" + kSmall);
+  ASSERT_EQ(first.status, 0) << first.output;
+
+  // last.ckpt alone, away from its best.ckpt: refused at once, naming what is missing.
+  fs::create_directories(dir / "alone");
+  fs::copy_file(dir / "run/last.ckpt", dir / "alone/last.ckpt");
+  const Result alone = run(kTrain + common + " --resume " + (dir / "alone/last.ckpt"));
+  EXPECT_EQ(alone.status, 1) << alone.output;
+  EXPECT_NE(alone.output.find("cannot resume " + (dir / "alone/last.ckpt") + ": " + (dir / "alone/best.ckpt") +
+                              ", the best epoch so far (the final report reads it), is missing"),
+            std::string::npos) << alone.output;
+  EXPECT_EQ(alone.output.find("loading CIFAR-10"), std::string::npos) << alone.output;
+
+  // --out elsewhere: best.ckpt comes along, and the run ends with its report there.
+  const Result moved = run(kTrain + common + " --resume " + (dir / "run/last.ckpt") + " --out " + (dir / "moved"));
+  ASSERT_EQ(moved.status, 0) << moved.output;
+  EXPECT_NE(read(dir / "moved/report.txt").find("test top-1: "), std::string::npos);
+
+  // Recorded settings out of range, or a configuration its tensors do not match: refused before loading.
+  Checkpoint c = Checkpoint::load(dir / "run/last.ckpt");
+  std::string options = c.text("trainer/options");
+  options.replace(options.find("width=0.25"), 10, "width=1e9");
+  c.set_text("trainer/options", options);
+  c.save(dir / "run/hostile.ckpt");
+  const Result hostile = run(kTrain + common + " --resume " + (dir / "run/hostile.ckpt"));
+  EXPECT_EQ(hostile.status, 1);
+  EXPECT_NE(hostile.output.find("--width must be in (0, 16], got 1e9"), std::string::npos) << hostile.output;
+  options.replace(options.find("width=1e9"), 9, "width=0.5");
+  c.set_text("trainer/options", options);
+  c.save(dir / "run/hostile.ckpt");
+  const Result wider = run(kTrain + common + " --resume " + (dir / "run/hostile.ckpt"));
+  EXPECT_EQ(wider.status, 1);
+  EXPECT_NE(wider.output.find("needs parameter conv1.weight [16, 3, 5, 5] but it holds [8, 3, 5, 5]"),
+            std::string::npos) << wider.output;
+  EXPECT_EQ(wider.output.find("loading CIFAR-10"), std::string::npos) << wider.output;
+}
+
 // --download runs curl from an argument vector: a folder name with a quote and
 // a semicolon is a name, not a command. A stand-in curl records its arguments
 // and fails, so nothing is fetched.

@@ -54,6 +54,12 @@ void expect_refused(const fs::path& path, const std::string& name, const std::st
 TEST(FuzzCorpus, Cifar10ReaderReplaysCleanly) { EXPECT_GE(replay("cifar10", convnet::fuzz::cifar10), 4); }
 TEST(FuzzCorpus, ImageDecoderReplaysCleanly) { EXPECT_GE(replay("image", convnet::fuzz::image), 9); }
 TEST(FuzzCorpus, CheckpointLoaderReplaysCleanly) { EXPECT_GE(replay("checkpoint", convnet::fuzz::checkpoint), 4); }
+TEST(FuzzCorpus, ConfigurationTextReplaysCleanly) { EXPECT_GE(replay("config", convnet::fuzz::config), 4); }
+TEST(FuzzCorpus, TrainerCheckpointReplaysCleanly) {
+  EXPECT_GE(replay("trainer_checkpoint", convnet::fuzz::trainer_checkpoint), 2);
+}
+TEST(FuzzCorpus, TransformsReplayCleanly) { EXPECT_GE(replay("transforms", convnet::fuzz::transforms), 3); }
+TEST(FuzzCorpus, CommandLineReplaysCleanly) { EXPECT_GE(replay("command_line", convnet::fuzz::command_line), 3); }
 
 // The seeds are what they claim to be: the valid ones load, the broken ones are refused.
 TEST(FuzzCorpus, SeedsAreValidWhereTheySayTheyAre) {

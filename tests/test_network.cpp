@@ -134,6 +134,61 @@ TEST(AlexNet, ConfigurationTextIgnoresTheProgramsLocale) {
                std::invalid_argument);
 }
 
+// The shapes worked out without building anything are the shapes of the network built.
+TEST(AlexNet, ParameterShapesWithoutBuildingMatchTheNetwork) {
+  const std::vector<AlexNetConfig> configs = {
+      AlexNetConfig::named("paper").width(0.25),
+      AlexNetConfig::named("paper").width(0.25).groups(2).input_size(195),
+      AlexNetConfig::named("cifar").classes(7).groups(2).width(0.75),
+      AlexNetConfig::named("cifar-half").input_size(40),
+      AlexNetConfig::named("torchvision").width(0.25).input_size(100).classes(3)};
+  for (const AlexNetConfig& config : configs) {
+    SCOPED_TRACE(config.str());
+    auto net = make_alexnet<float>(config, 1);
+    const auto params = net.parameters();
+    const std::vector<ParameterShape> shapes = alexnet_parameter_shapes(config);
+    ASSERT_EQ(shapes.size(), params.size());
+    for (std::size_t i = 0; i < shapes.size(); ++i) {
+      EXPECT_EQ(shapes[i].name, params[i].name);
+      EXPECT_EQ(shapes[i].shape, params[i].shape) << params[i].name;
+    }
+  }
+}
+
+// Every field of a configuration is bounded before anything is built (a checkpoint or a flag can say
+// anything); the error names the field and its range.
+TEST(AlexNet, EveryConfigurationFieldIsBounded) {
+  auto refusal = [](const AlexNetConfig& c) {
+    try {
+      alexnet_parameter_shapes(c);
+    } catch (const std::invalid_argument& e) {
+      return std::string(e.what());
+    }
+    return std::string("accepted");
+  };
+  const AlexNetConfig cifar = AlexNetConfig::named("cifar");
+  EXPECT_NE(refusal(AlexNetConfig(cifar).classes(0)).find("classes must be in [1, 100000], got 0"), std::string::npos);
+  EXPECT_NE(refusal(AlexNetConfig(cifar).classes(100001)).find("classes must be in [1, 100000]"), std::string::npos);
+  EXPECT_NE(refusal(AlexNetConfig(cifar).groups(65)).find("groups must be in [1, 64], got 65"), std::string::npos);
+  EXPECT_NE(refusal(AlexNetConfig(cifar).width(16.5)).find("width must be in (0, 16], got 16.5"), std::string::npos);
+  EXPECT_NE(refusal(AlexNetConfig(cifar).width(-1)).find("width must be in (0, 16]"), std::string::npos);
+  EXPECT_NE(refusal(AlexNetConfig(cifar).input_size(1025)).find("input_size must be in [1, 1024]"), std::string::npos);
+  EXPECT_NE(refusal(AlexNetConfig(cifar).dropout(1)).find("dropout must be in [0, 1)"), std::string::npos);
+  EXPECT_NE(refusal(AlexNetConfig(cifar).lrn(LocalResponseNormOptions(0))).find("lrn size must be in [1, 255]"),
+            std::string::npos);
+  EXPECT_NE(refusal(AlexNetConfig::named("paper").input_size(30)).find("input_size 30 is too small: pool2 gets 2 x 2"),
+            std::string::npos) << refusal(AlexNetConfig::named("paper").input_size(30));
+  EXPECT_NE(refusal(AlexNetConfig::named("paper").width(8)).find("fc6 weights must be at most 2^31"),
+            std::string::npos);
+  EXPECT_EQ(refusal(AlexNetConfig::named("paper")), "accepted");
+  // make_alexnet checks the same, before building a layer.
+  EXPECT_THROW(make_alexnet<float>(AlexNetConfig(cifar).width(100)), std::invalid_argument);
+  // And a configuration read from text, before it is used.
+  std::string text = cifar.str();
+  text.replace(text.find("input=32"), 8, "input=99999999999");
+  EXPECT_THROW(alexnet_parameter_shapes(AlexNetConfig::parse(text)), std::invalid_argument);
+}
+
 TEST(AlexNet, UnknownConfigurationListsTheValidNames) {
   try {
     AlexNetConfig::named("vgg");

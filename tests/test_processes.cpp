@@ -130,6 +130,28 @@ TEST(Examples, CtrlCSavesACheckpointThatResumeContinues) {
   EXPECT_EQ(lines(read(dir / "out/metrics.csv")), 5);  // header and four epochs
 }
 
+// SIGTERM (what schedulers and `docker stop` send) is handled as Ctrl-C is: the run stops at the next
+// batch, saves last.ckpt, says how to resume and exits 143. It used to die without saving.
+TEST(Examples, SigtermSavesAndExits143) {
+  TempDir dir;
+  write_cifar(dir / "cifar", 120);
+  ChildProcess child(words(kTrain + " --data " + (dir / "cifar") + " --out " + (dir / "out") + " --epochs 4" + kSmall +
+                           " --progress-every 1"));
+  std::string line;
+  while (child.read_line(line) && progress_of(line) < 2) {
+  }
+  ASSERT_EQ(progress_of(line), 2) << child.output();
+  child.signal(SIGTERM);
+  const std::string output = child.read_rest();
+  const int status = child.wait();
+  ASSERT_TRUE(WIFEXITED(status)) << output;
+  EXPECT_EQ(WEXITSTATUS(status), 143) << output;
+  EXPECT_NE(output.find("resume with: cifar10_train --resume " + (dir / "out/last.ckpt")), std::string::npos) << output;
+  const auto position = Checkpoint::load(dir / "out/last.ckpt").u64s("trainer/position");
+  EXPECT_EQ(position[0], 0u);
+  EXPECT_GE(position[1], 2u);
+}
+
 // A training run killed (SIGKILL: no chance to clean up) at random moments,
 // many times, with a checkpoint written every batch so that some kills land
 // inside saves: the newest checkpoint always loads, never loses a save the

@@ -15,6 +15,8 @@
 #include <convnet/trainer.hpp>
 #include <convnet/trainer_callbacks.hpp>
 
+#include <atomic>
+#include <csignal>
 #include <filesystem>
 #include <functional>
 #include <fstream>
@@ -23,6 +25,9 @@
 #include <vector>
 
 #include "helpers.hpp"
+#include "processes.hpp"
+
+#include <convnet/stop_signals.hpp>
 
 namespace {
 
@@ -171,6 +176,120 @@ TEST(Trainer, StopRequestThenResumeContinuesBitForBit) {
     EXPECT_EQ(again.history()[i].train_loss, uninterrupted.history()[i].train_loss) << i;
     EXPECT_EQ(again.history()[i].val_accuracy, uninterrupted.history()[i].val_accuracy) << i;
   }
+}
+
+// A dataset that calls `hook(i)` whenever picture i is loaded.
+class Hooked : public Dataset {
+ public:
+  Hooked(const Dataset& data, std::function<void(Index)> hook) : data_(data), hook_(std::move(hook)) {}
+  Index size() const override { return data_.size(); }
+  int label(Index i) const override { return data_.label(i); }
+  void load(Index i, Image& out) const override {
+    hook_(i);
+    data_.load(i, out);
+  }
+  const std::vector<std::string>& class_names() const override { return data_.class_names(); }
+
+ private:
+  const Dataset& data_;
+  std::function<void(Index)> hook_;
+};
+
+// A stop request while validating (Ctrl-C during evaluation) stops before the next validation batch
+// and saves the epoch as trained but not validated; the resumed run validates it and ends exactly as a
+// run never stopped. In the last epoch too, where it used to be ignored (the run ended "completed").
+TEST(Trainer, StopDuringValidationSavesAndTheResumedRunValidates) {
+  const int threads = num_threads();
+  set_num_threads(1);
+  TinyRun straight(1);
+  Trainer<float> uninterrupted(straight.net, straight.loss, *straight.sgd, &straight.schedule,
+                               TrainerOptions().epochs(2));
+  uninterrupted.fit(straight.train_loader, &straight.val_loader);
+  for (long stop_epoch : {0L, 1L}) {
+    SCOPED_TRACE(stop_epoch);
+    TempDir dir;
+    TinyRun first(1);
+    Trainer<float> stopped(first.net, first.loss, *first.sgd, &first.schedule,
+                           TrainerOptions().epochs(2).checkpoint_dir(dir / "run"));
+    long pass = -1;
+    Index loaded_in_pass = 0;
+    Hooked validation(first.validation, [&](Index i) {
+      if (i == 0) ++pass, loaded_in_pass = 0;
+      ++loaded_in_pass;
+      if (pass == stop_epoch && i == 0) stopped.request_stop();  // during the first of two batches
+    });
+    DataLoader val_loader(validation, normalise(), LoaderOptions().batch_size(16).shuffle(false).workers(0));
+    const FitResult result = stopped.fit(first.train_loader, &val_loader);
+    EXPECT_EQ(result.outcome, FitOutcome::StopRequested);
+    EXPECT_EQ(loaded_in_pass, 16);  // the second validation batch was never built
+    EXPECT_EQ(stopped.history().size(), static_cast<std::size_t>(stop_epoch));
+    EXPECT_EQ(Checkpoint::load(dir / "run/last.ckpt").u64s("trainer/position"),
+              (std::vector<std::uint64_t>{static_cast<std::uint64_t>(stop_epoch), 6}));
+
+    TinyRun resumed(999);
+    Trainer<float> again(resumed.net, resumed.loss, *resumed.sgd, &resumed.schedule,
+                         TrainerOptions().epochs(2).checkpoint_dir(dir / "run"));
+    again.resume(Checkpoint::load(dir / "run/last.ckpt"));
+    EXPECT_EQ(again.fit(resumed.train_loader, &resumed.val_loader).outcome, FitOutcome::Completed);
+    EXPECT_TRUE(resumed.values() == straight.values()) << "parameters differ after resuming";
+    ASSERT_EQ(again.history().size(), 2u);
+    for (std::size_t i = 0; i < 2; ++i) {
+      EXPECT_EQ(again.history()[i].train_loss, uninterrupted.history()[i].train_loss) << i;
+      EXPECT_EQ(again.history()[i].val_loss, uninterrupted.history()[i].val_loss) << i;
+      EXPECT_EQ(again.history()[i].val_accuracy, uninterrupted.history()[i].val_accuracy) << i;
+    }
+  }
+  set_num_threads(threads);
+}
+
+// A flag of the caller's (StopSignals::flag()) stops a trainer as request_stop() does.
+TEST(Trainer, StopsOnAnExternalFlag) {
+  TinyRun run(1);
+  std::atomic<bool> flag{false};
+  Trainer<float> trainer(run.net, run.loss, *run.sgd, &run.schedule, TrainerOptions().epochs(3));
+  trainer.stop_on(flag);
+  struct RaiseAt : TrainerCallback {
+    std::atomic<bool>* flag;
+    void on_batch_end(const BatchReport& r) override {
+      if (r.epoch == 1 && r.batch == 2) flag->store(true);
+    }
+  } raise;
+  raise.flag = &flag;
+  trainer.add_callback(raise);
+  const FitResult result = trainer.fit(run.train_loader, &run.val_loader);
+  EXPECT_EQ(result.outcome, FitOutcome::StopRequested);
+  EXPECT_EQ(result.position.epoch, 1);
+  EXPECT_EQ(result.position.batch, 2);
+}
+
+// SIGINT and SIGTERM alike: the first sets the flag and says which signal; a second ends the
+// process at once, with 128 + its number, without running anything more.
+TEST(StopSignals, FirstSignalSetsTheFlagASecondExitsAtOnce) {
+  for (const auto& [first, second] : {std::pair<int, int>{SIGTERM, SIGINT}, std::pair<int, int>{SIGINT, SIGTERM}}) {
+    convnet::testing::ChildProcess child([first = first, second = second](int fd) {
+      ::dup2(fd, STDERR_FILENO);  // where the second signal's message goes
+      StopSignals signals;
+      ::raise(first);
+      const bool seen = signals.received() && signals.signal() == first && signals.exit_status() == 128 + first;
+      ::write(fd, seen ? "y" : "n", 1);
+      ::raise(second);
+      ::write(fd, " and carried on", 15);
+    });
+    const std::string said = child.read_rest();
+    const int status = child.wait();
+    EXPECT_EQ(said, "y\nsecond signal: exiting without saving\n");
+    ASSERT_TRUE(WIFEXITED(status));
+    EXPECT_EQ(WEXITSTATUS(status), 128 + second);
+  }
+  // Handlers are restored when the guard ends, and only one guard may be installed at a time.
+  struct sigaction before {}, after {};
+  sigaction(SIGTERM, nullptr, &before);
+  {
+    StopSignals signals;
+    EXPECT_THROW(StopSignals(), std::logic_error);
+  }
+  sigaction(SIGTERM, nullptr, &after);
+  EXPECT_EQ(before.sa_handler, after.sa_handler);
 }
 
 TEST(Trainer, EarlyStoppingWhenTheValidationLossStalls) {

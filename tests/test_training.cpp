@@ -10,7 +10,9 @@
 #include <convnet/threading.hpp>
 #include <convnet/training.hpp>
 
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -20,6 +22,10 @@
 
 
 #include "helpers.hpp"
+#include "processes.hpp"
+
+#include <csignal>
+#include <sys/resource.h>
 
 namespace {
 
@@ -283,7 +289,7 @@ TEST(Checkpoint, SaveLoadGivesIdenticalOutputs) {
   c.set_text("note", "hello");
   c.set_u64s("epoch", {3});
   c.save(dir.file("a.ckpt"));
-  EXPECT_FALSE(fs::exists(dir.file("a.ckpt.tmp")));
+  EXPECT_EQ(std::distance(fs::directory_iterator(dir.path), fs::directory_iterator()), 1);  // no temporary left
 
   auto other = make_alexnet<float>(tiny_config(), 99);
   other.eval();
@@ -515,19 +521,86 @@ TEST(Checkpoint, TruncatedCorruptedAndForeignFilesAreReported) {
   EXPECT_NE(what.find("entry 'x' claims 1152921504606846976 items"), std::string::npos) << what;
 }
 
-TEST(Checkpoint, AFailedSaveKeepsThePreviousCheckpoint) {
+// The files in a folder, by name.
+std::vector<std::string> names_in(const fs::path& folder) {
+  std::vector<std::string> names;
+  for (const auto& e : fs::directory_iterator(folder)) names.push_back(e.path().filename().string());
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+// A write that fails part-way (here: the file-size limit, in a child with SIGXFSZ ignored, so write()
+// fails with EFBIG) reports the error and leaves the previous checkpoint, and no temporary file.
+TEST(Checkpoint, AWriteThatFailsPartWayKeepsThePreviousCheckpoint) {
   TempDir dir;
-  auto net = make_alexnet<float>(tiny_config(), 1);
+  Checkpoint old;
+  old.set_f64s("values", std::vector<double>(1000, 1.0));  // about 8 KB
+  old.save(dir.file("keep.ckpt"));
+  convnet::testing::ChildProcess child([&](int fd) {
+    std::signal(SIGXFSZ, SIG_IGN);
+    const rlimit small{4096, 4096};
+    ::setrlimit(RLIMIT_FSIZE, &small);
+    Checkpoint newer;
+    newer.set_f64s("values", std::vector<double>(100000, 2.0));  // about 800 KB
+    try {
+      newer.save(dir.file("keep.ckpt"));
+      ::write(fd, "saved", 5);
+    } catch (const CheckpointError& e) {
+      ::write(fd, e.what(), std::strlen(e.what()));
+    }
+  });
+  const std::string said = child.read_rest();
+  child.wait();
+  EXPECT_NE(said.find("cannot write checkpoint " + dir.file("keep.ckpt.tmp.")), std::string::npos) << said;
+  EXPECT_NE(said.find("File too large"), std::string::npos) << said;
+  EXPECT_EQ(Checkpoint::load(dir.file("keep.ckpt")).f64s("values"), std::vector<double>(1000, 1.0));
+  EXPECT_EQ(names_in(dir.path), std::vector<std::string>{"keep.ckpt"});
+}
+
+// A link planted where the temporary file used to be written ("<path>.tmp") is never followed: the
+// temporary file has a fresh name, created exclusively.
+TEST(Checkpoint, ALinkAtTheTemporaryNameIsNotFollowed) {
+  TempDir dir;
+  std::ofstream(dir.file("victim")) << "precious";
+  fs::create_symlink(dir.file("victim"), dir.file("a.ckpt.tmp"));
   Checkpoint c;
-  save_training_state(c, net);
-  c.save(dir.file("keep.ckpt"));
-  // Make the temporary file impossible to create: the save must fail loudly and leave keep.ckpt alone.
-  fs::create_directory(dir.file("keep.ckpt.tmp"));
-  Checkpoint newer;
-  newer.set_text("architecture", "something else\n");
-  EXPECT_NE(checkpoint_error([&] { newer.save(dir.file("keep.ckpt")); }).find("cannot write checkpoint"),
-            std::string::npos);
-  restore_training_state(Checkpoint::load(dir.file("keep.ckpt")), net);  // still the good one
+  c.set_text("note", "hello");
+  c.save(dir.file("a.ckpt"));
+  EXPECT_EQ(convnet::testing::read(dir.file("victim")), "precious");
+  EXPECT_EQ(Checkpoint::load(dir.file("a.ckpt")).text("note"), "hello");
+  EXPECT_FALSE(fs::is_symlink(dir.file("a.ckpt")));
+  EXPECT_EQ(names_in(dir.path), (std::vector<std::string>{"a.ckpt", "a.ckpt.tmp", "victim"}));
+}
+
+// Two processes saving to one path at once: each rename publishes a whole file of its own, so a
+// reader always finds one of the two checkpoints, complete (they used to share "<path>.tmp").
+TEST(Checkpoint, TwoWritersOfOnePathNeverTearTheFile) {
+  TempDir dir;
+  const std::string path = dir.file("shared.ckpt");
+  const std::size_t count = 1 << 16;  // 512 KB a file: writes of several system calls
+  auto saver = [&](double value) {
+    return [&, value](int fd) {
+      Checkpoint c;
+      c.set_f64s("values", std::vector<double>(count, value));
+      for (int i = 0; i < 60; ++i) c.save(path);
+      ::write(fd, "d", 1);
+    };
+  };
+  saver(1.0)(-1);
+  convnet::testing::ChildProcess a(saver(1.0)), b(saver(2.0));
+  auto check = [&] {
+    const std::vector<double> v = Checkpoint::load(path).f64s("values");  // must not throw
+    return v.size() == count && std::all_of(v.begin(), v.end(), [&](double x) { return x == v[0]; }) &&
+           (v[0] == 1 || v[0] == 2);
+  };
+  for (int i = 0; i < 40; ++i) ASSERT_TRUE(check()) << "load " << i;  // while they write, as far as they still do
+  char c = 0;
+  EXPECT_TRUE(a.read_byte(c) && c == 'd');
+  EXPECT_TRUE(b.read_byte(c) && c == 'd');
+  EXPECT_TRUE(check());
+  EXPECT_EQ(a.wait(), 0);
+  EXPECT_EQ(b.wait(), 0);
+  EXPECT_EQ(names_in(dir.path), std::vector<std::string>{"shared.ckpt"});
 }
 
 TEST(Checkpoint, ConfigurableLimitsRefuseBigFilesAndTensorsBeforeReading) {

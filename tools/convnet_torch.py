@@ -17,6 +17,7 @@ Needs numpy; the PyTorch parts need torch (imported only where used).
 import collections
 import os
 import struct
+import tempfile
 
 import numpy as np
 
@@ -81,12 +82,20 @@ def write_checkpoint(path, entries):
             out += a.astype(dtype).tobytes()
     payload = bytes(out)
     header = MAGIC + struct.pack("<IIQQ", VERSION, len(entries), len(payload), fnv1a(payload))
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(header + payload)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    # A temporary name of our own, created exclusively (as the C++ writer does): two writers never
+    # share it and a link planted there is never followed.
+    fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".tmp.", dir=os.path.dirname(path) or ".")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(header + payload)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
 
 
 def read_checkpoint(path):

@@ -30,6 +30,7 @@
 #include <optional>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "errors.hpp"
 #include "layers/adaptive_avg_pool2d.hpp"
@@ -219,20 +220,85 @@ class AlexNetConfig {
   bool dropout_first_ = false;
 };
 
+/// The ranges a configuration must keep. A configuration can come from a file (a checkpoint's
+/// 'config' text) or a flag, so every field is bounded before anything is built: together with
+/// the 2^31-weights limit of Conv2d and Dense these keep any configuration's network within
+/// tens of GB at the very most, and the checkpoint checks (alexnet_parameter_shapes) bound a
+/// stored one by the file's own size.
+struct AlexNetBounds {
+  static constexpr Index kMaxClasses = 100'000;
+  static constexpr Index kMaxGroups = 64;
+  static constexpr double kMaxWidth = 16;
+  static constexpr Index kMaxInputSize = 1024;
+  static constexpr Index kMaxLrnSize = 255;
+};
+
 namespace detail {
 inline void alexnet_validate(const AlexNetConfig& c) {
+  using B = AlexNetBounds;
   const std::string where = "AlexNet(" + c.name() + ")";
-  require_option(c.classes() >= 1, where, "classes", ">= 1", c.classes());
-  require_option(c.groups() >= 1, where, "groups", ">= 1", c.groups());
-  require_option(c.width() > 0, where, "width", "> 0", c.width());
-  require_option(c.input_size() >= 1, where, "input_size", ">= 1", c.input_size());
+  require_option(c.classes() >= 1 && c.classes() <= B::kMaxClasses, where, "classes", "in [1, 100000]", c.classes());
+  require_option(c.groups() >= 1 && c.groups() <= B::kMaxGroups, where, "groups", "in [1, 64]", c.groups());
+  require_option(c.width() > 0 && c.width() <= B::kMaxWidth, where, "width", "in (0, 16]", c.width());
+  require_option(c.input_size() >= 1 && c.input_size() <= B::kMaxInputSize, where, "input_size", "in [1, 1024]",
+                 c.input_size());
+  require_option(c.dropout() >= 0 && c.dropout() < 1, where, "dropout", "in [0, 1)", c.dropout());
+  const LocalResponseNormOptions& lrn = c.lrn();
+  require_option(lrn.size() >= 1 && lrn.size() <= B::kMaxLrnSize, where, "lrn size", "in [1, 255]", lrn.size());
+  require_option(std::isfinite(lrn.alpha()) && std::isfinite(lrn.beta()) && lrn.k() > 0 && std::isfinite(lrn.k()),
+                 where, "lrn alpha, beta, k", "finite (k > 0)", concat(lrn.alpha(), ",", lrn.beta(), ",", lrn.k()));
 }
 }  // namespace detail
+
+/// The parameters make_alexnet(config) would create, in order, worked out without building anything
+/// (so a configuration read from a file can be checked against the tensors stored with it before any
+/// memory is committed). Validates the configuration; throws std::invalid_argument for an input too
+/// small for the network, or a layer over 2^31 weights.
+inline std::vector<ParameterShape> alexnet_parameter_shapes(const AlexNetConfig& config) {
+  detail::alexnet_validate(config);
+  const std::string where = "AlexNet(" + config.name() + ")";
+  std::vector<ParameterShape> shapes;
+  auto add = [&](const std::string& layer, std::vector<Index> weight) {
+    double count = 1;
+    for (Index d : weight) count *= static_cast<double>(d);
+    detail::require_option(count <= 2147483648.0, where, (layer + " weights").c_str(), "at most 2^31", count);
+    const Index out = weight[0];
+    shapes.push_back({layer + ".weight", std::move(weight)});
+    shapes.push_back({layer + ".bias", {out}});
+  };
+  Index channels = 3, side = config.input_size();
+  for (int i = 0; i < 5; ++i) {
+    const AlexNetConvSpec& s = config.conv()[static_cast<std::size_t>(i)];
+    const std::string layer = "conv" + std::to_string(i + 1);
+    const Index out = config.scaled(s.channels), groups = s.grouped ? config.groups() : 1;
+    add(layer, {out, channels / groups, s.kernel, s.kernel});
+    if (side + 2 * s.padding < s.kernel) {
+      throw std::invalid_argument(detail::concat(where, ": input_size ", config.input_size(), " is too small: ", layer,
+                                                 " gets ", side, " x ", side, " for its ", s.kernel, " x ", s.kernel,
+                                                 " kernel"));
+    }
+    side = (side + 2 * s.padding - s.kernel) / s.stride + 1;
+    if (i < 2 || i == 4) {
+      if (side < 3) {
+        throw std::invalid_argument(detail::concat(where, ": input_size ", config.input_size(), " is too small: pool",
+                                                   i + 1, " gets ", side, " x ", side, " for its 3 x 3 window"));
+      }
+      side = (side - 3) / 2 + 1;
+    }
+    channels = out;
+  }
+  if (const auto pooled = config.adaptive_pool()) side = *pooled;
+  const Index fc = config.scaled(config.fc_width());
+  add("fc6", {fc, channels * side * side});
+  add("fc7", {fc, fc});
+  add("fc8", {config.classes(), fc});
+  return shapes;
+}
 
 /// Builds the network and initialises it from `seed` (the same seed gives the same weights).
 template <class T>
 Sequential<T> make_alexnet(const AlexNetConfig& config, std::uint64_t seed = 0) {
-  detail::alexnet_validate(config);
+  alexnet_parameter_shapes(config);  // every bound, before a layer is built
   Sequential<T> net;
   Index channels = 3;
   for (int i = 0; i < 5; ++i) {

@@ -14,6 +14,7 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdio>
 #include <iomanip>
@@ -96,7 +97,13 @@ class Classifier {
     if (!c.contains("config")) {
       throw CheckpointError(c.source() + " does not say which network it holds (no 'config' entry)");
     }
-    const AlexNetConfig config = AlexNetConfig::parse(c.text("config"));
+    AlexNetConfig config;
+    try {
+      config = AlexNetConfig::parse(c.text("config"));
+      require_stored_parameters(c, alexnet_parameter_shapes(config));  // before anything is allocated
+    } catch (const std::invalid_argument& e) {
+      throw CheckpointError(c.source() + ": " + e.what());
+    }
     Sequential<float> net = make_alexnet<float>(config);
     restore_training_state(c, net);
     ChannelStats stats{{0, 0, 0}, {255, 255, 255}};
@@ -136,7 +143,7 @@ class Classifier {
   /// Class probabilities of each picture ([pictures][classes]), averaged over its views.
   std::vector<std::vector<double>> probabilities(const std::vector<Image>& pictures, bool ten_crop = false) {
     std::vector<std::vector<double>> result;
-    const std::size_t chunk = ten_crop ? 16 : 128, per = ten_crop ? 10 : 1;
+    const std::size_t per = ten_crop ? 10 : 1, chunk = batch_pictures(ten_crop);
     const Index plane = 3 * input_size_ * input_size_;
     for (std::size_t start = 0; start < pictures.size(); start += chunk) {
       const std::size_t end = std::min(pictures.size(), start + chunk);
@@ -180,14 +187,16 @@ class Classifier {
 
   /// Top-1, top-5, loss and confusion matrix over the pictures of `data` (all, or the
   /// first `max_pictures`); its labels must be < classes().
+  /// With `stop`, it ends early (a partial report) once that flag is set (StopSignals::flag()).
   ClassificationReport evaluate(const Dataset& data, bool ten_crop = false,
-                                std::optional<Index> max_pictures = std::nullopt) {
+                                std::optional<Index> max_pictures = std::nullopt,
+                                const std::atomic<bool>* stop = nullptr) {
     ClassificationReport report{ClassificationMetrics(), ConfusionMatrix(classes_), names_};
     const Index total = max_pictures ? std::clamp<Index>(*max_pictures, 0, data.size()) : data.size();
-    const Index chunk = 500;
+    const Index chunk = static_cast<Index>(batch_pictures(ten_crop));  // decoded pictures held at once
     std::vector<Image> pictures;
     std::vector<int> labels;
-    for (Index start = 0; start < total; start += chunk) {
+    for (Index start = 0; start < total && !(stop && stop->load()); start += chunk) {
       const Index count = std::min(chunk, total - start);
       pictures.resize(static_cast<std::size_t>(count));
       labels.resize(static_cast<std::size_t>(count));
@@ -201,6 +210,14 @@ class Classifier {
   }
 
  private:
+  /// Pictures per forward pass: 128 single views of 227 x 227 (about 20 M input values), fewer for
+  /// ten crops or bigger inputs, so memory stays bounded whatever the configuration's input size.
+  std::size_t batch_pictures(bool ten_crop) const {
+    const double budget = 128.0 * 227 * 227, per_picture = (ten_crop ? 10.0 : 1.0) * static_cast<double>(input_size_) *
+                                                            static_cast<double>(input_size_);
+    return static_cast<std::size_t>(std::clamp(budget / per_picture, 1.0, 128.0));
+  }
+
   int checked_label(int label) const {
     if (label < 0 || label >= classes_) {
       throw std::invalid_argument(detail::concat("Classifier::evaluate: label ", label, " is outside the model's ",

@@ -43,6 +43,7 @@
 #include "plot.hpp"
 #include "random.hpp"
 #include "sequential.hpp"
+#include "stop_signals.hpp"
 #include "summary.hpp"
 #include "tensor.hpp"
 #include "threading.hpp"

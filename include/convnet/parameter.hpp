@@ -8,6 +8,12 @@
 
 namespace convnet {
 
+/// A parameter's name and shape alone: what a network will hold, before it is built.
+struct ParameterShape {
+  std::string name;
+  std::vector<Index> shape;
+};
+
 template <class T>
 struct Parameter {
   std::string name;          ///< "weight" or "bias"; containers prefix the layer name ("conv1.weight").

@@ -224,15 +224,27 @@ class Trainer {
     has_validation_ = validation != nullptr;
     if (opt_.checkpoint_dir()) prepare_output_folder(*opt_.checkpoint_dir());
     const Index batches = batches_per_epoch(train);
+    if (position_.batch > batches) {
+      throw std::invalid_argument(detail::concat("Trainer::fit: the run stands at batch ", position_.batch,
+                                                 " of epoch ", position_.epoch + 1, " but an epoch of this loader has ",
+                                                 batches, " batches (a checkpoint of another dataset or batch size?)"));
+    }
     for (auto* cb : callbacks_) cb->on_fit_begin(position_, opt_.epochs());
     FitResult result;
     while (position_.epoch < opt_.epochs()) {
+      if (stop_requested()) {  // between epochs: last.ckpt is already this position
+        result.outcome = FitOutcome::StopRequested;
+        break;
+      }
       const std::optional<double> train_seconds = train_epoch(train, batches);
       if (!train_seconds) {
         result.outcome = FitOutcome::StopRequested;
         break;
       }
-      end_epoch(validation, *train_seconds);
+      if (!end_epoch(validation, *train_seconds)) {
+        result.outcome = FitOutcome::StopRequested;
+        break;
+      }
       if (opt_.patience() && epochs_without_improvement() >= *opt_.patience()) {
         result.outcome = FitOutcome::EarlyStopped;
         break;
@@ -245,9 +257,18 @@ class Trainer {
     return result;
   }
 
-  /// Asks fit() to stop after the batch under way. Thread-safe and async-signal-safe.
+  /// Asks fit() to stop after the batch under way, training or validating: it saves last.ckpt
+  /// (a validation cut short is run again on resume) and returns StopRequested. Thread-safe and
+  /// async-signal-safe.
   void request_stop() noexcept { stop_requested_.store(true); }
-  bool stop_requested() const noexcept { return stop_requested_.load(); }
+  /// Also stops when `flag` becomes true (StopSignals::flag(): SIGINT and SIGTERM); it must outlive fit().
+  Trainer& stop_on(const std::atomic<bool>& flag) {
+    external_stop_ = &flag;
+    return *this;
+  }
+  bool stop_requested() const noexcept {
+    return stop_requested_.load() || (external_stop_ && external_stop_->load());
+  }
 
   const std::vector<EpochRecord>& history() const { return history_; }
   const TrainPosition& position() const { return position_; }
@@ -332,7 +353,7 @@ class Trainer {
       report.loss = partial_.loss / partial_.count;
       report.accuracy = partial_.correct / partial_.count;
       for (auto* cb : callbacks_) cb->on_batch_end(report);
-      const bool stop = stop_requested_.load();
+      const bool stop = stop_requested();
       const bool scheduled = opt_.save_every() && position_.batch % *opt_.save_every() == 0 && position_.batch < batches;
       if ((stop || scheduled) && opt_.checkpoint_dir()) save_at(last_path(), partial_.seconds + report.seconds);
       if (stop) {
@@ -343,14 +364,27 @@ class Trainer {
     return partial_.seconds + report.seconds;
   }
 
-  /// Validation, the epoch's record, the schedule's epoch step, checkpoints and callbacks.
-  void end_epoch(DataLoader* validation, double train_seconds) {
+  /// Validation, the epoch's record, the schedule's epoch step, checkpoints and callbacks; false
+  /// when a stop request cut the validation short (the epoch stays open, trained but not validated,
+  /// and last.ckpt says so: a resumed run validates it).
+  bool end_epoch(DataLoader* validation, double train_seconds) {
     const auto start = std::chrono::steady_clock::now();
     ClassificationMetrics val;
     if (validation) {
       validation->start_epoch(0);
-      val = objective_ ? evaluate(net_, *validation, nullptr, opt_.max_batches(), objective_)
-                       : evaluate(net_, *validation, nullptr, opt_.max_batches(), loss_);
+      const auto stop = [this] { return stop_requested(); };
+      SoftmaxCrossEntropy<T> cross_entropy;
+      val = detail::evaluate_loader(net_, *validation, nullptr, opt_.max_batches(),
+                                    [&](const Tensor<T>& logits, const std::vector<int>& labels) {
+                                      if (objective_) return objective_->forward(net_, labels);
+                                      return loss_ ? loss_->forward(logits, labels) : cross_entropy.forward(logits, labels);
+                                    },
+                                    stop);
+      if (stop_requested()) {
+        partial_.seconds = train_seconds;
+        if (opt_.checkpoint_dir()) save_at(last_path(), partial_.seconds);
+        return false;
+      }
     }
     EpochRecord record{static_cast<int>(position_.epoch + 1), partial_.loss / partial_.count,
                        partial_.correct / partial_.count, val.loss(), val.top1_accuracy(),
@@ -370,6 +404,7 @@ class Trainer {
     }
     const EpochReport report{history_.back(), history_, opt_.epochs(), best, train_seconds};
     for (auto* cb : callbacks_) cb->on_epoch_end(report);
+    return true;
   }
 
   void save_at(const std::string& path, double partial_seconds) const {
@@ -410,6 +445,7 @@ class Trainer {
   std::vector<EpochRecord> history_;
   bool has_validation_ = false;
   std::atomic<bool> stop_requested_{false};
+  const std::atomic<bool>* external_stop_ = nullptr;
   Tensor<T> converted_;
 };
 

@@ -146,15 +146,20 @@ ClassificationMetrics evaluate(Sequential<T>& net, const Tensor<T>& images, cons
 }
 
 namespace detail {
-/// evaluate() over a loader with `value(logits, labels)` as the loss.
-template <class T, class Value>
+struct NeverStop {
+  bool operator()() const { return false; }
+};
+
+/// evaluate() over a loader with `value(logits, labels)` as the loss; ends early, before the next
+/// batch, once `stop()` is true (the trainer's stop requests).
+template <class T, class Value, class Stop = NeverStop>
 ClassificationMetrics evaluate_loader(Sequential<T>& net, DataLoader& loader, ConfusionMatrix* confusion,
-                                      std::optional<Index> max_batches, const Value& value) {
+                                      std::optional<Index> max_batches, const Value& value, const Stop& stop = Stop()) {
   const EvaluationMode<T> mode(net);
   ClassificationMetrics metrics;
   Tensor<T> converted;
   Index done = 0;
-  while (const Batch* batch = (max_batches && done >= *max_batches) ? nullptr : loader.next()) {
+  while (const Batch* batch = (stop() || (max_batches && done >= *max_batches)) ? nullptr : loader.next()) {
     ++done;
     const Tensor<T>* input;
     if constexpr (std::is_same<T, float>::value) {

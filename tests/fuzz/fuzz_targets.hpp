@@ -1,7 +1,10 @@
-// The three fuzz targets: the CIFAR-10 reader, image decoding (stb_image behind
-// our checks) and the checkpoint loader. Each takes arbitrary bytes and
-// returns 0; the only outcomes allowed are success or the loader's own error
-// type (DataError, CheckpointError). Anything else - another exception, a
+// The fuzz targets: the CIFAR-10 reader, image decoding (stb_image behind our
+// checks, header path and decoder), the checkpoint loader, a checkpoint's
+// configuration text on its way to a network, the trainer's own checkpoint
+// fields, the transforms on extreme shapes, and the command-line parser. Each
+// takes arbitrary bytes and returns 0; the only outcomes allowed are success
+// or the clear errors that path documents (DataError, CheckpointError,
+// std::invalid_argument for options). Anything else - another exception, a
 // crash, a sanitizer report, an inconsistent result (checked with abort()) -
 // is a bug.
 //
@@ -19,9 +22,15 @@ namespace convnet::fuzz {
 int cifar10(const std::uint8_t* data, std::size_t size);
 int image(const std::uint8_t* data, std::size_t size);
 int checkpoint(const std::uint8_t* data, std::size_t size);
+int config(const std::uint8_t* data, std::size_t size);
+int trainer_checkpoint(const std::uint8_t* data, std::size_t size);
+int transforms(const std::uint8_t* data, std::size_t size);
+int command_line(const std::uint8_t* data, std::size_t size);
 
 /// A valid checkpoint of the network the checkpoint target restores into
 /// (after one SGD step, so it holds momentum buffers too): a seed.
 std::string checkpoint_seed();
+/// A checkpoint of the trainer the trainer_checkpoint target resumes, after one epoch and a half.
+std::string trainer_checkpoint_seed();
 
 }  // namespace convnet::fuzz

@@ -2,6 +2,7 @@
 // committed):  make fuzz-corpus
 // Small valid inputs of every format each target reads, and a few broken ones.
 #include <convnet/data/image_io.hpp>
+#include <convnet/alexnet.hpp>
 
 #include <filesystem>
 #include <fstream>
@@ -70,5 +71,36 @@ int main(int argc, char** argv) {
   put(root / "checkpoint/valid_fixup", std::string(1, '\1') + ckpt);
   put(root / "checkpoint/truncated", std::string(1, '\1') + ckpt.substr(0, ckpt.size() - 9));
   put(root / "checkpoint/header_only", std::string(1, '\0') + ckpt.substr(0, 32));
+
+  // Configuration texts: the one the target's tensors fit, the named ones, and hostile ones.
+  put(root / "config/matches", convnet::AlexNetConfig::named("cifar-half").width(0.0625).str());
+  put(root / "config/paper", convnet::AlexNetConfig::named("paper").str());
+  put(root / "config/torchvision_wide", convnet::AlexNetConfig::named("torchvision").width(8).str());
+  put(root / "config/huge_input", "name=cifar input=4000000000 classes=10 groups=1 width=1 dropout=0.5 init=he "
+                                  "lrn=5,0.0001,0.75,2,paper");
+
+  // The trainer's checkpoints: the first byte says whether the target recomputes the checksum.
+  const std::string trainer = convnet::fuzz::trainer_checkpoint_seed();
+  put(root / "trainer_checkpoint/valid", std::string(1, '\0') + trainer);
+  put(root / "trainer_checkpoint/valid_fixup", std::string(1, '\1') + trainer);
+
+  // Transforms: height, width (u32 each), channels, an Rng seed, then (op, a, b) steps.
+  auto u32 = [](std::uint32_t v) { return std::string(reinterpret_cast<const char*>(&v), 4); };
+  auto step = [&](int op, std::uint32_t a, std::uint32_t b) { return std::string(1, static_cast<char>(op)) + u32(a) + u32(b); };
+  put(root / "transforms/cifar_pipeline", u32(31) + u32(31) + std::string(1, '\2') + u32(7) + step(3, 31, 31) +
+                                              std::string(1, '\4') + step(4, 1, 0) + step(5, 0, 0));
+  put(root / "transforms/thin_resize", u32(0) + u32(999999) + std::string(1, '\2') + u32(1) + step(0, 31, 0));
+  put(root / "transforms/ten_crops", u32(40) + u32(50) + std::string(1, '\2') + u32(1) + step(6, 31, 31) + step(7, 0, 0));
+
+  // Command lines: arguments separated by zero bytes.
+  auto args_of = [](std::initializer_list<const char*> args) {
+    std::string out;
+    for (const char* a : args) out += std::string(a) + '\0';
+    return out;
+  };
+  put(root / "command_line/defaults", "");
+  put(root / "command_line/recipe", args_of({"--epochs", "3", "--lr=0.01", "--width", "0.5", "--augment", "crop,flip,pca",
+                                          "--loss", "cross-entropy+triplet", "--loss-weights", "1,0.5"}));
+  put(root / "command_line/out_of_range", args_of({"--threads", "5000000000", "--val-fraction", "0"}));
   return 0;
 }

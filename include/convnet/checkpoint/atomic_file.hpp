@@ -1,16 +1,23 @@
 // Writing a file so that a reader sees either the old contents or the new,
 // never a mixture, whenever the writer is interrupted (a crash, SIGKILL, a
-// full disk): write "<path>.tmp", flush it to the disk, rename it over
-// <path>, and flush the directory so the rename itself survives a power cut.
+// full disk, a file-size limit) and whoever else writes the same path:
+// write a temporary file of a name no one else uses ("<path>.tmp.XXXXXX",
+// created exclusively, so a link planted there is never followed), flush it
+// to the disk, rename it over <path>, and flush the directory so the rename
+// itself survives a power cut. Two writers of one path each rename a whole
+// file of their own, so the path always holds one of them, complete.
 #pragma once
 
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 namespace convnet {
@@ -21,32 +28,33 @@ struct FileWriteError {
 };
 
 /// Replaces `path` with `bytes` atomically; returns what went wrong, if anything
-/// (the previous contents of `path` are then untouched).
+/// (the previous contents of `path` are then untouched, and no temporary file is left).
 inline std::optional<FileWriteError> write_file_atomically(const std::string& path, const std::string& bytes) {
-  const std::string tmp = path + ".tmp";
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  std::vector<char> name(path.begin(), path.end());
+  for (const char c : std::string(".tmp.XXXXXX")) name.push_back(c);
+  name.push_back('\0');
+  // mkostemp: O_CREAT | O_EXCL (never an existing file, never through a symbolic link), mode 0600.
+  const int fd = ::mkostemp(name.data(), O_CLOEXEC);
+  const std::string tmp(name.data());
   if (fd < 0) return FileWriteError{tmp, std::strerror(errno)};
-  auto fail = [&](int error) {
-    ::close(fd);
+  ::fchmod(fd, 0644);  // what a plain create would give under the usual umask
+  auto fail = [&](int error, bool open) {
+    if (open) ::close(fd);
     ::unlink(tmp.c_str());
     return FileWriteError{tmp, std::strerror(error)};
   };
   for (std::size_t written = 0; written < bytes.size();) {
     const ssize_t n = ::write(fd, bytes.data() + written, bytes.size() - written);
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return fail(errno);
+    if (n < 0) return fail(errno, true);
     written += static_cast<std::size_t>(n);
   }
-  if (::fsync(fd) != 0) return fail(errno);
-  if (::close(fd) != 0) {
-    const int error = errno;
-    ::unlink(tmp.c_str());
-    return FileWriteError{tmp, std::strerror(error)};
-  }
+  if (::fsync(fd) != 0) return fail(errno, true);
+  if (::close(fd) != 0) return fail(errno, false);
   if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    const int error = errno;
-    ::unlink(tmp.c_str());
-    return FileWriteError{tmp + " (renaming it to " + path + ")", std::strerror(error)};
+    FileWriteError error = fail(errno, false);
+    error.file += " (renaming it to " + path + ")";
+    return error;
   }
   const std::string::size_type slash = path.find_last_of('/');
   const std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));

@@ -33,6 +33,7 @@
 #include "../errors.hpp"
 #include "../optim/optimizer.hpp"
 #include "../optim/schedules.hpp"
+#include "../parameter.hpp"
 #include "../sequential.hpp"
 #include "format.hpp"
 
@@ -133,6 +134,37 @@ void check_same_network(const Checkpoint& c, Sequential<T>& net) {
   }
   if (!difference.empty()) throw CheckpointError(where + " was saved from a different network: " + difference);
 }
+
+}  // namespace detail
+
+/// Before a network is built from a description read from a file (a configuration's text): the
+/// checkpoint stores every parameter that network will have, in the same shape. The tensors were
+/// bounded by CheckpointLimits when the file was read, so a description can never make the
+/// program allocate more than the file itself holds.
+inline void require_stored_parameters(const Checkpoint& c, const std::vector<ParameterShape>& shapes) {
+  auto text = [](const std::vector<Index>& shape) {
+    std::string out;
+    for (Index d : shape) out += (out.empty() ? "" : ", ") + std::to_string(d);
+    return "[" + out + "]";
+  };
+  for (const auto& p : shapes) {
+    const std::string key = "param/" + p.name;
+    if (!c.contains(key)) {
+      throw CheckpointError(c.source() + ": its configuration needs parameter " + p.name + " " + text(p.shape) +
+                            ", which it does not hold");
+    }
+    const Checkpoint::Entry& e = c.entry(key);
+    if (e.kind != Checkpoint::Kind::F32Tensor && e.kind != Checkpoint::Kind::F64Tensor) {
+      throw CheckpointError(c.source() + ": entry " + key + " is not a tensor");
+    }
+    if (e.shape != p.shape) {
+      throw CheckpointError(c.source() + ": its configuration needs parameter " + p.name + " " + text(p.shape) +
+                            " but it holds " + text(e.shape));
+    }
+  }
+}
+
+namespace detail {
 
 /// Step 2: every parameter, with its shape; the values, read but not yet applied.
 template <class T>

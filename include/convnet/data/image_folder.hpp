@@ -61,10 +61,7 @@ class ImageFolderDataset : public Dataset {
         if (options_.verify()) {
           decode_image(path, options_.limits());
         } else {
-          int w, h, comp;
-          if (!stbi_info(path.c_str(), &w, &h, &comp)) {
-            throw DataError("cannot decode image " + path + ": " + stbi_failure_reason());
-          }
+          image_info(path, options_.limits());  // the header, with decoding's checks
         }
       } catch (const std::exception& e) {
         errors[static_cast<std::size_t>(i)] = e.what();

@@ -50,12 +50,17 @@ struct ImageLimits {
   ImageLimits& max_pixels(Index v) { max_pixels_ = v; return *this; }
   /// A bigger file is refused before it is read (default 256 MiB).
   ImageLimits& max_file_bytes(Index v) { max_file_bytes_ = v; return *this; }
+  /// The longer side over the shorter (default 100): a 1 x 1,000,000 strip is no picture to
+  /// classify, and scaling its shorter side up would take gigabytes.
+  ImageLimits& max_aspect_ratio(double v) { max_aspect_ratio_ = v; return *this; }
   Index max_pixels() const { return max_pixels_; }
   Index max_file_bytes() const { return max_file_bytes_; }
+  double max_aspect_ratio() const { return max_aspect_ratio_; }
 
  private:
   Index max_pixels_ = 100'000'000;
   Index max_file_bytes_ = 256LL << 20;
+  double max_aspect_ratio_ = 100;
 };
 
 namespace detail {
@@ -154,28 +159,47 @@ inline void check_png_chunks(const std::uint8_t* b, std::size_t size, const std:
 }
 }  // namespace detail
 
-/// Decodes a picture held in memory (the bytes of a JPEG, PNG, ... file) into
-/// RGB (3 x H x W, values 0-255). `source` names it in errors. The header's
-/// size is checked against `limits` before any pixel memory is allocated.
-inline Image decode_image_from_memory(const std::uint8_t* bytes, std::size_t size, const std::string& source,
-                                      const ImageLimits& limits = {}) {
+/// A picture's size as its header says, before any pixel is decoded.
+struct ImageInfo {
+  Index width = 0, height = 0;
+};
+
+/// Reads the header of a picture held in memory (after the same checks decoding makes, which stb's
+/// header path needs as much as its decoder) and checks its size against `limits`. Throws DataError
+/// naming `source`.
+inline ImageInfo image_info_from_memory(const std::uint8_t* bytes, std::size_t size, const std::string& source,
+                                        const ImageLimits& limits = {}) {
   if (size > static_cast<std::size_t>(std::numeric_limits<int>::max())) {
     throw DataError(detail::concat("image ", source, " is ", size, " bytes, more than stb_image reads"));
   }
   detail::check_pnm_header(bytes, size, source);
   detail::check_jpeg_huffman_tables(bytes, size, source);
   detail::check_png_chunks(bytes, size, source);
-  const int length = static_cast<int>(size);
   int w = 0, h = 0, channels = 0;
-  if (size == 0 || !stbi_info_from_memory(bytes, length, &w, &h, &channels)) {
+  if (size == 0 || !stbi_info_from_memory(bytes, static_cast<int>(size), &w, &h, &channels)) {
     throw DataError("cannot decode image " + source + ": " + (size == 0 ? "empty file" : stbi_failure_reason()));
   }
   if (w <= 0 || h <= 0 || static_cast<double>(w) * static_cast<double>(h) > static_cast<double>(limits.max_pixels())) {
     throw DataError(detail::concat("image ", source, " claims ", w, " x ", h, " pixels, over the limit of ",
                                    limits.max_pixels(), " pixels (ImageLimits::max_pixels)"));
   }
-  std::unique_ptr<stbi_uc, void (*)(void*)> data(stbi_load_from_memory(bytes, length, &w, &h, &channels, 3),
-                                                 stbi_image_free);
+  const double ratio = static_cast<double>(std::max(w, h)) / static_cast<double>(std::min(w, h));
+  if (ratio > limits.max_aspect_ratio()) {
+    throw DataError(detail::concat("image ", source, " is ", w, " x ", h, " pixels, an aspect ratio of ", ratio,
+                                   ", over the limit of ", limits.max_aspect_ratio(), " (ImageLimits::max_aspect_ratio)"));
+  }
+  return {w, h};
+}
+
+/// Decodes a picture held in memory (the bytes of a JPEG, PNG, ... file) into
+/// RGB (3 x H x W, values 0-255). `source` names it in errors. The header's
+/// size is checked against `limits` before any pixel memory is allocated.
+inline Image decode_image_from_memory(const std::uint8_t* bytes, std::size_t size, const std::string& source,
+                                      const ImageLimits& limits = {}) {
+  image_info_from_memory(bytes, size, source, limits);
+  int w = 0, h = 0, channels = 0;
+  std::unique_ptr<stbi_uc, void (*)(void*)> data(
+      stbi_load_from_memory(bytes, static_cast<int>(size), &w, &h, &channels, 3), stbi_image_free);
   if (!data) throw DataError("cannot decode image " + source + ": " + stbi_failure_reason());
   Image image;
   image.resize(3, h, w);
@@ -187,29 +211,42 @@ inline Image decode_image_from_memory(const std::uint8_t* bytes, std::size_t siz
   return image;
 }
 
-/// Decodes the picture at `path` into RGB (3 x H x W, values 0-255).
-/// Throws DataError naming the path and stb's reason.
-inline Image decode_image(const std::string& path, const ImageLimits& limits = {}) {
+/// The bytes of the file at `path`, refused (DataError) beyond `max_bytes` - also when the file is a
+/// pipe or grows while it is read, whose size cannot be known in advance.
+inline std::vector<std::uint8_t> read_file_bytes(const std::string& path, Index max_bytes, const char* what = "file") {
   std::FILE* f = std::fopen(path.c_str(), "rb");
-  if (!f) throw DataError("cannot read image " + path + ": no such file or not readable");
+  if (!f) throw DataError(detail::concat("cannot read ", what, " ", path, ": no such file or not readable"));
+  const std::unique_ptr<std::FILE, int (*)(std::FILE*)> closer(f, std::fclose);
+  auto too_big = [&](const std::string& size) {
+    return DataError(detail::concat(what, " ", path, " is ", size, " bytes, over the limit of ", max_bytes,
+                                    " bytes (ImageLimits::max_file_bytes)"));
+  };
   long file_size = -1;
   if (std::fseek(f, 0, SEEK_END) == 0) file_size = std::ftell(f);
+  std::clearerr(f);
   std::rewind(f);
-  if (file_size > limits.max_file_bytes()) {
-    std::fclose(f);
-    throw DataError(detail::concat("image ", path, " is ", file_size, " bytes, over the limit of ",
-                                   limits.max_file_bytes(), " bytes (ImageLimits::max_file_bytes)"));
-  }
+  if (file_size > max_bytes) throw too_big(std::to_string(file_size));
   std::vector<std::uint8_t> bytes;
   bytes.reserve(file_size > 0 ? static_cast<std::size_t>(file_size) : 0);
   std::uint8_t chunk[65536];
   for (std::size_t got; (got = std::fread(chunk, 1, sizeof chunk, f)) > 0;) {
     bytes.insert(bytes.end(), chunk, chunk + got);
-    if (static_cast<Index>(bytes.size()) > limits.max_file_bytes()) break;  // grew while being read
+    if (static_cast<Index>(bytes.size()) > max_bytes) throw too_big("more than " + std::to_string(max_bytes));
   }
-  const bool failed = std::ferror(f) != 0;
-  std::fclose(f);
-  if (failed) throw DataError("cannot read image " + path + ": read error");
+  if (std::ferror(f)) throw DataError(detail::concat("cannot read ", what, " ", path, ": read error"));
+  return bytes;
+}
+
+/// The size the header of the picture at `path` gives, checked as decode_image() checks it.
+inline ImageInfo image_info(const std::string& path, const ImageLimits& limits = {}) {
+  const std::vector<std::uint8_t> bytes = read_file_bytes(path, limits.max_file_bytes(), "image");
+  return image_info_from_memory(bytes.data(), bytes.size(), path, limits);
+}
+
+/// Decodes the picture at `path` into RGB (3 x H x W, values 0-255).
+/// Throws DataError naming the path and stb's reason.
+inline Image decode_image(const std::string& path, const ImageLimits& limits = {}) {
+  const std::vector<std::uint8_t> bytes = read_file_bytes(path, limits.max_file_bytes(), "image");
   return decode_image_from_memory(bytes.data(), bytes.size(), path, limits);
 }
 

@@ -71,21 +71,26 @@ class DataLoader {
   DataLoader(const Dataset& data, Pipeline pipeline, const LoaderOptions& options = LoaderOptions())
       : data_(data), pipeline_(std::move(pipeline)), opt_(options) {
     detail::require_option(opt_.batch_size() >= 1, "DataLoader", "batch_size", ">= 1", opt_.batch_size());
-    detail::require_option(opt_.workers() >= 0, "DataLoader", "workers", ">= 0", opt_.workers());
-    detail::require_option(opt_.prefetch() >= 1, "DataLoader", "prefetch", ">= 1", opt_.prefetch());
+    detail::require_option(opt_.batch_size() <= kMaxBatchSize, "DataLoader", "batch_size", "at most 65536",
+                           opt_.batch_size());
+    detail::require_option(opt_.workers() >= 0 && opt_.workers() <= kMaxWorkers, "DataLoader", "workers",
+                           "in [0, 256]", opt_.workers());
+    detail::require_option(opt_.prefetch() >= 1 && opt_.prefetch() <= kMaxPrefetch, "DataLoader", "prefetch",
+                           "in [1, 1024]", opt_.prefetch());
     if (data_.size() == 0) throw DataError("DataLoader: the dataset is empty");
     slots_.resize(static_cast<std::size_t>(opt_.workers() == 0 ? 1 : opt_.prefetch()));
-    for (int w = 0; w < opt_.workers(); ++w) threads_.emplace_back([this] { work(); });
+    try {
+      for (int w = 0; w < opt_.workers(); ++w) threads_.emplace_back([this] { work(); });
+    } catch (...) {  // a thread could not start (std::system_error): end the ones that did, then report it
+      stop_workers();
+      throw;
+    }
   }
 
-  ~DataLoader() {
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      stop_ = true;
-    }
-    work_ready_.notify_all();
-    for (auto& t : threads_) t.join();
-  }
+  ~DataLoader() { stop_workers(); }
+
+  static constexpr Index kMaxBatchSize = 65536;
+  static constexpr int kMaxWorkers = 256, kMaxPrefetch = 1024;
 
   DataLoader(const DataLoader&) = delete;
   DataLoader& operator=(const DataLoader&) = delete;
@@ -155,6 +160,16 @@ class DataLoader {
   }
 
  private:
+  void stop_workers() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stop_ = true;
+    }
+    work_ready_.notify_all();
+    for (auto& t : threads_) t.join();
+    threads_.clear();
+  }
+
   struct Slot {
     enum State { Empty, Filling, Ready, Failed } state = Empty;
     Index task = -1;

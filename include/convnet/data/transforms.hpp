@@ -74,25 +74,37 @@ inline Image& scratch_image() {
 
 /// Bilinear resize (pixel centres aligned, as PIL and OpenCV; no anti-aliasing),
 /// to an exact size or with the shorter side to N keeping the aspect ratio.
+/// The output is bounded (max_output_pixels, default 2^24 = 4096 x 4096): a
+/// thin picture (1 x 1,000,000 pixels is a 3 KB PNG) would otherwise become
+/// gigabytes when its shorter side is scaled up.
 class Resize : public Transform {
  public:
   static Resize shorter_side(Index n) { return Resize(n, 0, 0); }
   static Resize exact(Index height, Index width) { return Resize(0, height, width); }
+  Resize& max_output_pixels(Index v) {
+    detail::require_option(v >= 1, "Resize", "max_output_pixels", ">= 1", v);
+    max_output_pixels_ = v;
+    return *this;
+  }
 
   void apply(Image& image, Rng&) const override {
     detail::check_image(image, "Resize");
-    Index h = height_, w = width_;
+    // The output size in double first: the longer side scaled up can overflow an Index for absurd shapes.
+    double out_h = static_cast<double>(height_), out_w = static_cast<double>(width_);
     if (shorter_ > 0) {
-      if (image.height <= image.width) {
-        h = shorter_;
-        w = std::max<Index>(1, static_cast<Index>(std::llround(static_cast<double>(image.width) * shorter_ /
-                                                              static_cast<double>(image.height))));
-      } else {
-        w = shorter_;
-        h = std::max<Index>(1, static_cast<Index>(std::llround(static_cast<double>(image.height) * shorter_ /
-                                                              static_cast<double>(image.width))));
-      }
+      const bool tall = image.height > image.width;
+      const double longer = static_cast<double>(tall ? image.height : image.width) * static_cast<double>(shorter_) /
+                            static_cast<double>(tall ? image.width : image.height);
+      out_h = tall ? longer : static_cast<double>(shorter_);
+      out_w = tall ? static_cast<double>(shorter_) : longer;
     }
+    if (out_h * out_w > static_cast<double>(max_output_pixels_)) {
+      throw DataError(detail::concat("Resize: a ", image.width, " x ", image.height, " picture would become ", out_w,
+                                     " x ", out_h, " pixels, over the limit of ", max_output_pixels_,
+                                     " (Resize::max_output_pixels)"));
+    }
+    const Index h = std::max<Index>(1, static_cast<Index>(std::llround(out_h)));
+    const Index w = std::max<Index>(1, static_cast<Index>(std::llround(out_w)));
     if (h == image.height && w == image.width) return;
     Image& out = detail::scratch_image();
     out.resize(image.channels, h, w);
@@ -123,8 +135,14 @@ class Resize : public Transform {
  private:
   Resize(Index shorter, Index h, Index w) : shorter_(shorter), height_(h), width_(w) {
     detail::require_option(shorter > 0 || (h > 0 && w > 0), "Resize", "size", "positive", shorter > 0 ? shorter : h);
+    if (shorter <= 0) {
+      detail::require_option(static_cast<double>(h) * static_cast<double>(w) <= static_cast<double>(max_output_pixels_),
+                             "Resize", "height x width", "at most max_output_pixels (2^24)",
+                             static_cast<double>(h) * static_cast<double>(w));
+    }
   }
   Index shorter_, height_, width_;
+  Index max_output_pixels_ = Index{1} << 24;
 };
 
 namespace detail {
@@ -146,6 +164,11 @@ inline void crop_into(const Image& image, Index top, Index left, Index h, Index 
     }
   }
 }
+/// A crop's output is bounded as Resize's is (2^24 pixels), whatever the padding lets it take.
+inline void check_crop_size(Index h, Index w, const char* where) {
+  require_option(static_cast<double>(h) * static_cast<double>(w) <= static_cast<double>(Index{1} << 24), where,
+                 "height x width", "at most 2^24 pixels", static_cast<double>(h) * static_cast<double>(w));
+}
 inline void check_crop(const Image& image, Index h, Index w, Index padding, const char* where) {
   check_image(image, where);
   if (image.height + 2 * padding < h || image.width + 2 * padding < w) {
@@ -160,6 +183,7 @@ class CenterCrop : public Transform {
  public:
   CenterCrop(Index height, Index width) : h_(height), w_(width) {
     detail::require_option(height > 0 && width > 0, "CenterCrop", "size", "positive", height);
+    detail::check_crop_size(height, width, "CenterCrop");
   }
   void apply(Image& image, Rng&) const override {
     detail::check_crop(image, h_, w_, 0, "CenterCrop");
@@ -179,7 +203,8 @@ class RandomCrop : public Transform {
  public:
   RandomCrop(Index height, Index width, Index padding = 0) : h_(height), w_(width), pad_(padding) {
     detail::require_option(height > 0 && width > 0, "RandomCrop", "size", "positive", height);
-    detail::require_option(padding >= 0, "RandomCrop", "padding", ">= 0", padding);
+    detail::require_option(padding >= 0 && padding <= 4096, "RandomCrop", "padding", "in [0, 4096]", padding);
+    detail::check_crop_size(height, width, "RandomCrop");
   }
   void apply(Image& image, Rng& rng) const override {
     detail::check_crop(image, h_, w_, pad_, "RandomCrop");
