@@ -174,7 +174,7 @@ TEST(AlexNet, EveryConfigurationFieldIsBounded) {
   EXPECT_NE(refusal(AlexNetConfig(cifar).width(-1)).find("width must be in (0, 16]"), std::string::npos);
   EXPECT_NE(refusal(AlexNetConfig(cifar).input_size(1025)).find("input_size must be in [1, 1024]"), std::string::npos);
   EXPECT_NE(refusal(AlexNetConfig(cifar).dropout(1)).find("dropout must be in [0, 1)"), std::string::npos);
-  EXPECT_NE(refusal(AlexNetConfig(cifar).lrn(LocalResponseNormOptions(0))).find("lrn size must be in [1, 255]"),
+  EXPECT_NE(refusal(AlexNetConfig(cifar).lrn(LocalResponseNormOptions(0))).find("lrn size must be odd, in [1, 255]"),
             std::string::npos);
   EXPECT_NE(refusal(AlexNetConfig::named("paper").input_size(30)).find("input_size 30 is too small: pool2 gets 2 x 2"),
             std::string::npos) << refusal(AlexNetConfig::named("paper").input_size(30));

@@ -337,6 +337,21 @@ TEST(Trainer, RefusesBadOptionsAndForeignPositions) {
         << e.what();
   }
   EXPECT_EQ(trainer.position().epoch, 0);
+  // A history epoch beyond an int (found by fuzzing: the cast was undefined), and a position past the
+  // epochs of the loader the run is given.
+  c.set_u64s("trainer/position", {1, 0});
+  c.set_f64s("trainer/history", {4294967296.0, 1, 0.5, 1, 0.5, 0.1, 1});
+  EXPECT_THROW(trainer.resume(c), CheckpointError);
+  c.set_u64s("trainer/position", {0, 1000});
+  c.set_f64s("trainer/history", {});
+  trainer.resume(c);
+  try {
+    trainer.fit(run.train_loader);
+    FAIL();
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("stands at batch 1000 of epoch 1 but an epoch of this loader has 6 batches"),
+              std::string::npos) << e.what();
+  }
 }
 
 // A trainer checkpoint with the entries the trainer example adds becomes a classifier.

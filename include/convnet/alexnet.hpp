@@ -144,6 +144,12 @@ class AlexNetConfig {
     return std::max<Index>(g, (v + g - 1) / g * g);
   }
 
+  static LrnConvention lrn_convention(const std::string& text) {
+    if (text == to_string(LrnConvention::Paper)) return LrnConvention::Paper;
+    if (text == to_string(LrnConvention::AlphaOverN)) return LrnConvention::AlphaOverN;
+    throw std::invalid_argument("lrn convention '" + text + "' (paper or alpha/n)");
+  }
+
   /// Reads the text form written by str(); throws std::invalid_argument naming a bad field.
   static AlexNetConfig parse(const std::string& text) {
     std::istringstream in(text);
@@ -180,7 +186,7 @@ class AlexNetConfig {
                    .alpha(detail::parse_number<double>(part[1]))
                    .beta(detail::parse_number<double>(part[2]))
                    .k(detail::parse_number<double>(part[3]))
-                   .convention(part[4] == "paper" ? LrnConvention::Paper : LrnConvention::AlphaOverN);
+                   .convention(lrn_convention(part[4]));
       return c;
     } catch (const std::logic_error& e) {  // unreadable numbers and the throws above
       throw std::invalid_argument("AlexNetConfig::parse: cannot read '" + text + "': " + e.what());
@@ -244,9 +250,11 @@ inline void alexnet_validate(const AlexNetConfig& c) {
                  c.input_size());
   require_option(c.dropout() >= 0 && c.dropout() < 1, where, "dropout", "in [0, 1)", c.dropout());
   const LocalResponseNormOptions& lrn = c.lrn();
-  require_option(lrn.size() >= 1 && lrn.size() <= B::kMaxLrnSize, where, "lrn size", "in [1, 255]", lrn.size());
-  require_option(std::isfinite(lrn.alpha()) && std::isfinite(lrn.beta()) && lrn.k() > 0 && std::isfinite(lrn.k()),
-                 where, "lrn alpha, beta, k", "finite (k > 0)", concat(lrn.alpha(), ",", lrn.beta(), ",", lrn.k()));
+  require_option(lrn.size() >= 1 && lrn.size() <= B::kMaxLrnSize && lrn.size() % 2 == 1, where, "lrn size",
+                 "odd, in [1, 255]", lrn.size());
+  require_option(lrn.alpha() >= 0 && lrn.beta() >= 0 && lrn.k() > 0 && std::isfinite(lrn.alpha()) &&
+                     std::isfinite(lrn.beta()) && std::isfinite(lrn.k()),
+                 where, "lrn alpha, beta, k", "finite, >= 0, >= 0, > 0", concat(lrn.alpha(), ",", lrn.beta(), ",", lrn.k()));
 }
 }  // namespace detail
 

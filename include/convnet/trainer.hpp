@@ -427,7 +427,9 @@ class Trainer {
     if (v.size() % 7 != 0) throw CheckpointError(where + ": trainer/history is not whole epochs of 7 values");
     std::vector<EpochRecord> h;
     for (std::size_t i = 0; i < v.size(); i += 7) {
-      detail::stored_count(v[i], where, "trainer/history epoch");
+      if (detail::stored_count(v[i], where, "trainer/history epoch") > 1e9) {  // an int, never a wrapped one
+        throw CheckpointError(where + ": trainer/history epoch is over 1e9");
+      }
       h.push_back({static_cast<int>(v[i]), v[i + 1], v[i + 2], v[i + 3], v[i + 4], v[i + 5], v[i + 6]});
     }
     return h;

@@ -28,6 +28,23 @@ namespace {
   std::fprintf(stderr, "fuzz target: %s\n", what);
   std::abort();
 }
+// The checksum fix-up of the checkpoint targets: with the first byte odd, the header's payload size and
+// FNV-1a checksum are recomputed over the rest, so mutations reach the entries.
+std::string checkpoint_bytes(const std::uint8_t* data, std::size_t size) {
+  std::string bytes(reinterpret_cast<const char*>(data + 1), size - 1);
+  if ((data[0] & 1) && bytes.size() >= Checkpoint::kHeaderSize) {
+    const std::uint64_t payload = bytes.size() - Checkpoint::kHeaderSize;
+    std::uint64_t h = 0xcbf29ce484222325ULL;
+    for (std::size_t i = Checkpoint::kHeaderSize; i < bytes.size(); ++i) {
+      h ^= static_cast<unsigned char>(bytes[i]);
+      h *= 0x100000001b3ULL;
+    }
+    std::memcpy(&bytes[16], &payload, 8);
+    std::memcpy(&bytes[24], &h, 8);
+  }
+  return bytes;
+}
+
 Sequential<float> small_network() {
   Sequential<float> net;
   net.add<Dense<float>>("fc1", DenseOptions(4, 3));
@@ -103,17 +120,7 @@ int image(const std::uint8_t* data, std::size_t size) {
 // with an optimizer, which validates everything before it changes anything.
 int checkpoint(const std::uint8_t* data, std::size_t size) {
   if (size < 1) return 0;
-  std::string bytes(reinterpret_cast<const char*>(data + 1), size - 1);
-  if ((data[0] & 1) && bytes.size() >= Checkpoint::kHeaderSize) {
-    const std::uint64_t payload = bytes.size() - Checkpoint::kHeaderSize;
-    std::uint64_t h = 0xcbf29ce484222325ULL;  // FNV-1a, as the format says
-    for (std::size_t i = Checkpoint::kHeaderSize; i < bytes.size(); ++i) {
-      h ^= static_cast<unsigned char>(bytes[i]);
-      h *= 0x100000001b3ULL;
-    }
-    std::memcpy(&bytes[16], &payload, 8);
-    std::memcpy(&bytes[24], &h, 8);
-  }
+  const std::string bytes = checkpoint_bytes(data, size);
   Sequential<float> net = small_network();
   Sgd<float> sgd(net.parameters(), SgdOptions(0.1).momentum(0.9));
   StepLR schedule(StepLROptions(0.1, 2));
@@ -126,23 +133,6 @@ int checkpoint(const std::uint8_t* data, std::size_t size) {
 }
 
 namespace {
-// The checksum fix-up of the checkpoint targets: with the first byte odd, the header's payload size and
-// FNV-1a checksum are recomputed over the rest, so mutations reach the entries.
-std::string checkpoint_bytes(const std::uint8_t* data, std::size_t size) {
-  std::string bytes(reinterpret_cast<const char*>(data + 1), size - 1);
-  if ((data[0] & 1) && bytes.size() >= Checkpoint::kHeaderSize) {
-    const std::uint64_t payload = bytes.size() - Checkpoint::kHeaderSize;
-    std::uint64_t h = 0xcbf29ce484222325ULL;
-    for (std::size_t i = Checkpoint::kHeaderSize; i < bytes.size(); ++i) {
-      h ^= static_cast<unsigned char>(bytes[i]);
-      h *= 0x100000001b3ULL;
-    }
-    std::memcpy(&bytes[16], &payload, 8);
-    std::memcpy(&bytes[24], &h, 8);
-  }
-  return bytes;
-}
-
 // The parameters of a small cifar-half network: what the configuration target's checkpoint holds.
 const Checkpoint& small_cifar_parameters() {
   static const Checkpoint c = [] {
@@ -334,8 +324,18 @@ int transforms(const std::uint8_t* data, std::size_t size) {
 
 // cifar10_train's command line: the input, split at zero bytes, is the argument list. A parse either
 // fails with std::invalid_argument or gives settings in range whose record restores to the same
-// settings, and whose network configuration is bounded.
+// settings, and whose network configuration is bounded. The input is also taken as a checkpoint's
+// record of settings (trainer/options), which a resumed run restores.
 int command_line(const std::uint8_t* data, std::size_t size) {
+  {
+    cifar10_train::Settings stored;
+    cli::OptionTable table = cifar10_train::options_of(stored);
+    try {
+      table.restore(std::string(reinterpret_cast<const char*>(data), size));
+      cifar10_train::config_of(stored);
+    } catch (const std::invalid_argument&) {
+    }
+  }
   std::vector<std::string> args{"cifar10_train"};
   std::string current;
   for (std::size_t i = 0; i < size; ++i) {
