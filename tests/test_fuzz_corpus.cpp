@@ -74,6 +74,8 @@ TEST(FuzzCorpus, SeedsAreValidWhereTheySayTheyAre) {
   // Found by fuzzing: a PNM header number too long for stb's int (signed overflow inside stb).
   expect_refused(root / "image/regression_pnm_header_int_overflow", "long.ppm",
                  "long.ppm: PNM header field 1 has 21 digits");
+  // Found by fuzzing: a 16-bit PNM (maximum value over 255), which stb 2.27 converts with its 8-bit routine.
+  expect_refused(root / "image/regression_pnm_16_bit", "deep.pgm", "deep.pgm: a 16-bit PNM (maximum value 2552)");
   // Found by fuzzing: JPEG Huffman tables declaring more than 256 codes (stb 2.27 writes past its table).
   for (const char* name : {"regression_jpeg_huffman_overflow.jpg", "regression_jpeg_huffman_overflow_truncated.jpg",
                            "regression_jpeg_huffman_overflow_fill_bytes.jpg"}) {

@@ -67,7 +67,9 @@ namespace detail {
 /// stb_image reads a binary PNM header's numbers into an int without checking
 /// for overflow (undefined behaviour, found by fuzzing): refuse any of the
 /// first three numbers (width, height, maximum value) longer than 8 digits
-/// before stb sees them.
+/// before stb sees them. And a maximum value over 255 makes stb 2.27 read the
+/// picture as 16-bit and then convert its channels with the 8-bit routine,
+/// reading past its buffer (found by fuzzing): such files are refused too.
 inline void check_pnm_header(const std::uint8_t* bytes, std::size_t size, const std::string& source) {
   if (size < 2 || bytes[0] != 'P' || (bytes[1] != '5' && bytes[1] != '6')) return;
   std::size_t pos = 2;
@@ -82,12 +84,19 @@ inline void check_pnm_header(const std::uint8_t* bytes, std::size_t size, const 
       }
     }
     std::size_t digits = 0;
-    while (pos < size && bytes[pos] >= '0' && bytes[pos] <= '9') ++pos, ++digits;
+    long value = 0;
+    for (; pos < size && bytes[pos] >= '0' && bytes[pos] <= '9'; ++pos, ++digits) {
+      if (digits < 9) value = value * 10 + (bytes[pos] - '0');
+    }
     if (digits > 8) {
       throw DataError(concat("cannot decode image ", source, ": PNM header field ", field + 1, " has ", digits,
                              " digits (more than any real picture needs)"));
     }
     if (digits == 0) return;  // malformed: stb reports it
+    if (field == 2 && value > 255) {
+      throw DataError(concat("cannot decode image ", source, ": a 16-bit PNM (maximum value ", value,
+                             ") is not supported; convert it to 8 bits"));
+    }
   }
 }
 
