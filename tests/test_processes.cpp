@@ -105,23 +105,32 @@ TEST(Checkpoint, SigkillDuringSavesNeverLeavesABrokenFile) {
 const std::string kTrain = CONVNET_TRAIN_BIN;
 const std::string kSmall = " --width 0.25 --batch-size 32 --threads 2 ";
 
-TEST(Examples, CtrlCSavesACheckpointThatResumeContinues) {
-  TempDir dir;
-  write_cifar(dir / "cifar", 120);  // 600 training records: 17 batches of 32 an epoch
+// Trains on generated CIFAR-10 files (600 training records: 17 batches of 32 an epoch) into
+// dir/out, sends `sig` once the trainer reports batch `batch` done (however long its start took),
+// and checks the run saved and exited 128 + sig with the command that resumes it.
+void interrupt_training(const TempDir& dir, int sig, long batch) {
+  write_cifar(dir / "cifar", 120);
   ChildProcess child(words(kTrain + " --data " + (dir / "cifar") + " --out " + (dir / "out") + " --epochs 4" + kSmall +
                            " --progress-every 1"));
-  // Interrupt once the trainer reports its first batch done, however long its start took.
   std::string line;
-  while (child.read_line(line) && progress_of(line) < 1) {
+  while (child.read_line(line) && progress_of(line) < batch) {
   }
-  ASSERT_EQ(progress_of(line), 1) << child.output();
-  child.signal(SIGINT);
-  const std::string first = child.read_rest();
+  ASSERT_EQ(progress_of(line), batch) << child.output();
+  child.signal(sig);
+  const std::string output = child.read_rest();
   const int status = child.wait();
-  ASSERT_TRUE(WIFEXITED(status)) << first;
-  ASSERT_EQ(WEXITSTATUS(status), 130) << first;
-  EXPECT_NE(first.find("resume with: cifar10_train --resume " + (dir / "out/last.ckpt")), std::string::npos) << first;
+  ASSERT_TRUE(WIFEXITED(status)) << output;
+  ASSERT_EQ(WEXITSTATUS(status), 128 + sig) << output;
+  EXPECT_NE(output.find("resume with: cifar10_train --resume " + (dir / "out/last.ckpt")), std::string::npos) << output;
+  const auto position = Checkpoint::load(dir / "out/last.ckpt").u64s("trainer/position");
+  EXPECT_EQ(position[0], 0u);
+  EXPECT_GE(position[1], static_cast<std::uint64_t>(batch));
+}
 
+TEST(Examples, CtrlCSavesACheckpointThatResumeContinues) {
+  TempDir dir;
+  interrupt_training(dir, SIGINT, 1);
+  if (HasFatalFailure()) return;
   const Result resumed = run(kTrain + " --resume " + (dir / "out/last.ckpt") + " --data " + (dir / "cifar") +
                              " --threads 2");
   ASSERT_EQ(resumed.status, 0) << resumed.output;
@@ -134,22 +143,7 @@ TEST(Examples, CtrlCSavesACheckpointThatResumeContinues) {
 // batch, saves last.ckpt, says how to resume and exits 143. It used to die without saving.
 TEST(Examples, SigtermSavesAndExits143) {
   TempDir dir;
-  write_cifar(dir / "cifar", 120);
-  ChildProcess child(words(kTrain + " --data " + (dir / "cifar") + " --out " + (dir / "out") + " --epochs 4" + kSmall +
-                           " --progress-every 1"));
-  std::string line;
-  while (child.read_line(line) && progress_of(line) < 2) {
-  }
-  ASSERT_EQ(progress_of(line), 2) << child.output();
-  child.signal(SIGTERM);
-  const std::string output = child.read_rest();
-  const int status = child.wait();
-  ASSERT_TRUE(WIFEXITED(status)) << output;
-  EXPECT_EQ(WEXITSTATUS(status), 143) << output;
-  EXPECT_NE(output.find("resume with: cifar10_train --resume " + (dir / "out/last.ckpt")), std::string::npos) << output;
-  const auto position = Checkpoint::load(dir / "out/last.ckpt").u64s("trainer/position");
-  EXPECT_EQ(position[0], 0u);
-  EXPECT_GE(position[1], 2u);
+  interrupt_training(dir, SIGTERM, 2);
 }
 
 // A training run killed (SIGKILL: no chance to clean up) at random moments,
