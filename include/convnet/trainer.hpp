@@ -372,14 +372,8 @@ class Trainer {
     ClassificationMetrics val;
     if (validation) {
       validation->start_epoch(0);
-      const auto stop = [this] { return stop_requested(); };
-      SoftmaxCrossEntropy<T> cross_entropy;
-      val = detail::evaluate_loader(net_, *validation, nullptr, opt_.max_batches(),
-                                    [&](const Tensor<T>& logits, const std::vector<int>& labels) {
-                                      if (objective_) return objective_->forward(net_, labels);
-                                      return loss_ ? loss_->forward(logits, labels) : cross_entropy.forward(logits, labels);
-                                    },
-                                    stop);
+      val = detail::evaluate_with(net_, *validation, nullptr, opt_.max_batches(), objective_, loss_,
+                                  [this] { return stop_requested(); });
       if (stop_requested()) {
         partial_.seconds = train_seconds;
         if (opt_.checkpoint_dir()) save_at(last_path(), partial_.seconds);

@@ -176,6 +176,23 @@ ClassificationMetrics evaluate_loader(Sequential<T>& net, DataLoader& loader, Co
 }
 }  // namespace detail
 
+namespace detail {
+/// evaluate() with the loss chosen as the trainer chooses it: the objective's when given, else
+/// `loss` (on the logits) when given, else the cross-entropy; stops early once `stop()` is true.
+template <class T, class Stop = NeverStop>
+ClassificationMetrics evaluate_with(Sequential<T>& net, DataLoader& loader, ConfusionMatrix* confusion,
+                                    std::optional<Index> max_batches, Objective<T>* objective, Loss<T>* loss,
+                                    const Stop& stop = Stop()) {
+  SoftmaxCrossEntropy<T> cross_entropy;
+  return evaluate_loader(net, loader, confusion, max_batches,
+                         [&](const Tensor<T>& logits, const std::vector<int>& labels) {
+                           if (objective) return objective->forward(net, labels);
+                           return loss ? loss->forward(logits, labels) : cross_entropy.forward(logits, labels);
+                         },
+                         stop);
+}
+}  // namespace detail
+
 /// Loss, top-1 and top-5 over the batches of an epoch of `loader` (call
 /// start_epoch first; at most `max_batches` of them when that is given),
 /// in evaluation mode; fills `confusion` when given. The loss is the
@@ -183,23 +200,14 @@ ClassificationMetrics evaluate_loader(Sequential<T>& net, DataLoader& loader, Co
 template <class T>
 ClassificationMetrics evaluate(Sequential<T>& net, DataLoader& loader, ConfusionMatrix* confusion = nullptr,
                                std::optional<Index> max_batches = std::nullopt, Objective<T>* objective = nullptr) {
-  SoftmaxCrossEntropy<T> cross_entropy;
-  return detail::evaluate_loader(net, loader, confusion, max_batches,
-                                 [&](const Tensor<T>& logits, const std::vector<int>& labels) {
-                                   return objective ? objective->forward(net, labels)
-                                                    : cross_entropy.forward(logits, labels);
-                                 });
+  return detail::evaluate_with<T>(net, loader, confusion, max_batches, objective, nullptr);
 }
 
 /// The same with `loss` (a loss on the logits) as the loss.
 template <class T>
 ClassificationMetrics evaluate(Sequential<T>& net, DataLoader& loader, ConfusionMatrix* confusion,
                                std::optional<Index> max_batches, Loss<T>* loss) {
-  if (!loss) return evaluate(net, loader, confusion, max_batches);
-  return detail::evaluate_loader(net, loader, confusion, max_batches,
-                                 [&](const Tensor<T>& logits, const std::vector<int>& labels) {
-                                   return loss->forward(logits, labels);
-                                 });
+  return detail::evaluate_with<T>(net, loader, confusion, max_batches, nullptr, loss);
 }
 
 }  // namespace convnet

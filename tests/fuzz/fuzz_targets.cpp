@@ -159,7 +159,6 @@ int config(const std::uint8_t* data, std::size_t size) {
   }
   try {  // the bounds and shapes alone, for configurations of any size
     const std::vector<ParameterShape> shapes = alexnet_parameter_shapes(AlexNetConfig::parse(text));
-    double total = 0;
     for (const auto& p : shapes) {
       double n = 1;
       for (Index d : p.shape) {
@@ -167,7 +166,6 @@ int config(const std::uint8_t* data, std::size_t size) {
         n *= static_cast<double>(d);
       }
       if (n > 2147483648.0) fail("a parameter over 2^31 values");
-      total += n;
     }
     if (shapes.size() != 16) fail("AlexNet has 8 layers of weights and biases");
   } catch (const std::invalid_argument&) {
