@@ -16,10 +16,10 @@ BENCH_ARGS ?=
 COMPARE_ARGS ?=
 LOSS_ARGS ?= --epochs 4 --max-batches 150
 FUZZ_SECONDS ?= 600
-FUZZ_TARGETS := cifar10 image checkpoint config trainer_checkpoint transforms command_line
+FUZZ_TARGETS := cifar10 cifar100 idx image checkpoint config trainer_checkpoint transforms command_line
 FUZZ_CXX ?= clang++
 FUZZ_FLAGS := -std=c++17 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-  -fsanitize-ignorelist=tests/fuzz/ubsan_ignore.txt -Iinclude -I/usr/include/eigen3
+  -fsanitize-ignorelist=tests/fuzz/ubsan_ignore.txt -Iinclude -I/usr/include/eigen3 -DCONVNET_WITH_ZLIB
 # Debian's python3-torch lives in the system interpreter, which a pyenv or venv may shadow.
 PYTHON ?= $(firstword $(wildcard /usr/bin/python3) python3)
 # CIFAR-10 for make train: $CIFAR10_DIR, else data/ or the shared copy beside the checkout.
@@ -84,7 +84,7 @@ fuzz-build:
 	@$(FUZZ_CXX) $(subst -fsanitize=fuzzer,-fsanitize=fuzzer-no-link,$(FUZZ_FLAGS)) -c tests/fuzz/fuzz_targets.cpp \
 	  -o build-fuzz/fuzz_targets.o
 	@for t in $(FUZZ_TARGETS); do \
-	  $(FUZZ_CXX) $(FUZZ_FLAGS) -DCONVNET_FUZZ_TARGET=$$t tests/fuzz/fuzz_main.cpp build-fuzz/fuzz_targets.o \
+	  $(FUZZ_CXX) $(FUZZ_FLAGS) -DCONVNET_FUZZ_TARGET=$$t tests/fuzz/fuzz_main.cpp build-fuzz/fuzz_targets.o -lz \
 	    -o build-fuzz/fuzz_$$t || exit 1; done
 
 fuzz: fuzz-build
@@ -99,7 +99,7 @@ fuzz: fuzz-build
 fuzz-corpus:
 	@bash tools/install-deps.sh
 	@mkdir -p build-fuzz
-	@$(CXX) -std=c++17 -O1 -Iinclude -I/usr/include/eigen3 tests/fuzz/make_corpus.cpp tests/fuzz/fuzz_targets.cpp \
+	@$(CXX) -std=c++17 -O1 -Iinclude -I/usr/include/eigen3 -DCONVNET_WITH_ZLIB tests/fuzz/make_corpus.cpp tests/fuzz/fuzz_targets.cpp -lz \
 	  -o build-fuzz/make_corpus && build-fuzz/make_corpus tests/fuzz/corpus
 
 # The tests that run several threads (data loader workers, OpenMP layers, whole

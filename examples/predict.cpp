@@ -1,8 +1,8 @@
 // Classifies pictures with a trained AlexNet checkpoint, through the library's Classifier.
 //
-//   predict --checkpoint FILE [--ten-crop] IMAGE...
+//   predict --checkpoint FILE [--eval centre|flip|ten-crop] IMAGE...
 //       the top-5 classes of each picture (any size, any format stb reads)
-//   predict --checkpoint FILE --cifar-test DIR [--ten-crop]
+//   predict --checkpoint FILE --cifar-test DIR [--eval centre|flip|ten-crop]
 //       top-1 and top-5 accuracy over the CIFAR-10 test set
 //   predict --checkpoint FILE --cifar-test DIR --random K --out mosaic.png [--seed S]
 //       K random test pictures with their true label, the top prediction (green
@@ -24,19 +24,20 @@ namespace {
 using namespace convnet;
 
 struct Settings {
-  std::string checkpoint, cifar_test, out;
+  std::string checkpoint, cifar_test, out, eval = "centre";
   long random = 0, seed = 1, threads = 0;
   bool ten_crop = false, help = false;
 };
 
 cli::OptionTable options_of(Settings& s) {
   return cli::OptionTable(
-      "usage: predict --checkpoint FILE [--ten-crop] IMAGE...\n"
-      "       predict --checkpoint FILE --cifar-test DIR [--ten-crop]\n"
+      "usage: predict --checkpoint FILE [--eval centre|flip|ten-crop] IMAGE...\n"
+      "       predict --checkpoint FILE --cifar-test DIR [--eval centre|flip|ten-crop]\n"
       "       predict --checkpoint FILE --cifar-test DIR --random K --out mosaic.png [--seed S]\n",
       {{"options",
         {{"--checkpoint", "FILE", "a checkpoint written by cifar10_train (best.ckpt, last.ckpt)", &s.checkpoint},
-         {"--ten-crop", "", "average the softmax of ten crops (four corners, centre, mirrors)", &s.ten_crop},
+         {"--eval", "VIEWS", "centre, flip (centre and mirror) or ten-crop: the views whose softmax is averaged, of the kind training drew", &s.eval},
+         {"--ten-crop", "", "the same as --eval ten-crop", &s.ten_crop},
          {"--cifar-test", "DIR", "a CIFAR-10 folder: score the test set, or draw --random K pictures", &s.cifar_test},
          {"--random", "K", "draw K random test pictures into --out (a PNG mosaic)", &s.random, cli::PerProcess, cli::Range::closed(0, 1000)},
          {"--out", "FILE", "the mosaic", &s.out},
@@ -94,13 +95,21 @@ void mosaic(Classifier& model, const Cifar10Dataset& test, const Settings& s) {
     if (labels.back() >= model.classes()) throw std::invalid_argument("the model has fewer classes than CIFAR-10");
   }
   std::vector<std::vector<ClassScore>> tops;
-  for (const auto& p : model.probabilities(pictures, s.ten_crop)) tops.push_back(model.top(p, 5));
+  for (const auto& p : model.probabilities(pictures, s.ten_crop ? EvalViews::TenCrop : parse_eval_views(s.eval))) tops.push_back(model.top(p, 5));
   for (std::size_t i = 0; i < order.size(); ++i) {
     std::cout << "test image " << order[i] << ": true " << model.class_names()[static_cast<std::size_t>(labels[i])]
               << ", predicted " << tops[i][0].name << " (" << percent(tops[i][0].probability) << ")\n";
   }
   draw_mosaic(s.out, pictures, labels, tops, model.class_names());
   std::cout << "wrote " << s.out << "\n";
+}
+
+EvalViews views_of(const Settings& s) { return s.ten_crop ? EvalViews::TenCrop : parse_eval_views(s.eval); }
+
+// ", ten crops" or "" (the centre view), as the output names the views.
+std::string views_note(const Settings& s) {
+  const EvalViews v = views_of(s);
+  return v == EvalViews::TenCrop ? ", ten crops" : v == EvalViews::Flip ? ", centre and mirror" : "";
 }
 
 int run(const Settings& s, const std::vector<std::string>& pictures) {
@@ -113,17 +122,17 @@ int run(const Settings& s, const std::vector<std::string>& pictures) {
       mosaic(model, test, s);
       return 0;
     }
-    const ClassificationReport r = model.evaluate(test, s.ten_crop);
+    const ClassificationReport r = model.evaluate(test, views_of(s));
     std::cout << std::fixed << std::setprecision(2) << "CIFAR-10 test (" << test.size() << " images"
-              << (s.ten_crop ? ", ten crops" : "") << "): top-1 " << 100 * r.metrics.top1_accuracy() << "%, top-5 "
+              << views_note(s) << "): top-1 " << 100 * r.metrics.top1_accuracy() << "%, top-5 "
               << 100 * r.metrics.top5_accuracy() << "%\n";
     return 0;
   }
   if (pictures.empty()) throw std::invalid_argument("give IMAGE files, or --cifar-test DIR");
   for (const auto& path : pictures) {
     const Image picture = decode_image(path);
-    std::cout << path << " (" << picture.width << "x" << picture.height << (s.ten_crop ? ", ten crops" : "") << ")\n";
-    const auto top = s.ten_crop ? model.predict_ten_crop(picture) : model.predict(picture);
+    std::cout << path << " (" << picture.width << "x" << picture.height << views_note(s) << ")\n";
+    const auto top = model.predict(picture, 5, views_of(s));
     for (std::size_t k = 0; k < top.size(); ++k) {
       std::cout << "  " << k + 1 << ". " << std::left << std::setw(14) << top[k].name << std::right << std::setw(8)
                 << percent(top[k].probability) << "\n";

@@ -4,6 +4,9 @@
 
 #include <convnet/data/image_io.hpp>
 #include <convnet/checkpoint.hpp>
+#include <convnet/data/cifar10.hpp>
+#include <convnet/data/idx.hpp>
+#include <convnet/data/image_folder.hpp>
 
 #include <filesystem>
 #include <fstream>
@@ -21,6 +24,8 @@ namespace fs = std::filesystem;
 
 const std::string kTrain = CONVNET_TRAIN_BIN;
 const std::string kPredict = CONVNET_PREDICT_BIN;
+const std::string kTrainAny = CONVNET_TRAIN_ANY_BIN;
+const std::string kCifarToFolder = CONVNET_CIFAR_TO_FOLDER_BIN;
 const std::string kSmall = " --width 0.25 --batch-size 32 --threads 2 ";
 
 TEST(Examples, TrainerWritesItsFilesAndPredictorReadsTheCheckpoint) {
@@ -109,7 +114,10 @@ TEST(Examples, EveryFlagHasARange) {
       {"--epochs 99999999999999999999", "--epochs needs an integer in [1, 100000], got '99999999999999999999'"},
       {"--val-fraction 0", "--val-fraction must be in (0, 0.5], got 0"},
       {"--width 0", "--width must be in (0, 16], got 0"},
-      {"--classes -3", "--classes must be in [1, 100000], got -3"},
+      {"--classes -3", "--classes must be in [0, 100000], got -3"},
+      {"--channels 2", "--channels must be 1 or 3 (or 0: the dataset's), got 2"},
+      {"--pipeline fancy", "--pipeline must be small or paper, got fancy"},
+      {"--eval five-crop", "evaluation views must be centre, flip or ten-crop, got 'five-crop'"},
       {"--lr nan", "--lr must be in (0, 100], got nan"},
   };
   for (const auto& [flag, message] : cases) {
@@ -140,7 +148,7 @@ TEST(Examples, ResumeChecksWhatItWillNeedBeforeTraining) {
   EXPECT_NE(alone.output.find("cannot resume " + (dir / "alone/last.ckpt") + ": " + (dir / "alone/best.ckpt") +
                               ", the best epoch so far (the final report reads it), is missing"),
             std::string::npos) << alone.output;
-  EXPECT_EQ(alone.output.find("loading CIFAR-10"), std::string::npos) << alone.output;
+  EXPECT_EQ(alone.output.find("loading "), std::string::npos) << alone.output;
 
   // --out elsewhere: best.ckpt comes along, and the run ends with its report there.
   const Result moved = run(kTrain + common + " --resume " + (dir / "run/last.ckpt") + " --out " + (dir / "moved"));
@@ -163,7 +171,7 @@ TEST(Examples, ResumeChecksWhatItWillNeedBeforeTraining) {
   EXPECT_EQ(wider.status, 1);
   EXPECT_NE(wider.output.find("needs parameter conv1.weight [16, 3, 5, 5] but it holds [8, 3, 5, 5]"),
             std::string::npos) << wider.output;
-  EXPECT_EQ(wider.output.find("loading CIFAR-10"), std::string::npos) << wider.output;
+  EXPECT_EQ(wider.output.find("loading "), std::string::npos) << wider.output;
 }
 
 // --download runs curl from an argument vector: a folder name with a quote and
@@ -226,6 +234,129 @@ TEST(Examples, SameSeedAndThreadsGiveIdenticalMetrics) {
   EXPECT_EQ(lines(a), 3) << a;
   EXPECT_EQ(a, b);
   EXPECT_NE(a, c);  // the seed does matter, so equality above is not vacuous
+}
+
+// ---- train: every dataset kind, end to end --------------------------------------------
+
+std::string stored_text(const std::string& checkpoint, const std::string& key) {
+  const Checkpoint c = Checkpoint::load(checkpoint);
+  return c.contains(key) ? c.text(key) : "(none)";
+}
+
+TEST(Examples, TrainRunsOnCifar100WithEitherLabelKind) {
+  TempDir dir;
+  write_cifar100(dir / "c100", 80);
+  for (const char* labels : {"fine", "coarse"}) {
+    const std::string out = dir / labels;
+    const Result r = run(kTrainAny + " --dataset cifar100:" + (dir / "c100") + " --labels " + labels + " --out " + out +
+                         " --epochs 1 --max-batches 2 --eval centre,ten-crop" + kSmall);
+    ASSERT_EQ(r.status, 0) << r.output;
+    const std::string config = stored_text(out + "/best.ckpt", "config");
+    EXPECT_NE(config.find(std::string(" classes=") + (labels[0] == 'f' ? "100 " : "20 ")), std::string::npos) << config;
+    const std::string report = read(out + "/report.txt");
+    EXPECT_NE(report.find("test top-1 (centre, 1 view): "), std::string::npos) << report;
+    EXPECT_NE(report.find("test top-1 (ten-crop, 10 views): "), std::string::npos) << report;
+    EXPECT_NE(report.find(labels[0] == 'f' ? "fine99" : "coarse19"), std::string::npos);
+  }
+  // CIFAR-10 is not read as CIFAR-100, and --classes must agree with the data.
+  const Result wrong = run(kTrainAny + " --dataset cifar100:" + (dir / "c100") + " --classes 10 --out " + (dir / "x") + kSmall);
+  EXPECT_EQ(wrong.status, 1);
+  EXPECT_NE(wrong.output.find("--classes 10 but cifar100:" + (dir / "c100") + " has 100 classes"), std::string::npos)
+      << wrong.output;
+}
+
+TEST(Examples, TrainRunsOnMnistAndFashionMnistGreyOrReplicated) {
+  TempDir dir;
+  write_mnist(dir / "mnist", 120, 30, idx_reads_gzip());
+  write_mnist(dir / "fashion", 120, 30, false);
+  const Result grey = run(kTrainAny + " --dataset mnist:" + (dir / "mnist") + " --out " + (dir / "m") +
+                          " --epochs 1 --max-batches 2" + kSmall);
+  ASSERT_EQ(grey.status, 0) << grey.output;
+  EXPECT_NE(grey.output.find("input 1x28x28"), std::string::npos) << grey.output;
+  const std::string config = stored_text(dir / "m/best.ckpt", "config");
+  EXPECT_NE(config.find("input=28 channels=1 "), std::string::npos) << config;
+  EXPECT_NE(stored_text(dir / "m/best.ckpt", "data/preparation").find("augment=crop "), std::string::npos);  // no flips of digits
+  const Result rgb = run(kTrainAny + " --dataset fashion-mnist:" + (dir / "fashion") + " --channels 3 --out " +
+                         (dir / "f") + " --epochs 1 --max-batches 2" + kSmall);
+  ASSERT_EQ(rgb.status, 0) << rgb.output;
+  EXPECT_NE(rgb.output.find("input 3x28x28"), std::string::npos) << rgb.output;
+  EXPECT_NE(read(dir / "f/report.txt").find("Ankle boot"), std::string::npos);
+  // The predictor reads a grey network's checkpoint and gives it one channel.
+  write_png(dir / "seven.png", 20, 24, std::vector<std::uint8_t>(20 * 24 * 3, 200));
+  const Result one = run(kPredict + " --checkpoint " + (dir / "m/best.ckpt") + " --eval flip " + (dir / "seven.png"));
+  ASSERT_EQ(one.status, 0) << one.output;
+  EXPECT_NE(one.output.find("(20x24, centre and mirror)"), std::string::npos) << one.output;
+}
+
+// A picture whose header reads but whose compressed data does not: met (and skipped) during training.
+void write_corrupt_png(const std::string& path) {
+  std::string png;
+  stbi_write_png_to_func([](void* context, void* data, int size) {
+    static_cast<std::string*>(context)->append(static_cast<const char*>(data), static_cast<std::size_t>(size));
+  }, &png, 40, 30, 3, std::vector<std::uint8_t>(40 * 30 * 3, 90).data(), 120);
+  const auto idat = png.find("IDAT");
+  png[idat + 4] = '\xff', png[idat + 5] = '\xff';  // the zlib header
+  std::ofstream(path, std::ios::binary) << png;
+}
+
+TEST(Examples, TrainRunsThePaperPipelineOnAFolderWithBadGreyAndRgbaPictures) {
+  TempDir dir;
+  const std::vector<std::string> classes{"ants", "bees", "wasps"};
+  for (std::size_t c = 0; c < classes.size(); ++c) {
+    for (int i = 0; i < 12; ++i) {
+      const std::string part = i < 8 ? "train/" : i < 10 ? "val/" : "test/";
+      const fs::path path = dir.path / "pics" / part / classes[c] / ("p" + std::to_string(i) + ".png");
+      fs::create_directories(path.parent_path());
+      const int w = 40 + 4 * i, h = 36 + static_cast<int>(c);
+      std::vector<std::uint8_t> pixels(static_cast<std::size_t>(w * h * 4));
+      for (std::size_t k = 0; k < pixels.size(); ++k) pixels[k] = static_cast<std::uint8_t>(k * (c + 3) + i);
+      const int channels = i == 1 ? 1 : i == 2 ? 4 : 3;  // a grey and an RGBA picture in every class
+      stbi_write_png(path.c_str(), w, h, channels, pixels.data(), w * channels);
+    }
+  }
+  write_corrupt_png(dir / "pics/train/bees/zz_corrupt.png");
+  const std::string out = dir / "out";
+  const Result r = run(kTrainAny + " --dataset folder:" + (dir / "pics") + " --config cifar-half --input-size 32 --resize 40" +
+                       " --mean image --out " + out + " --epochs 2 --batch-size 8 --width 0.25 --threads 2 --workers 2");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("25 training / 6 validation / 6 test pictures in 3 classes"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("resize(shorter side 40) -> centre crop(40x40) -> subtract mean image(3x40x40) -> random "
+                          "crop(32x32) -> random flip(0.5) -> PCA colour"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("skipped 2 unreadable pictures during training (the first: cannot decode image " +
+                          (dir / "pics/train/bees/zz_corrupt.png")), std::string::npos) << r.output;  // once an epoch
+  const Checkpoint best = Checkpoint::load(out + "/best.ckpt");
+  EXPECT_NE(best.text("data/preparation").find("kind=paper input=32 channels=3 resize=40"), std::string::npos);
+  EXPECT_EQ(best.f64s("data/pca").size(), 12u);
+  EXPECT_TRUE(best.contains("data/mean_image"));
+  const std::string report = read(out + "/report.txt");
+  EXPECT_NE(report.find("dataset: folder:" + (dir / "pics") + "\n"), std::string::npos) << report;
+  EXPECT_NE(report.find("test top-1 (flip, 2 views): "), std::string::npos) << report;
+  // The predictor prepares a picture as training did: the paper's ten crops of the 40 x 40 centre.
+  const Result one = run(kPredict + " --checkpoint " + out + "/best.ckpt --eval ten-crop " + (dir / "pics/test/ants/p10.png"));
+  ASSERT_EQ(one.status, 0) << one.output;
+  EXPECT_NE(one.output.find("(80x36, ten crops)"), std::string::npos) << one.output;
+  EXPECT_NE(one.output.find("  3. "), std::string::npos) << one.output;
+}
+
+TEST(Examples, CifarToFolderWritesPicturesThatDecodeToTheRecords) {
+  TempDir dir;
+  write_cifar(dir / "cifar", 4);
+  const Result r = run(kCifarToFolder + " --data " + (dir / "cifar") + " --out " + (dir / "png"));
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("wrote 20 pictures to " + (dir / "png/train")), std::string::npos) << r.output;
+  const Cifar10Dataset binary(dir / "cifar", Cifar10Part::Train);
+  const ImageFolderDataset folder(dir / "png/train");
+  ASSERT_EQ(folder.size(), 20);
+  EXPECT_EQ(folder.class_names(), binary.class_names());
+  for (Index i = 0; i < folder.size(); ++i) {
+    const std::string name = fs::path(folder.path(i)).stem().string();  // the record's index
+    Image a, b;
+    folder.load(i, a);
+    binary.load(std::stol(name), b);
+    EXPECT_EQ(a.pixels, b.pixels) << folder.path(i);
+    EXPECT_EQ(folder.label(i), binary.label(std::stol(name)));
+  }
+  EXPECT_EQ(ImageFolderDataset(dir / "png/test").size(), 4);
 }
 
 }  // namespace

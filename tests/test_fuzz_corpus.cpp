@@ -52,6 +52,8 @@ void expect_refused(const fs::path& path, const std::string& name, const std::st
 }
 
 TEST(FuzzCorpus, Cifar10ReaderReplaysCleanly) { EXPECT_GE(replay("cifar10", convnet::fuzz::cifar10), 4); }
+TEST(FuzzCorpus, Cifar100ReaderReplaysCleanly) { EXPECT_GE(replay("cifar100", convnet::fuzz::cifar100), 4); }
+TEST(FuzzCorpus, IdxReaderReplaysCleanly) { EXPECT_GE(replay("idx", convnet::fuzz::idx), 5); }
 TEST(FuzzCorpus, ImageDecoderReplaysCleanly) { EXPECT_GE(replay("image", convnet::fuzz::image), 9); }
 TEST(FuzzCorpus, CheckpointLoaderReplaysCleanly) { EXPECT_GE(replay("checkpoint", convnet::fuzz::checkpoint), 4); }
 TEST(FuzzCorpus, ConfigurationTextReplaysCleanly) { EXPECT_GE(replay("config", convnet::fuzz::config), 4); }

@@ -2,7 +2,7 @@
 # Installs the Debian packages convnet needs and a fresh machine lacks.
 # Idempotent: what is already there is left alone, and when nothing is
 # missing this script touches neither apt nor sudo.
-#   tools/install-deps.sh           what training needs: g++, make, cmake, Eigen 3.4, stb
+#   tools/install-deps.sh           what training needs: g++, make, cmake, Eigen 3.4, stb, zlib
 #   tools/install-deps.sh test      also GoogleTest, Google Benchmark and OpenBLAS
 #                                   (the test suite builds the benchmarks and checks the
 #                                   OpenBLAS build of the package)
@@ -24,6 +24,7 @@ need_command make make
 need_command cmake cmake
 need_package libeigen3-dev
 need_package libstb-dev
+need_package zlib1g-dev  # gzip-compressed datasets (MNIST as published)
 case "${1:-}" in
   "") ;;
   test) need_package libgtest-dev; need_package libbenchmark-dev; need_package libopenblas-openmp-dev ;;

@@ -57,18 +57,6 @@ struct AlexNetConvSpec {
   bool grouped;  ///< split into `groups` towers (conv2, conv4, conv5 in the paper)
 };
 
-namespace detail {
-/// A whole number or a decimal from text, locale-free (std::from_chars), all of the text or an error.
-template <class N>
-N parse_number(const std::string& text) {
-  N value{};
-  const auto result = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (result.ec != std::errc() || result.ptr != text.data() + text.size()) {
-    throw std::invalid_argument("not a number: '" + text + "'");
-  }
-  return value;
-}
-}  // namespace detail
 
 /// Which AlexNet: a named configuration (named()) with the settings a user may change, set
 /// with chainable setters and read with getters, as every options struct of the library.
@@ -115,14 +103,17 @@ class AlexNetConfig {
   AlexNetConfig& width(double v) { width_ = v; return *this; }
   AlexNetConfig& dropout(double v) { dropout_ = v; return *this; }
   AlexNetConfig& init(AlexNetInit v) { init_ = v; return *this; }
-  /// The side of the square input, 3 channels.
+  /// The side of the square input.
   AlexNetConfig& input_size(Index v) { input_size_ = v; return *this; }
+  /// Channels of the input: 3 (RGB, every named configuration) or 1 for grey pictures (MNIST).
+  AlexNetConfig& input_channels(Index v) { input_channels_ = v; return *this; }
   AlexNetConfig& lrn(const LocalResponseNormOptions& v) { lrn_ = v; return *this; }
   /// LRN after conv1 and conv2 (the paper's; torchvision's variant has none).
   AlexNetConfig& use_lrn(bool v) { use_lrn_ = v; return *this; }
 
   const std::string& name() const { return name_; }
   Index input_size() const { return input_size_; }
+  Index input_channels() const { return input_channels_; }
   const std::array<AlexNetConvSpec, 5>& conv() const { return conv_; }
   Index fc_width() const { return fc_width_; }
   Index classes() const { return classes_; }
@@ -170,6 +161,7 @@ class AlexNetConfig {
     try {
       AlexNetConfig c = named(take("name"));
       c.input_size_ = detail::parse_number<Index>(take("input"));
+      if (fields.count("channels")) c.input_channels_ = detail::parse_number<Index>(take("channels"));
       c.classes_ = detail::parse_number<Index>(take("classes"));
       c.groups_ = detail::parse_number<Index>(take("groups"));
       c.width_ = detail::parse_number<double>(take("width"));
@@ -198,7 +190,9 @@ class AlexNetConfig {
     std::ostringstream out;
     out.imbue(std::locale::classic());  // '.' as the decimal point whatever the program's locale
     out.precision(12);
-    out << "name=" << name_ << " input=" << input_size_ << " classes=" << classes_ << " groups=" << groups_
+    out << "name=" << name_ << " input=" << input_size_;
+    if (input_channels_ != 3) out << " channels=" << input_channels_;  // absent: 3, as before the field existed
+    out << " classes=" << classes_ << " groups=" << groups_
         << " width=" << width_ << " dropout=" << dropout_ << " init=" << (init_ == AlexNetInit::He ? "he" : "paper")
         << " lrn=" << lrn_.size() << "," << lrn_.alpha() << "," << lrn_.beta() << "," << lrn_.k() << ","
         << to_string(lrn_.convention());
@@ -208,6 +202,7 @@ class AlexNetConfig {
  private:
   std::string name_ = "paper";
   Index input_size_ = 227;
+  Index input_channels_ = 3;
   std::array<AlexNetConvSpec, 5> conv_{{{96, 11, 4, 0, false},
                                         {256, 5, 1, 2, true},
                                         {384, 3, 1, 1, false},
@@ -236,6 +231,7 @@ struct AlexNetBounds {
   static constexpr Index kMaxGroups = 64;
   static constexpr double kMaxWidth = 16;
   static constexpr Index kMaxInputSize = 1024;
+  static constexpr Index kMaxInputChannels = 64;
   static constexpr Index kMaxLrnSize = 255;
 };
 
@@ -248,6 +244,8 @@ inline void alexnet_validate(const AlexNetConfig& c) {
   require_option(c.width() > 0 && c.width() <= B::kMaxWidth, where, "width", "in (0, 16]", c.width());
   require_option(c.input_size() >= 1 && c.input_size() <= B::kMaxInputSize, where, "input_size", "in [1, 1024]",
                  c.input_size());
+  require_option(c.input_channels() >= 1 && c.input_channels() <= B::kMaxInputChannels, where, "input_channels",
+                 "in [1, 64]", c.input_channels());
   require_option(c.dropout() >= 0 && c.dropout() < 1, where, "dropout", "in [0, 1)", c.dropout());
   const LocalResponseNormOptions& lrn = c.lrn();
   require_option(lrn.size() >= 1 && lrn.size() <= B::kMaxLrnSize && lrn.size() % 2 == 1, where, "lrn size",
@@ -274,7 +272,7 @@ inline std::vector<ParameterShape> alexnet_parameter_shapes(const AlexNetConfig&
     shapes.push_back({layer + ".weight", std::move(weight)});
     shapes.push_back({layer + ".bias", {out}});
   };
-  Index channels = 3, side = config.input_size();
+  Index channels = config.input_channels(), side = config.input_size();
   for (int i = 0; i < 5; ++i) {
     const AlexNetConvSpec& s = config.conv()[static_cast<std::size_t>(i)];
     const std::string layer = "conv" + std::to_string(i + 1);
@@ -308,7 +306,7 @@ template <class T>
 Sequential<T> make_alexnet(const AlexNetConfig& config, std::uint64_t seed = 0) {
   alexnet_parameter_shapes(config);  // every bound, before a layer is built
   Sequential<T> net;
-  Index channels = 3;
+  Index channels = config.input_channels();
   for (int i = 0; i < 5; ++i) {
     const AlexNetConvSpec& s = config.conv()[static_cast<std::size_t>(i)];
     const std::string n = std::to_string(i + 1);
@@ -323,7 +321,7 @@ Sequential<T> make_alexnet(const AlexNetConfig& config, std::uint64_t seed = 0) 
     channels = out;
   }
   if (const auto side = config.adaptive_pool()) net.template add<AdaptiveAvgPool2d<T>>("avgpool", *side, *side);
-  const Shape features = net.output_shape(Shape{1, 3, config.input_size(), config.input_size()});
+  const Shape features = net.output_shape(Shape{1, config.input_channels(), config.input_size(), config.input_size()});
   net.template add<Flatten<T>>("flatten");
   const Index fc = config.scaled(config.fc_width());
   Index in = features.per_sample();

@@ -7,10 +7,11 @@
 //   model.predict_ten_crop(picture);                 // the paper's 10-view average (§4.1)
 //   ClassificationReport r = model.evaluate(test_set);  // top-1, top-5, confusion matrix
 //
-// One view: the shorter side resized to the input size, then the centre crop.
-// Ten crops: the shorter side resized to input * 256 / 227 (the paper's ratio
-// of 256 to 227), then the four corners, the centre and their mirrors; the
-// softmax is averaged over the ten.
+// Pictures are prepared as training prepared them (data/preparation.hpp, read
+// from the checkpoint): views are the centre, the centre and its mirror, or
+// ten crops of the kind training drew - crops of the zero-padded picture for
+// the small pipeline (CIFAR), the paper's ten crops of the 256 x 256 picture
+// for the paper pipeline; the softmax is averaged over the views.
 #pragma once
 
 #include <algorithm>
@@ -30,6 +31,7 @@
 #include "checkpoint.hpp"
 #include "data/dataset.hpp"
 #include "data/image.hpp"
+#include "data/preparation.hpp"
 #include "data/transforms.hpp"
 #include "layers/softmax.hpp"
 #include "metrics.hpp"
@@ -78,19 +80,26 @@ inline void print_report(std::ostream& out, const ClassificationReport& r) {
 
 class Classifier {
  public:
-  /// `net` reads [N, 3, input_size, input_size] normalised with `stats` and gives one score per class.
+  /// `net` reads [N, 3, input_size, input_size] normalised with `stats` and gives one score per class
+  /// (the small pipeline: pictures fitted to the input size).
   Classifier(Sequential<float> net, Index input_size, ChannelStats stats, std::vector<std::string> class_names)
-      : net_(std::move(net)), input_size_(input_size), stats_(std::move(stats)), names_(std::move(class_names)) {
-    detail::require_option(input_size_ >= 1, "Classifier", "input_size", ">= 1", input_size_);
-    classes_ = net_.output_shape(Shape{1, 3, input_size_, input_size_}).c;
+      : Classifier(std::move(net),
+                   Preparation::with_statistics(PreparationOptions().input_size(input_size), std::move(stats)),
+                   std::move(class_names)) {}
+
+  /// `net` reads what `preparation` makes of a picture and gives one score per class.
+  Classifier(Sequential<float> net, Preparation preparation, std::vector<std::string> class_names)
+      : net_(std::move(net)), prep_(std::move(preparation)), names_(std::move(class_names)) {
+    input_size_ = prep_.input_size();
+    classes_ = net_.output_shape(Shape{1, prep_.channels(), input_size_, input_size_}).c;
     for (Index i = static_cast<Index>(names_.size()); i < classes_; ++i) names_.push_back("class " + std::to_string(i));
     names_.resize(static_cast<std::size_t>(classes_));
     net_.eval();
   }
 
   /// A checkpoint written by the trainer (or tools/export_pytorch.py): its 'config' entry says which
-  /// AlexNet it holds; 'data/mean', 'data/std' and 'data/classes' give the preprocessing and names
-  /// (without them: pixels scaled to [0, 1], classes numbered).
+  /// AlexNet it holds; the 'data/...' entries how pictures were prepared (Preparation::read; without
+  /// them: pixels scaled to [0, 1]) and 'data/classes' the class names (without: numbered).
   static Classifier load(const std::string& path) { return from_checkpoint(Checkpoint::load(path)); }
 
   static Classifier from_checkpoint(const Checkpoint& c) {
@@ -104,52 +113,46 @@ class Classifier {
     } catch (const std::invalid_argument& e) {
       throw CheckpointError(c.source() + ": " + e.what());
     }
+    Preparation preparation = Preparation::read(c, config.input_size(), config.input_channels());
+    if (preparation.input_size() != config.input_size() || preparation.channels() != config.input_channels()) {
+      throw CheckpointError(detail::concat(c.source(), ": data/preparation makes ", preparation.channels(), "x",
+                                           preparation.input_size(), "x", preparation.input_size(),
+                                           " inputs but the network reads ", config.input_channels(), "x",
+                                           config.input_size(), "x", config.input_size()));
+    }
     Sequential<float> net = make_alexnet<float>(config);
     restore_training_state(c, net);
-    ChannelStats stats{{0, 0, 0}, {255, 255, 255}};
-    if (c.contains("data/mean")) stats = ChannelStats{c.f64s("data/mean"), c.f64s("data/std")};
     std::vector<std::string> names;
     std::istringstream lines(c.contains("data/classes") ? c.text("data/classes") : "");
     for (std::string line; std::getline(lines, line);) {
       if (!line.empty()) names.push_back(line);
     }
-    return Classifier(std::move(net), config.input_size(), std::move(stats), std::move(names));
+    return Classifier(std::move(net), std::move(preparation), std::move(names));
   }
 
   Index input_size() const { return input_size_; }
   Index classes() const { return classes_; }
   const std::vector<std::string>& class_names() const { return names_; }
-  const ChannelStats& channel_stats() const { return stats_; }
+  const ChannelStats& channel_stats() const { return prep_.channel_stats(); }
+  const Preparation& preparation() const { return prep_; }
   Sequential<float>& network() { return net_; }
 
-  /// The normalised views of a picture the network sees: one centred view, or ten crops.
+  /// The normalised views of a picture the network sees (Preparation::views).
+  std::vector<Image> views(Image picture, EvalViews which) const { return prep_.views(std::move(picture), which); }
   std::vector<Image> views(Image picture, bool ten_crop) const {
-    Rng unused(0);
-    std::vector<Image> out;
-    if (ten_crop) {
-      Resize::shorter_side(static_cast<Index>(std::lround(static_cast<double>(input_size_) * 256.0 / 227.0)))
-          .apply(picture, unused);
-      out = ten_crops(picture, input_size_, input_size_);
-    } else {
-      Resize::shorter_side(input_size_).apply(picture, unused);
-      CenterCrop(input_size_, input_size_).apply(picture, unused);
-      out.push_back(std::move(picture));
-    }
-    const Normalize normalize(stats_);
-    for (auto& v : out) normalize.apply(v, unused);
-    return out;
+    return views(std::move(picture), ten_crop ? EvalViews::TenCrop : EvalViews::Centre);
   }
 
   /// Class probabilities of each picture ([pictures][classes]), averaged over its views.
-  std::vector<std::vector<double>> probabilities(const std::vector<Image>& pictures, bool ten_crop = false) {
+  std::vector<std::vector<double>> probabilities(const std::vector<Image>& pictures, EvalViews which) {
     std::vector<std::vector<double>> result;
-    const std::size_t per = ten_crop ? 10 : 1, chunk = batch_pictures(ten_crop);
-    const Index plane = 3 * input_size_ * input_size_;
+    const std::size_t per = view_count(which), chunk = batch_pictures(which);
+    const Index plane = prep_.channels() * input_size_ * input_size_;
     for (std::size_t start = 0; start < pictures.size(); start += chunk) {
       const std::size_t end = std::min(pictures.size(), start + chunk);
-      resize(batch_, Shape{static_cast<Index>((end - start) * per), 3, input_size_, input_size_});
+      resize(batch_, Shape{static_cast<Index>((end - start) * per), prep_.channels(), input_size_, input_size_});
       for (std::size_t i = start; i < end; ++i) {
-        const std::vector<Image> v = views(pictures[i], ten_crop);
+        const std::vector<Image> v = views(pictures[i], which);
         for (std::size_t k = 0; k < per; ++k) {
           std::copy(v[k].pixels.begin(), v[k].pixels.end(),
                     batch_.data() + static_cast<Index>((i - start) * per + k) * plane);
@@ -167,10 +170,16 @@ class Classifier {
     return result;
   }
 
+  std::vector<std::vector<double>> probabilities(const std::vector<Image>& pictures, bool ten_crop = false) {
+    return probabilities(pictures, ten_crop ? EvalViews::TenCrop : EvalViews::Centre);
+  }
+
   /// The `k` most probable classes of a picture, most probable first.
-  std::vector<ClassScore> predict(const Image& picture, Index k = 5) { return top(probabilities({picture})[0], k); }
+  std::vector<ClassScore> predict(const Image& picture, Index k = 5, EvalViews which = EvalViews::Centre) {
+    return top(probabilities({picture}, which)[0], k);
+  }
   std::vector<ClassScore> predict_ten_crop(const Image& picture, Index k = 5) {
-    return top(probabilities({picture}, true)[0], k);
+    return predict(picture, k, EvalViews::TenCrop);
   }
 
   /// The `k` highest of `probabilities`, named.
@@ -191,9 +200,13 @@ class Classifier {
   ClassificationReport evaluate(const Dataset& data, bool ten_crop = false,
                                 std::optional<Index> max_pictures = std::nullopt,
                                 const std::atomic<bool>* stop = nullptr) {
+    return evaluate(data, ten_crop ? EvalViews::TenCrop : EvalViews::Centre, max_pictures, stop);
+  }
+  ClassificationReport evaluate(const Dataset& data, EvalViews which, std::optional<Index> max_pictures = std::nullopt,
+                                const std::atomic<bool>* stop = nullptr) {
     ClassificationReport report{ClassificationMetrics(), ConfusionMatrix(classes_), names_};
     const Index total = max_pictures ? std::clamp<Index>(*max_pictures, 0, data.size()) : data.size();
-    const Index chunk = static_cast<Index>(batch_pictures(ten_crop));  // decoded pictures held at once
+    const Index chunk = static_cast<Index>(batch_pictures(which));  // decoded pictures held at once
     std::vector<Image> pictures;
     std::vector<int> labels;
     for (Index start = 0; start < total && !(stop && stop->load()); start += chunk) {
@@ -204,7 +217,7 @@ class Classifier {
         data.load(start + i, pictures[static_cast<std::size_t>(i)]);
         labels[static_cast<std::size_t>(i)] = checked_label(data.label(start + i));
       }
-      add_to_report(report, probabilities(pictures, ten_crop), labels);
+      add_to_report(report, probabilities(pictures, which), labels);
     }
     return report;
   }
@@ -212,8 +225,9 @@ class Classifier {
  private:
   /// Pictures per forward pass: 128 single views of 227 x 227 (about 20 M input values), fewer for
   /// ten crops or bigger inputs, so memory stays bounded whatever the configuration's input size.
-  std::size_t batch_pictures(bool ten_crop) const {
-    const double budget = 128.0 * 227 * 227, per_picture = (ten_crop ? 10.0 : 1.0) * static_cast<double>(input_size_) *
+  std::size_t batch_pictures(EvalViews which) const {
+    const double budget = 128.0 * 227 * 227, per_picture = static_cast<double>(view_count(which)) *
+                                                            static_cast<double>(input_size_) *
                                                             static_cast<double>(input_size_);
     return static_cast<std::size_t>(std::clamp(budget / per_picture, 1.0, 128.0));
   }
@@ -240,8 +254,8 @@ class Classifier {
   }
 
   Sequential<float> net_;
-  Index input_size_;
-  ChannelStats stats_;
+  Preparation prep_;
+  Index input_size_ = 0;
   std::vector<std::string> names_;
   Index classes_ = 0;
   Softmax<float> softmax_;

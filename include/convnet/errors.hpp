@@ -12,6 +12,7 @@
 // and the value. All are thrown at the public boundary, before any work.
 #pragma once
 
+#include <charconv>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -50,6 +51,18 @@ class ShapeError : public ErrorAs<std::invalid_argument> {
 };
 
 namespace detail {
+
+/// A whole number or a decimal from text, locale-free (std::from_chars), all of the text or an error.
+template <class N>
+N parse_number(const std::string& text) {
+  N value{};
+  const auto result = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (result.ec != std::errc() || result.ptr != text.data() + text.size()) {
+    throw std::invalid_argument("not a number: '" + text + "'");
+  }
+  return value;
+}
+
 
 /// Builds "Conv2d: stride must be >= 1, got 0" style messages.
 template <class... Args>

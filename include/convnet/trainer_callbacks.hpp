@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iomanip>
 #include <optional>
 #include <ostream>
@@ -171,14 +172,21 @@ class CheckpointNotes : public TrainerCallback {
     numbers_.emplace_back(key, std::move(values));
     return *this;
   }
+  /// Entries written by a function of their own (Preparation::write, say).
+  CheckpointNotes& writer(std::function<void(Checkpoint&)> write) {
+    writers_.push_back(std::move(write));
+    return *this;
+  }
   void on_checkpoint(Checkpoint& c) override {
     for (const auto& [key, value] : texts_) c.set_text(key, value);
     for (const auto& [key, values] : numbers_) c.set_f64s(key, values);
+    for (const auto& write : writers_) write(c);
   }
 
  private:
   std::vector<std::pair<std::string, std::string>> texts_;
   std::vector<std::pair<std::string, std::vector<double>>> numbers_;
+  std::vector<std::function<void(Checkpoint&)>> writers_;
 };
 
 }  // namespace convnet

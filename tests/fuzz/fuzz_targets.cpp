@@ -4,6 +4,8 @@
 #include <convnet/checkpoint.hpp>
 #include <convnet/classifier.hpp>
 #include <convnet/data/cifar10.hpp>
+#include <convnet/data/cifar100.hpp>
+#include <convnet/data/idx.hpp>
 #include <convnet/data/transforms.hpp>
 #include <convnet/layers/dense.hpp>
 #include <convnet/layers/dropout.hpp>
@@ -19,7 +21,7 @@
 #include <string>
 #include <vector>
 
-#include "../../examples/cifar10_train_options.hpp"
+#include "../../examples/train_options.hpp"
 
 namespace convnet::fuzz {
 
@@ -88,6 +90,54 @@ int cifar10(const std::uint8_t* data, std::size_t size) {
       if (d.label(i) < 0 || d.label(i) > 9) fail("label outside 0-9");
       d.load(i, image);
       if (image.pixels.size() != 3 * 32 * 32) fail("image size");
+    }
+  } catch (const DataError&) {
+  }
+  return 0;
+}
+
+// Input: a byte choosing the labels (odd: coarse), the class-names text, a zero byte, then the records.
+int cifar100(const std::uint8_t* data, std::size_t size) {
+  if (size == 0) return 0;
+  const Cifar100Labels kind = (data[0] & 1) ? Cifar100Labels::Coarse : Cifar100Labels::Fine;
+  ++data, --size;
+  const auto* zero = static_cast<const std::uint8_t*>(std::memchr(data, 0, size));
+  const std::size_t names = zero ? static_cast<std::size_t>(zero - data) : size;
+  const std::size_t records = zero ? size - names - 1 : 0;
+  try {
+    const Cifar100Dataset d = Cifar100Dataset::from_memory(
+        zero ? zero + 1 : data + size, records, std::string(reinterpret_cast<const char*>(data), names), kind);
+    if (d.size() * Cifar100Dataset::kRecordBytes != static_cast<Index>(records)) fail("record count");
+    const int classes = kind == Cifar100Labels::Fine ? 100 : 20;
+    if (d.classes() != classes) fail("class names");
+    Image image;
+    for (Index i = 0; i < d.size(); ++i) {
+      if (d.label(i) < 0 || d.label(i) >= classes) fail("label outside its range");
+      d.load(i, image);
+      if (image.pixels.size() != 3 * 32 * 32) fail("image size");
+    }
+  } catch (const DataError&) {
+  }
+  return 0;
+}
+
+// Input: a 4-byte little-endian length n, n bytes of the images file, then the labels file (either
+// may be gzip). Limits small enough for the fuzzer's memory, the checks the same.
+int idx(const std::uint8_t* data, std::size_t size) {
+  if (size < 4) return 0;
+  std::uint32_t n = 0;
+  std::memcpy(&n, data, 4);
+  data += 4, size -= 4;
+  n = static_cast<std::uint32_t>(std::min<std::size_t>(n, size));
+  std::vector<std::uint8_t> images(data, data + n), labels(data + n, data + size);
+  try {
+    const IdxDataset d = IdxDataset::from_memory(std::move(images), std::move(labels), IdxDataset::mnist_classes(),
+                                                 "images", "labels", IdxLimits().max_bytes(1 << 24).max_side(256));
+    Image image;
+    for (Index i = 0; i < d.size(); ++i) {
+      if (d.label(i) < 0 || d.label(i) > 9) fail("label outside 0-9");
+      d.load(i, image);
+      if (image.channels != 1 || image.height != d.height() || image.width != d.width()) fail("image shape");
     }
   } catch (const DataError&) {
   }
@@ -326,11 +376,12 @@ int transforms(const std::uint8_t* data, std::size_t size) {
 // record of settings (trainer/options), which a resumed run restores.
 int command_line(const std::uint8_t* data, std::size_t size) {
   {
-    cifar10_train::Settings stored;
-    cli::OptionTable table = cifar10_train::options_of(stored);
+    train_program::Settings stored;
+    cli::OptionTable table = train_program::options_of(stored);
     try {
       table.restore(std::string(reinterpret_cast<const char*>(data), size));
-      cifar10_train::config_of(stored);
+      train_program::resolve_kind_defaults(stored);
+      train_program::config_of(stored);
     } catch (const std::invalid_argument&) {
     }
   }
@@ -349,16 +400,16 @@ int command_line(const std::uint8_t* data, std::size_t size) {
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
-  cifar10_train::Settings settings;
-  cli::OptionTable table = cifar10_train::options_of(settings);
+  train_program::Settings settings;
+  cli::OptionTable table = train_program::options_of(settings);
   try {
     table.parse(static_cast<int>(args.size()), argv.data());
   } catch (const std::invalid_argument&) {
     return 0;
   }
   const std::string record = table.record();
-  cifar10_train::Settings again;
-  cli::OptionTable other = cifar10_train::options_of(again);
+  train_program::Settings again;
+  cli::OptionTable other = train_program::options_of(again);
   try {
     other.restore(record);
   } catch (const std::invalid_argument&) {
@@ -366,7 +417,8 @@ int command_line(const std::uint8_t* data, std::size_t size) {
   }
   if (other.record() != record) fail("the record does not round-trip");
   try {
-    cifar10_train::config_of(settings);
+    train_program::resolve_kind_defaults(settings);
+    train_program::config_of(settings);
   } catch (const std::invalid_argument&) {
   }
   return 0;

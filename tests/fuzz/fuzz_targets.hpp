@@ -1,4 +1,4 @@
-// The fuzz targets: the CIFAR-10 reader, image decoding (stb_image behind our
+// The fuzz targets: the CIFAR-10, CIFAR-100 and IDX (MNIST, plain or gzip) readers, image decoding (stb_image behind our
 // checks, header path and decoder), the checkpoint loader, a checkpoint's
 // configuration text on its way to a network, the trainer's own checkpoint
 // fields, the transforms on extreme shapes, and the command-line parser. Each
@@ -20,6 +20,8 @@
 namespace convnet::fuzz {
 
 int cifar10(const std::uint8_t* data, std::size_t size);
+int cifar100(const std::uint8_t* data, std::size_t size);
+int idx(const std::uint8_t* data, std::size_t size);
 int image(const std::uint8_t* data, std::size_t size);
 int checkpoint(const std::uint8_t* data, std::size_t size);
 int config(const std::uint8_t* data, std::size_t size);

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <string>
 #include <vector>
+#include <zlib.h>
 
 #include "fuzz_targets.hpp"
 
@@ -17,6 +18,20 @@ namespace {
 void put(const fs::path& path, const std::string& bytes) {
   fs::create_directories(path.parent_path());
   std::ofstream(path, std::ios::binary) << bytes;
+}
+// A gzip stream of `bytes` (zlib), as MNIST's files are published.
+std::string gzip(const std::string& bytes) {
+  z_stream z{};
+  deflateInit2(&z, 6, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY);
+  std::string out(deflateBound(&z, bytes.size()) + 64, '\0');
+  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(bytes.data()));
+  z.avail_in = static_cast<uInt>(bytes.size());
+  z.next_out = reinterpret_cast<Bytef*>(out.data());
+  z.avail_out = static_cast<uInt>(out.size());
+  deflate(&z, Z_FINISH);
+  out.resize(z.total_out);
+  deflateEnd(&z);
+  return out;
 }
 void put_bytes(void* context, void* data, int size) {
   static_cast<std::string*>(context)->append(static_cast<const char*>(data), static_cast<std::size_t>(size));
@@ -42,6 +57,42 @@ int main(int argc, char** argv) {
   put(root / "cifar10/bad_label", names + std::string(1, '\0') + std::string(1, '\x0b') + records.substr(1, 3072));
   put(root / "cifar10/truncated", names + std::string(1, '\0') + records.substr(0, 4000));
   put(root / "cifar10/nine_names", "a\nb\nc\nd\ne\nf\ng\nh\ni\n" + std::string(1, '\0') + records);
+
+  // CIFAR-100: a byte choosing the labels (odd: coarse), names, a zero byte, records of two label bytes.
+  std::string fine_names, coarse_names, records100;
+  for (int c = 0; c < 100; ++c) fine_names += "f" + std::to_string(c) + "\n";
+  for (int c = 0; c < 20; ++c) coarse_names += "c" + std::to_string(c) + "\n";
+  for (int r = 0; r < 2; ++r) {
+    records100 += static_cast<char>(r == 0 ? 4 : 19);
+    records100 += static_cast<char>(r == 0 ? 37 : 99);
+    for (int i = 0; i < 3072; ++i) records100 += static_cast<char>((i * 5 + r) & 0xff);
+  }
+  put(root / "cifar100/fine", "\x00" + fine_names + std::string(1, '\0') + records100);
+  put(root / "cifar100/coarse", "\x01" + coarse_names + std::string(1, '\0') + records100);
+  put(root / "cifar100/fine_label_100", "\x00" + fine_names + std::string(1, '\0') + records100.substr(0, 1) + "d" +
+                                            records100.substr(2));
+  put(root / "cifar100/truncated", "\x01" + coarse_names + std::string(1, '\0') + records100.substr(0, 3000));
+
+  // IDX: a 4-byte little-endian length of the images file, its bytes, then the labels file.
+  auto idx = [](std::initializer_list<unsigned> dims) {
+    std::string out{'\0', '\0', '\x08', static_cast<char>(dims.size())};
+    unsigned n = 1;
+    for (unsigned d : dims) {
+      for (int shift = 24; shift >= 0; shift -= 8) out += static_cast<char>((d >> shift) & 0xff);
+      n *= d;
+    }
+    for (unsigned i = 0; i < n; ++i) out += static_cast<char>(i * 13 % 10);
+    return out;
+  };
+  auto pair = [](const std::string& images, const std::string& labels) {
+    const auto n = static_cast<std::uint32_t>(images.size());
+    return std::string(reinterpret_cast<const char*>(&n), 4) + images + labels;
+  };
+  put(root / "idx/three_pictures", pair(idx({3, 4, 5}), idx({3})));
+  put(root / "idx/count_mismatch", pair(idx({3, 4, 5}), idx({2})));
+  put(root / "idx/claims_huge", pair(std::string("\0\0\x08\x03\x7f\xff\xff\xff\0\0\x10\0\0\0\x10\0", 16), idx({3})));
+  put(root / "idx/gzip", pair(gzip(idx({3, 4, 5})), gzip(idx({3}))));
+  put(root / "idx/gzip_truncated", pair(gzip(idx({3, 4, 5})).substr(0, 30), idx({3})));
 
   // Images: every format stb writes, plus a hand-made GIF and PPM and a hostile header.
   std::string png, bmp, tga, jpg, grey;

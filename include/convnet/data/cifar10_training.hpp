@@ -10,7 +10,7 @@
 // augmentation, §4.1, from the training set's RGB covariance), none. Every
 // pipeline ends with per-channel normalisation by the training set's mean and
 // standard deviation; a network that reads a size other than 32 gets the
-// pictures resized to it first (bilinear).
+// pictures resized to it first (bilinear). Any other dataset: training_data.hpp.
 #pragma once
 
 #include <cstdint>
@@ -19,6 +19,7 @@
 
 #include "cifar10.hpp"
 #include "dataset.hpp"
+#include "preparation.hpp"
 #include "transforms.hpp"
 
 namespace convnet {
@@ -38,30 +39,14 @@ struct Cifar10Data {
   const SubsetDataset train, validation;  ///< validation is the training part when the fraction is 0
 };
 
-/// The recipe's transforms for training and for evaluation, with the statistics they normalise by.
+/// The recipe's transforms for training and for evaluation (the small pipeline of preparation.hpp),
+/// with the statistics they normalise by.
 struct Cifar10Pipelines {
   Cifar10Pipelines(const Cifar10Data& data, Index input_size, const std::string& augmentation)
-      : stats(compute_channel_stats(data.train)) {
-    if (input_size != Cifar10Dataset::kSide) {
-      train.add<Resize>(Resize::exact(input_size, input_size));
-      eval.add<Resize>(Resize::exact(input_size, input_size));
-    }
-    std::istringstream names(augmentation);
-    for (std::string name; std::getline(names, name, ',');) {
-      if (name == "crop") {
-        train.add<RandomCrop>(input_size, input_size, input_size / 8);
-      } else if (name == "flip") {
-        train.add<RandomHorizontalFlip>();
-      } else if (name == "pca") {
-        train.add<PcaColorAugmentation>(compute_rgb_pca(data.train));
-      } else if (name != "none") {
-        throw std::invalid_argument("augmentation takes crop, flip, pca or none, got '" + name + "'");
-      }
-    }
-    train.add<Normalize>(stats);
-    eval.add<Normalize>(stats);
-  }
+      : preparation(Preparation::compute(data.train, PreparationOptions().input_size(input_size).augment(augmentation))),
+        stats(preparation.channel_stats()), train(preparation.train_pipeline()), eval(preparation.eval_pipeline()) {}
 
+  Preparation preparation;
   ChannelStats stats;
   Pipeline train, eval;
 };

@@ -5,7 +5,15 @@
 // stb (see image_io.hpp). Every picture is decoded once when the folder is
 // scanned (in parallel), so a corrupt file is found before training starts:
 // by default it is skipped and listed in skipped(); with strict(true) it
-// stops the scan with its path and stb's reason.
+// stops the scan with its path and stb's reason. With verify(false) only the
+// headers are read (a folder of a million pictures scans in minutes, not
+// hours); a picture that then fails to decode during training is for the
+// loader to skip (LoaderOptions::skip_unreadable).
+//
+// A separate validation folder (ImageNet's train/ and val/) must label its
+// pictures as the training folder does: give it the training folder's
+// classes (class_names()), and a sub-folder that is not one of them is an
+// error instead of a silently shifted label.
 #pragma once
 
 #include <algorithm>
@@ -24,15 +32,19 @@ struct ImageFolderOptions {
   ImageFolderOptions& strict(bool v) { strict_ = v; return *this; }
   ImageFolderOptions& verify(bool v) { verify_ = v; return *this; }
   ImageFolderOptions& limits(const ImageLimits& v) { limits_ = v; return *this; }
+  /// The classes, in label order, instead of the sorted sub-folders (a class may have no folder).
+  ImageFolderOptions& class_names(std::vector<std::string> v) { class_names_ = std::move(v); return *this; }
 
   bool strict() const { return strict_; }
   bool verify() const { return verify_; }
   const ImageLimits& limits() const { return limits_; }
+  const std::vector<std::string>& class_names() const { return class_names_; }
 
  private:
   bool strict_ = false;
   bool verify_ = true;  ///< decode every picture during the scan (off: header check only)
   ImageLimits limits_;
+  std::vector<std::string> class_names_;
 };
 
 class ImageFolderDataset : public Dataset {
@@ -45,12 +57,19 @@ class ImageFolderDataset : public Dataset {
     namespace fs = std::filesystem;
     std::error_code ec;
     if (!fs::is_directory(root, ec)) throw DataError("image folder " + root + " does not exist or is not a folder");
-    for (const auto& name : list(root, true)) class_names_.push_back(fs::path(name).filename().string());
-    if (class_names_.empty()) throw DataError("image folder " + root + " has no class sub-folders");
+    std::vector<std::string> folders;
+    for (const auto& name : list(root, true)) folders.push_back(fs::path(name).filename().string());
+    if (folders.empty()) throw DataError("image folder " + root + " has no class sub-folders");
+    class_names_ = options_.class_names().empty() ? folders : options_.class_names();
     std::vector<std::pair<std::string, int>> candidates;
-    for (std::size_t c = 0; c < class_names_.size(); ++c) {
-      for (auto& f : list((fs::path(root) / class_names_[c]).string(), false)) {
-        candidates.emplace_back(std::move(f), static_cast<int>(c));
+    for (const std::string& folder : folders) {
+      const auto known = std::find(class_names_.begin(), class_names_.end(), folder);
+      if (known == class_names_.end()) {
+        throw DataError("image folder " + root + ": sub-folder '" + folder + "' is not one of the " +
+                        std::to_string(class_names_.size()) + " classes it must share (those of the training folder)");
+      }
+      for (auto& f : list((fs::path(root) / folder).string(), false)) {
+        candidates.emplace_back(std::move(f), static_cast<int>(known - class_names_.begin()));
       }
     }
     // Check every candidate (in parallel), then keep the good ones in order.

@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "file_bytes.hpp"
 #include "image.hpp"
 
 #if defined(STBI_INCLUDE_STB_IMAGE_H) && !defined(CONVNET_STB_IMAGE_INCLUDED)
@@ -218,32 +219,6 @@ inline Image decode_image_from_memory(const std::uint8_t* bytes, std::size_t siz
     for (Index c = 0; c < 3; ++c) image.pixels[static_cast<std::size_t>(c * plane + i)] = src[i * 3 + c];
   }
   return image;
-}
-
-/// The bytes of the file at `path`, refused (DataError) beyond `max_bytes` - also when the file is a
-/// pipe or grows while it is read, whose size cannot be known in advance.
-inline std::vector<std::uint8_t> read_file_bytes(const std::string& path, Index max_bytes, const char* what = "file") {
-  std::FILE* f = std::fopen(path.c_str(), "rb");
-  if (!f) throw DataError(detail::concat("cannot read ", what, " ", path, ": no such file or not readable"));
-  const std::unique_ptr<std::FILE, int (*)(std::FILE*)> closer(f, std::fclose);
-  auto too_big = [&](const std::string& size) {
-    return DataError(detail::concat(what, " ", path, " is ", size, " bytes, over the limit of ", max_bytes,
-                                    " bytes (ImageLimits::max_file_bytes)"));
-  };
-  long file_size = -1;
-  if (std::fseek(f, 0, SEEK_END) == 0) file_size = std::ftell(f);
-  std::clearerr(f);
-  std::rewind(f);
-  if (file_size > max_bytes) throw too_big(std::to_string(file_size));
-  std::vector<std::uint8_t> bytes;
-  bytes.reserve(file_size > 0 ? static_cast<std::size_t>(file_size) : 0);
-  std::uint8_t chunk[65536];
-  for (std::size_t got; (got = std::fread(chunk, 1, sizeof chunk, f)) > 0;) {
-    bytes.insert(bytes.end(), chunk, chunk + got);
-    if (static_cast<Index>(bytes.size()) > max_bytes) throw too_big("more than " + std::to_string(max_bytes));
-  }
-  if (std::ferror(f)) throw DataError(detail::concat("cannot read ", what, " ", path, ": read error"));
-  return bytes;
 }
 
 /// The size the header of the picture at `path` gives, checked as decode_image() checks it.

@@ -17,10 +17,14 @@
 // reused, so a steady-state epoch allocates nothing for its batches. A batch
 // returned by next() stays valid until the following call to next() or
 // start_epoch(). An error while preparing a batch (an undecodable picture) is
-// rethrown by next().
+// rethrown by next(); with skip_unreadable(true), a picture whose load()
+// throws a DataError is replaced by the next one of the epoch's order that
+// loads (the same replacement whichever thread meets it) and counted in
+// skipped(), so one corrupt file in a million does not end a run.
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <exception>
@@ -44,6 +48,7 @@ struct LoaderOptions {
   LoaderOptions& workers(int v) { workers_ = v; return *this; }
   LoaderOptions& prefetch(int v) { prefetch_ = v; return *this; }
   LoaderOptions& seed(std::uint64_t v) { seed_ = v; return *this; }
+  LoaderOptions& skip_unreadable(bool v) { skip_unreadable_ = v; return *this; }
 
   Index batch_size() const { return batch_size_; }
   bool shuffle() const { return shuffle_; }
@@ -51,10 +56,11 @@ struct LoaderOptions {
   int workers() const { return workers_; }
   int prefetch() const { return prefetch_; }
   std::uint64_t seed() const { return seed_; }
+  bool skip_unreadable() const { return skip_unreadable_; }
 
  private:
   Index batch_size_ = 128;
-  bool shuffle_ = true, drop_last_ = false;
+  bool shuffle_ = true, drop_last_ = false, skip_unreadable_ = false;
   int workers_ = 1, prefetch_ = 4;
   std::uint64_t seed_ = 0;
 };
@@ -100,6 +106,13 @@ class DataLoader {
     return opt_.drop_last() ? n / b : (n + b - 1) / b;
   }
   const Dataset& dataset() const { return data_; }
+  /// Pictures replaced because they could not be loaded (skip_unreadable), over every epoch so far.
+  Index skipped() const { return skipped_.load(); }
+  /// Why the first of them could not be loaded ("" when none was).
+  std::string first_skip_reason() const {
+    std::lock_guard<std::mutex> lock(skip_mutex_);
+    return first_skip_reason_;
+  }
   const LoaderOptions& options() const { return opt_; }
 
   /// Begins epoch `epoch` at batch `first_batch` (to resume an interrupted epoch).
@@ -212,8 +225,7 @@ class DataLoader {
       Shape first;
       for (Index k = 0; k < count; ++k) {
         const Index position = begin + k;
-        const Index index = order_[static_cast<std::size_t>(position)];
-        data_.load(index, slot.image);
+        const Index index = load_or_skip(position, slot.image);
         Rng rng(detail::mix64(detail::mix64(opt_.seed() + detail::kGolden * (epoch_ + 1)) ^
                               detail::mix64(static_cast<std::uint64_t>(position))));
         pipeline_.apply(slot.image, rng);
@@ -237,6 +249,25 @@ class DataLoader {
     }
   }
 
+  // Loads the example at `position` of the epoch's order into `image` and returns its index; with
+  // skip_unreadable, an unreadable one is counted and the following positions are tried in turn.
+  Index load_or_skip(Index position, Image& image) {
+    const Index n = data_.size();
+    for (Index step = 0;; ++step) {
+      const Index index = order_[static_cast<std::size_t>((position + step) % n)];
+      try {
+        data_.load(index, image);
+        return index;
+      } catch (const DataError& e) {
+        if (!opt_.skip_unreadable() || step + 1 >= n) throw;
+        if (skipped_.fetch_add(1) == 0) {
+          std::lock_guard<std::mutex> lock(skip_mutex_);
+          first_skip_reason_ = e.what();
+        }
+      }
+    }
+  }
+
   const Dataset& data_;
   Pipeline pipeline_;
   LoaderOptions opt_;
@@ -249,6 +280,9 @@ class DataLoader {
   std::condition_variable work_ready_, batch_ready_, idle_;
   bool stop_ = false, started_ = false, holding_ = false;
   Index next_task_ = 0, end_task_ = 0, released_ = 0, next_out_ = 0, in_flight_ = 0;
+  std::atomic<Index> skipped_{0};
+  mutable std::mutex skip_mutex_;
+  std::string first_skip_reason_;
 };
 
 }  // namespace convnet

@@ -1,0 +1,223 @@
+// The training program behind both train (any dataset) and cifar10_train (CIFAR-10, what make train
+// runs): the command line over the library's TrainingData, Preparation, Trainer and Classifier.
+// Writes to the output folder: metrics.csv, timing.csv, curves.png, last.ckpt (to resume), best.ckpt
+// (best validation accuracy) and report.txt (best.ckpt on the test set). Ctrl-C stops after the
+// current batch, saves last.ckpt and says how to resume.
+#pragma once
+
+#include <convnet/convnet.hpp>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iomanip>
+#include <iostream>
+#include <sstream>
+#include <unistd.h>
+
+#include "train_options.hpp"
+
+namespace train_program {
+
+using namespace convnet;
+
+inline std::vector<EvalViews> eval_views_of(const Settings& s) {
+  std::vector<EvalViews> views;
+  std::istringstream in(s.eval);
+  for (std::string v; std::getline(in, v, ',');) views.push_back(parse_eval_views(v));
+  return views;
+}
+
+// The best checkpoint on the test set (or the validation part without one), through the same
+// Classifier the predictor uses: the first of --eval's views in full, the others as a top-1 line each.
+inline void write_test_report(std::ostream& out, const Trainer<float>& trainer, const AlexNetConfig& config,
+                              const Settings& s, const std::string& loss, const TrainingData& data,
+                              std::optional<Index> max_batches, const std::atomic<bool>& stop) {
+  double best = 0, seconds = 0;
+  for (const auto& e : trainer.history()) best = std::max(best, e.val_accuracy), seconds += e.seconds;
+  const Dataset& test = data.test() ? *data.test() : data.validation();
+  out << std::fixed << std::setprecision(2) << "AlexNet '" << config.name() << "' (" << config.str()
+      << ")\ndataset: " << data.spec().str() << (data.test() ? "" : " (no test part: the report is on validation)")
+      << "\nbest checkpoint: " << trainer.best_path() << " (validation accuracy " << 100 * best << "%)\nepochs: "
+      << trainer.history().size() << ", training time " << format_hms(seconds) << "\nloss: " << loss << "\n";
+  const auto pictures = max_batches ? std::optional<Index>(*max_batches * 256) : std::nullopt;  // as validation
+  Classifier model = Classifier::load(trainer.best_path());
+  const std::vector<EvalViews> views = eval_views_of(s);
+  std::vector<ClassificationReport> reports;
+  for (EvalViews v : views) {
+    if (stop.load()) break;
+    reports.push_back(model.evaluate(test, v, pictures, &stop));
+    out << "test top-1 (" << to_string(v) << ", " << view_count(v) << (view_count(v) == 1 ? " view" : " views")
+        << "): " << 100 * reports.back().metrics.top1_accuracy() << "%\n";
+  }
+  if (!reports.empty()) {
+    out << "\nfull report, " << to_string(views[0]) << ":\n";
+    print_report(out, reports[0]);
+  }
+}
+
+inline Objective<float> objective_of(const Settings& s) {
+  const auto options = ObjectiveOptions().hinge_margin(s.hinge_margin).triplet_margin(s.triplet_margin);
+  Objective<float> objective = make_objective<float>(s.loss, parse_loss_weights(s.loss_weights), options);
+  if (!objective.reads_logits()) {
+    throw std::invalid_argument("--loss " + s.loss + " trains only the fc7 embedding, so fc8 (the classifier) would "
+                                "never learn; combine it with a loss on the logits, such as cross-entropy+" + s.loss);
+  }
+  return objective;
+}
+
+inline TrainingDataOptions data_options_of(const Settings& s) {
+  return TrainingDataOptions()
+      .validation_fraction(s.val_fraction)
+      .seed(static_cast<std::uint64_t>(s.seed))
+      .cifar100_labels(s.labels == "coarse" ? Cifar100Labels::Coarse : Cifar100Labels::Fine)
+      .folder(ImageFolderOptions().verify(s.verify));
+}
+
+// The classes and channels the data gives, checked against what the settings ask for.
+inline AlexNetConfig config_for_data(const Settings& s, const TrainingData& data) {
+  const Index classes = static_cast<Index>(data.class_names().size());
+  if (s.classes > 0 && s.classes != classes) {
+    throw std::invalid_argument(detail::concat("--classes ", s.classes, " but ", data.spec().str(), " has ", classes,
+                                               " classes", data.spec().kind == "cifar10" && s.classes == 100
+                                                   ? "; CIFAR-100 is --dataset cifar100:DIR" : ""));
+  }
+  return config_of(s, data.picture_size(), data.picture_channels(), classes);
+}
+
+// Trains, then writes the test report; 130 (143) when interrupted by SIGINT (SIGTERM).
+inline int fit(const std::string& program, const Settings& s, const cli::OptionTable& table, const Checkpoint* resume) {
+  std::cout << "loading " << s.dataset << "\n";
+  const auto seed = static_cast<std::uint64_t>(s.seed);
+  const auto data = TrainingData::open(DatasetSpec::parse(s.dataset), data_options_of(s));
+  const AlexNetConfig config = config_for_data(s, *data);
+  if (resume) require_stored_parameters(*resume, alexnet_parameter_shapes(config));
+  Objective<float> objective = objective_of(s);
+  // Statistics once: computed on the first run, read back from the checkpoint on a resumed one.
+  const Preparation prep = resume && resume->contains("data/preparation")
+                               ? Preparation::read(*resume)
+                               : Preparation::compute(data->train(), preparation_of(s, config, data->spec().in_memory()));
+  LoaderOptions train_options = LoaderOptions().batch_size(s.batch_size).workers(static_cast<int>(s.workers)).seed(seed);
+  DataLoader train_loader(data->train(), prep.train_pipeline(), train_options.skip_unreadable(true));
+  DataLoader val_loader(data->validation(), prep.eval_pipeline(),
+                        LoaderOptions().batch_size(256).shuffle(false).workers(1).skip_unreadable(true));
+  auto net = make_alexnet<float>(config, seed);
+  prepare_output_folder(s.out, checkpoint_bytes(net));
+  net.set_input_gradient(false);  // the pictures need no gradient
+  TrainerOptions options = TrainerOptions().epochs(s.epochs).checkpoint_dir(s.out);
+  if (s.save_every > 0) options.save_every(s.save_every);
+  if (s.patience > 0) options.patience(s.patience);
+  if (s.max_batches > 0) options.max_batches(s.max_batches);
+  const auto recipe = TrainingRecipe().optimizer(s.optimizer).schedule(s.schedule).lr(s.lr).momentum(s.momentum)
+      .nesterov(!s.no_nesterov).weight_decay(s.weight_decay).epochs(s.epochs)
+      .steps_per_epoch(std::min<Index>(options.max_batches().value_or(1L << 40), train_loader.batches_per_epoch()));
+  auto optimizer = make_optimizer(recipe, net.parameters());
+  auto schedule = make_schedule(recipe);
+  Trainer<float> trainer(net, objective, *optimizer, schedule.get(), options);
+  CheckpointNotes notes;  // what the predictor and a resumed run need
+  notes.text("config", config.str()).text("trainer/options", table.record()).text("trainer/loss", objective.describe())
+      .writer([&prep](Checkpoint& c) { prep.write(c); })
+      .lines("data/classes", data->class_names());
+  auto progress_options = ProgressOptions().terminal(::isatty(STDERR_FILENO));
+  if (s.progress_every > 0) progress_options.every_batches(s.progress_every);
+  ProgressPrinter progress(std::cout, std::cerr, progress_options);
+  MetricsCsvWriter csv(s.out);
+  CurvesPlotter curves((std::filesystem::path(s.out) / "curves.png").string());
+  trainer.add_callback(notes).add_callback(progress).add_callback(csv).add_callback(curves);
+  if (resume) trainer.resume(*resume);
+  std::cout << "AlexNet '" << config.name() << "': " << net.parameter_count() << " parameters, input "
+            << config.input_channels() << "x" << config.input_size() << "x" << config.input_size() << "; "
+            << data->describe() << "; " << num_threads() << " threads\nrecipe: " << optimizer->type_name() << ", "
+            << schedule->describe() << ", batch " << s.batch_size << ", weight decay " << s.weight_decay
+            << "\npictures: " << prep.describe() << "\nloss: " << objective.describe() << "\n";
+  StopSignals signals;
+  trainer.stop_on(signals.flag());
+  const FitResult result = trainer.fit(train_loader, &val_loader);
+  if (const Index skipped = train_loader.skipped() + val_loader.skipped()) {
+    std::cout << "skipped " << skipped << " unreadable pictures during training (the first: "
+              << (train_loader.skipped() ? train_loader : val_loader).first_skip_reason() << ")\n";
+  }
+  auto interrupted = [&](const char* what) {
+    std::cout << "\n" << what << "; resume with: " << program << " --resume " << trainer.last_path()
+              << (s.out == std::filesystem::path(trainer.last_path()).parent_path().string() ? "" : " --out " + s.out)
+              << "\n";
+    return signals.exit_status();
+  };
+  if (result.outcome == FitOutcome::StopRequested) return interrupted("stopped");
+  std::ostringstream report;
+  write_test_report(report, trainer, config, s, objective.describe(), *data, options.max_batches(), signals.flag());
+  if (signals.received()) return interrupted("stopped during the test report (training is complete)");
+  std::ofstream((std::filesystem::path(s.out) / "report.txt").string()) << report.str();
+  std::cout << "\n" << report.str() << "\nwrote " << s.out
+            << "/{metrics.csv, timing.csv, curves.png, last.ckpt, best.ckpt, report.txt}\n";
+  return 0;
+}
+
+// Everything a resumed run will need that can be checked before any data is read: best.ckpt (the
+// best epoch so far, which the final report reads) is in the output folder, or beside the
+// checkpoint, from where it is copied.
+inline void check_resume(const Settings& s, const Checkpoint& resume) {
+  namespace fs = std::filesystem;
+  const bool any_epoch_done = resume.contains("trainer/history") && !resume.f64s("trainer/history").empty();
+  const fs::path best = fs::path(s.out) / "best.ckpt", beside = fs::path(s.resume).parent_path() / "best.ckpt";
+  std::error_code ec;
+  if (!any_epoch_done || fs::exists(best, ec)) return;
+  if (!fs::exists(beside, ec)) {
+    throw std::runtime_error("cannot resume " + s.resume + ": " + best.string() +
+                             ", the best epoch so far (the final report reads it), is missing; copy it there or "
+                             "resume in the folder of the interrupted run");
+  }
+  fs::create_directories(s.out);
+  fs::copy_file(beside, best);
+}
+
+inline int train(const std::string& program, Settings& s, cli::OptionTable& table) {
+  Checkpoint resume;
+  if (!s.resume.empty()) {
+    resume = Checkpoint::load(s.resume);
+    table.restore(resume.text("trainer/options"));
+    if (!table.given("--out")) s.out = std::filesystem::path(s.resume).parent_path().string();
+    if (s.out.empty()) s.out = ".";
+  }
+  if (s.optimizer == "adam" && !table.given("--lr") && s.resume.empty()) s.lr = 1e-3;  // adam's usual rate
+  if (s.threads > 0) set_num_threads(static_cast<int>(s.threads));
+  resolve_kind_defaults(s);
+  const DatasetSpec spec = DatasetSpec::parse(s.dataset);
+  if (program == "train" && !table.given("--out") && s.resume.empty()) s.out = "runs/" + spec.kind;
+  if (spec.kind == "cifar10" && !cifar10_present(spec.dir) && !s.download) {
+    std::cerr << program << ": " << cifar10_missing_message(spec.dir) << "\n";
+    return 2;
+  }
+  // The flags' bounds and, resuming, the stored parameters against the configuration, before any data
+  // is read (for a folder, whose pictures are not known yet, checked again once it is open).
+  const KindShape shape = kind_shape(spec.kind, s.labels);
+  const AlexNetConfig config = config_of(s, shape.picture_size, shape.channels, shape.known ? shape.classes : 1);
+  objective_of(s);
+  if (!s.resume.empty()) {
+    if (shape.known) require_stored_parameters(resume, alexnet_parameter_shapes(config));
+    check_resume(s, resume);
+  }
+  if (spec.kind == "cifar10" && !cifar10_present(spec.dir)) download_cifar10(spec.dir);
+  prepare_output_folder(s.out);
+  return fit(program, s, table, s.resume.empty() ? nullptr : &resume);
+}
+
+/// The whole program: parse, train, report; errors as "program: message" and exit status 1.
+inline int main(const std::string& program, int argc, char** argv) {
+  Settings settings;
+  cli::OptionTable table = options_of(settings, program);
+  try {
+    const auto positional = table.parse(argc, argv);
+    if (settings.help) {
+      table.print_usage(std::cout);
+      return 0;
+    }
+    if (!positional.empty()) throw std::invalid_argument("unexpected argument " + positional[0]);
+    return train(program, settings, table);
+  } catch (const std::exception& e) {
+    std::cerr << program << ": " << e.what() << "\n";
+    return 1;
+  }
+}
+
+}  // namespace train_program
