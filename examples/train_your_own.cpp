@@ -1,7 +1,8 @@
 // Your own network, trained with the library's Trainer: the program to copy.
 //
-//   train_your_own --cifar10 DIR [--epochs 3] [--out runs/mine]
-//   train_your_own --folder DIR              (DIR/<class>/<picture>, any size: resized to 32 x 32)
+//   train_your_own --dataset cifar10:DIR [--epochs 3] [--out runs/mine]
+//   train_your_own --dataset folder:DIR      (DIR/<class>/<picture>, any size: fitted to 32 x 32)
+//   (or cifar100:DIR, mnist:DIR, fashion-mnist:DIR: grey pictures are replicated to RGB)
 #include <convnet/convnet.hpp>
 
 #include <iostream>
@@ -12,38 +13,33 @@
 using namespace convnet;
 
 int main(int argc, char** argv) try {
-  std::string cifar10, folder, out = "runs/mine";
+  std::string dataset, out = "runs/mine";
   long epochs = 3, batch_size = 64, max_batches = 0;
   bool help = false;
-  cli::OptionTable table("usage: train_your_own (--cifar10 DIR | --folder DIR) [options]\n",
+  cli::OptionTable table("usage: train_your_own --dataset KIND:DIR [options]\n",
                          {{"options",
-                           {{"--cifar10", "DIR", "CIFAR-10 in its binary layout", &cifar10},
-                            {"--folder", "DIR", "pictures in DIR/<class>/", &folder},
+                           {{"--dataset", "KIND:DIR", "cifar10, cifar100, mnist, fashion-mnist or folder (DIR/<class>/...)", &dataset},
                             {"--epochs", "N", "epochs to train", &epochs},
                             {"--batch-size", "N", "pictures per step", &batch_size},
                             {"--max-batches", "N", "batches per epoch (0: all)", &max_batches},
                             {"--out", "DIR", "where last.ckpt and best.ckpt go", &out},
                             {"--help", "", "this text", &help}}}});
   table.parse(argc, argv);
-  if (help || cifar10.empty() == folder.empty()) {
+  if (help || dataset.empty()) {
     table.print_usage(help ? std::cout : std::cerr);
     return help ? 0 : 1;
   }
 
-  // The data: a training set, a validation set held out from it, and the transforms.
-  std::unique_ptr<Dataset> all;
-  if (!folder.empty()) all = std::make_unique<ImageFolderDataset>(folder);
-  else all = std::make_unique<Cifar10Dataset>(cifar10, Cifar10Part::Train);
-  const Split split = stratified_split(*all, 0.1, /*seed=*/1);
-  const SubsetDataset train_set(*all, split.train), val_set(*all, split.validation);
-  Pipeline resize;
-  resize.add<Resize>(Resize::exact(32, 32));
-  const ChannelStats stats = compute_channel_stats(train_set, &resize);
-  Pipeline train_pipeline = resize, eval_pipeline = resize;
-  train_pipeline.add<RandomCrop>(32, 32, 4).add<RandomHorizontalFlip>().add<Normalize>(stats);
-  eval_pipeline.add<Normalize>(stats);
-  DataLoader train_loader(train_set, train_pipeline, LoaderOptions().batch_size(batch_size));
-  DataLoader val_loader(val_set, eval_pipeline, LoaderOptions().batch_size(256).shuffle(false));
+  // The data: any dataset by name with its validation part, and pictures prepared as for CIFAR
+  // (fitted to 32 x 32 RGB, padded crops and flips for training, per-channel normalisation).
+  const auto data = TrainingData::open(DatasetSpec::parse(dataset), TrainingDataOptions().validation_fraction(0.1));
+  const Preparation prep = Preparation::compute(
+      data->train(), PreparationOptions().input_size(32).channels(3).augment("crop,flip").statistics_sample(5000));
+  DataLoader train_loader(data->train(), prep.train_pipeline(),
+                          LoaderOptions().batch_size(batch_size).skip_unreadable(true));
+  DataLoader val_loader(data->validation(), prep.eval_pipeline(),
+                        LoaderOptions().batch_size(256).shuffle(false).skip_unreadable(true));
+  std::cout << data->describe() << "\n";
 
   // The network: two convolutions and a classifier.
   Sequential<float> net;
@@ -54,7 +50,7 @@ int main(int argc, char** argv) try {
   net.add<ReLU<float>>("relu2");
   net.add<MaxPool2d<float>>("pool2", MaxPool2dOptions(2));
   net.add<Flatten<float>>("flatten");
-  net.add<Dense<float>>("fc", DenseOptions(64 * 8 * 8, all->classes()));
+  net.add<Dense<float>>("fc", DenseOptions(64 * 8 * 8, static_cast<Index>(data->class_names().size())));
 
   // The training: cross-entropy, SGD with Nesterov momentum, one-cycle learning rate.
   SoftmaxCrossEntropy<float> loss;
@@ -69,10 +65,13 @@ int main(int argc, char** argv) try {
   trainer.add_callback(progress);
   trainer.fit(train_loader, &val_loader);
 
-  // The trained network as a classifier of any picture.
-  Classifier classifier(std::move(net), 32, stats, all->class_names());
-  const ClassificationReport report = classifier.evaluate(val_set);
-  std::cout << "validation top-1: " << 100 * report.metrics.top1_accuracy() << "%\n";
+  // The trained network as a classifier of any picture, prepared as in training; evaluated on the
+  // centre view and on the centre and its mirror.
+  Classifier classifier(std::move(net), prep, data->class_names());
+  for (EvalViews views : {EvalViews::Centre, EvalViews::Flip}) {
+    const ClassificationReport report = classifier.evaluate(data->validation(), views);
+    std::cout << "validation top-1 (" << to_string(views) << "): " << 100 * report.metrics.top1_accuracy() << "%\n";
+  }
   return 0;
 } catch (const std::exception& e) {
   std::cerr << "train_your_own: " << e.what() << "\n";

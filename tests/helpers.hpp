@@ -10,9 +10,7 @@
 #include <unistd.h>
 #include <vector>
 
-#if defined(CONVNET_WITH_ZLIB)
-#include <zlib.h>
-#endif
+#include "gzip.hpp"
 
 namespace convnet::testing {
 
@@ -78,22 +76,6 @@ std::string idx_bytes(const std::vector<std::uint32_t>& dims, F value) {
   return out;
 }
 
-#if defined(CONVNET_WITH_ZLIB)
-/// `bytes` as a gzip stream (as MNIST's .gz files are).
-inline std::string gzip(const std::string& bytes) {
-  z_stream z{};
-  deflateInit2(&z, 6, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY);
-  std::string out(deflateBound(&z, bytes.size()) + 64, '\0');
-  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(bytes.data()));
-  z.avail_in = static_cast<uInt>(bytes.size());
-  z.next_out = reinterpret_cast<Bytef*>(out.data());
-  z.avail_out = static_cast<uInt>(out.size());
-  deflate(&z, Z_FINISH);
-  out.resize(z.total_out);
-  deflateEnd(&z);
-  return out;
-}
-#endif
 
 /// Writes an MNIST folder: `train` training and `test` test pictures of h x w, picture i's pixel k
 /// = (i * 7 + k) % 256 and label i % 10; gzip-compressed (.gz names) when `gz`.

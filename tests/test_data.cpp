@@ -21,6 +21,7 @@
 #include <thread>
 #include <unistd.h>
 
+#include "data_helpers.hpp"
 #include "helpers.hpp"
 #include "processes.hpp"
 
@@ -30,6 +31,8 @@ using namespace convnet;
 namespace fs = std::filesystem;
 
 using convnet::testing::TempDir;
+using convnet::testing::GeneratedDataset;
+using convnet::testing::data_error;
 
 // An image whose pixel (c, y, x) holds 100c + 10y + x: every value tells where it came from.
 Image coded(Index c, Index h, Index w) {
@@ -121,23 +124,6 @@ TEST(Transforms, NormalizeAndMeanImage) {
   EXPECT_THROW(SubtractMeanImage(Image(3, 2, 2)).apply(wrong, rng), ShapeError);
 }
 
-// A dataset of generated pictures, for statistics and the loader.
-class GeneratedDataset : public Dataset {
- public:
-  GeneratedDataset(Index n, std::function<void(Index, Image&)> make, Index classes = 3)
-      : n_(n), make_(std::move(make)) {
-    for (Index c = 0; c < classes; ++c) names_.push_back("class" + std::to_string(c));
-  }
-  Index size() const override { return n_; }
-  int label(Index i) const override { return static_cast<int>(i % classes()); }
-  void load(Index i, Image& out) const override { make_(i, out); }
-  const std::vector<std::string>& class_names() const override { return names_; }
-
- private:
-  Index n_;
-  std::function<void(Index, Image&)> make_;
-  std::vector<std::string> names_;
-};
 
 TEST(Statistics, MeanImageOfAConstantSetIsThatConstant) {
   GeneratedDataset constant(5, [](Index, Image& out) { out.reset(3, 4, 4, 7.5f); });
@@ -241,15 +227,6 @@ TEST(Cifar10, ReadsRecordsInChwOrder) {
   EXPECT_EQ(test.label(2), 2);
 }
 
-template <class F>
-std::string data_error(F&& f) {
-  try {
-    f();
-  } catch (const DataError& e) {
-    return e.what();
-  }
-  return "no DataError";
-}
 
 TEST(Cifar10, TruncatedBadLabelAndMissingFilesNameTheFile) {
   TempDir dir;

@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "data_helpers.hpp"
 #include "helpers.hpp"
 
 namespace {
@@ -27,33 +28,9 @@ using namespace convnet;
 using namespace convnet::testing;
 namespace fs = std::filesystem;
 
-template <class F>
-std::string data_error(F&& f) {
-  try {
-    f();
-  } catch (const DataError& e) {
-    return e.what();
-  }
-  return "no DataError";
-}
 
 std::vector<std::uint8_t> bytes_of(const std::string& s) { return std::vector<std::uint8_t>(s.begin(), s.end()); }
 
-class Generated : public Dataset {
- public:
-  Generated(Index n, std::function<void(Index, Image&)> make, Index classes = 3) : n_(n), make_(std::move(make)) {
-    for (Index c = 0; c < classes; ++c) names_.push_back("class" + std::to_string(c));
-  }
-  Index size() const override { return n_; }
-  int label(Index i) const override { return static_cast<int>(i % classes()); }
-  void load(Index i, Image& out) const override { make_(i, out); }
-  const std::vector<std::string>& class_names() const override { return names_; }
-
- private:
-  Index n_;
-  std::function<void(Index, Image&)> make_;
-  std::vector<std::string> names_;
-};
 
 // ---- CIFAR-100 --------------------------------------------------------------------
 
@@ -277,7 +254,7 @@ TEST(TrainingData, OpensEveryKindWithItsPartsAndShapes) {
 // ---- the loader skips what it cannot read ------------------------------------------
 
 TEST(Loader, UnreadablePicturesAreSkippedCountedAndReplacedAlikeForAnyWorkers) {
-  Generated data(10, [](Index i, Image& out) {
+  GeneratedDataset data(10, [](Index i, Image& out) {
     if (i == 3 || i == 4) throw DataError("picture " + std::to_string(i) + " is corrupt");
     out.reset(1, 1, 1, static_cast<float>(i));
   });
@@ -390,7 +367,7 @@ TEST(Preparation, PaperViewsAreTheTenCropsOfTheResizedCentreSquare) {
 }
 
 TEST(Preparation, StatisticsRoundTripThroughACheckpointAndHostileEntriesAreRefused) {
-  Generated data(40, [](Index i, Image& out) {
+  GeneratedDataset data(40, [](Index i, Image& out) {
     out.resize(3, 12, 10 + i % 3);
     for (std::size_t k = 0; k < out.pixels.size(); ++k) out.pixels[k] = static_cast<float>((k * 31 + i * 7) % 256);
   });

@@ -315,11 +315,12 @@ TEST(Examples, TrainRunsThePaperPipelineOnAFolderWithBadGreyAndRgbaPictures) {
     }
   }
   write_corrupt_png(dir / "pics/train/bees/zz_corrupt.png");
+  write_corrupt_png(dir / "pics/test/wasps/zz_corrupt.png");
   const std::string out = dir / "out";
   const Result r = run(kTrainAny + " --dataset folder:" + (dir / "pics") + " --config cifar-half --input-size 32 --resize 40" +
                        " --mean image --out " + out + " --epochs 2 --batch-size 8 --width 0.25 --threads 2 --workers 2");
   ASSERT_EQ(r.status, 0) << r.output;
-  EXPECT_NE(r.output.find("25 training / 6 validation / 6 test pictures in 3 classes"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("25 training / 6 validation / 7 test pictures in 3 classes"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("resize(shorter side 40) -> centre crop(40x40) -> subtract mean image(3x40x40) -> random "
                           "crop(32x32) -> random flip(0.5) -> PCA colour"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("skipped 2 unreadable pictures during training (the first: cannot decode image " +
@@ -331,6 +332,7 @@ TEST(Examples, TrainRunsThePaperPipelineOnAFolderWithBadGreyAndRgbaPictures) {
   const std::string report = read(out + "/report.txt");
   EXPECT_NE(report.find("dataset: folder:" + (dir / "pics") + "\n"), std::string::npos) << report;
   EXPECT_NE(report.find("test top-1 (flip, 2 views): "), std::string::npos) << report;
+  EXPECT_NE(report.find("unreadable pictures left out: 1\n"), std::string::npos) << report;  // the test part's
   // The predictor prepares a picture as training did: the paper's ten crops of the 40 x 40 centre.
   const Result one = run(kPredict + " --checkpoint " + out + "/best.ckpt --eval ten-crop " + (dir / "pics/test/ants/p10.png"));
   ASSERT_EQ(one.status, 0) << one.output;

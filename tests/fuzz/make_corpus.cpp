@@ -8,8 +8,8 @@
 #include <fstream>
 #include <string>
 #include <vector>
-#include <zlib.h>
 
+#include "../gzip.hpp"
 #include "fuzz_targets.hpp"
 
 namespace fs = std::filesystem;
@@ -18,20 +18,6 @@ namespace {
 void put(const fs::path& path, const std::string& bytes) {
   fs::create_directories(path.parent_path());
   std::ofstream(path, std::ios::binary) << bytes;
-}
-// A gzip stream of `bytes` (zlib), as MNIST's files are published.
-std::string gzip(const std::string& bytes) {
-  z_stream z{};
-  deflateInit2(&z, 6, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY);
-  std::string out(deflateBound(&z, bytes.size()) + 64, '\0');
-  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(bytes.data()));
-  z.avail_in = static_cast<uInt>(bytes.size());
-  z.next_out = reinterpret_cast<Bytef*>(out.data());
-  z.avail_out = static_cast<uInt>(out.size());
-  deflate(&z, Z_FINISH);
-  out.resize(z.total_out);
-  deflateEnd(&z);
-  return out;
 }
 void put_bytes(void* context, void* data, int size) {
   static_cast<std::string*>(context)->append(static_cast<const char*>(data), static_cast<std::size_t>(size));
@@ -91,8 +77,8 @@ int main(int argc, char** argv) {
   put(root / "idx/three_pictures", pair(idx({3, 4, 5}), idx({3})));
   put(root / "idx/count_mismatch", pair(idx({3, 4, 5}), idx({2})));
   put(root / "idx/claims_huge", pair(std::string("\0\0\x08\x03\x7f\xff\xff\xff\0\0\x10\0\0\0\x10\0", 16), idx({3})));
-  put(root / "idx/gzip", pair(gzip(idx({3, 4, 5})), gzip(idx({3}))));
-  put(root / "idx/gzip_truncated", pair(gzip(idx({3, 4, 5})).substr(0, 30), idx({3})));
+  put(root / "idx/gzip", pair(convnet::testing::gzip(idx({3, 4, 5})), convnet::testing::gzip(idx({3}))));
+  put(root / "idx/gzip_truncated", pair(convnet::testing::gzip(idx({3, 4, 5})).substr(0, 30), idx({3})));
 
   // Images: every format stb writes, plus a hand-made GIF and PPM and a hostile header.
   std::string png, bmp, tga, jpg, grey;
