@@ -69,7 +69,7 @@ inline cli::OptionTable options_of(Settings& s, const std::string& program = "ci
         {{"--epochs", "N", "epochs to train", &s.epochs, R, cli::Range::closed(1, 100000)},
          {"--batch-size", "N", "pictures per step", &s.batch_size, R, cli::Range::closed(1, 65536)},
          {"--optimizer", "sgd|adam", "sgd: Nesterov momentum", &s.optimizer, R},
-         {"--lr", "LR", "peak learning rate (about 1e-3 for adam, 0.01 for the hinge losses)", &s.lr, R, cli::Range::above(0, 100)},
+         {"--lr", "LR", "peak learning rate (default 0.05; 0.01 for paper and torchvision, 1e-3 for adam; about 0.01 for the hinge losses)", &s.lr, R, cli::Range::above(0, 100)},
          {"--schedule", "NAME", "onecycle, cosine, step (x0.1 each third), plateau (x0.1), constant", &s.schedule, R},
          {"--weight-decay", "WD", "L2 on weights (biases are not decayed)", &s.weight_decay, R, cli::Range::closed(0, 1)},
          {"--momentum", "M", "one-cycle swings it 0.05 either side, as PyTorch does", &s.momentum, R, cli::Range::closed(0, 0.999)},

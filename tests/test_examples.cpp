@@ -150,10 +150,18 @@ TEST(Examples, ResumeChecksWhatItWillNeedBeforeTraining) {
             std::string::npos) << alone.output;
   EXPECT_EQ(alone.output.find("loading "), std::string::npos) << alone.output;
 
-  // --out elsewhere: best.ckpt comes along, and the run ends with its report there.
-  const Result moved = run(kTrain + common + " --resume " + (dir / "run/last.ckpt") + " --out " + (dir / "moved"));
+  // --out elsewhere: best.ckpt comes along, and the run ends with its report there. The data has moved
+  // too: --data names where it is now (the recorded place is gone); another kind of data is refused.
+  fs::rename(dir / "cifar", dir / "cifar_moved");
+  const Result other = run(kTrain + " --dataset mnist:" + (dir / "cifar_moved") + " --resume " + (dir / "run/last.ckpt"));
+  EXPECT_EQ(other.status, 1);
+  EXPECT_NE(other.output.find("cannot resume a run on cifar10 data with mnist:"), std::string::npos) << other.output;
+  const Result moved = run(kTrain + " --data " + (dir / "cifar_moved") + " --threads 2 --resume " +
+                           (dir / "run/last.ckpt") + " --out " + (dir / "moved"));
   ASSERT_EQ(moved.status, 0) << moved.output;
+  EXPECT_NE(moved.output.find("loading cifar10:" + (dir / "cifar_moved")), std::string::npos) << moved.output;
   EXPECT_NE(read(dir / "moved/report.txt").find("test top-1: "), std::string::npos);
+  fs::rename(dir / "cifar_moved", dir / "cifar");
 
   // Recorded settings out of range, or a configuration its tensors do not match: refused before loading.
   Checkpoint c = Checkpoint::load(dir / "run/last.ckpt");

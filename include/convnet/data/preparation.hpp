@@ -13,7 +13,8 @@
 //   paper  (§4.1, pictures of any size): shorter side resized to 256, centre
 //          256 x 256, mean picture or per-channel mean subtracted, random
 //          input-size (227) crops, flips, PCA colour from the training set's
-//          RGB covariance; divided by the per-channel standard deviation.
+//          RGB covariance (alpha ~ N(0, 0.1) times sqrt(lambda), as
+//          cuda-convnet); divided by the per-channel standard deviation.
 //          Views: the centre crop; it and its mirror; or the paper's ten
 //          crops of the 256 x 256 picture.
 // Every pipeline first converts pictures to the network's channels (grey
@@ -220,7 +221,10 @@ class Preparation {
       out.add<CenterCrop>(input_size_, input_size_);
     }
     if (wants("flip")) out.add<RandomHorizontalFlip>();
-    if (pca_) out.add<PcaColorAugmentation>(*pca_);
+    // sqrt(lambda), a standard deviation, as cuda-convnet and dlib do: the paper's alpha * lambda has the
+    // units of a variance, and on 0-255 pixels (lambda in the thousands) it shifted colours by hundreds
+    // and the paper network diverged within five steps.
+    if (pca_) out.add<PcaColorAugmentation>(*pca_, 0.1, PcaScale::SqrtEigenvalue);
     out.add<Normalize>(stats_);
     return out;
   }
