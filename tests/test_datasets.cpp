@@ -283,6 +283,12 @@ TEST(Loader, UnreadablePicturesAreSkippedCountedAndReplacedAlikeForAnyWorkers) {
   DataLoader strict(data, Pipeline(), LoaderOptions().batch_size(10).workers(1).shuffle(false));
   strict.start_epoch(0);
   EXPECT_THROW(strict.next(), DataError);
+  // A folder of unreadable files fails at once: after 1,000 in a row, not after walking all of it.
+  GeneratedDataset broken(5000, [](Index, Image&) { throw DataError("unreadable"); });
+  DataLoader walker(broken, Pipeline(), LoaderOptions().batch_size(1).workers(0).skip_unreadable(true));
+  walker.start_epoch(0);
+  EXPECT_THROW(walker.next(), DataError);
+  EXPECT_EQ(walker.skipped(), 999);
 }
 
 // ---- preparation: training pipelines and the views evaluation sees --------------------

@@ -21,7 +21,6 @@ class Cifar10Dataset : public CifarBinaryDataset {
 
   /// Reads the training (data_batch_1..5) or test (test_batch) part from `dir`.
   Cifar10Dataset(const std::string& dir, Cifar10Part part) : CifarBinaryDataset(cifar10_layout()) {
-    dir_ = dir;
     class_names_ = read_class_names(join(dir, "batches.meta.txt"), 10);
     if (part == Cifar10Part::Train) {
       for (int i = 1; i <= 5; ++i) read_file(join(dir, "data_batch_" + std::to_string(i) + ".bin"));
@@ -35,7 +34,6 @@ class Cifar10Dataset : public CifarBinaryDataset {
   static Cifar10Dataset from_memory(const std::uint8_t* records, std::size_t size, const std::string& class_names,
                                     const std::string& source = "(memory)") {
     Cifar10Dataset d;
-    d.dir_ = source;
     d.class_names_ = parse_class_names(class_names, source + " class names", 10);
     d.append_records(records, size, source);
     return d;

@@ -25,7 +25,6 @@ class Cifar100Dataset : public CifarBinaryDataset {
   /// Reads train.bin or test.bin from `dir`, labelled with the 100 fine or the 20 coarse classes.
   Cifar100Dataset(const std::string& dir, Cifar100Part part, Cifar100Labels labels = Cifar100Labels::Fine)
       : CifarBinaryDataset(cifar100_layout(labels)) {
-    dir_ = dir;
     const bool fine = labels == Cifar100Labels::Fine;
     class_names_ = read_class_names(join(dir, fine ? "fine_label_names.txt" : "coarse_label_names.txt"), fine ? 100 : 20);
     read_file(join(dir, part == Cifar100Part::Train ? "train.bin" : "test.bin"));
@@ -36,7 +35,6 @@ class Cifar100Dataset : public CifarBinaryDataset {
   static Cifar100Dataset from_memory(const std::uint8_t* records, std::size_t size, const std::string& class_names,
                                      Cifar100Labels labels, const std::string& source = "(memory)") {
     Cifar100Dataset d(labels);
-    d.dir_ = source;
     d.class_names_ = parse_class_names(class_names, source + " class names", labels == Cifar100Labels::Fine ? 100 : 20);
     d.append_records(records, size, source);
     return d;

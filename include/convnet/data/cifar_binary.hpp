@@ -124,7 +124,6 @@ class CifarBinaryDataset : public Dataset {
     }
   }
 
-  std::string dir_;
   std::vector<std::string> class_names_;
 
  private:

@@ -32,6 +32,28 @@ class Dataset {
   }
 };
 
+namespace detail {
+/// How many unreadable pictures in a row a skipping reader passes over before it gives up: enough
+/// for a corrupt file here and there, few enough that a folder of unreadable files fails at once.
+constexpr Index kMaxUnreadableInARow = 1000;
+
+/// Loads the first example of index_at(0), index_at(1), ... that reads, at most `attempts` of them:
+/// a DataError calls on_skip(error) and moves on; the last one is rethrown. Returns the index loaded.
+template <class IndexAt, class OnSkip>
+Index load_first_readable(const Dataset& data, Image& out, Index attempts, IndexAt index_at, OnSkip on_skip) {
+  for (Index step = 0;; ++step) {
+    const Index index = index_at(step);
+    try {
+      data.load(index, out);
+      return index;
+    } catch (const DataError& e) {
+      if (step + 1 >= attempts) throw;
+      on_skip(e);
+    }
+  }
+}
+}  // namespace detail
+
 /// The examples of `base` at `indices`, in that order (base must outlive it).
 class SubsetDataset : public Dataset {
  public:

@@ -20,7 +20,8 @@
 // rethrown by next(); with skip_unreadable(true), a picture whose load()
 // throws a DataError is replaced by the next one of the epoch's order that
 // loads (the same replacement whichever thread meets it) and counted in
-// skipped(), so one corrupt file in a million does not end a run.
+// skipped(), so one corrupt file in a million does not end a run (1,000
+// unreadable in a row do: the error is rethrown).
 #pragma once
 
 #include <algorithm>
@@ -253,19 +254,15 @@ class DataLoader {
   // skip_unreadable, an unreadable one is counted and the following positions are tried in turn.
   Index load_or_skip(Index position, Image& image) {
     const Index n = data_.size();
-    for (Index step = 0;; ++step) {
-      const Index index = order_[static_cast<std::size_t>((position + step) % n)];
-      try {
-        data_.load(index, image);
-        return index;
-      } catch (const DataError& e) {
-        if (!opt_.skip_unreadable() || step + 1 >= n) throw;
-        if (skipped_.fetch_add(1) == 0) {
-          std::lock_guard<std::mutex> lock(skip_mutex_);
-          first_skip_reason_ = e.what();
-        }
-      }
-    }
+    const Index attempts = opt_.skip_unreadable() ? std::min(n, detail::kMaxUnreadableInARow) : 1;
+    return detail::load_first_readable(
+        data_, image, attempts, [&](Index step) { return order_[static_cast<std::size_t>((position + step) % n)]; },
+        [&](const DataError& e) {
+          if (skipped_.fetch_add(1) == 0) {
+            std::lock_guard<std::mutex> lock(skip_mutex_);
+            first_skip_reason_ = e.what();
+          }
+        });
   }
 
   const Dataset& data_;

@@ -138,15 +138,9 @@ class ReadableOnly : public Dataset {
   Index size() const override { return base_.size(); }
   int label(Index i) const override { return base_.label(i); }
   void load(Index i, Image& out) const override {
-    for (Index step = 0;; ++step) {
-      try {
-        base_.load((i + step) % base_.size(), out);
-        return;
-      } catch (const DataError&) {
-        ++skipped_;
-        if (step + 1 >= base_.size()) throw;
-      }
-    }
+    const Index n = base_.size();
+    load_first_readable(base_, out, std::min(n, kMaxUnreadableInARow), [&](Index step) { return (i + step) % n; },
+                        [&](const DataError&) { ++skipped_; });
   }
   const std::vector<std::string>& class_names() const override { return base_.class_names(); }
   Index skipped() const { return skipped_; }
@@ -175,7 +169,7 @@ class Preparation {
     }
     const SubsetDataset sample(train, std::move(chosen));
     const detail::ReadableOnly readable(sample);
-    const Pipeline fixed = p.fixed_steps();
+    const Pipeline& fixed = p.fixed_;
     if (p.mean_ == MeanKind::Image) {
       p.mean_image_ = compute_mean_image(readable, &fixed);
       Pipeline centred = fixed;
@@ -186,7 +180,7 @@ class Preparation {
       p.stats_ = compute_channel_stats(readable, &fixed);
     }
     for (double& s : p.stats_.stddev) s = std::max(s, 1e-3);  // a constant channel: no division by zero
-    if (p.wants("pca")) p.pca_ = compute_rgb_pca(readable, &fixed);
+    if (p.pca_wanted_) p.pca_ = compute_rgb_pca(readable, &fixed);
     p.statistics_skipped_ = readable.skipped();
     return p;
   }
@@ -200,7 +194,7 @@ class Preparation {
       throw std::invalid_argument(detail::concat("Preparation: ", stats.mean.size(), " channel statistics for ",
                                                  p.channels_, " channels"));
     }
-    if (p.wants("pca") && !pca) throw std::invalid_argument("Preparation: pca augmentation without the components");
+    if (p.pca_wanted_ && !pca) throw std::invalid_argument("Preparation: pca augmentation without the components");
     if (p.mean_ == MeanKind::Image && !(mean_image.channels == p.channels_ && mean_image.height == p.resize_ &&
                                          mean_image.width == p.resize_)) {
       throw std::invalid_argument("Preparation: mean=image needs a mean picture of channels x resize x resize");
@@ -213,14 +207,14 @@ class Preparation {
 
   /// Random transforms for training.
   Pipeline train_pipeline() const {
-    Pipeline out = fixed_steps();
+    Pipeline out = fixed_;
     if (mean_ == MeanKind::Image) out.add<SubtractMeanImage>(mean_image_);
-    if (wants("crop")) {
+    if (crop_) {
       out.add<RandomCrop>(input_size_, input_size_, kind_ == PreparationKind::Small ? padding_ : 0);
     } else if (kind_ == PreparationKind::Paper) {
       out.add<CenterCrop>(input_size_, input_size_);
     }
-    if (wants("flip")) out.add<RandomHorizontalFlip>();
+    if (flip_) out.add<RandomHorizontalFlip>();
     // sqrt(lambda), a standard deviation, as cuda-convnet and dlib do: the paper's alpha * lambda has the
     // units of a variance, and on 0-255 pixels (lambda in the thousands) it shifted colours by hundreds
     // and the paper network diverged within five steps.
@@ -231,7 +225,7 @@ class Preparation {
 
   /// The single centred view, as a pipeline (validation during training).
   Pipeline eval_pipeline() const {
-    Pipeline out = fixed_steps();
+    Pipeline out = fixed_;
     if (mean_ == MeanKind::Image) out.add<SubtractMeanImage>(mean_image_);
     if (kind_ == PreparationKind::Paper) out.add<CenterCrop>(input_size_, input_size_);
     out.add<Normalize>(stats_);
@@ -241,11 +235,11 @@ class Preparation {
   /// The normalised views of a picture the network is evaluated on.
   std::vector<Image> views(Image picture, EvalViews which) const {
     Rng unused(0);
-    fixed_steps().apply(picture, unused);
+    fixed_.apply(picture, unused);
     if (mean_ == MeanKind::Image) SubtractMeanImage(mean_image_).apply(picture, unused);
     std::vector<Image> out;
     if (which == EvalViews::TenCrop) {
-      const Index pad = kind_ == PreparationKind::Small && wants("crop") ? padding_ : 0;
+      const Index pad = kind_ == PreparationKind::Small && crop_ ? padding_ : 0;
       if (pad > 0) {  // crops of the zero-padded picture, as training drew them
         Image padded;
         detail::crop_into(picture, -pad, -pad, picture.height + 2 * pad, picture.width + 2 * pad, padded);
@@ -327,7 +321,7 @@ class Preparation {
         throw bad("data/mean and data/std must be finite, the deviations positive");
       }
     }
-    if (p.wants("pca")) {
+    if (p.pca_wanted_) {
       if (!c.contains("data/pca") || c.f64s("data/pca").size() != 12) throw bad("pca augmentation without its 12 data/pca values");
       const auto& v = c.f64s("data/pca");
       for (double x : v) {
@@ -373,32 +367,22 @@ class Preparation {
       if (name != "crop" && name != "flip" && name != "pca" && name != "none") {
         throw std::invalid_argument("augmentation takes crop, flip, pca or none, got '" + name + "'");
       }
+      crop_ = crop_ || name == "crop";
+      flip_ = flip_ || name == "flip";
+      pca_wanted_ = pca_wanted_ || name == "pca";
     }
-    if (wants("pca") && channels_ != 3) {
+    if (pca_wanted_ && channels_ != 3) {
       throw std::invalid_argument("pca colour augmentation needs RGB input (channels 3)");
     }
-  }
-
-  bool wants(const std::string& name) const {
-    std::istringstream names(augment_);
-    for (std::string n; std::getline(names, n, ',');) {
-      if (n == name) return true;
-    }
-    return false;
-  }
-
-  // The deterministic start of every pipeline: channels, then the picture fitted (small) or
-  // resized and centred (paper).
-  Pipeline fixed_steps() const {
-    Pipeline out;
-    out.add<ToChannels>(channels_);
+    // The deterministic start of every pipeline: channels, then the picture fitted (small) or
+    // resized and centred (paper).
+    fixed_.add<ToChannels>(channels_);
     if (kind_ == PreparationKind::Small) {
-      out.add<FitSquare>(input_size_);
+      fixed_.add<FitSquare>(input_size_);
     } else {
-      out.add<Resize>(Resize::shorter_side(resize_));
-      out.add<CenterCrop>(resize_, resize_);
+      fixed_.add<Resize>(Resize::shorter_side(resize_));
+      fixed_.add<CenterCrop>(resize_, resize_);
     }
-    return out;
   }
 
   /// small: a picture already n x n passes; another has its shorter side resized to n, then the centre.
@@ -459,6 +443,8 @@ class Preparation {
   Index input_size_, channels_, resize_, padding_;
   std::string augment_;
   MeanKind mean_;
+  bool crop_ = false, flip_ = false, pca_wanted_ = false;  // what augment_ names
+  Pipeline fixed_;
   ChannelStats stats_;
   std::optional<RgbPca> pca_;
   Image mean_image_;
