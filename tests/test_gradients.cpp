@@ -51,7 +51,11 @@ struct GradientCases<Conv2d<double>> {
              {2, 3, 13, 13}, {}},
             {"two groups", make<C>(Conv2dOptions(4, 6, 3).padding(1).groups(2)), {3, 4, 5, 5}, {}},
             {"four groups, no bias", make<C>(Conv2dOptions(4, 4, 2).groups(4).bias(false)),
-             {2, 4, 4, 4}, {}}};
+             {2, 4, 4, 4}, {}},
+            {"Winograd F(4x4, 3x3), odd planes", make<C>(Conv2dOptions(3, 4, 3).padding(1).algorithm(ConvAlgorithm::Winograd)),
+             {2, 3, 7, 5}, {}},
+            {"Winograd F(4x4, 5x5), two groups, no padding",
+             make<C>(Conv2dOptions(4, 2, 5).groups(2).algorithm(ConvAlgorithm::Winograd)), {2, 4, 9, 6}, {}}};
   }
 };
 

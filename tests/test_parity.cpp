@@ -133,10 +133,26 @@ TEST(PytorchParity, Losses) {
   }
 }
 
-void check_network(const std::string& name, Index batch) {
-  SCOPED_TRACE(name);
+// every_fast_path: each convolution Winograd can compute is made to, in both
+// passes, whatever the automatic rule would pick at this batch size.
+// fast_layers: how many convolutions that is (conv2-conv5; in cifar conv1 too, 5 x 5 at stride 1).
+void check_network(const std::string& name, Index batch, bool every_fast_path = false, int fast_layers = 0) {
+  SCOPED_TRACE(name + (every_fast_path ? " (Winograd wherever it runs)" : ""));
   const AlexNetConfig config = AlexNetConfig::named(name);
   auto net = make_alexnet<double>(config, 1);
+  int forced = 0;
+  for (std::size_t i = 0; every_fast_path && i < net.size(); ++i) {
+    if (auto* conv = dynamic_cast<Conv2d<double>*>(&net[i])) {
+      const Conv2dOptions& o = conv->options();
+      if (winograd::supports(o.kernel_size(), o.stride(), o.padding())) {
+        conv->set_algorithm(ConvAlgorithm::Winograd);
+        ++forced;
+      }
+    }
+  }
+  if (every_fast_path) {
+    EXPECT_EQ(forced, fast_layers);
+  }
   fill_parameters(net.parameters());
   net.eval();
   Tensor<double> x(batch, 3, config.input_size(), config.input_size());
@@ -160,6 +176,8 @@ void check_network(const std::string& name, Index batch) {
 TEST(PytorchParity, PaperNetwork) { check_network("paper", 1); }
 TEST(PytorchParity, CifarNetwork) { check_network("cifar", 2); }
 TEST(PytorchParity, TorchvisionNetwork) { check_network("torchvision", 1); }
+TEST(PytorchParity, PaperNetworkThroughWinograd) { check_network("paper", 1, true, 4); }
+TEST(PytorchParity, CifarNetworkThroughWinograd) { check_network("cifar", 2, true, 5); }
 
 // A model trained in PyTorch, converted by tools/export_pytorch.py, computes here what it computed there.
 TEST(PytorchParity, ExportedModelLoadsAndAgrees) {

@@ -1,0 +1,378 @@
+// Winograd minimal filtering F(m x m, r x r) for stride-1 convolutions
+// (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks", 2016),
+// in all three passes of training.
+//
+// F(m, r) computes m outputs of an r-tap correlation from alpha = m + r - 1
+// inputs with alpha multiplications instead of m * r:
+//     y = AT [ (G g) .* (BT d) ]          (2-D: Y = AT [ (G g G^T) .* (BT d B) ] A)
+// The matrices come from polynomial interpolation at the points
+// 0, 1, -1, 2, -2, 1/2, -1/2 (as many as alpha - 1 needs) and infinity,
+// built here at compile time (Toom-Cook):
+//   AT (m x alpha)      evaluates a degree m-1 polynomial at the points (transposed),
+//   G  (alpha x r)      evaluates the filter, divided by f_j = prod_{l!=j}(a_j - a_l),
+//   BT (alpha x alpha)  row j: the coefficients of prod_{l!=j}(x - a_l); the last
+//                       row those of prod_l (x - a_l).
+// Correlation is the transpose of polynomial multiplication, which is why the
+// evaluation matrix of the output sits in AT and the interpolation one in BT.
+//
+// The layers use F(4, 3) for 3 x 3 kernels (alpha 6: 36 products for 16
+// outputs instead of 144) and F(4, 5) for 5 x 5 (alpha 8, points +-1/2 added:
+// 64 for 16 instead of 400). The weight gradient is itself a correlation of
+// the input with the output gradient as the filter, F(r, m): F(3, 4) and
+// F(5, 4), with the same alpha and BT.
+//
+// A pass over a batch runs in blocks of tiles; for each block
+//   1. transform: every (channel, tile) becomes alpha^2 numbers, stored as
+//      alpha^2 matrices [channels x tiles] (vectorised over the tiles);
+//   2. alpha^2 independent matrix products mix the channels (the arithmetic);
+//   3. transform back and scatter into the output planes.
+// Steps 1 and 3 run in parallel over channels, step 2 over the alpha^2
+// products. Workspaces are owned by the caller (WinogradWorkspace) and only
+// ever grow, so a steady-state step does not allocate.
+#pragma once
+
+#include <algorithm>
+#include <vector>
+
+#include "../gemm.hpp"
+#include "../tensor.hpp"
+#include "../threading.hpp"
+
+namespace convnet {
+namespace winograd {
+
+/// The matrices of F(M, R), alpha = M + R - 1 points, in double.
+template <int M, int R>
+struct Matrices {
+  static constexpr int alpha = M + R - 1;
+  static_assert(alpha >= 2 && alpha <= 8, "F(M, R) here has 2 <= alpha <= 8");
+  double at[M][alpha] = {};
+  double g[alpha][R] = {};
+  double bt[alpha][alpha] = {};
+};
+
+template <int M, int R>
+constexpr Matrices<M, R> make_matrices() {
+  constexpr int kAlpha = M + R - 1, finite = kAlpha - 1;
+  // The usual points, smallest first: the transforms' entries stay small.
+  const double points[7] = {0.0, 1.0, -1.0, 2.0, -2.0, 0.5, -0.5};
+  double a[finite] = {};
+  for (int j = 0; j < finite; ++j) a[j] = points[j];
+  Matrices<M, R> mat;
+  for (int j = 0; j < finite; ++j) {
+    double power = 1.0;
+    for (int i = 0; i < M; ++i, power *= a[j]) mat.at[i][j] = power;
+    double f = 1.0;
+    for (int l = 0; l < finite; ++l) {
+      if (l != j) f *= a[j] - a[l];
+    }
+    power = 1.0;
+    for (int k = 0; k < R; ++k, power *= a[j]) mat.g[j][k] = power / f;
+    // prod_{l != j} (x - a_l), coefficients from x^0 up.
+    double poly[kAlpha] = {1.0};
+    int degree = 0;
+    for (int l = 0; l < finite; ++l) {
+      if (l == j) continue;
+      for (int t = degree + 1; t >= 1; --t) poly[t] = poly[t - 1] - a[l] * poly[t];
+      poly[0] = -a[l] * poly[0];
+      ++degree;
+    }
+    for (int t = 0; t < kAlpha; ++t) mat.bt[j][t] = poly[t];
+  }
+  mat.at[M - 1][finite] = 1.0;
+  mat.g[finite][R - 1] = 1.0;
+  double poly[kAlpha] = {1.0};
+  for (int l = 0; l < finite; ++l) {
+    for (int t = l + 1; t >= 1; --t) poly[t] = poly[t - 1] - a[l] * poly[t];
+    poly[0] = -a[l] * poly[0];
+  }
+  for (int t = 0; t < kAlpha; ++t) mat.bt[finite][t] = poly[t];
+  return mat;
+}
+
+/// Whether Winograd can run this convolution: stride 1, a 3 x 3 or 5 x 5
+/// kernel, and padding the input gradient can mirror (at most kernel - 1).
+inline bool supports(Index kernel, Index stride, Index padding) {
+  return stride == 1 && (kernel == 3 || kernel == 5) && padding >= 0 && padding <= kernel - 1;
+}
+
+/// One convolution's geometry: a batch of images, one group's channels.
+/// Channel c of image n starts at data + n * image_stride + c * plane.
+struct Geometry {
+  Index batch = 0, in_channels = 0, out_channels = 0;
+  Index height = 0, width = 0, out_height = 0, out_width = 0, padding = 0;
+  Index in_image_stride = 0, out_image_stride = 0;
+};
+
+/// Buffers a layer keeps between calls (grow-only).
+template <class T>
+struct Workspace {
+  std::vector<T> weights;        // transformed weights, alpha^2 x [rows x cols]
+  std::vector<T> data;           // transformed input block, alpha^2 x [channels x tiles]
+  std::vector<T> products;       // alpha^2 x [out channels x tiles]
+  std::vector<T> accumulator;    // weight gradient in the transformed domain
+  std::vector<std::vector<T>> scratch;  // per thread: one channel's tiles
+
+  static void grow(std::vector<T>& v, Index size) {
+    if (static_cast<Index>(v.size()) < size) v.resize(static_cast<std::size_t>(size));
+  }
+  T* thread_scratch(int thread, Index size) {
+    if (static_cast<int>(scratch.size()) <= thread) throw std::logic_error("winograd: scratch not prepared");
+    grow(scratch[static_cast<std::size_t>(thread)], size);
+    return scratch[static_cast<std::size_t>(thread)].data();
+  }
+  void prepare_scratch(Index size) {
+    if (static_cast<int>(scratch.size()) < num_threads()) scratch.resize(static_cast<std::size_t>(num_threads()));
+    for (auto& s : scratch) grow(s, size);
+  }
+};
+
+/// The workspace every Winograd convolution of the calling thread shares: a
+/// layer needs it only during its own call, so a network holds one set of
+/// buffers (the largest layer's) instead of one per layer.
+template <class T>
+Workspace<T>& shared_workspace() {
+  thread_local Workspace<T> workspace;
+  return workspace;
+}
+
+namespace detail {
+
+/// Tiles of m x m outputs over one image, and in total.
+struct Tiling {
+  Index m, rows, cols, per_image, total;
+  Tiling(Index tile, Index out_h, Index out_w, Index batch)
+      : m(tile), rows((out_h + tile - 1) / tile), cols((out_w + tile - 1) / tile), per_image(rows * cols),
+        total(rows * cols * batch) {}
+};
+
+/// Tiles per block: enough columns for an efficient product, few enough that a
+/// block's transformed data stays near the cache.
+inline Index block_tiles(const Tiling& tiling) { return std::min<Index>(tiling.total, 128); }
+
+/// out[i][t] = sum_j mat[i][j] * in[j][t] for t < count, rows of `stride`,
+/// in one pass over each output row (the sum over j stays in registers).
+template <int Rows, int Cols, class T>
+inline void apply_rows(const double (&mat)[Rows][Cols], const T* in, Index in_stride, T* out, Index out_stride,
+                       Index count) {
+  for (int i = 0; i < Rows; ++i) {
+    T c[Cols];
+    for (int j = 0; j < Cols; ++j) c[j] = static_cast<T>(mat[i][j]);
+    T* o = out + i * out_stride;
+#pragma omp simd
+    for (Index t = 0; t < count; ++t) {
+      T s = c[0] * in[t];
+      for (int j = 1; j < Cols; ++j) s += c[j] * in[j * in_stride + t];
+      o[t] = s;
+    }
+  }
+}
+
+/// Two-sided transform of `count` tiles stored as [Side][Side][count]:
+/// out[p][q] = sum_{i,j} L[p][i] L[q][j] in[i][j], out as [Out][Out][count] with
+/// plane stride `out_stride` between (p, q) pairs. `temp` holds Out*Side*count.
+template <int Out, int Side, class T>
+void transform_tiles(const double (&mat)[Out][Side], const T* in, T* temp, T* out, Index out_stride, Index count) {
+  // Along the rows first: temp[p][j] = sum_i L[p][i] in[i][j].
+  apply_rows<Out, Side>(mat, in, Side * count, temp, Side * count, Side * count);
+  // Then along the columns of each: out[p][q] = sum_j L[q][j] temp[p][j].
+  for (int p = 0; p < Out; ++p) apply_rows<Out, Side>(mat, temp + p * Side * count, count, out + p * Out * out_stride,
+                                                     out_stride, count);
+}
+
+/// Copies the Side x Side windows of tiles [first, first + count) of one channel
+/// into tiles[i][j][t], zero outside the plane. The window of tile (ty, tx)
+/// starts at (ty * step - offset, tx * step - offset). Works along each row of
+/// tiles, so the tile's place is worked out once a row, not once a value.
+template <int Side, class T>
+void gather_tiles(const T* channel0, Index image_stride, Index h, Index w, const Tiling& tiling, Index offset,
+                  Index first, Index count, T* tiles) {
+  const Index step = tiling.m;
+  for (Index t0 = 0; t0 < count;) {
+    const Index index = first + t0, n = index / tiling.per_image, in_image = index % tiling.per_image;
+    const Index ty = in_image / tiling.cols, tx0 = in_image % tiling.cols;
+    const Index run = std::min(tiling.cols - tx0, count - t0);  // tiles of this row in the block
+    const T* plane = channel0 + n * image_stride;
+    for (int i = 0; i < Side; ++i) {
+      const Index y = ty * step - offset + i;
+      T* dst = tiles + i * Side * count + t0;
+      if (y < 0 || y >= h) {
+        for (int j = 0; j < Side; ++j) std::fill(dst + j * count, dst + j * count + run, T(0));
+        continue;
+      }
+      const T* row = plane + y * w;
+      for (Index r = 0; r < run; ++r) {
+        const Index x0 = (tx0 + r) * step - offset;
+        if (x0 >= 0 && x0 + Side <= w) {
+          for (int j = 0; j < Side; ++j) dst[j * count + r] = row[x0 + j];
+          continue;
+        }
+        for (int j = 0; j < Side; ++j) {
+          const Index x = x0 + j;
+          dst[j * count + r] = (x >= 0 && x < w) ? row[x] : T(0);
+        }
+      }
+    }
+    t0 += run;
+  }
+}
+
+/// The adjoint layout of gather_tiles for outputs: writes tiles[i][j][t] + bias
+/// into the M x M tiles of one output channel, leaving out what falls outside.
+template <int M, class T>
+void scatter_tiles(const T* tiles, const Tiling& tiling, Index first, Index count, T bias, T* channel0,
+                   Index image_stride, Index h, Index w) {
+  for (Index t0 = 0; t0 < count;) {
+    const Index index = first + t0, n = index / tiling.per_image, in_image = index % tiling.per_image;
+    const Index ty = in_image / tiling.cols, tx0 = in_image % tiling.cols;
+    const Index run = std::min(tiling.cols - tx0, count - t0);
+    T* plane = channel0 + n * image_stride;
+    for (int i = 0; i < M; ++i) {
+      const Index y = ty * M + i;
+      if (y >= h) break;
+      for (int j = 0; j < M; ++j) {
+        const T* src = tiles + (i * M + j) * count + t0;
+        // Tiles tx with tx * M + j < w.
+        const Index hi = std::min<Index>(tx0 + run, w - j <= 0 ? 0 : (w - j + M - 1) / M);
+        T* dst = plane + y * w + j;
+        for (Index tx = tx0; tx < hi; ++tx) dst[tx * M] = src[tx - tx0] + bias;
+      }
+    }
+    t0 += run;
+  }
+}
+
+}  // namespace detail
+
+/// Transformed weights for the forward pass: U[xi][k][c] = (G w[k][c] G^T)[xi],
+/// w as [out_channels][in_channels][R][R] (one group). With `flip`, the input
+/// gradient's weights instead: U[xi][c][k] from w[k][c] rotated by 180 degrees.
+/// Each output row (k, or c with flip) is one vectorised transform of its
+/// filters laid out as [R][R][filters].
+template <int M, int R, class T>
+void transform_weights(const T* w, Index out_channels, Index in_channels, bool flip, T* u, Workspace<T>& ws) {
+  static constexpr Matrices<M, R> mat = make_matrices<M, R>();
+  constexpr int kAlpha = M + R - 1;
+  const Index rows = flip ? in_channels : out_channels, cols = flip ? out_channels : in_channels;
+  ws.prepare_scratch((R * R + kAlpha * R) * cols);
+  ::convnet::detail::parallel_for(rows, rows * cols * R * R > 4096, [&](Index row, int thread) {
+    T* filters = ws.thread_scratch(thread, (R * R + kAlpha * R) * cols);
+    for (Index col = 0; col < cols; ++col) {
+      const Index k = flip ? col : row, c = flip ? row : col;
+      const T* f = w + (k * in_channels + c) * R * R;
+      for (int i = 0; i < R * R; ++i) filters[i * cols + col] = flip ? f[R * R - 1 - i] : f[i];
+    }
+    detail::transform_tiles<kAlpha, R>(mat.g, filters, filters + R * R * cols, u + row * cols, rows * cols, cols);
+  });
+}
+
+/// out = correlation of `in` with the transformed weights `u` (alpha^2 x
+/// [out_channels x in_channels]), stride 1, through F(M, R); adds `bias`
+/// (out_channels values) when given. Overwrites the output planes.
+template <int M, int R, class T>
+void correlate(const Geometry& geo, const T* in, const T* u, const T* bias, T* out, Workspace<T>& ws) {
+  static constexpr Matrices<M, R> mat = make_matrices<M, R>();
+  constexpr int kAlpha = M + R - 1, kPoints = kAlpha * kAlpha;
+  const detail::Tiling tiling(M, geo.out_height, geo.out_width, geo.batch);
+  const Index block = detail::block_tiles(tiling), cin = geo.in_channels, cout = geo.out_channels;
+  Workspace<T>::grow(ws.data, kPoints * cin * block);
+  Workspace<T>::grow(ws.products, kPoints * cout * block);
+  ws.prepare_scratch(3 * kPoints * block);
+  const Index in_plane = geo.height * geo.width, out_plane = geo.out_height * geo.out_width;
+  for (Index first = 0; first < tiling.total; first += block) {
+    const Index count = std::min(block, tiling.total - first);
+    T* data = ws.data.data();
+    T* products = ws.products.data();
+    ::convnet::detail::parallel_for(cin, true, [&](Index c, int thread) {
+      T* tiles = ws.thread_scratch(thread, 3 * kPoints * block);
+      detail::gather_tiles<kAlpha>(in + c * in_plane, geo.in_image_stride, geo.height, geo.width, tiling,
+                                   geo.padding, first, count, tiles);
+      detail::transform_tiles<kAlpha, kAlpha>(mat.bt, tiles, tiles + kPoints * count, data + c * count,
+                                              cin * count, count);
+    });
+    ::convnet::detail::parallel_for(kPoints, true, [&](Index xi, int) {
+      gemm(Transpose::No, Transpose::No, cout, count, cin, T(1), u + xi * cout * cin, cin, data + xi * cin * count,
+           count, T(0), products + xi * cout * count, count);
+    });
+    ::convnet::detail::parallel_for(cout, true, [&](Index k, int thread) {
+      T* tile_out = ws.thread_scratch(thread, 3 * kPoints * block);
+      T* temp = tile_out + M * M * count;
+      // Gather this channel's alpha^2 rows (stride cout * count) into [alpha][alpha][count].
+      T* gathered = temp + M * kAlpha * count;
+      for (int xi = 0; xi < kPoints; ++xi) {
+        std::copy(products + (xi * cout + k) * count, products + (xi * cout + k + 1) * count, gathered + xi * count);
+      }
+      detail::transform_tiles<M, kAlpha>(mat.at, gathered, temp, tile_out, count, count);
+      detail::scatter_tiles<M>(tile_out, tiling, first, count, bias ? bias[k] : T(0), out + k * out_plane,
+                               geo.out_image_stride, geo.out_height, geo.out_width);
+    });
+  }
+}
+
+/// Weight gradient: dw[k][c] += sum over the batch of the correlation of input
+/// channel c with output-gradient channel k, through F(R, M) (the output
+/// gradient's M x M tiles as the filter). dw as [out][in][R][R] (one group).
+template <int M, int R, class T>
+void weight_gradient(const Geometry& geo, const T* in, const T* grad_out, T* dw, Workspace<T>& ws) {
+  static constexpr Matrices<R, M> mat = make_matrices<R, M>();
+  constexpr int kAlpha = M + R - 1, kPoints = kAlpha * kAlpha;
+  const detail::Tiling tiling(M, geo.out_height, geo.out_width, geo.batch);
+  const Index block = detail::block_tiles(tiling), cin = geo.in_channels, cout = geo.out_channels;
+  Workspace<T>::grow(ws.data, kPoints * cin * block);
+  Workspace<T>::grow(ws.products, kPoints * cout * block);
+  Workspace<T>::grow(ws.accumulator, kPoints * cout * cin);
+  ws.prepare_scratch(3 * kPoints * block);
+  const Index in_plane = geo.height * geo.width, out_plane = geo.out_height * geo.out_width;
+  T* acc = ws.accumulator.data();
+  // The output gradient's tiles: M x M windows at (ty * M, tx * M), no offset.
+  const detail::Tiling grad_tiling = tiling;
+  for (Index first = 0; first < tiling.total; first += block) {
+    const Index count = std::min(block, tiling.total - first);
+    T* data = ws.data.data();
+    T* grads = ws.products.data();
+    ::convnet::detail::parallel_for(cin, true, [&](Index c, int thread) {
+      T* tiles = ws.thread_scratch(thread, 3 * kPoints * block);
+      detail::gather_tiles<kAlpha>(in + c * in_plane, geo.in_image_stride, geo.height, geo.width, tiling,
+                                   geo.padding, first, count, tiles);
+      detail::transform_tiles<kAlpha, kAlpha>(mat.bt, tiles, tiles + kPoints * count, data + c * count,
+                                              cin * count, count);
+    });
+    ::convnet::detail::parallel_for(cout, true, [&](Index k, int thread) {
+      T* tiles = ws.thread_scratch(thread, 3 * kPoints * block);
+      detail::gather_tiles<M>(grad_out + k * out_plane, geo.out_image_stride, geo.out_height, geo.out_width,
+                              grad_tiling, 0, first, count, tiles);
+      detail::transform_tiles<kAlpha, M>(mat.g, tiles, tiles + M * M * count, grads + k * count, cout * count,
+                                         count);
+    });
+    ::convnet::detail::parallel_for(kPoints, true, [&](Index xi, int) {
+      // The first block overwrites the accumulator, the others add to it.
+      gemm(Transpose::No, Transpose::Yes, cout, cin, count, T(1), grads + xi * cout * count, count,
+           data + xi * cin * count, count, first == 0 ? T(0) : T(1), acc + xi * cout * cin, cin);
+    });
+  }
+  // Back from the transformed domain: dw[k][c] += AT acc[.][k][c] A.
+  const Index pairs = cout * cin;
+  ::convnet::detail::parallel_for(cout, true, [&](Index k, int) {
+    for (Index c = 0; c < cin; ++c) {
+      double half[R][kAlpha] = {};
+      for (int p = 0; p < R; ++p) {
+        for (int i = 0; i < kAlpha; ++i) {
+          const double a = mat.at[p][i];
+          if (a == 0) continue;
+          for (int j = 0; j < kAlpha; ++j) half[p][j] += a * acc[(i * kAlpha + j) * pairs + k * cin + c];
+        }
+      }
+      T* f = dw + (k * cin + c) * R * R;
+      for (int p = 0; p < R; ++p) {
+        for (int q = 0; q < R; ++q) {
+          double s = 0;
+          for (int j = 0; j < kAlpha; ++j) s += half[p][j] * mat.at[q][j];
+          f[p * R + q] += static_cast<T>(s);
+        }
+      }
+    }
+  });
+}
+
+}  // namespace winograd
+}  // namespace convnet
