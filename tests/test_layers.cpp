@@ -593,7 +593,8 @@ TEST(Threads, SetFromCode) {
 namespace {
 
 // gemm against Eigen's own product, for every transpose combination, beta 0 and 1,
-// and sizes that split across threads (rows and columns) or do not.
+// and sizes that split across threads (rows and columns) or do not; 1 to 4 rows
+// (a layer at batch 1 to 4) take the matrix-vector path, split over columns.
 TEST(Gemm, MatchesEigenProduct) {
   using M = convnet::Matrix<double>;
   convnet::Rng rng(3);
@@ -602,7 +603,8 @@ TEST(Gemm, MatchesEigenProduct) {
     for (convnet::Index i = 0; i < m.size(); ++i) m.data()[i] = rng.uniform(-1, 1);
     return m;
   };
-  const convnet::Index sizes[][3] = {{3, 5, 7}, {300, 40, 70}, {40, 300, 70}, {129, 257, 65}};
+  const convnet::Index sizes[][3] = {{3, 5, 7},   {300, 40, 70}, {40, 300, 70}, {129, 257, 65},
+                                     {1, 1000, 93}, {4, 130, 17},  {2, 64, 1},    {5, 300, 20}};
   for (const auto& s : sizes) {
     const convnet::Index m = s[0], n = s[1], k = s[2];
     for (int ta = 0; ta < 2; ++ta) {

@@ -97,6 +97,37 @@ void gemm_serial(Transpose ta, Transpose tb, Index m, Index n, Index k, T alpha,
   }
 }
 
+// Row-major C[M x N] (beta 0 or 1) for M <= kThinRows: each row of C is a
+// matrix-vector product through Eigen's GEMV kernel, which reads op(B) once
+// in place. The blocked kernel would first pack all of op(B): for a fully
+// connected layer at batch 1 that is the whole weight matrix (fc6 of the
+// paper: 151 MB) copied every call to multiply it by one vector.
+// Columns [col0, col0 + cols) only, so threads can split N.
+constexpr Index kThinRows = 4;
+
+template <class T>
+void gemm_thin(Transpose ta, Transpose tb, Index m, Index col0, Index cols, Index k, T alpha, const T* a, Index lda,
+               const T* b, Index ldb, T beta, T* c, Index ldc) {
+  using RowVector = Eigen::Matrix<T, 1, Eigen::Dynamic>;
+  using Stride = Eigen::InnerStride<Eigen::Dynamic>;
+  using RowMajorMap = Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>, 0,
+                                 Eigen::OuterStride<>>;
+  for (Index i = 0; i < m; ++i) {
+    // Row i of op(A): contiguous, or a column of A when transposed.
+    Eigen::Map<const RowVector, 0, Stride> a_row(ta == Transpose::No ? a + i * lda : a + i, k,
+                                                 Stride(ta == Transpose::No ? 1 : lda));
+    Eigen::Map<RowVector> c_row(c + i * ldc + col0, cols);
+    if (beta == T(0)) c_row.setZero();
+    if (tb == Transpose::No) {  // op(B) = B, K x N row-major
+      const RowMajorMap b_part(b + col0, k, cols, Eigen::OuterStride<>(ldb));
+      c_row.noalias() += alpha * a_row * b_part;
+    } else {  // op(B) = B^T with B N x K row-major
+      const RowMajorMap b_part(b + col0 * ldb, cols, k, Eigen::OuterStride<>(ldb));
+      c_row.noalias() += alpha * a_row * b_part.transpose();
+    }
+  }
+}
+
 }  // namespace detail
 
 /// C[M x N] = alpha * op(A) * op(B) + beta * C, row-major; op(A) is M x K and
@@ -130,6 +161,16 @@ void gemm(Transpose ta, Transpose tb, Index m, Index n, Index k, T alpha, const 
     threads = static_cast<int>(std::min<double>(num_threads(), std::max(1.0, work / (1 << 20))));
   }
 #endif
+  if (m <= detail::kThinRows && n >= 64) {
+    // A few rows (a layer at batch 1 to 4): matrix-vector products, N split between threads.
+    const Index chunk = std::max<Index>(64, (n / threads + 63) / 64 * 64);
+    const Index blocks = (n + chunk - 1) / chunk;
+    detail::parallel_for(blocks, threads > 1, [&](Index block, int) {
+      const Index start = block * chunk;
+      detail::gemm_thin(ta, tb, m, start, std::min(chunk, n - start), k, alpha, a, lda, b, ldb, beta, c, ldc);
+    });
+    return;
+  }
   // Split C into row blocks (when it is tall) or column blocks, in multiples of 16.
   const bool split_rows = m >= n;
   const Index extent = split_rows ? m : n;
