@@ -13,12 +13,15 @@
 // Backward (with r_j = g_j * b_j / scale_j):
 //   dL/da_c = g_c * scale_c^-beta - 2 * alpha' * beta * a_c * sum_{j : c in win(j)} r_j
 // and since the window is symmetric (odd size), {j : c in win(j)} = win(c).
-// scale is kept from forward for it.
+// scale is kept from forward for it (in training mode only: evaluation keeps
+// no more than the output, as PyTorch's no_grad inference does).
 #pragma once
 
 #include <algorithm>
 #include <cmath>
+#include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "../errors.hpp"
 #include "../layer.hpp"
@@ -90,58 +93,104 @@ class LocalResponseNorm : public Layer<T> {
  protected:
   void forward_impl(const Tensor<T>& input, Tensor<T>& output) override {
     const Shape s = shape_of(input);
-    resize(scale_, s);
-    const Index half = opt_.size() / 2, plane = s.plane();
-    const T alpha = static_cast<T>(opt_.effective_alpha()), k = static_cast<T>(opt_.k());
-    const T beta = static_cast<T>(opt_.beta());
-    detail::parallel_for(s.n * s.c, true, [&](Index nc, int) {
-      const Index n = nc / s.c, c = nc % s.c;
-      const Index lo = std::max<Index>(0, c - half), hi = std::min<Index>(s.c - 1, c + half);
-      Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>> scale(scale_.data() + nc * plane, plane);
-      scale.setZero();
-      for (Index j = lo; j <= hi; ++j) {
-        scale += ConstVectorMap<T>(input.data() + (n * s.c + j) * plane, plane).array().square();
-      }
-      scale = k + alpha * scale;
-      const T* x = input.data() + nc * plane;
-      T* out = output.data() + nc * plane;
-      for (Index i = 0; i < plane; ++i) out[i] = x[i] * inverse_power(scale[i], beta);
+    const Index plane = s.plane();
+    // Training keeps every scale for backward; evaluation needs one plane a thread.
+    const bool keep = this->training();
+    if (keep) resize(scale_, s);
+    scale_kept_ = keep;
+    prepare_planes(keep ? 0 : 1, plane);
+    detail::parallel_for(s.n * s.c, true, [&](Index nc, int thread) {
+      ArrayMap scale(keep ? scale_.data() + nc * plane : planes_[static_cast<std::size_t>(thread)].data(), plane);
+      compute_scale(input, nc, scale);
+      ArrayMap out(output.data() + nc * plane, plane);
+      with_inverse_power(scale, [&](const auto& p) { out = plane_of(input, nc, plane) * p; });
     });
   }
 
+  // One image a thread, channels in order, with the ratios r_j of the window in
+  // a ring of `size` planes: each r_j is computed once and no tensor of them is kept.
   void backward_impl(const Tensor<T>& input, const Tensor<T>& grad_output, Tensor<T>& grad_input) override {
     const Shape s = shape_of(input);
-    resize(ratio_, s);
-    const Index half = opt_.size() / 2, plane = s.plane();
-    const T beta = static_cast<T>(opt_.beta());
-    const T factor = T(2) * static_cast<T>(opt_.effective_alpha()) * beta;
+    if (!scale_kept_) {  // forward ran in evaluation mode: work the scales out again
+      resize(scale_, s);
+      detail::parallel_for(s.n * s.c, true, [&](Index nc, int) {
+        ArrayMap scale(scale_.data() + nc * s.plane(), s.plane());
+        compute_scale(input, nc, scale);
+      });
+      scale_kept_ = true;
+    }
+    const Index size = opt_.size(), half = size / 2, plane = s.plane();
+    const T factor = T(2) * static_cast<T>(opt_.effective_alpha()) * static_cast<T>(opt_.beta());
     const Tensor<T>& output = this->output();
-    flat(ratio_).array() = flat(grad_output).array() * flat(output).array() / flat(scale_).array();
-    detail::parallel_for(s.n * s.c, true, [&](Index nc, int) {
-      const Index n = nc / s.c, c = nc % s.c;
-      const Index lo = std::max<Index>(0, c - half), hi = std::min<Index>(s.c - 1, c + half);
-      Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>> dx(grad_input.data() + nc * plane, plane);
-      dx.setZero();
-      for (Index j = lo; j <= hi; ++j) dx += ConstVectorMap<T>(ratio_.data() + (n * s.c + j) * plane, plane).array();
-      const T* x = input.data() + nc * plane;
-      const T* g = grad_output.data() + nc * plane;
-      const T* scale = scale_.data() + nc * plane;
-      for (Index i = 0; i < plane; ++i) dx[i] = g[i] * inverse_power(scale[i], beta) - factor * x[i] * dx[i];
+    prepare_planes(size, plane);
+    detail::parallel_for(s.n, true, [&](Index n, int thread) {
+      T* ring = planes_[static_cast<std::size_t>(thread)].data();
+      auto ratio = [&](Index j) { return ArrayMap(ring + (j % size) * plane, plane); };
+      auto compute_ratio = [&](Index j) {
+        const Index nj = n * s.c + j;
+        ratio(j) = plane_of(grad_output, nj, plane) * plane_of(output, nj, plane) / plane_of(scale_, nj, plane);
+      };
+      for (Index j = 0; j < std::min(half, s.c); ++j) compute_ratio(j);
+      for (Index c = 0; c < s.c; ++c) {
+        if (c + half < s.c) compute_ratio(c + half);
+        const Index nc = n * s.c + c;
+        const Index lo = std::max<Index>(0, c - half), hi = std::min<Index>(s.c - 1, c + half);
+        ArrayMap dx(grad_input.data() + nc * plane, plane);
+        dx = ratio(lo);
+        for (Index j = lo + 1; j <= hi; ++j) dx += ratio(j);
+        with_inverse_power(plane_of(scale_, nc, plane), [&](const auto& p) {
+          dx = plane_of(grad_output, nc, plane) * p - factor * plane_of(input, nc, plane) * dx;
+        });
+      }
     });
   }
 
  private:
-  // scale^-beta; beta = 0.75 (the paper's) avoids pow: s^-3/4 = 1 / (sqrt(s) * sqrt(sqrt(s))).
-  static T inverse_power(T scale, T beta) {
-    if (beta == T(0.75)) {
-      const T root = std::sqrt(scale);
-      return T(1) / (root * std::sqrt(root));
+  using ArrayMap = Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>;
+  using ConstArrayMap = Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>;
+
+  static ConstArrayMap plane_of(const Tensor<T>& t, Index index, Index plane) {
+    return ConstArrayMap(t.data() + index * plane, plane);
+  }
+
+  // scale = k + alpha' * sum of the squares of the window around plane nc (= n * C + c).
+  void compute_scale(const Tensor<T>& input, Index nc, ArrayMap& scale) const {
+    const Shape s = shape_of(input);
+    const Index half = opt_.size() / 2, plane = s.plane(), n = nc / s.c, c = nc % s.c;
+    const Index lo = std::max<Index>(0, c - half), hi = std::min<Index>(s.c - 1, c + half);
+    const T alpha = static_cast<T>(opt_.effective_alpha()), k = static_cast<T>(opt_.k());
+    scale = plane_of(input, n * s.c + lo, plane).square();
+    for (Index j = lo + 1; j <= hi; ++j) scale += plane_of(input, n * s.c + j, plane).square();
+    scale = k + alpha * scale;
+  }
+
+  // `count` planes a thread (grow-only: steady-state steps do not allocate).
+  void prepare_planes(Index count, Index plane) {
+    if (planes_.size() < static_cast<std::size_t>(num_threads())) planes_.resize(static_cast<std::size_t>(num_threads()));
+    for (auto& p : planes_) {
+      if (static_cast<Index>(p.size()) < count * plane) p.resize(static_cast<std::size_t>(count * plane));
     }
-    return std::pow(scale, -beta);
+  }
+
+  // Calls use(p) with p = scale^-beta as an array expression, so Eigen
+  // vectorises it (std::sqrt and std::pow in a loop stay scalar under
+  // -fmath-errno). beta = 0.75, the paper's, avoids pow: s^-3/4 = 1 / (sqrt(s) * sqrt(sqrt(s))).
+  template <class Scale, class Use>
+  void with_inverse_power(const Scale& scale, const Use& use) const {
+    if (opt_.beta() == 0.75) {
+      use((scale.sqrt() * scale.sqrt().sqrt()).inverse());
+    } else {
+      // Any other beta: std::pow, element by element (Eigen's vectorised pow
+      // trips a false -Wuninitialized in GCC 12's AVX-512 headers).
+      const T beta = static_cast<T>(opt_.beta());
+      use(scale.unaryExpr([beta](T x) { return std::pow(x, -beta); }));
+    }
   }
 
   LocalResponseNormOptions opt_;
-  Tensor<T> scale_, ratio_;
+  Tensor<T> scale_;                   // k + alpha' * sum of squares, kept in training for backward
+  bool scale_kept_ = false;           // whether scale_ belongs to the last forward
+  std::vector<std::vector<T>> planes_;  // per thread: a ring of ratios, or a scale plane in evaluation
 };
 
 }  // namespace convnet
