@@ -5,8 +5,14 @@ Builds the three networks of convnet's AlexNet header in PyTorch (LRN in the
 paper's formula: size 5, alpha 5e-4 in PyTorch's alpha/n units, beta 0.75,
 k 2), then for each case runs ours (build/benchmarks/convnet_step) and theirs
 alternately, each in its own process under /usr/bin/time -v, on the same
-thread count, and prints medians of images/s, the ratio ours/PyTorch, and
-peak resident memory.
+thread count, and prints medians of images/s, the ratio ours/PyTorch, peak
+resident memory, and our effective share of the machine's peak.
+
+PyTorch is run the ways a user tuning it would: with glibc's default malloc,
+with glibc told to keep its memory (PyTorch's allocation churn otherwise
+costs it a page fault per fresh page every step), and with tcmalloc preloaded
+when Debian's libtcmalloc-minimal4 is installed. The fastest of those is the
+peer of each row, and the table says which it was.
 
     python3 benchmarks/compare_pytorch.py [--threads 2] [--repeats 3] [--quick]
 """
@@ -81,14 +87,28 @@ def torch_worker(config, mode, batch, steps, warmup, threads):
           f"images_per_s={batch / median:.2f}")
 
 
-def measure(command, threads):
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+# How PyTorch may be run: name -> extra environment.
+GLIBC_KEEP = {"MALLOC_MMAP_THRESHOLD_": "17179869184", "MALLOC_TRIM_THRESHOLD_": "17179869184",
+              "MALLOC_TOP_PAD_": "1073741824"}
+TCMALLOC = "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4"
+
+
+def pytorch_variants():
+    variants = [("default malloc", {}), ("glibc kept", GLIBC_KEEP)]
+    if os.path.exists(TCMALLOC):
+        variants.append(("tcmalloc", {"LD_PRELOAD": TCMALLOC}))
+    return variants
+
+
+def measure(command, threads, extra_env=None):
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), **(extra_env or {}))
     run = subprocess.run(["/usr/bin/time", "-v"] + command, capture_output=True, text=True, env=env)
     if run.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed:\n{run.stdout}\n{run.stderr}")
     rate = float(re.search(r"images_per_s=([\d.]+)", run.stdout).group(1))
     rss_kib = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", run.stderr).group(1))
-    return rate, rss_kib / 1024.0
+    share = re.search(r"peak_share=([\d.]+)", run.stdout)
+    return rate, rss_kib / 1024.0, float(share.group(1)) if share else float("nan")
 
 
 def main():
@@ -118,11 +138,13 @@ def main():
         print(f"compare_pytorch: {args.ours} not found; build first (make bench)", file=sys.stderr)
         return 1
 
-    print(f"{args.threads} threads, {args.repeats} alternating runs per case, medians\n")
-    header = f"{'network':<11} {'mode':<6} {'batch':>5} {'ours img/s':>11} {'PyTorch img/s':>14} {'ours/PyTorch':>13} " \
-             f"{'ours MiB':>9} {'PyTorch MiB':>12}"
+    variants = pytorch_variants()
+    print(f"{args.threads} threads, {args.repeats} alternating runs per case, medians; PyTorch run with "
+          f"{', '.join(name for name, _ in variants)}, the fastest is the peer\n")
+    header = f"| network | mode | batch | ours img/s | PyTorch img/s | peer | ours/PyTorch | ours MiB | " \
+             f"PyTorch MiB | ours % of peak |"
     print(header)
-    print("-" * len(header))
+    print("|---|---|---:|---:|---:|---|---:|---:|---:|---:|")
     for config, mode, batch in CASES:
         if args.quick and config == "paper":
             continue
@@ -133,16 +155,19 @@ def main():
                     "--warmup", "1", "--threads", str(args.threads)]
         theirs_cmd = [sys.executable, os.path.abspath(__file__), "--worker", config, mode, str(batch),
                       "--threads", str(args.threads), "--steps", str(steps)]
-        ours, theirs = [], []
+        ours, theirs = [], {name: [] for name, _ in variants}
         for _ in range(args.repeats):
             ours.append(measure(ours_cmd, args.threads))
-            theirs.append(measure(theirs_cmd, args.threads))
-        o_rate = statistics.median(r for r, _ in ours)
-        t_rate = statistics.median(r for r, _ in theirs)
-        o_mem = statistics.median(m for _, m in ours)
-        t_mem = statistics.median(m for _, m in theirs)
-        print(f"{config:<11} {mode:<6} {batch:>5} {o_rate:>11.1f} {t_rate:>14.1f} {o_rate / t_rate:>12.2f}x "
-              f"{o_mem:>9.0f} {t_mem:>12.0f}", flush=True)
+            for name, env in variants:
+                theirs[name].append(measure(theirs_cmd, args.threads, env))
+        o_rate = statistics.median(r[0] for r in ours)
+        o_mem = statistics.median(r[1] for r in ours)
+        o_share = statistics.median(r[2] for r in ours)
+        peer = max(theirs, key=lambda name: statistics.median(r[0] for r in theirs[name]))
+        t_rate = statistics.median(r[0] for r in theirs[peer])
+        t_mem = statistics.median(r[1] for r in theirs[peer])
+        print(f"| {config} | {mode} | {batch} | {o_rate:.1f} | {t_rate:.1f} | {peer} | {o_rate / t_rate:.2f}x | "
+              f"{o_mem:.0f} | {t_mem:.0f} | {100 * o_share:.0f}% |", flush=True)
     return 0
 
 

@@ -6,7 +6,10 @@
 //                    yardstick for every other figure
 //   Layer/<config>/<layer>/{forward,backward}
 //                    each layer of paper (batch 64), cifar and cifar-half (128),
-//                    GFLOP/s (2 x multiply-adds; backward counts both products)
+//                    effective GFLOP/s (the direct method's 2 x multiply-adds
+//                    over the time, whichever algorithm ran; backward counts
+//                    both products) and "peak", that as a share of the peak
+//                    measured at the start of the run (1 = 100%)
 //   TrainStep, Infer whole networks in images/s at batches 1, 64 and 128; the
 //                    training step also reports heap allocations per step
 //   Loader           augmented CIFAR batches per second
@@ -29,6 +32,7 @@
 #endif
 
 #include "../tests/alloc_counter.hpp"
+#include "peak.hpp"
 
 namespace {
 
@@ -98,36 +102,13 @@ BENCHMARK(BM_LoaderCifarAugmented)->Arg(0)->Arg(1)->UseRealTime()->Unit(benchmar
 
 // ---- peak ---------------------------------------------------------------------------
 
-// Independent fused multiply-add chains, as wide as the compiler makes them
-// (-march=native: AVX-512 or AVX2 + FMA), on every thread: the most this
-// machine's cores can compute, to quote other figures as a share of it.
-using Lanes = float __attribute__((vector_size(64)));
-constexpr int kChains = 12;
-
-double fma_chains(long iterations) {
-  Lanes acc[kChains];
-  const Lanes mul = Lanes{} + 0.999999f, add = Lanes{} + 1e-7f;
-  for (int c = 0; c < kChains; ++c) acc[c] = Lanes{} + static_cast<float>(c);
-  for (long i = 0; i < iterations; ++i) {
-    for (int c = 0; c < kChains; ++c) acc[c] = acc[c] * mul + add;
-  }
-  float sum = 0;
-  for (int c = 0; c < kChains; ++c) sum += acc[c][0];
-  return sum;
-}
-
 void BM_Peak(benchmark::State& state) {
   const long iterations = 1 << 20;
   const int threads = num_threads();
-  for (auto _ : state) {
-    double sink = 0;
-#pragma omp parallel for reduction(+ : sink) num_threads(threads)
-    for (int t = 0; t < threads; ++t) sink += fma_chains(iterations);
-    benchmark::DoNotOptimize(sink);
-  }
-  const double flops = 2.0 * (sizeof(Lanes) / sizeof(float)) * kChains * static_cast<double>(iterations) * threads;
-  state.counters["GFLOP/s"] =
-      benchmark::Counter(flops * static_cast<double>(state.iterations()) / 1e9, benchmark::Counter::kIsRate);
+  for (auto _ : state) benchmark::DoNotOptimize(convnet_bench::run_chains(threads, iterations));
+  state.counters["GFLOP/s"] = benchmark::Counter(
+      convnet_bench::chain_flops(iterations) * threads * static_cast<double>(state.iterations()) / 1e9,
+      benchmark::Counter::kIsRate);
   state.SetLabel(std::to_string(threads) + " threads");
 }
 BENCHMARK(BM_Peak)->UseRealTime()->Unit(benchmark::kMillisecond);
@@ -180,8 +161,14 @@ void BM_Layer(benchmark::State& state, const std::string& config_name, Index bat
   const double macs = static_cast<double>(layer.macs_per_sample(in) * in.n);
   const double factor = backward ? (index > 0 ? 2.0 : 1.0) : 1.0;
   if (macs > 0) {
-    state.counters["GFLOP/s"] = benchmark::Counter(2.0 * macs * factor * static_cast<double>(state.iterations()) / 1e9,
-                                                   benchmark::Counter::kIsRate);
+    // Effective: the direct method's FLOPs over the time, whichever algorithm ran,
+    // and that as a share of this machine's peak measured in this run.
+    static const double peak = convnet_bench::measure_peak_gflops(num_threads());
+    const double flops = 2.0 * macs * factor;
+    state.counters["GFLOP/s"] =
+        benchmark::Counter(flops * static_cast<double>(state.iterations()) / 1e9, benchmark::Counter::kIsRate);
+    state.counters["peak"] = benchmark::Counter(flops * static_cast<double>(state.iterations()) / 1e9 / peak,
+                                                benchmark::Counter::kIsRate);
   }
   state.counters["images/s"] =
       benchmark::Counter(static_cast<double>(in.n * state.iterations()), benchmark::Counter::kIsRate);
