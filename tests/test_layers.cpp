@@ -143,8 +143,8 @@ void expect_winograd_matches_direct(const ConvCase& c, double tolerance) {
   };
   Conv2d<T> direct(options(ConvAlgorithm::Direct)), fast(options(ConvAlgorithm::Winograd));
   const Shape in{c.batch, c.in, c.h, c.w};
-  ASSERT_TRUE(fast.uses_winograd(in, true)) << c.name;
-  ASSERT_FALSE(direct.uses_winograd(in, false)) << c.name;
+  ASSERT_TRUE(fast.uses_winograd(in)) << c.name;
+  ASSERT_FALSE(direct.uses_winograd(in)) << c.name;
   Rng rng(11);
   Tensor<T> x = make_tensor<T>(in);
   for (Index i = 0; i < x.size(); ++i) x.data()[i] = static_cast<T>(rng.uniform(-1, 1));
@@ -193,7 +193,7 @@ TEST(Winograd, MatchesTheDirectPathInFloatOnAlexNetShapes) {
 
 TEST(Winograd, SameResultOnOneThreadAndOnTwo) {
   Conv2d<float> conv(Conv2dOptions(16, 24, 3).padding(1).seed(4));
-  ASSERT_TRUE(conv.uses_winograd(Shape{8, 16, 9, 9}, true));
+  ASSERT_TRUE(conv.uses_winograd(Shape{8, 16, 9, 9}));
   Tensor<float> x(8, 16, 9, 9);
   Rng rng(6);
   for (Index i = 0; i < x.size(); ++i) x.data()[i] = static_cast<float>(rng.uniform(-1, 1));
@@ -213,19 +213,18 @@ TEST(Winograd, TheAutomaticChoiceFollowsTheMeasuredRule) {
   Shape shape{64, 3, 227, 227};
   for (std::size_t i = 0; i < net.size(); ++i) {
     if (auto* conv = dynamic_cast<Conv2d<float>*>(&net[i])) {
-      if (conv->uses_winograd(shape, false) && conv->uses_winograd(shape, true)) fast.push_back(net[i].name());
+      if (conv->uses_winograd(shape)) fast.push_back(net[i].name());
     }
     shape = net[i].output_shape(shape);
   }
   EXPECT_EQ(fast, (std::vector<std::string>{"conv2", "conv3", "conv4", "conv5"}));  // not conv1: 11 x 11, stride 4
   Conv2d<float> few(Conv2dOptions(3, 64, 5).padding(2));  // cifar conv1: three input channels
-  EXPECT_FALSE(few.uses_winograd(Shape{128, 3, 32, 32}, false));
+  EXPECT_FALSE(few.uses_winograd(Shape{128, 3, 32, 32}));
   Conv2d<float> conv3(Conv2dOptions(256, 384, 3).padding(1));
-  EXPECT_TRUE(conv3.uses_winograd(Shape{1, 256, 13, 13}, false));   // inference at batch 1
-  EXPECT_FALSE(conv3.uses_winograd(Shape{1, 256, 13, 13}, true));   // 16 tiles: too few for the weight gradient
-  EXPECT_TRUE(conv3.uses_winograd(Shape{4, 256, 13, 13}, true));
+  EXPECT_FALSE(conv3.uses_winograd(Shape{1, 256, 13, 13}));  // 16 tiles: the weights' transform would dominate
+  EXPECT_TRUE(conv3.uses_winograd(Shape{4, 256, 13, 13}));   // 64 tiles
   Conv2d<float> direct(Conv2dOptions(256, 384, 3).padding(1).algorithm(ConvAlgorithm::Direct));
-  EXPECT_FALSE(direct.uses_winograd(Shape{64, 256, 13, 13}, false));
+  EXPECT_FALSE(direct.uses_winograd(Shape{64, 256, 13, 13}));
 }
 
 TEST(Winograd, RefusedWhereItCannotRun) {

@@ -104,6 +104,16 @@ struct Geometry {
   Index in_image_stride = 0, out_image_stride = 0;
 };
 
+namespace detail {
+/// Where a tile's Side x Side window starts: image, row, column, and whether
+/// it lies wholly inside the plane. Worked out once a block for every channel.
+struct TileOrigin {
+  Index image, y0, x0;
+  bool inside;
+};
+
+}  // namespace detail
+
 /// Buffers a layer keeps between calls (grow-only).
 template <class T>
 struct Workspace {
@@ -112,6 +122,7 @@ struct Workspace {
   std::vector<T> products;       // alpha^2 x [out channels x tiles]
   std::vector<T> accumulator;    // weight gradient in the transformed domain
   std::vector<std::vector<T>> scratch;  // per thread: one channel's tiles
+  std::vector<detail::TileOrigin> in_origins, out_origins;  // of the block's tiles
 
   static void grow(std::vector<T>& v, Index size) {
     if (static_cast<Index>(v.size()) < size) v.resize(static_cast<std::size_t>(size));
@@ -180,65 +191,60 @@ void transform_tiles(const double (&mat)[Out][Side], const T* in, T* temp, T* ou
                                                      out_stride, count);
 }
 
-/// Copies the Side x Side windows of tiles [first, first + count) of one channel
-/// into tiles[i][j][t], zero outside the plane. The window of tile (ty, tx)
-/// starts at (ty * step - offset, tx * step - offset). Works along each row of
-/// tiles, so the tile's place is worked out once a row, not once a value.
-template <int Side, class T>
-void gather_tiles(const T* channel0, Index image_stride, Index h, Index w, const Tiling& tiling, Index offset,
-                  Index first, Index count, T* tiles) {
-  const Index step = tiling.m;
-  for (Index t0 = 0; t0 < count;) {
-    const Index index = first + t0, n = index / tiling.per_image, in_image = index % tiling.per_image;
-    const Index ty = in_image / tiling.cols, tx0 = in_image % tiling.cols;
-    const Index run = std::min(tiling.cols - tx0, count - t0);  // tiles of this row in the block
-    const T* plane = channel0 + n * image_stride;
-    for (int i = 0; i < Side; ++i) {
-      const Index y = ty * step - offset + i;
-      T* dst = tiles + i * Side * count + t0;
-      if (y < 0 || y >= h) {
-        for (int j = 0; j < Side; ++j) std::fill(dst + j * count, dst + j * count + run, T(0));
-        continue;
-      }
-      const T* row = plane + y * w;
-      for (Index r = 0; r < run; ++r) {
-        const Index x0 = (tx0 + r) * step - offset;
-        if (x0 >= 0 && x0 + Side <= w) {
-          for (int j = 0; j < Side; ++j) dst[j * count + r] = row[x0 + j];
-          continue;
-        }
-        for (int j = 0; j < Side; ++j) {
-          const Index x = x0 + j;
-          dst[j * count + r] = (x >= 0 && x < w) ? row[x] : T(0);
-        }
-      }
-    }
-    t0 += run;
+/// Origins of tiles [first, first + count): tile (ty, tx) of an image starts
+/// at (ty * m - offset, tx * m - offset).
+inline void tile_origins(const Tiling& tiling, Index side, Index offset, Index h, Index w, Index first, Index count,
+                         std::vector<TileOrigin>& origins) {
+  if (static_cast<Index>(origins.size()) < count) origins.resize(static_cast<std::size_t>(count));
+  for (Index t = 0; t < count; ++t) {
+    const Index index = first + t, in_image = index % tiling.per_image;
+    TileOrigin& o = origins[static_cast<std::size_t>(t)];
+    o.image = index / tiling.per_image;
+    o.y0 = (in_image / tiling.cols) * tiling.m - offset;
+    o.x0 = (in_image % tiling.cols) * tiling.m - offset;
+    o.inside = o.y0 >= 0 && o.x0 >= 0 && o.y0 + side <= h && o.x0 + side <= w;
   }
 }
 
-/// The adjoint layout of gather_tiles for outputs: writes tiles[i][j][t] + bias
-/// into the M x M tiles of one output channel, leaving out what falls outside.
-template <int M, class T>
-void scatter_tiles(const T* tiles, const Tiling& tiling, Index first, Index count, T bias, T* channel0,
-                   Index image_stride, Index h, Index w) {
-  for (Index t0 = 0; t0 < count;) {
-    const Index index = first + t0, n = index / tiling.per_image, in_image = index % tiling.per_image;
-    const Index ty = in_image / tiling.cols, tx0 = in_image % tiling.cols;
-    const Index run = std::min(tiling.cols - tx0, count - t0);
-    T* plane = channel0 + n * image_stride;
-    for (int i = 0; i < M; ++i) {
-      const Index y = ty * M + i;
-      if (y >= h) break;
-      for (int j = 0; j < M; ++j) {
-        const T* src = tiles + (i * M + j) * count + t0;
-        // Tiles tx with tx * M + j < w.
-        const Index hi = std::min<Index>(tx0 + run, w - j <= 0 ? 0 : (w - j + M - 1) / M);
-        T* dst = plane + y * w + j;
-        for (Index tx = tx0; tx < hi; ++tx) dst[tx * M] = src[tx - tx0] + bias;
+/// Copies the Side x Side windows of `count` tiles of one channel into
+/// tiles[i][j][t], zero outside the plane.
+template <int Side, class T>
+void gather_tiles(const T* channel0, Index image_stride, Index h, Index w, const TileOrigin* origins, Index count,
+                  T* tiles) {
+  for (Index t = 0; t < count; ++t) {
+    const TileOrigin& o = origins[t];
+    const T* plane = channel0 + o.image * image_stride;
+    T* dst = tiles + t;
+    if (o.inside) {
+      const T* src = plane + o.y0 * w + o.x0;
+      for (int i = 0; i < Side; ++i) {
+        for (int j = 0; j < Side; ++j) dst[(i * Side + j) * count] = src[i * w + j];
+      }
+      continue;
+    }
+    for (int i = 0; i < Side; ++i) {
+      const Index y = o.y0 + i;
+      for (int j = 0; j < Side; ++j) {
+        const Index x = o.x0 + j;
+        dst[(i * Side + j) * count] = (y >= 0 && y < h && x >= 0 && x < w) ? plane[y * w + x] : T(0);
       }
     }
-    t0 += run;
+  }
+}
+
+/// The other way for outputs: writes tiles[i][j][t] + bias into the M x M
+/// tiles of one output channel, leaving out what falls outside the plane.
+template <int M, class T>
+void scatter_tiles(const T* tiles, const TileOrigin* origins, Index count, T bias, T* channel0, Index image_stride,
+                   Index h, Index w) {
+  for (Index t = 0; t < count; ++t) {
+    const TileOrigin& o = origins[t];
+    T* dst = channel0 + o.image * image_stride + o.y0 * w + o.x0;
+    const T* src = tiles + t;
+    const Index rows = o.inside ? M : std::min<Index>(M, h - o.y0), cols = o.inside ? M : std::min<Index>(M, w - o.x0);
+    for (Index i = 0; i < rows; ++i) {
+      for (Index j = 0; j < cols; ++j) dst[i * w + j] = src[(i * M + j) * count] + bias;
+    }
   }
 }
 
@@ -283,10 +289,12 @@ void correlate(const Geometry& geo, const T* in, const T* u, const T* bias, T* o
     const Index count = std::min(block, tiling.total - first);
     T* data = ws.data.data();
     T* products = ws.products.data();
+    detail::tile_origins(tiling, kAlpha, geo.padding, geo.height, geo.width, first, count, ws.in_origins);
+    detail::tile_origins(tiling, M, 0, geo.out_height, geo.out_width, first, count, ws.out_origins);
     ::convnet::detail::parallel_for(cin, true, [&](Index c, int thread) {
       T* tiles = ws.thread_scratch(thread, 3 * kPoints * block);
-      detail::gather_tiles<kAlpha>(in + c * in_plane, geo.in_image_stride, geo.height, geo.width, tiling,
-                                   geo.padding, first, count, tiles);
+      detail::gather_tiles<kAlpha>(in + c * in_plane, geo.in_image_stride, geo.height, geo.width,
+                                   ws.in_origins.data(), count, tiles);
       detail::transform_tiles<kAlpha, kAlpha>(mat.bt, tiles, tiles + kPoints * count, data + c * count,
                                               cin * count, count);
     });
@@ -303,7 +311,7 @@ void correlate(const Geometry& geo, const T* in, const T* u, const T* bias, T* o
         std::copy(products + (xi * cout + k) * count, products + (xi * cout + k + 1) * count, gathered + xi * count);
       }
       detail::transform_tiles<M, kAlpha>(mat.at, gathered, temp, tile_out, count, count);
-      detail::scatter_tiles<M>(tile_out, tiling, first, count, bias ? bias[k] : T(0), out + k * out_plane,
+      detail::scatter_tiles<M>(tile_out, ws.out_origins.data(), count, bias ? bias[k] : T(0), out + k * out_plane,
                                geo.out_image_stride, geo.out_height, geo.out_width);
     });
   }
@@ -324,23 +332,23 @@ void weight_gradient(const Geometry& geo, const T* in, const T* grad_out, T* dw,
   ws.prepare_scratch(3 * kPoints * block);
   const Index in_plane = geo.height * geo.width, out_plane = geo.out_height * geo.out_width;
   T* acc = ws.accumulator.data();
-  // The output gradient's tiles: M x M windows at (ty * M, tx * M), no offset.
-  const detail::Tiling grad_tiling = tiling;
   for (Index first = 0; first < tiling.total; first += block) {
     const Index count = std::min(block, tiling.total - first);
     T* data = ws.data.data();
     T* grads = ws.products.data();
+    detail::tile_origins(tiling, kAlpha, geo.padding, geo.height, geo.width, first, count, ws.in_origins);
+    detail::tile_origins(tiling, M, 0, geo.out_height, geo.out_width, first, count, ws.out_origins);
     ::convnet::detail::parallel_for(cin, true, [&](Index c, int thread) {
       T* tiles = ws.thread_scratch(thread, 3 * kPoints * block);
-      detail::gather_tiles<kAlpha>(in + c * in_plane, geo.in_image_stride, geo.height, geo.width, tiling,
-                                   geo.padding, first, count, tiles);
+      detail::gather_tiles<kAlpha>(in + c * in_plane, geo.in_image_stride, geo.height, geo.width,
+                                   ws.in_origins.data(), count, tiles);
       detail::transform_tiles<kAlpha, kAlpha>(mat.bt, tiles, tiles + kPoints * count, data + c * count,
                                               cin * count, count);
     });
     ::convnet::detail::parallel_for(cout, true, [&](Index k, int thread) {
       T* tiles = ws.thread_scratch(thread, 3 * kPoints * block);
       detail::gather_tiles<M>(grad_out + k * out_plane, geo.out_image_stride, geo.out_height, geo.out_width,
-                              grad_tiling, 0, first, count, tiles);
+                              ws.out_origins.data(), count, tiles);
       detail::transform_tiles<kAlpha, M>(mat.g, tiles, tiles + M * M * count, grads + k * count, cout * count,
                                          count);
     });
