@@ -66,6 +66,15 @@ TEST(Conv2dForward, GroupsSeeOnlyTheirHalfOfTheChannels) {
   EXPECT_EQ(conv.parameter_count(), 4 + 0);
 }
 
+// The layer's output for x computed on `threads` threads (the setting is restored).
+Tensor<float> forward_on_threads(Layer<float>& layer, const Tensor<float>& x, int threads) {
+  const int before = num_threads();
+  set_num_threads(threads);
+  Tensor<float> y = layer.forward(x);
+  set_num_threads(before);
+  return y;
+}
+
 TEST(Conv2dForward, BatchSplitAcrossThreadsMatchesOneThread) {
   Conv2d<float> conv(Conv2dOptions(3, 4, 3).padding(1));
   Rng rng(5);
@@ -73,12 +82,7 @@ TEST(Conv2dForward, BatchSplitAcrossThreadsMatchesOneThread) {
     for (Index i = 0; i < p.size; ++i) p.value[i] = static_cast<float>(rng.uniform(-1, 1));
   Tensor<float> x(5, 3, 6, 6);
   for (Index i = 0; i < x.size(); ++i) x.data()[i] = static_cast<float>(rng.uniform(-1, 1));
-  const int threads = num_threads();
-  set_num_threads(1);
-  const Tensor<float> one = conv.forward(x);
-  set_num_threads(2);
-  const Tensor<float> two = conv.forward(x);
-  set_num_threads(threads);
+  const Tensor<float> one = forward_on_threads(conv, x, 1), two = forward_on_threads(conv, x, 2);
   for (Index i = 0; i < one.size(); ++i) ASSERT_NEAR(one.data()[i], two.data()[i], 1e-5f) << i;
 }
 
@@ -197,12 +201,7 @@ TEST(Winograd, SameResultOnOneThreadAndOnTwo) {
   Tensor<float> x(8, 16, 9, 9);
   Rng rng(6);
   for (Index i = 0; i < x.size(); ++i) x.data()[i] = static_cast<float>(rng.uniform(-1, 1));
-  const int threads = num_threads();
-  set_num_threads(1);
-  const Tensor<float> one = conv.forward(x);
-  set_num_threads(2);
-  const Tensor<float> two = conv.forward(x);
-  set_num_threads(threads);
+  const Tensor<float> one = forward_on_threads(conv, x, 1), two = forward_on_threads(conv, x, 2);
   for (Index i = 0; i < one.size(); ++i) ASSERT_EQ(one.data()[i], two.data()[i]) << i;
 }
 

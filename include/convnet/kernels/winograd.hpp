@@ -248,6 +248,25 @@ void scatter_tiles(const T* tiles, const TileOrigin* origins, Index count, T bia
   }
 }
 
+/// The first step of a block: the origins of its tiles (input windows and
+/// output tiles, for every channel), then each input channel's windows d
+/// through BT d B into ws.data as [alpha^2][channels][count].
+template <int Alpha, class T>
+void transform_input_block(const Geometry& geo, const T* in, const Tiling& tiling, const double (&bt)[Alpha][Alpha],
+                           Index first, Index count, Workspace<T>& ws) {
+  constexpr int kPoints = Alpha * Alpha;
+  const Index cin = geo.in_channels, in_plane = geo.height * geo.width;
+  tile_origins(tiling, Alpha, geo.padding, geo.height, geo.width, first, count, ws.in_origins);
+  tile_origins(tiling, tiling.m, 0, geo.out_height, geo.out_width, first, count, ws.out_origins);
+  T* data = ws.data.data();
+  ::convnet::detail::parallel_for(cin, true, [&](Index c, int thread) {
+    T* tiles = ws.thread_scratch(thread, 2 * kPoints * count);
+    gather_tiles<Alpha>(in + c * in_plane, geo.in_image_stride, geo.height, geo.width, ws.in_origins.data(), count,
+                        tiles);
+    transform_tiles<Alpha, Alpha>(bt, tiles, tiles + kPoints * count, data + c * count, cin * count, count);
+  });
+}
+
 }  // namespace detail
 
 /// Transformed weights for the forward pass: U[xi][k][c] = (G w[k][c] G^T)[xi],
@@ -284,20 +303,12 @@ void correlate(const Geometry& geo, const T* in, const T* u, const T* bias, T* o
   Workspace<T>::grow(ws.data, kPoints * cin * block);
   Workspace<T>::grow(ws.products, kPoints * cout * block);
   ws.prepare_scratch(3 * kPoints * block);
-  const Index in_plane = geo.height * geo.width, out_plane = geo.out_height * geo.out_width;
+  const Index out_plane = geo.out_height * geo.out_width;
   for (Index first = 0; first < tiling.total; first += block) {
     const Index count = std::min(block, tiling.total - first);
     T* data = ws.data.data();
     T* products = ws.products.data();
-    detail::tile_origins(tiling, kAlpha, geo.padding, geo.height, geo.width, first, count, ws.in_origins);
-    detail::tile_origins(tiling, M, 0, geo.out_height, geo.out_width, first, count, ws.out_origins);
-    ::convnet::detail::parallel_for(cin, true, [&](Index c, int thread) {
-      T* tiles = ws.thread_scratch(thread, 3 * kPoints * block);
-      detail::gather_tiles<kAlpha>(in + c * in_plane, geo.in_image_stride, geo.height, geo.width,
-                                   ws.in_origins.data(), count, tiles);
-      detail::transform_tiles<kAlpha, kAlpha>(mat.bt, tiles, tiles + kPoints * count, data + c * count,
-                                              cin * count, count);
-    });
+    detail::transform_input_block(geo, in, tiling, mat.bt, first, count, ws);
     ::convnet::detail::parallel_for(kPoints, true, [&](Index xi, int) {
       gemm(Transpose::No, Transpose::No, cout, count, cin, T(1), u + xi * cout * cin, cin, data + xi * cin * count,
            count, T(0), products + xi * cout * count, count);
@@ -330,21 +341,13 @@ void weight_gradient(const Geometry& geo, const T* in, const T* grad_out, T* dw,
   Workspace<T>::grow(ws.products, kPoints * cout * block);
   Workspace<T>::grow(ws.accumulator, kPoints * cout * cin);
   ws.prepare_scratch(3 * kPoints * block);
-  const Index in_plane = geo.height * geo.width, out_plane = geo.out_height * geo.out_width;
+  const Index out_plane = geo.out_height * geo.out_width;
   T* acc = ws.accumulator.data();
   for (Index first = 0; first < tiling.total; first += block) {
     const Index count = std::min(block, tiling.total - first);
     T* data = ws.data.data();
     T* grads = ws.products.data();
-    detail::tile_origins(tiling, kAlpha, geo.padding, geo.height, geo.width, first, count, ws.in_origins);
-    detail::tile_origins(tiling, M, 0, geo.out_height, geo.out_width, first, count, ws.out_origins);
-    ::convnet::detail::parallel_for(cin, true, [&](Index c, int thread) {
-      T* tiles = ws.thread_scratch(thread, 3 * kPoints * block);
-      detail::gather_tiles<kAlpha>(in + c * in_plane, geo.in_image_stride, geo.height, geo.width,
-                                   ws.in_origins.data(), count, tiles);
-      detail::transform_tiles<kAlpha, kAlpha>(mat.bt, tiles, tiles + kPoints * count, data + c * count,
-                                              cin * count, count);
-    });
+    detail::transform_input_block(geo, in, tiling, mat.bt, first, count, ws);
     ::convnet::detail::parallel_for(cout, true, [&](Index k, int thread) {
       T* tiles = ws.thread_scratch(thread, 3 * kPoints * block);
       detail::gather_tiles<M>(grad_out + k * out_plane, geo.out_image_stride, geo.out_height, geo.out_width,
