@@ -27,8 +27,8 @@
 //   2. alpha^2 independent matrix products mix the channels (the arithmetic);
 //   3. transform back and scatter into the output planes.
 // Steps 1 and 3 run in parallel over channels, step 2 over the alpha^2
-// products. Workspaces are owned by the caller (WinogradWorkspace) and only
-// ever grow, so a steady-state step does not allocate.
+// products. The buffers (Workspace) only ever grow, so a steady-state step
+// does not allocate; the layers share one set a thread (shared_workspace).
 #pragma once
 
 #include <algorithm>
@@ -131,6 +131,12 @@ struct Workspace {
     if (static_cast<int>(scratch.size()) <= thread) throw std::logic_error("winograd: scratch not prepared");
     grow(scratch[static_cast<std::size_t>(thread)], size);
     return scratch[static_cast<std::size_t>(thread)].data();
+  }
+  /// Sizes the buffers of a pass in blocks of `block` tiles with `points` = alpha^2.
+  void prepare_blocks(Index points, Index in_channels, Index out_channels, Index block) {
+    grow(data, points * in_channels * block);
+    grow(products, points * out_channels * block);
+    prepare_scratch(3 * points * block);
   }
   void prepare_scratch(Index size) {
     if (static_cast<int>(scratch.size()) < num_threads()) scratch.resize(static_cast<std::size_t>(num_threads()));
@@ -300,9 +306,7 @@ void correlate(const Geometry& geo, const T* in, const T* u, const T* bias, T* o
   constexpr int kAlpha = M + R - 1, kPoints = kAlpha * kAlpha;
   const detail::Tiling tiling(M, geo.out_height, geo.out_width, geo.batch);
   const Index block = detail::block_tiles(tiling), cin = geo.in_channels, cout = geo.out_channels;
-  Workspace<T>::grow(ws.data, kPoints * cin * block);
-  Workspace<T>::grow(ws.products, kPoints * cout * block);
-  ws.prepare_scratch(3 * kPoints * block);
+  ws.prepare_blocks(kPoints, cin, cout, block);
   const Index out_plane = geo.out_height * geo.out_width;
   for (Index first = 0; first < tiling.total; first += block) {
     const Index count = std::min(block, tiling.total - first);
@@ -337,10 +341,8 @@ void weight_gradient(const Geometry& geo, const T* in, const T* grad_out, T* dw,
   constexpr int kAlpha = M + R - 1, kPoints = kAlpha * kAlpha;
   const detail::Tiling tiling(M, geo.out_height, geo.out_width, geo.batch);
   const Index block = detail::block_tiles(tiling), cin = geo.in_channels, cout = geo.out_channels;
-  Workspace<T>::grow(ws.data, kPoints * cin * block);
-  Workspace<T>::grow(ws.products, kPoints * cout * block);
+  ws.prepare_blocks(kPoints, cin, cout, block);
   Workspace<T>::grow(ws.accumulator, kPoints * cout * cin);
-  ws.prepare_scratch(3 * kPoints * block);
   const Index out_plane = geo.out_height * geo.out_width;
   T* acc = ws.accumulator.data();
   for (Index first = 0; first < tiling.total; first += block) {

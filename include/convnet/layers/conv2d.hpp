@@ -39,7 +39,7 @@
 namespace convnet {
 
 /// How a convolution computes: Auto picks per shape (see Conv2d::uses_winograd);
-/// Direct is im2col and matrix products; Winograd is F(4x4, 3x3) or F(2x2, 5x5)
+/// Direct is im2col and matrix products; Winograd is F(4x4, 3x3) or F(4x4, 5x5)
 /// (kernels/winograd.hpp) and needs stride 1, a 3 x 3 or 5 x 5 kernel and
 /// padding <= kernel - 1, or the constructor refuses it.
 enum class ConvAlgorithm { Auto, Direct, Winograd };
@@ -177,8 +177,8 @@ class Conv2d : public Layer<T> {
     const Index groups = opt_.groups(), cout_g = opt_.out_channels() / groups;
     const Index cin_g = opt_.in_channels() / groups, plane_out = out.plane();
     if (uses_winograd(in)) {
+      const winograd::Geometry geo = winograd_geometry(in, out);
       for (Index g = 0; g < groups; ++g) {
-        const winograd::Geometry geo = winograd_geometry(in, out);
         winograd_transform_weights(g, false);
         const T* bias = opt_.bias() ? bias_.data() + g * cout_g : nullptr;
         winograd_correlate(geo, input.data() + g * cin_g * in.plane(), bias, output.data() + g * cout_g * plane_out);
@@ -254,7 +254,9 @@ class Conv2d : public Layer<T> {
     if (opt_.algorithm() == ConvAlgorithm::Winograd) return true;
     if (opt_.in_channels() / opt_.groups() < 16 || opt_.out_channels() / opt_.groups() < 16) return false;
     const Shape out = output_shape(in);
-    return in.n * ((out.h + 3) / 4) * ((out.w + 3) / 4) >= 64;
+    static_assert(kTile3 == kTile5, "the rule counts tiles of one size");
+    constexpr Index tile = kTile3;
+    return in.n * ((out.h + tile - 1) / tile) * ((out.w + tile - 1) / tile) >= 64;
   }
 
  private:
