@@ -119,6 +119,7 @@ def main():
                                                        "convnet_step"))
     parser.add_argument("--quick", action="store_true", help="skip the paper network (minutes per case)")
     parser.add_argument("--configs", default="", help="comma-separated networks to run (default: all)")
+    parser.add_argument("--cases", default="", help="comma-separated NETWORK:MODE:BATCH rows to run (default: all)")
     parser.add_argument("--worker", nargs=3, metavar=("CONFIG", "MODE", "BATCH"), help=argparse.SUPPRESS)
     parser.add_argument("--steps", type=int, default=0, help="timed steps per process (default: by case)")
     args = parser.parse_args()
@@ -149,6 +150,8 @@ def main():
         if args.quick and config == "paper":
             continue
         if args.configs and config not in args.configs.split(","):
+            continue
+        if args.cases and f"{config}:{mode}:{batch}" not in args.cases.split(","):
             continue
         steps = args.steps or (3 if config == "paper" and mode == "train" else 8)
         ours_cmd = [args.ours, "--config", config, "--mode", mode, "--batch", str(batch), "--steps", str(steps),

@@ -222,6 +222,10 @@ TEST(Winograd, TheAutomaticChoiceFollowsTheMeasuredRule) {
   Conv2d<float> conv3(Conv2dOptions(256, 384, 3).padding(1));
   EXPECT_FALSE(conv3.uses_winograd(Shape{1, 256, 13, 13}));  // 16 tiles: the weights' transform would dominate
   EXPECT_TRUE(conv3.uses_winograd(Shape{4, 256, 13, 13}));   // 64 tiles
+  Conv2d<float> conv2(Conv2dOptions(96, 256, 5).padding(2).groups(2));
+  EXPECT_TRUE(conv2.uses_winograd(Shape{1, 96, 27, 27}));   // 5 x 5 saves more: 49 tiles are enough
+  EXPECT_TRUE(conv2.uses_winograd(Shape{1, 96, 16, 16}));   // 16 tiles
+  EXPECT_FALSE(conv2.uses_winograd(Shape{1, 96, 12, 12}));  // 9 tiles
   Conv2d<float> direct(Conv2dOptions(256, 384, 3).padding(1).algorithm(ConvAlgorithm::Direct));
   EXPECT_FALSE(direct.uses_winograd(Shape{64, 256, 13, 13}));
 }

@@ -99,10 +99,10 @@ class Conv2d : public Layer<T> {
                            "at most 2^31 weights", weights);
     set_algorithm(opt_.algorithm());
     weight_ = Vector<T>::Zero(opt_.out_channels() * col_rows());
-    weight_grad_ = Vector<T>::Zero(weight_.size());
+    weight_grad_ = GradientBuffer<T>(weight_.size());
     if (opt_.bias()) {
       bias_ = Vector<T>::Zero(opt_.out_channels());
-      bias_grad_ = Vector<T>::Zero(opt_.out_channels());
+      bias_grad_ = GradientBuffer<T>(opt_.out_channels());
     }
     const auto params = parameters();
     const std::uint64_t seed = opt_.seed() ? *opt_.seed() : next_default_seed();
@@ -168,8 +168,8 @@ class Conv2d : public Layer<T> {
   /// Weight as [C_out, C_in/groups * k * k] (row g*C_out/groups + i holds filter i of group g).
   MatrixMap<T> weight() { return MatrixMap<T>(weight_.data(), opt_.out_channels(), col_rows()); }
   VectorMap<T> bias() { return VectorMap<T>(bias_.data(), bias_.size()); }
-  MatrixMap<T> weight_grad() { return MatrixMap<T>(weight_grad_.data(), opt_.out_channels(), col_rows()); }
-  VectorMap<T> bias_grad() { return VectorMap<T>(bias_grad_.data(), bias_grad_.size()); }
+  MatrixMap<T> weight_grad() { return weight_grad_.matrix(opt_.out_channels(), col_rows()); }
+  VectorMap<T> bias_grad() { return bias_grad_.vector(); }
 
  protected:
   void forward_impl(const Tensor<T>& input, Tensor<T>& output) override {
@@ -185,17 +185,18 @@ class Conv2d : public Layer<T> {
       }
       return;
     }
-    const bool by_image = in.n >= num_threads();
-    prepare_workspace(by_image ? num_threads() : 1, plane_out, false);
-    detail::parallel_for(in.n, by_image, [&](Index n, int thread) {
+    // One work item per image and group: the paper's two groups keep both
+    // threads busy even at batch 1 (conv4 and conv5: 2.4 -> 1.5 ms).
+    const bool by_item = in.n * groups >= num_threads();
+    prepare_workspace(by_item ? num_threads() : 1, plane_out, false);
+    detail::parallel_for(in.n * groups, by_item, [&](Index item, int thread) {
+      const Index n = item / groups, g = item % groups;
       Matrix<T>& col = columns_[thread];
-      for (Index g = 0; g < groups; ++g) {
-        im2col(input.data() + (n * in.c + g * cin_g) * in.plane(), in.h, in.w, out.h, out.w, col);
-        T* out_g = output.data() + (n * out.c + g * cout_g) * plane_out;
-        gemm(Transpose::No, Transpose::No, cout_g, plane_out, col_rows(), T(1), weight_.data() + g * cout_g * col_rows(),
-             col_rows(), col.data(), plane_out, T(0), out_g, plane_out);
-        if (opt_.bias()) MatrixMap<T>(out_g, cout_g, plane_out).colwise() += bias_.segment(g * cout_g, cout_g);
-      }
+      im2col(input.data() + (n * in.c + g * cin_g) * in.plane(), in.h, in.w, out.h, out.w, col);
+      T* out_g = output.data() + (n * out.c + g * cout_g) * plane_out;
+      gemm(Transpose::No, Transpose::No, cout_g, plane_out, col_rows(), T(1), weight_.data() + g * cout_g * col_rows(),
+           col_rows(), col.data(), plane_out, T(0), out_g, plane_out);
+      if (opt_.bias()) MatrixMap<T>(out_g, cout_g, plane_out).colwise() += bias_.segment(g * cout_g, cout_g);
     });
   }
 
@@ -235,8 +236,8 @@ class Conv2d : public Layer<T> {
       }
     });
     for (int t = 0; t < threads; ++t) {
-      weight_grad_ += partial_weight_grad_[t];
-      if (opt_.bias()) bias_grad_ += partial_bias_grad_[t];
+      weight_grad_.vector() += partial_weight_grad_[t];
+      if (opt_.bias()) bias_grad_.vector() += partial_bias_grad_[t];
     }
   }
 
@@ -245,9 +246,11 @@ class Conv2d : public Layer<T> {
   /// when asked to, or (Auto) where it measured faster than the direct path:
   /// stride 1, 3 x 3 or 5 x 5, at least 16 input and output channels a group
   /// (with fewer, transforming the tiles costs more than the products save)
-  /// and at least 64 output tiles of 4 x 4 in the batch (with fewer, the
-  /// weights' transform, done every call, outweighs the products: cifar at
-  /// batch 1 ran 1.4x faster direct, cifar-half 1.9x).
+  /// and enough output tiles of 4 x 4 in the batch: 64 for 3 x 3, 16 for
+  /// 5 x 5. With fewer, the weights' transform, done every call, outweighs
+  /// the products (3 x 3 layers of cifar at batch 1: 0.4 ms direct, 1.3
+  /// Winograd); 5 x 5 saves 6.25x the products instead of 4x and wins even at
+  /// batch 1 (paper conv2: 5.9 -> 1.8 ms, cifar conv2: 1.4 -> 0.7 ms).
   bool uses_winograd(const Shape& in) const {
     if (opt_.algorithm() == ConvAlgorithm::Direct) return false;
     if (!winograd::supports(opt_.kernel_size(), opt_.stride(), opt_.padding())) return false;
@@ -256,7 +259,8 @@ class Conv2d : public Layer<T> {
     const Shape out = output_shape(in);
     static_assert(kTile3 == kTile5, "the rule counts tiles of one size");
     constexpr Index tile = kTile3;
-    return in.n * ((out.h + tile - 1) / tile) * ((out.w + tile - 1) / tile) >= 64;
+    const Index tiles = in.n * ((out.h + tile - 1) / tile) * ((out.w + tile - 1) / tile);
+    return tiles >= (opt_.kernel_size() == 5 ? kMinTiles5 : kMinTiles3);
   }
 
  private:
@@ -264,6 +268,7 @@ class Conv2d : public Layer<T> {
   // against F(6x6, 3x3), which wastes most of its larger tiles on 13 x 13 and
   // 7 x 7 planes, and F(2x2, 5x5), which saves 2.8x the products instead of 6.25x.
   static constexpr int kTile3 = 4, kTile5 = 4;
+  static constexpr Index kMinTiles3 = 64, kMinTiles5 = 16;  // the measured rule above
   winograd::Geometry winograd_geometry(const Shape& in, const Shape& out) const {
     winograd::Geometry geo;
     geo.batch = in.n;
@@ -334,7 +339,7 @@ class Conv2d : public Layer<T> {
     }
     if (opt_.bias()) {
       for (Index n = 0; n < in.n; ++n) {
-        bias_grad_ += ConstMatrixMap<T>(grad_output.data() + n * out.c * out.plane(), out.c, out.plane()).rowwise().sum();
+        bias_grad_.vector() += ConstMatrixMap<T>(grad_output.data() + n * out.c * out.plane(), out.c, out.plane()).rowwise().sum();
       }
     }
   }
@@ -412,7 +417,8 @@ class Conv2d : public Layer<T> {
   }
 
   Conv2dOptions opt_;
-  Vector<T> weight_, weight_grad_, bias_, bias_grad_;
+  Vector<T> weight_, bias_;
+  GradientBuffer<T> weight_grad_, bias_grad_;
   // Workspaces, one per thread, kept across calls so steady-state steps do not allocate.
   std::vector<Matrix<T>> columns_, grad_columns_;
   std::vector<Vector<T>> partial_weight_grad_, partial_bias_grad_;

@@ -46,10 +46,10 @@ class Dense : public Layer<T> {
     detail::require_option(weights <= 2147483648.0, "Dense", "out_features x in_features", "at most 2^31 weights",
                            weights);
     weight_ = Matrix<T>::Zero(opt_.out_features(), opt_.in_features());
-    weight_grad_ = Matrix<T>::Zero(opt_.out_features(), opt_.in_features());
+    weight_grad_ = GradientBuffer<T>(weight_.size());
     if (opt_.bias()) {
       bias_ = Vector<T>::Zero(opt_.out_features());
-      bias_grad_ = Vector<T>::Zero(opt_.out_features());
+      bias_grad_ = GradientBuffer<T>(opt_.out_features());
     }
     const auto params = parameters();
     const std::uint64_t seed = opt_.seed() ? *opt_.seed() : next_default_seed();
@@ -89,8 +89,8 @@ class Dense : public Layer<T> {
 
   Matrix<T>& weight() { return weight_; }
   Vector<T>& bias() { return bias_; }
-  Matrix<T>& weight_grad() { return weight_grad_; }
-  Vector<T>& bias_grad() { return bias_grad_; }
+  MatrixMap<T> weight_grad() { return weight_grad_.matrix(opt_.out_features(), opt_.in_features()); }
+  VectorMap<T> bias_grad() { return bias_grad_.vector(); }
 
  protected:
   void forward_impl(const Tensor<T>& input, Tensor<T>& output) override {
@@ -105,15 +105,16 @@ class Dense : public Layer<T> {
     // dW += dY^T X;  dX = dY W
     gemm(Transpose::Yes, Transpose::No, out, in, n, T(1), grad_output.data(), out, input.data(), in, T(1),
          weight_grad_.data(), in);
-    if (opt_.bias()) bias_grad_ += rows_per_sample(grad_output).colwise().sum().transpose();
+    if (opt_.bias()) bias_grad_.vector() += rows_per_sample(grad_output).colwise().sum().transpose();
     gemm(Transpose::No, Transpose::No, n, in, out, T(1), grad_output.data(), out, weight_.data(), in, T(0),
          grad_input.data(), in);
   }
 
  private:
   DenseOptions opt_;
-  Matrix<T> weight_, weight_grad_;
-  Vector<T> bias_, bias_grad_;
+  Matrix<T> weight_;
+  Vector<T> bias_;
+  GradientBuffer<T> weight_grad_, bias_grad_;
 };
 
 }  // namespace convnet
