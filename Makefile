@@ -4,6 +4,8 @@
 #   make train   build the trainer only (no GoogleTest or Google Benchmark needed) and train
 #                AlexNet on CIFAR-10 (TRAIN_ARGS="..." passes flags, CIFAR10_DIR=... says
 #                where the data is; TRAIN_ARGS=--download fetches it)
+#   make train-mpi NP=2   the same, data-parallel over NP local MPI ranks of THREADS_PER_RANK
+#                threads each (Open MPI; for several machines, run mpirun yourself: see README)
 #   make bench   build and run the benchmarks, then the side-by-side comparison with
 #                PyTorch when it is installed (BENCH_ARGS / COMPARE_ARGS pass flags)
 #   make fuzz    build the libFuzzer targets with clang and run each for FUZZ_SECONDS (default 600)
@@ -16,6 +18,10 @@ BENCH_ARGS ?=
 COMPARE_ARGS ?=
 LOSS_ARGS ?= --epochs 4 --max-batches 150
 FUZZ_SECONDS ?= 600
+NP ?= 2
+THREADS_PER_RANK ?= 1
+# Open MPI refuses to start as root unless told; containers and CI often are root.
+MPIRUN_FLAGS ?= --oversubscribe $(if $(filter 0,$(shell id -u)),--allow-run-as-root,)
 FUZZ_TARGETS := cifar10 cifar100 idx image checkpoint config trainer_checkpoint transforms command_line
 FUZZ_CXX ?= clang++
 FUZZ_FLAGS := -std=c++17 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
@@ -25,7 +31,7 @@ PYTHON ?= $(firstword $(wildcard /usr/bin/python3) python3)
 # CIFAR-10 for make train: $CIFAR10_DIR, else data/ or the shared copy beside the checkout.
 CIFAR10_DIR ?= $(firstword $(wildcard data/cifar-10-batches-bin ../shared/data/cifar-10-batches-bin) data/cifar-10-batches-bin)
 
-.PHONY: all deps configure build test train train-build bench loss-comparison fuzz fuzz-build fuzz-corpus check-sanitize check-tsan clean
+.PHONY: all deps configure build test train train-build train-mpi bench loss-comparison fuzz fuzz-build fuzz-corpus check-sanitize check-tsan clean
 
 # What each job configures: the test suite builds everything; training needs
 # neither GoogleTest nor Google Benchmark; the benchmarks need no GoogleTest.
@@ -55,6 +61,13 @@ train-build:
 train: train-build
 	@$(BUILD_DIR)/examples/cifar10_train --data $(CIFAR10_DIR) $(TRAIN_ARGS)
 
+train-mpi:
+	@bash tools/install-deps.sh mpi
+	@$(CONFIGURE) -DCONVNET_BUILD_TESTS=OFF -DCONVNET_BUILD_EXAMPLES=ON -DCONVNET_BUILD_BENCHMARKS=OFF
+	@cmake --build $(BUILD_DIR) -j $(JOBS) --target cifar10_train
+	@mpirun $(MPIRUN_FLAGS) -np $(NP) -x OMP_NUM_THREADS=$(THREADS_PER_RANK) \
+	  $(BUILD_DIR)/examples/cifar10_train --threads $(THREADS_PER_RANK) --data $(CIFAR10_DIR) $(TRAIN_ARGS)
+
 bench:
 	@bash tools/install-deps.sh bench
 	@$(CONFIGURE) -DCONVNET_BUILD_TESTS=OFF -DCONVNET_BUILD_EXAMPLES=OFF -DCONVNET_BUILD_BENCHMARKS=ON
@@ -68,10 +81,11 @@ loss-comparison: train-build
 # The test suite under AddressSanitizer and UndefinedBehaviorSanitizer (with float-cast-overflow:
 # a NaN or huge double cast to an integer is undefined too), in its own build folder. No -DNDEBUG:
 # Eigen's bounds assertions stay on. (-g1: line tables are all a sanitizer report needs, and full
-# debug info doubles compile time.)
+# debug info doubles compile time.) Without MPI: LeakSanitizer reports what Open MPI itself keeps
+# at exit; the MPI-free parts of data-parallel training (buckets, shards) are still tested here.
 check-sanitize: deps
 	@cmake -S . -B $(BUILD_DIR)-sanitize -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -g1" \
-	  -DCONVNET_BUILD_BENCHMARKS=OFF -DCONVNET_ALLOC_TESTS=OFF \
+	  -DCONVNET_BUILD_BENCHMARKS=OFF -DCONVNET_ALLOC_TESTS=OFF -DCONVNET_WITH_MPI=OFF \
 	  -DCMAKE_CXX_FLAGS="-fsanitize=address,undefined,float-cast-overflow -fno-omit-frame-pointer -fno-sanitize-recover=undefined,float-cast-overflow"
 	@cmake --build $(BUILD_DIR)-sanitize -j $(JOBS)
 	@cd $(BUILD_DIR)-sanitize && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j $(JOBS) -E "consumer_|headers_compile_alone"

@@ -1,11 +1,16 @@
 // The training program behind both train (any dataset) and cifar10_train (CIFAR-10, what make train
 // runs): the command line over the library's TrainingData, Preparation, Trainer and Classifier.
+// Built with MPI and started by mpirun (mpirun -np 2 cifar10_train --threads 1 ...), it trains
+// data-parallel: every rank reads the data, rank 0 prints, writes and reports.
 // Writes to the output folder: metrics.csv, timing.csv, curves.png, last.ckpt (to resume), best.ckpt
 // (best validation accuracy) and report.txt (best.ckpt on the test set). Ctrl-C stops after the
 // current batch, saves last.ckpt and says how to resume.
 #pragma once
 
 #include <convnet/convnet.hpp>
+#ifdef CONVNET_WITH_MPI
+#include <convnet/distributed/mpi.hpp>
+#endif
 
 #include <cstdlib>
 #include <filesystem>
@@ -20,6 +25,13 @@
 namespace train_program {
 
 using namespace convnet;
+
+// The processes training together under mpirun, or nullptr (set by main).
+inline ProcessGroup*& process_group() {
+  static ProcessGroup* group = nullptr;
+  return group;
+}
+inline bool is_root() { return process_group() == nullptr || process_group()->rank() == 0; }
 
 inline std::vector<EvalViews> eval_views_of(const Settings& s) {
   std::vector<EvalViews> views;
@@ -123,14 +135,23 @@ inline int fit(const std::string& program, const Settings& s, const cli::OptionT
       .lines("data/classes", data->class_names());
   auto progress_options = ProgressOptions().terminal(::isatty(STDERR_FILENO));
   if (s.progress_every > 0) progress_options.every_batches(s.progress_every);
-  ProgressPrinter progress(std::cout, std::cerr, progress_options);
-  MetricsCsvWriter csv(s.out);
-  CurvesPlotter curves((std::filesystem::path(s.out) / "curves.png").string());
-  trainer.add_callback(notes).add_callback(progress).add_callback(csv).add_callback(curves);
+  trainer.add_callback(notes);
+  // Rank 0 alone shows and writes the run (every rank holds the same figures).
+  std::optional<ProgressPrinter> progress;
+  std::optional<MetricsCsvWriter> csv;
+  std::optional<CurvesPlotter> curves;
+  if (is_root()) {
+    trainer.add_callback(progress.emplace(std::cout, std::cerr, progress_options))
+        .add_callback(csv.emplace(s.out))
+        .add_callback(curves.emplace((std::filesystem::path(s.out) / "curves.png").string()));
+  }
+  if (process_group()) trainer.distribute(*process_group());
   if (resume) trainer.resume(*resume);
+  const std::string parallel =
+      process_group() ? detail::concat(process_group()->size(), " processes (data-parallel, MPI) x ") : "";
   std::cout << "AlexNet '" << config.name() << "': " << net.parameter_count() << " parameters, input "
             << config.input_channels() << "x" << config.input_size() << "x" << config.input_size() << "; "
-            << data->describe() << "; " << num_threads() << " threads\nrecipe: " << optimizer->type_name() << ", "
+            << data->describe() << "; " << parallel << num_threads() << " threads\nrecipe: " << optimizer->type_name() << ", "
             << schedule->describe() << ", batch " << s.batch_size << ", weight decay " << s.weight_decay
             << "\npictures: " << prep.describe() << "\nloss: " << objective.describe() << "\n";
   StopSignals signals;
@@ -147,6 +168,7 @@ inline int fit(const std::string& program, const Settings& s, const cli::OptionT
     return signals.exit_status();
   };
   if (result.outcome == FitOutcome::StopRequested) return interrupted("stopped");
+  if (!is_root()) return 0;  // the report is rank 0's
   std::ostringstream report;
   write_test_report(report, trainer, config, s, objective.describe(), *data, options.max_batches(), signals.flag());
   if (signals.received()) return interrupted("stopped during the test report (training is complete)");
@@ -219,6 +241,14 @@ inline int train(const std::string& program, Settings& s, cli::OptionTable& tabl
 
 /// The whole program: parse, train, report; errors as "program: message" and exit status 1.
 inline int main(const std::string& program, int argc, char** argv) {
+#ifdef CONVNET_WITH_MPI
+  mpi::World world(argc, argv);  // MPI only when started by mpirun
+  process_group() = world.group();
+  if (world.rank() != 0) std::cout.rdbuf(nullptr);  // one rank speaks; errors still reach stderr
+  const std::string rank = world.size() > 1 ? detail::concat("rank ", world.rank(), " of ", world.size(), ": ") : "";
+#else
+  const std::string rank;
+#endif
   Settings settings;
   cli::OptionTable table = options_of(settings, program);
   try {
@@ -230,7 +260,10 @@ inline int main(const std::string& program, int argc, char** argv) {
     if (!positional.empty()) throw std::invalid_argument("unexpected argument " + positional[0]);
     return train(program, settings, table);
   } catch (const std::exception& e) {
-    std::cerr << program << ": " << e.what() << "\n";
+    std::cerr << program << ": " << rank << e.what() << std::endl;
+#ifdef CONVNET_WITH_MPI
+    world.abort_job();  // the other ranks may be waiting for this one
+#endif
     return 1;
   }
 }

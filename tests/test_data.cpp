@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <memory>
 #include <set>
 #include <fstream>
 #include <string>
@@ -466,6 +467,52 @@ TEST(Loader, SameBatchesForAnyNumberOfWorkers) {
   std::vector<int> counts(3, 0);
   for (int l : labels) ++counts[static_cast<std::size_t>(l)];
   EXPECT_EQ(counts, (std::vector<int>{14, 13, 13}));
+}
+
+TEST(Loader, ShardsTogetherAreTheWholeBatch) {
+  // 40 pictures in batches of 7 (the last has 5) split three ways (its slices: 1, 2, 2), and in
+  // batches of 19 (the last has 2: one slice is empty).
+  GeneratedDataset data(40, [](Index i, Image& out) {
+    out.resize(3, 6, 6);
+    for (std::size_t k = 0; k < out.pixels.size(); ++k) out.pixels[k] = static_cast<float>(i * 1000 + k);
+  });
+  Pipeline pipeline;
+  pipeline.add<RandomCrop>(4, 4, 1).add<RandomHorizontalFlip>();
+  for (Index size : {Index{7}, Index{19}}) {
+    const LoaderOptions options = LoaderOptions().batch_size(size).workers(1).seed(11);
+    DataLoader whole(data, pipeline, options);
+    std::vector<std::unique_ptr<DataLoader>> shards;
+    for (int r = 0; r < 3; ++r) {
+      shards.push_back(std::make_unique<DataLoader>(data, pipeline, options));
+      shards.back()->set_shard(r, 3);
+    }
+    whole.start_epoch(2);
+    for (auto& shard : shards) shard->start_epoch(2);
+    Index batches = 0;
+    while (const Batch* w = whole.next()) {
+      ++batches;
+      std::vector<float> pixels;
+      std::vector<int> labels;
+      Index offset = 0;
+      for (auto& shard : shards) {
+        const Batch* s = shard->next();
+        ASSERT_NE(s, nullptr);
+        EXPECT_EQ(s->offset, offset) << "batch " << batches;
+        EXPECT_EQ(s->global_count, w->count());
+        EXPECT_LE(std::abs(s->count() - w->count() / 3), 1) << "slices differ by at most one";
+        offset += s->count();
+        pixels.insert(pixels.end(), s->images.data(), s->images.data() + (s->count() ? s->images.size() : 0));
+        labels.insert(labels.end(), s->labels.begin(), s->labels.end());
+      }
+      EXPECT_EQ(labels, w->labels) << "batch " << batches;
+      EXPECT_EQ(pixels, std::vector<float>(w->images.data(), w->images.data() + w->images.size()));
+    }
+    EXPECT_EQ(batches, whole.batches_per_epoch());
+    for (auto& shard : shards) EXPECT_EQ(shard->next(), nullptr);
+  }
+  DataLoader loader(data, pipeline);
+  EXPECT_THROW(loader.set_shard(3, 3), std::invalid_argument);
+  EXPECT_THROW(loader.set_shard(0, 0), std::invalid_argument);
 }
 
 TEST(Loader, ResumesMidEpochAndReportsErrors) {

@@ -3,6 +3,7 @@
 
 #include <convnet/alexnet.hpp>
 #include <convnet/checkpoint.hpp>
+#include <convnet/distributed/gradient_reducer.hpp>
 #include <convnet/metrics.hpp>
 #include <convnet/optim/adam.hpp>
 #include <convnet/optim/schedules.hpp>
@@ -637,6 +638,92 @@ TEST(Checkpoint, NonFiniteScheduleStateIsRefusedBeforeAnythingChanges) {
   EXPECT_THROW(plateau.set_state({std::nan(""), 1.0, 0.0, 0.0}), std::invalid_argument);
   EXPECT_THROW(plateau.set_state({0.1, std::nan(""), 0.0, 0.0}), std::invalid_argument);
   EXPECT_EQ(plateau.learning_rate(), 0.1);  // unchanged by the refused states
+}
+
+// ---- data-parallel training without MPI: the bucket plan and when sums start ---------------
+
+TEST(GradientBuckets, EveryValueInOneBucketLastLayerFirst) {
+  // Parameters (layer, size) in network order; buckets of at most 12 values.
+  const std::vector<BucketedParameter> params{{0, 10}, {0, 3}, {2, 50}, {2, 5}, {4, 7}};
+  const auto buckets = plan_gradient_buckets(params, 12);
+  std::vector<std::vector<int>> covered;
+  for (const auto& p : params) covered.emplace_back(static_cast<std::size_t>(p.size), 0);
+  std::size_t previous_layer = 5;
+  Index total = 0;
+  for (const auto& b : buckets) {
+    EXPECT_LE(b.size, 12);
+    EXPECT_LE(b.first_layer, previous_layer);
+    previous_layer = b.first_layer;
+    Index size = 0;
+    std::size_t lowest = 99;
+    for (const auto& piece : b.pieces) {
+      for (Index k = piece.offset; k < piece.offset + piece.count; ++k) ++covered[piece.parameter][static_cast<std::size_t>(k)];
+      size += piece.count;
+      lowest = std::min(lowest, params[piece.parameter].layer);
+    }
+    EXPECT_EQ(size, b.size);
+    EXPECT_EQ(lowest, b.first_layer) << "a bucket is complete once backward has finished its lowest layer";
+    total += size;
+  }
+  EXPECT_EQ(total, 75);
+  EXPECT_EQ(buckets.size(), 7u);  // 75 values, all but the last bucket full
+  for (const auto& c : covered) EXPECT_EQ(std::count(c.begin(), c.end(), 1), static_cast<long>(c.size()));
+  EXPECT_EQ(buckets.front().pieces.front().parameter, 4u) << "the last layer's parameter comes first";
+  EXPECT_THROW(plan_gradient_buckets(params, 0), std::invalid_argument);
+}
+
+// A group of one that records, for each sum started, the last layer backward had finished.
+class RecordingGroup : public SingleProcess {
+ public:
+  Request start_allreduce_sum(float* data, Index count) override {
+    starts.push_back({last_layer, count});
+    return SingleProcess::start_allreduce_sum(data, count);
+  }
+  std::size_t last_layer = 999;
+  std::vector<std::pair<std::size_t, Index>> starts;
+};
+
+TEST(GradientReducer, StartsSummingTheLastLayersWhileBackwardRuns) {
+  auto net = make_alexnet<float>(AlexNetConfig::named("cifar").width(0.125), 3);
+  RecordingGroup group;
+  GradientReducer<float> reducer(net, group, 20000 * sizeof(float));
+  Tensor<float> images(4, 3, 32, 32);
+  images.setRandom();
+  net.eval();  // dropout off: two passes give the same gradients
+  const auto pass = [&] {
+    net.zero_grad();
+    net.forward(images);
+    Tensor<float> grad = make_tensor<float>(shape_of(net.output()));
+    grad.setConstant(1.0f);
+    net.backward(grad);
+  };
+  net.set_backward_observer(nullptr);
+  pass();
+  std::vector<std::vector<float>> alone;
+  for (const auto& p : net.parameters()) alone.emplace_back(p.grad, p.grad + p.size);
+  net.set_backward_observer([&](std::size_t layer) {
+    group.last_layer = layer;
+    reducer.layer_done(layer);
+  });
+  reducer.begin(0.25);
+  pass();
+  reducer.finish();
+  net.set_backward_observer(nullptr);
+  ASSERT_EQ(group.starts.size(), reducer.buckets().size());
+  // Each bucket's sum started as soon as backward had finished the lowest layer it holds, so the
+  // first (fc8, fc7 and part of fc6) long before the convolutions were done.
+  for (std::size_t b = 0; b < group.starts.size(); ++b) {
+    EXPECT_EQ(group.starts[b].first, reducer.buckets()[b].first_layer) << "bucket " << b;
+    EXPECT_EQ(group.starts[b].second, reducer.buckets()[b].size) << "bucket " << b;
+  }
+  EXPECT_GT(reducer.buckets().front().first_layer, 10u);
+  // A group of one sums nothing: every gradient is this process's share of it, staged or in place.
+  const auto params = net.parameters();
+  for (std::size_t p = 0; p < params.size(); ++p) {
+    const ConstVectorMap<float> expected(alone[p].data(), params[p].size);
+    EXPECT_LE((params[p].grads() - 0.25f * expected).cwiseAbs().maxCoeff(), 1e-6f * expected.cwiseAbs().maxCoeff())
+        << params[p].name;
+  }
 }
 
 }  // namespace

@@ -3,9 +3,10 @@
 # Idempotent: what is already there is left alone, and when nothing is
 # missing this script touches neither apt nor sudo.
 #   tools/install-deps.sh           what training needs: g++, make, cmake, Eigen 3.4, stb, zlib
-#   tools/install-deps.sh test      also GoogleTest, Google Benchmark and OpenBLAS
-#                                   (the test suite builds the benchmarks and checks the
-#                                   OpenBLAS build of the package)
+#   tools/install-deps.sh test      also GoogleTest, Google Benchmark, OpenBLAS and Open MPI
+#                                   (the test suite builds the benchmarks, checks the
+#                                   OpenBLAS build of the package and trains over MPI)
+#   tools/install-deps.sh mpi       also Open MPI (make train-mpi: data-parallel training)
 #   tools/install-deps.sh bench     also Google Benchmark
 #   tools/install-deps.sh clang     also clang, its OpenMP runtime and sanitizer runtimes
 #                                   (make fuzz, make check-tsan)
@@ -27,10 +28,12 @@ need_package libstb-dev
 need_package zlib1g-dev  # gzip-compressed datasets (MNIST as published)
 case "${1:-}" in
   "") ;;
-  test) need_package libgtest-dev; need_package libbenchmark-dev; need_package libopenblas-openmp-dev ;;
+  test) need_package libgtest-dev; need_package libbenchmark-dev; need_package libopenblas-openmp-dev
+        need_package libopenmpi-dev; need_package openmpi-bin ;;
+  mpi) need_package libopenmpi-dev; need_package openmpi-bin ;;
   bench) need_package libbenchmark-dev ;;
   clang) need_package clang; need_package libomp-dev; need_package libclang-rt-dev ;;
-  *) echo "usage: tools/install-deps.sh [test|bench|clang]" >&2; exit 2 ;;
+  *) echo "usage: tools/install-deps.sh [test|mpi|bench|clang]" >&2; exit 2 ;;
 esac
 [ ${#missing[@]} -eq 0 ] && exit 0
 

@@ -77,6 +77,11 @@ class Layer {
     if (!state.empty()) throw std::invalid_argument(name() + ": this layer has no random state to restore");
   }
 
+  /// Where this batch's first example stands in a larger batch split between
+  /// processes (Sequential::set_batch_offset); only layers with per-element
+  /// randomness (Dropout) use it.
+  virtual void set_batch_offset(Index /*first_example*/) {}
+
   /// Training mode (the default) or evaluation mode; only Dropout behaves differently.
   virtual void set_training(bool training) { training_ = training; }
   bool training() const { return training_; }

@@ -13,6 +13,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <ostream>
 #include <string>
@@ -85,8 +86,24 @@ class Sequential {
   const Tensor<T>& backward(const Tensor<T>& grad_output) {
     if (layers_.empty()) throw std::logic_error("Sequential::backward: the network has no layers");
     const Tensor<T>* g = &grad_output;
-    for (auto it = layers_.rbegin(); it != layers_.rend(); ++it) g = &(*it)->backward(*g);
+    for (std::size_t i = layers_.size(); i-- > 0;) {
+      g = &layers_[i]->backward(*g);
+      if (backward_observer_) backward_observer_(i);
+    }
     return *g;
+  }
+
+  /// Called with a layer's index as soon as backward has finished it (the last
+  /// layer first): that layer's parameter gradients are then final for this
+  /// pass. Data-parallel training starts summing them over the processes
+  /// while the layers below are still computing. An empty function removes it.
+  void set_backward_observer(std::function<void(std::size_t)> observer) { backward_observer_ = std::move(observer); }
+
+  /// Where this batch's first example stands in a larger batch split between
+  /// processes (data-parallel training): layers that draw a random number per
+  /// element (Dropout) then draw what the whole batch would have drawn there.
+  void set_batch_offset(Index first_example) {
+    for (auto& l : layers_) l->set_batch_offset(first_example);
   }
 
   /// Backpropagates dLoss/dOutput plus a second gradient, `tap_grad`, that a
@@ -112,6 +129,7 @@ class Sequential {
         g = &tap_sum_;
       }
       g = &layers_[i]->backward(*g);
+      if (backward_observer_) backward_observer_(i);
     }
     return *g;
   }
@@ -193,6 +211,7 @@ class Sequential {
  private:
   std::vector<std::unique_ptr<Layer<T>>> layers_;
   Tensor<T> tap_sum_;  // backward's sum of the two gradients at the tapped layer
+  std::function<void(std::size_t)> backward_observer_;
   bool training_ = true;
 };
 

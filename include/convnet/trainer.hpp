@@ -28,6 +28,21 @@
 // way, writes last.ckpt at the position after it and returns StopRequested.
 // A non-finite loss throws NonFiniteLossError from the step (training.hpp);
 // the last checkpoint on disk is the one before it.
+//
+// Data-parallel training: trainer.distribute(group) (a ProcessGroup; under
+// mpirun, distributed/mpi.hpp's Communicator) makes every process train the
+// same model on its slice of each batch. fit() first checks that every process
+// has the same set-up (network, optimizer, data, position, build: a hash
+// compared across them) and copies rank 0's parameters, optimizer state and
+// random streams to the others; every batch is split between the processes
+// (DataLoader::set_shard: the slices together are the batch one process would
+// train); gradients are summed in buckets while backward runs
+// (GradientReducer); every process then takes the same step. Losses, counts,
+// validation figures and stop requests are summed over the processes, so every
+// process holds the same run; only rank 0 writes checkpoints. A checkpoint
+// written by N processes resumes on any number. Callbacks run on every
+// process: a program adds its printing and writing ones on rank 0 only.
+// In training, a last batch smaller than the number of processes is left out.
 #pragma once
 
 #include <algorithm>
@@ -37,6 +52,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <optional>
 #include <string>
 #include <type_traits>
@@ -44,6 +60,8 @@
 
 #include "checkpoint.hpp"
 #include "data/loader.hpp"
+#include "distributed/gradient_reducer.hpp"
+#include "distributed/process_group.hpp"
 #include "errors.hpp"
 #include "losses/loss.hpp"
 #include "losses/objective.hpp"
@@ -52,6 +70,7 @@
 #include "optim/schedules.hpp"
 #include "sequential.hpp"
 #include "training.hpp"
+#include "version.hpp"
 
 namespace convnet {
 
@@ -191,6 +210,17 @@ class Trainer {
     return *this;
   }
 
+  /// Trains data-parallel over `group` (not owned: it must outlive fit()); see
+  /// the header comment. Gradients are summed in buckets of `bucket_bytes`.
+  Trainer& distribute(ProcessGroup& group, Index bucket_bytes = GradientReducer<T>::kDefaultBucketBytes) {
+    group_ = &group;
+    reducer_ = std::make_unique<GradientReducer<T>>(net_, group, bucket_bytes);
+    return *this;
+  }
+  /// The process that writes checkpoints: rank 0 of the group, or the only one.
+  bool is_root() const { return group_ == nullptr || group_->rank() == 0; }
+  const GradientReducer<T>* reducer() const { return reducer_.get(); }
+
   /// Continues the run a checkpoint of this trainer holds: network, optimizer,
   /// schedule, position, partial epoch and history. Everything is checked
   /// before anything changes.
@@ -222,7 +252,9 @@ class Trainer {
   FitResult fit(DataLoader& train, DataLoader* validation = nullptr) {
     stop_requested_.store(false);
     has_validation_ = validation != nullptr;
-    if (opt_.checkpoint_dir()) prepare_output_folder(*opt_.checkpoint_dir());
+    if (opt_.checkpoint_dir() && is_root()) prepare_output_folder(*opt_.checkpoint_dir());
+    if (group_) start_distributed(train, validation);
+    const DistributedScope scope(*this);
     const Index batches = batches_per_epoch(train);
     if (position_.batch > batches) {
       throw std::invalid_argument(detail::concat("Trainer::fit: the run stands at batch ", position_.batch,
@@ -232,7 +264,7 @@ class Trainer {
     for (auto* cb : callbacks_) cb->on_fit_begin(position_, opt_.epochs());
     FitResult result;
     while (position_.epoch < opt_.epochs()) {
-      if (stop_requested()) {  // between epochs: last.ckpt is already this position
+      if (stop_agreed()) {  // between epochs: last.ckpt is already this position
         result.outcome = FitOutcome::StopRequested;
         break;
       }
@@ -288,7 +320,8 @@ class Trainer {
     return static_cast<long>(history_.size() - 1 - best);
   }
 
-  /// Writes a checkpoint of the run as it stands (what last.ckpt holds) to `path`.
+  /// Writes a checkpoint of the run as it stands (what last.ckpt holds) to `path`
+  /// (on rank 0 only in data-parallel training).
   void save(const std::string& path) const { save_at(path, partial_.seconds); }
 
  private:
@@ -312,8 +345,87 @@ class Trainer {
   }
 
   Index batches_per_epoch(const DataLoader& train) const {
-    const Index all = train.batches_per_epoch();
+    Index all = train.batches_per_epoch();
+    if (group_ && all > 0) {  // a last batch with fewer examples than processes would leave one without work
+      const Index last = train.dataset().size() - (all - 1) * train.options().batch_size();
+      if (last < group_->size()) --all;
+    }
     return opt_.max_batches() ? std::min(*opt_.max_batches(), all) : all;
+  }
+
+  // ---- data-parallel training -----------------------------------------------------------
+
+  /// The backward observer feeds the reducer for the length of fit(), and is removed on every path out.
+  struct DistributedScope {
+    explicit DistributedScope(Trainer& t) : trainer(t) {
+      if (!t.group_) return;
+      GradientReducer<T>* reducer = t.reducer_.get();
+      t.net_.set_backward_observer([reducer](std::size_t layer) { reducer->layer_done(layer); });
+    }
+    ~DistributedScope() {
+      if (trainer.group_) {
+        trainer.net_.set_backward_observer(nullptr);
+        trainer.net_.set_batch_offset(0);
+      }
+    }
+    DistributedScope(const DistributedScope&) = delete;
+    DistributedScope& operator=(const DistributedScope&) = delete;
+    Trainer& trainer;
+  };
+
+  /// Checks the processes agree, gives them rank 0's state and their slices of the data.
+  void start_distributed(DataLoader& train, DataLoader* validation) {
+    if (!group_->all_equal(setup_hash(train, validation))) {
+      throw std::runtime_error(detail::concat(
+          "Trainer: the ", group_->size(), " processes do not have the same set-up (network, optimizer, data, "
+          "batch size, seed, epochs, position of the run or build differ between ranks); start every rank with "
+          "the same program, arguments and checkpoint"));
+    }
+    for (auto& p : net_.parameters()) group_->broadcast(p.value, static_cast<std::size_t>(p.size) * sizeof(T), 0);
+    for (auto& b : optimizer_.state()) group_->broadcast(b.data, static_cast<std::size_t>(b.size) * sizeof(T), 0);
+    for (std::size_t i = 0; i < net_.size(); ++i) {
+      std::vector<std::uint64_t> state = net_[i].random_state();
+      if (state.empty()) continue;
+      group_->broadcast(state.data(), state.size() * sizeof(std::uint64_t), 0);
+      net_[i].set_random_state(state);
+    }
+    train.set_shard(group_->rank(), group_->size());
+    if (validation) validation->set_shard(group_->rank(), group_->size());
+  }
+
+  /// What every process must agree on before training together (FNV-1a).
+  std::uint64_t setup_hash(const DataLoader& train, const DataLoader* validation) {
+    std::uint64_t h = 14695981039346656037ull;
+    const auto mix = [&h](const std::string& text) {
+      for (unsigned char ch : text) h = (h ^ ch) * 1099511628211ull;
+      h = (h ^ 0xFF) * 1099511628211ull;  // a separator, so ("ab", "c") differs from ("a", "bc")
+    };
+    mix(detail::concat("convnet ", CONVNET_VERSION_MAJOR, ".", CONVNET_VERSION_MINOR, ".", CONVNET_VERSION_PATCH,
+                       " ", __VERSION__, " scalar ", sizeof(T), " ", Eigen::SimdInstructionSetsInUse()));
+    for (const auto& line : net_.architecture()) mix(line);
+    mix(detail::concat(optimizer_.type_name(), " ", optimizer_.learning_rate(), " ", optimizer_.steps(), " ",
+                       schedule_ ? "schedule" : "no schedule"));
+    const auto loader = [&](const DataLoader& l) {
+      mix(detail::concat(l.dataset().size(), " ", l.options().batch_size(), " ", l.options().seed(), " ",
+                         l.options().shuffle(), " ", l.options().drop_last()));
+    };
+    loader(train);
+    if (validation) loader(*validation);
+    mix(detail::concat(opt_.epochs(), " ", opt_.max_batches().value_or(0), " ", position_.epoch, " ",
+                       position_.batch, " ", history_.size()));
+    return h;
+  }
+
+  /// Whether a stop was requested on any process: they stop together, at the same batch.
+  bool stop_agreed() {
+    double stop = stop_requested() ? 1.0 : 0.0;
+    sum_over_processes(&stop, 1);
+    return stop > 0;
+  }
+
+  /// Sums `values` over the processes (the identity without a group).
+  void sum_over_processes(double* values, Index count) {
+    if (group_) group_->allreduce_sum(values, count);
   }
 
   std::string checkpoint_path(const char* name) const {
@@ -331,8 +443,14 @@ class Trainer {
       converted_ = batch.images.template cast<T>();
       images = &converted_;
     }
-    return objective_ ? train_step(net_, *objective_, optimizer_, *images, batch.labels, schedule_)
-                      : train_step(net_, *loss_, optimizer_, *images, batch.labels, schedule_);
+    GradientReducer<T>* reducer = nullptr;
+    if (group_) {
+      net_.set_batch_offset(batch.offset);
+      reducer_->begin(static_cast<double>(batch.count()) / static_cast<double>(batch.global_count));
+      reducer = reducer_.get();
+    }
+    return objective_ ? train_step(net_, *objective_, optimizer_, *images, batch.labels, schedule_, reducer)
+                      : train_step(net_, *loss_, optimizer_, *images, batch.labels, schedule_, reducer);
   }
 
   /// Trains the rest of the current epoch; its training seconds, or nothing when a stop was requested.
@@ -344,16 +462,19 @@ class Trainer {
     while (position_.batch < batches) {
       const Batch* batch = train.next();
       const StepResult result = step(*batch);
-      partial_.loss += result.loss * static_cast<double>(batch->count());
-      partial_.correct += static_cast<double>(result.correct);
-      partial_.count += static_cast<double>(batch->count());
+      double figures[3] = {result.loss * static_cast<double>(batch->count()), static_cast<double>(result.correct),
+                           static_cast<double>(batch->count())};
+      sum_over_processes(figures, 3);  // the whole batch's, on every process
+      partial_.loss += figures[0];
+      partial_.correct += figures[1];
+      partial_.count += figures[2];
       report.batch = ++position_.batch;
-      report.images += batch->count();
+      report.images += static_cast<Index>(figures[2]);
       report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       report.loss = partial_.loss / partial_.count;
       report.accuracy = partial_.correct / partial_.count;
       for (auto* cb : callbacks_) cb->on_batch_end(report);
-      const bool stop = stop_requested();
+      const bool stop = stop_agreed();
       const bool scheduled = opt_.save_every() && position_.batch % *opt_.save_every() == 0 && position_.batch < batches;
       if ((stop || scheduled) && opt_.checkpoint_dir()) save_at(last_path(), partial_.seconds + report.seconds);
       if (stop) {
@@ -374,7 +495,14 @@ class Trainer {
       validation->start_epoch(0);
       val = detail::evaluate_with(net_, *validation, nullptr, opt_.max_batches(), objective_, loss_,
                                   [this] { return stop_requested(); });
-      if (stop_requested()) {
+      double figures[4] = {val.loss_sum, static_cast<double>(val.top1), static_cast<double>(val.top5),
+                           static_cast<double>(val.count)};
+      sum_over_processes(figures, 4);
+      val.loss_sum = figures[0];
+      val.top1 = static_cast<Index>(figures[1]);
+      val.top5 = static_cast<Index>(figures[2]);
+      val.count = static_cast<Index>(figures[3]);
+      if (stop_agreed()) {
         partial_.seconds = train_seconds;
         if (opt_.checkpoint_dir()) save_at(last_path(), partial_.seconds);
         return false;
@@ -402,6 +530,7 @@ class Trainer {
   }
 
   void save_at(const std::string& path, double partial_seconds) const {
+    if (!is_root()) return;  // every process holds the same run; one writes it
     Checkpoint c;
     save_training_state(c, net_, &optimizer_, schedule_);
     c.set_u64s("trainer/position",
@@ -443,6 +572,8 @@ class Trainer {
   std::atomic<bool> stop_requested_{false};
   const std::atomic<bool>* external_stop_ = nullptr;
   Tensor<T> converted_;
+  ProcessGroup* group_ = nullptr;
+  std::unique_ptr<GradientReducer<T>> reducer_;
 };
 
 }  // namespace convnet

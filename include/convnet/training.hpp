@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "data/loader.hpp"
+#include "distributed/gradient_reducer.hpp"
 #include "errors.hpp"
 #include "losses/loss.hpp"
 #include "losses/objective.hpp"
@@ -53,11 +54,12 @@ struct StepResult {
 
 namespace detail {
 /// The step around a loss: schedule, forward, `loss_value(logits)` (checked
-/// for NaN and infinity), `backpropagate()`, update.
+/// for NaN and infinity), `backpropagate()`, the reducer's sums when there is
+/// one, update.
 template <class T, class Value, class Backward>
 StepResult train_step_with(Sequential<T>& net, Optimizer<T>& optimizer, const Tensor<T>& images,
-                           const std::vector<int>& labels, LrSchedule* schedule, const Value& loss_value,
-                           const Backward& backpropagate) {
+                           const std::vector<int>& labels, LrSchedule* schedule, GradientReducer<T>* reducer,
+                           const Value& loss_value, const Backward& backpropagate) {
   if (schedule) {
     optimizer.set_learning_rate(schedule->learning_rate());
     if (const auto momentum = schedule->momentum()) optimizer.set_momentum(*momentum);
@@ -72,6 +74,7 @@ StepResult train_step_with(Sequential<T>& net, Optimizer<T>& optimizer, const Te
   }
   StepResult result{static_cast<double>(value), top_k_correct(logits, labels, 1)};
   backpropagate();
+  if (reducer) reducer->finish();
   optimizer.step();
   if (schedule) schedule->step();
   return result;
@@ -80,16 +83,20 @@ StepResult train_step_with(Sequential<T>& net, Optimizer<T>& optimizer, const Te
 
 /// One optimisation step on a batch with a loss on the logits. With a
 /// schedule, its rate (and momentum, for one-cycle) is used for this step and
-/// it advances by one step afterwards.
+/// it advances by one step afterwards. With a reducer (data-parallel training;
+/// begun by the caller, observing the network's backward), the gradients are
+/// summed over the processes before the update.
 template <class T>
 StepResult train_step(Sequential<T>& net, Loss<T>& loss, Optimizer<T>& optimizer, const Tensor<T>& images,
-                      const std::vector<int>& labels, LrSchedule* schedule = nullptr) {
+                      const std::vector<int>& labels, LrSchedule* schedule = nullptr,
+                      GradientReducer<T>* reducer = nullptr) {
   if (loss.input() != LossInput::Logits) {
     throw std::invalid_argument("train_step: " + loss.type_name() +
                                 " reads an embedding, not the logits; wrap it in an Objective");
   }
   return detail::train_step_with(
-      net, optimizer, images, labels, schedule, [&](const Tensor<T>& logits) { return loss.forward(logits, labels); },
+      net, optimizer, images, labels, schedule, reducer,
+      [&](const Tensor<T>& logits) { return loss.forward(logits, labels); },
       [&] { net.backward(loss.backward()); });
 }
 
@@ -97,9 +104,11 @@ StepResult train_step(Sequential<T>& net, Loss<T>& loss, Optimizer<T>& optimizer
 /// read an inner layer's output; objective.hpp).
 template <class T>
 StepResult train_step(Sequential<T>& net, Objective<T>& objective, Optimizer<T>& optimizer, const Tensor<T>& images,
-                      const std::vector<int>& labels, LrSchedule* schedule = nullptr) {
+                      const std::vector<int>& labels, LrSchedule* schedule = nullptr,
+                      GradientReducer<T>* reducer = nullptr) {
   return detail::train_step_with(
-      net, optimizer, images, labels, schedule, [&](const Tensor<T>&) { return objective.forward(net, labels); },
+      net, optimizer, images, labels, schedule, reducer,
+      [&](const Tensor<T>&) { return objective.forward(net, labels); },
       [&] { objective.backward(net); });
 }
 
@@ -161,6 +170,7 @@ ClassificationMetrics evaluate_loader(Sequential<T>& net, DataLoader& loader, Co
   Index done = 0;
   while (const Batch* batch = (stop() || (max_batches && done >= *max_batches)) ? nullptr : loader.next()) {
     ++done;
+    if (batch->count() == 0) continue;  // a data-parallel slice of a batch smaller than the processes
     const Tensor<T>* input;
     if constexpr (std::is_same<T, float>::value) {
       input = &batch->images;

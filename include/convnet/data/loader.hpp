@@ -70,6 +70,9 @@ struct Batch {
   Tensor<float> images;        ///< [count, C, H, W]
   std::vector<int> labels;     ///< count labels
   std::vector<Index> indices;  ///< the dataset index of each example
+  /// With set_shard: where this slice starts in the whole batch, and the whole batch's size
+  /// (without: 0 and count()).
+  Index offset = 0, global_count = 0;
   Index count() const { return static_cast<Index>(labels.size()); }
 };
 
@@ -115,6 +118,25 @@ class DataLoader {
     return first_skip_reason_;
   }
   const LoaderOptions& options() const { return opt_; }
+
+  /// Data-parallel training: from the next start_epoch on, every batch is this
+  /// process's slice (`rank` of `processes`, contiguous, sizes differing by at most
+  /// one) of the batch one process would get - the same order, the same random
+  /// transforms, so the slices of all processes together are exactly that batch.
+  /// A batch with fewer examples than processes leaves some slices empty.
+  void set_shard(int rank, int processes) {
+    detail::require_option(processes >= 1, "DataLoader::set_shard", "processes", ">= 1", processes);
+    detail::require_option(rank >= 0 && rank < processes, "DataLoader::set_shard", "rank",
+                           detail::concat("in [0, ", processes - 1, "]").c_str(), rank);
+    std::unique_lock<std::mutex> lock(mutex_);
+    end_task_ = next_task_;  // as start_epoch: nothing new starts, what is in flight finishes
+    idle_.wait(lock, [&] { return in_flight_ == 0; });
+    shard_rank_ = rank;
+    shard_count_ = processes;
+    started_ = false;
+  }
+  int shard_rank() const { return shard_rank_; }
+  int shard_count() const { return shard_count_; }
 
   /// Begins epoch `epoch` at batch `first_batch` (to resume an interrupted epoch).
   void start_epoch(std::uint64_t epoch, Index first_batch = 0) {
@@ -218,9 +240,14 @@ class DataLoader {
   // thread touches the slot's buffers). On failure the error is kept in the slot.
   bool fill(Slot& slot, Index task) {
     try {
-      const Index begin = task * opt_.batch_size();
-      const Index count = std::min(opt_.batch_size(), data_.size() - begin);
+      const Index global_begin = task * opt_.batch_size();
+      const Index global_count = std::min(opt_.batch_size(), data_.size() - global_begin);
+      const Index offset = global_count * shard_rank_ / shard_count_;
+      const Index begin = global_begin + offset;
+      const Index count = global_count * (shard_rank_ + 1) / shard_count_ - offset;
       Batch& batch = slot.batch;
+      batch.offset = offset;
+      batch.global_count = global_count;
       batch.labels.resize(static_cast<std::size_t>(count));
       batch.indices.resize(static_cast<std::size_t>(count));
       Shape first;
@@ -272,6 +299,7 @@ class DataLoader {
   std::vector<std::thread> threads_;
   std::vector<Index> order_;
   std::uint64_t epoch_ = 0;
+  int shard_rank_ = 0, shard_count_ = 1;
 
   std::mutex mutex_;
   std::condition_variable work_ready_, batch_ready_, idle_;

@@ -5,7 +5,10 @@
 //
 // The mask of element i in the t-th training forward is decided by
 // counter_uniform(seed, t, i): it does not depend on the thread count or on how
-// the work is split, and a checkpoint restores it with two integers.
+// the work is split, and a checkpoint restores it with two integers. In
+// data-parallel training each process holds a slice of the batch, and i counts
+// from the slice's place in the whole batch (set_batch_offset), so the masks
+// are those of one process training the whole batch.
 #pragma once
 
 #include <algorithm>
@@ -58,6 +61,7 @@ class Dropout : public Layer<T> {
     step_ = step;
   }
   std::vector<std::uint64_t> random_state() const override { return {seed_, step_}; }
+  void set_batch_offset(Index first_example) override { first_example_ = first_example; }
   void set_random_state(const std::vector<std::uint64_t>& state) override {
     if (state.size() != 2) {
       throw std::invalid_argument(detail::concat(this->name(), ": random state needs 2 values (seed, step), got ",
@@ -78,10 +82,11 @@ class Dropout : public Layer<T> {
     const double p = opt_.p();
     const std::uint64_t seed = seed_, step = step_++;
     const Index total = input.size(), chunk = 4096;
+    const std::uint64_t first = static_cast<std::uint64_t>(first_example_ * (total / input.dimension(0)));
     detail::parallel_for((total + chunk - 1) / chunk, true, [&](Index block, int) {
       const Index end = std::min(total, (block + 1) * chunk);
       for (Index i = block * chunk; i < end; ++i) {
-        const T m = counter_uniform(seed, step, static_cast<std::uint64_t>(i)) >= p ? keep_scale : T(0);
+        const T m = counter_uniform(seed, step, first + static_cast<std::uint64_t>(i)) >= p ? keep_scale : T(0);
         mask_.data()[i] = m;
         output.data()[i] = input.data()[i] * m;
       }
@@ -99,6 +104,7 @@ class Dropout : public Layer<T> {
  private:
   DropoutOptions opt_;
   std::uint64_t seed_, step_ = 0;
+  Index first_example_ = 0;
   bool masked_ = false;
   Tensor<T> mask_;  // 0 or 1/(1-p) per element, from the last training forward
 };
