@@ -88,7 +88,7 @@ int main(int argc, char** argv) {
     for (long i = 0; i < warmup; ++i) step();
     std::vector<double> overlapped, serial, allreduce;
     for (long i = 0; i < steps; ++i) {
-      for (bool overlap : {true, false}) {
+      for (bool overlap : {false, true}) {
         observe(overlap);
         if (group) group->all_equal(0);  // start together
         const auto start = std::chrono::steady_clock::now();

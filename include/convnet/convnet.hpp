@@ -21,6 +21,8 @@
 #include "data/preparation.hpp"
 #include "data/training_data.hpp"
 #include "data/transforms.hpp"
+#include "distributed/gradient_reducer.hpp"  // distributed/mpi.hpp is separate: it needs MPI (convnet::mpi)
+#include "distributed/process_group.hpp"
 #include "errors.hpp"
 #include "gemm.hpp"
 #include "init.hpp"
