@@ -449,13 +449,23 @@ std::vector<std::vector<float>> one_epoch(const Dataset& data, const Pipeline& p
   return batches;
 }
 
-TEST(Loader, SameBatchesForAnyNumberOfWorkers) {
-  GeneratedDataset data(40, [](Index i, Image& out) {
+// `n` pictures 3 x 6 x 6 whose pixel k of picture i is i * 1000 + k.
+GeneratedDataset numbered_pictures(Index n) {
+  return GeneratedDataset(n, [](Index i, Image& out) {
     out.resize(3, 6, 6);
     for (std::size_t k = 0; k < out.pixels.size(); ++k) out.pixels[k] = static_cast<float>(i * 1000 + k);
   });
+}
+
+Pipeline crop_and_flip() {
   Pipeline pipeline;
   pipeline.add<RandomCrop>(4, 4, 1).add<RandomHorizontalFlip>();
+  return pipeline;
+}
+
+TEST(Loader, SameBatchesForAnyNumberOfWorkers) {
+  GeneratedDataset data = numbered_pictures(40);
+  const Pipeline pipeline = crop_and_flip();
   std::vector<int> labels;
   const auto serial = one_epoch(data, pipeline, 0, 3, &labels);
   ASSERT_EQ(serial.size(), 6u);  // 40 / 7 rounded up
@@ -472,12 +482,8 @@ TEST(Loader, SameBatchesForAnyNumberOfWorkers) {
 TEST(Loader, ShardsTogetherAreTheWholeBatch) {
   // 40 pictures in batches of 7 (the last has 5) split three ways (its slices: 1, 2, 2), and in
   // batches of 19 (the last has 2: one slice is empty).
-  GeneratedDataset data(40, [](Index i, Image& out) {
-    out.resize(3, 6, 6);
-    for (std::size_t k = 0; k < out.pixels.size(); ++k) out.pixels[k] = static_cast<float>(i * 1000 + k);
-  });
-  Pipeline pipeline;
-  pipeline.add<RandomCrop>(4, 4, 1).add<RandomHorizontalFlip>();
+  GeneratedDataset data = numbered_pictures(40);
+  const Pipeline pipeline = crop_and_flip();
   for (Index size : {Index{7}, Index{19}}) {
     const LoaderOptions options = LoaderOptions().batch_size(size).workers(1).seed(11);
     DataLoader whole(data, pipeline, options);

@@ -15,6 +15,8 @@
 #include <convnet/random.hpp>
 #include <convnet/trainer.hpp>
 
+#include "data_helpers.hpp"
+
 #include <unistd.h>
 
 #include <csignal>
@@ -36,31 +38,21 @@
 namespace {
 
 using namespace convnet;
+using convnet::testing::GeneratedDataset;
 
 mpi::Communicator* world = nullptr;
 
-// 40 random pictures 3 x 32 x 32 of 10 classes, the same on every rank.
-class RandomPictures : public Dataset {
- public:
-  explicit RandomPictures(Index n) {
-    Rng rng(11);
-    for (Index i = 0; i < n; ++i) {
-      Image image(3, 32, 32);
-      for (auto& v : image.pixels) v = static_cast<float>(rng.uniform(0, 255));
-      images_.push_back(image);
-      labels_.push_back(static_cast<int>(rng.uniform(0, 10)));
-    }
-  }
-  Index size() const override { return static_cast<Index>(images_.size()); }
-  int label(Index i) const override { return labels_[static_cast<std::size_t>(i)]; }
-  void load(Index i, Image& out) const override { out = images_[static_cast<std::size_t>(i)]; }
-  const std::vector<std::string>& class_names() const override { return names_; }
-
- private:
-  std::vector<Image> images_;
-  std::vector<int> labels_;
-  std::vector<std::string> names_{"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"};
-};
+// `n` random pictures 3 x 32 x 32 of 10 classes (picture i drawn from seed i): the same on every rank.
+GeneratedDataset random_pictures(Index n) {
+  return GeneratedDataset(
+      n,
+      [](Index i, Image& out) {
+        out.resize(3, 32, 32);
+        Rng rng(static_cast<std::uint64_t>(i) + 11);
+        for (auto& v : out.pixels) v = static_cast<float>(rng.uniform(0, 255));
+      },
+      10);
+}
 
 Pipeline augment() {
   Pipeline p;
@@ -75,14 +67,14 @@ struct SmallRun {
   explicit SmallRun(Index batch = 8)
       : net(make_alexnet<float>(AlexNetConfig::named("cifar").width(0.125), 5)),
         sgd(net.parameters(), SgdOptions(0.02).momentum(0.9).weight_decay(5e-4)),
-        data(40),
+        data(random_pictures(40)),
         loader(data, augment(), LoaderOptions().batch_size(batch).workers(0).seed(3)) {
     net.set_input_gradient(false);
   }
   Sequential<float> net;
   Sgd<float> sgd;
   SoftmaxCrossEntropy<float> loss;
-  RandomPictures data;
+  GeneratedDataset data;
   DataLoader loader;
 };
 
@@ -146,7 +138,7 @@ TEST(DataParallel, TwoRanksTrainAsOneProcessStepByStep) {
 TEST(DataParallel, TheSlicesTogetherAreTheOneProcessBatch) {
   // 40 pictures in batches of 7: the last batch has 5; and in batches of 13: the last has 1 (one slice is empty).
   for (Index batch : {Index{7}, Index{13}}) {
-    RandomPictures data(40);
+    const GeneratedDataset data = random_pictures(40);
     DataLoader whole(data, augment(), LoaderOptions().batch_size(batch).workers(0).seed(9));
     DataLoader slice(data, augment(), LoaderOptions().batch_size(batch).workers(1).seed(9));
     slice.set_shard(world->rank(), world->size());
