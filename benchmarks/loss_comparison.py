@@ -1,41 +1,155 @@
 #!/usr/bin/env python3
-"""Trains AlexNet on CIFAR-10 once per loss function, with the same seed,
-recipe and budget, and writes a Markdown table of test accuracy (the study's
-loss comparison, its Figure 12).
+"""Trains AlexNet on CIFAR-10 once per row of the study's loss comparison (its
+Figure 12), with the same seed, network and budget, and writes a Markdown table
+with the study's figure beside ours.
 
     python3 benchmarks/loss_comparison.py --data ../shared/data/cifar-10-batches-bin \
-        --epochs 4 --max-batches 150 --out runs/loss_comparison
+        --epochs 15 --out runs/loss_comparison
 
-Each run is build/examples/cifar10_train with --loss NAME and everything else
-at the trainer's defaults (cifar-half, SGD Nesterov, one-cycle 0.05, batch
-128, crop + flip) unless --trainer-args says otherwise. A run that stops on a
-non-finite loss is reported as such, not left out. Needs only the standard
+Each run is build/examples/cifar10_train with --loss SPEC and everything else at
+the trainer's defaults (cifar-half, SGD Nesterov, one-cycle, batch 128, crop +
+flip) unless --trainer-args says otherwise. A loss on the embedding alone
+leaves fc8 untrained, so its row reads the embedding's classes (nearest class
+centroid and k nearest neighbours over the training pictures' embeddings, from
+the trainer's report); rows with a softmax head give both.
+
+Seventeen full runs take hours on two cores, so every finished row is kept in
+OUT/rows.jsonl and a new invocation continues with the rows still missing (a
+run cut short loses at most the row in progress). --sweep 0.01,0.02,0.05 first
+tries each learning rate on a short budget (--sweep-epochs, --sweep-batches)
+and trains the row at the one with the best validation figure (accuracy for a
+softmax head, loss for an embedding alone); the sweep is recorded with the row.
+A run that stops on a non-finite loss, or whose embedding collapses (every
+embedding classifier at chance), is reported as such. Needs only the standard
 library.
 """
 import argparse
+import csv
+import json
 import os
 import re
 import subprocess
 import sys
 import time
 
-# The study's comparison: each loss alone, and the combinations it lists.
-DEFAULT_LOSSES = [
-    ("cross-entropy", ""),
-    ("hinge", ""),
-    ("squared-hinge", ""),
-    ("cosine", ""),
-    ("cross-entropy+hinge", "1,1"),
-    ("cross-entropy+triplet", "1,1"),
+# The study's seventeen rows: its name, its figure (as printed there), our loss spec and weights
+# (None where we have no implementation yet).
+STUDY_ROWS = [
+    ("categorical cross-entropy", 0.6574, "cross-entropy", ""),
+    ("class-wise hinge", 0.6707, "hinge", ""),
+    ("cosine similarity", 0.6164, "cosine", ""),
+    ("pairwise hinge", 0.5904, "pair-hinge", ""),
+    ("Hadsell (contrastive)", 0.6544, "contrastive", ""),
+    ("double margin", 0.6548, None, ""),
+    ("siamese with global", 0.6593, None, ""),
+    ("triplet", 0.6552, "triplet", ""),
+    ("distance ratio", 0.6574, "distance-ratio", ""),
+    ("SoftPN", 0.6616, "softpn", ""),
+    ("improved triplet", 0.6411, None, ""),
+    ("large margin nearest neighbour", 0.6545, "lmnn", ""),
+    ("lifted structured (softmax similarity)", 0.6542, "lifted", ""),
+    ("triplet with global", 0.6485, None, ""),
+    ("histogram loss", 0.6577, "histogram", ""),
+    ("cross-entropy + class-wise hinge", 0.6532, "cross-entropy+hinge", "1,1"),
+    ("cross-entropy + triplet", 0.6493, "cross-entropy+triplet", "1,1"),
 ]
+EMBEDDING_ONLY = {"triplet", "contrastive", "pair-hinge", "lmnn", "distance-ratio", "softpn", "lifted", "histogram"}
 
 
 def parse_report(path):
     text = open(path).read()
-    top1 = re.search(r"test top-1: ([0-9.]+)%", text)
-    top5 = re.search(r"test top-5: ([0-9.]+)%", text)
-    best = re.search(r"validation accuracy ([0-9.]+)%", text)
-    return (float(top1.group(1)), float(top5.group(1)), float(best.group(1)))
+    found = {}
+    for key, pattern in (("top1", r"test top-1: ([0-9.]+)%"), ("top5", r"test top-5: ([0-9.]+)%"),
+                         ("best_val", r"validation accuracy ([0-9.]+)%")):
+        m = re.search(pattern, text)
+        found[key] = float(m.group(1)) if m else None
+    m = re.search(r"nearest centroid ([0-9.]+)%, 1-NN ([0-9.]+)%, 10-NN ([0-9.]+)%", text)
+    if m:
+        found.update(centroid=float(m.group(1)), knn1=float(m.group(2)), knn10=float(m.group(3)))
+    return found
+
+
+def validation_figure(out, embedding_only):
+    """What the sweep compares: the best validation accuracy, or minus the lowest validation loss."""
+    rows = list(csv.DictReader(open(os.path.join(out, "metrics.csv"))))
+    if embedding_only:
+        return -min(float(r["val_loss"]) for r in rows)
+    return max(float(r["val_accuracy"]) for r in rows)
+
+
+def train(a, out, spec, weights, epochs, batches, lr=None):
+    cmd = [a.trainer, "--data", a.data, "--out", out, "--loss", spec, "--epochs", str(epochs), "--seed", str(a.seed)]
+    if batches > 0:
+        cmd += ["--max-batches", str(batches)]
+    if weights:
+        cmd += ["--loss-weights", weights]
+    if lr is not None:
+        cmd += ["--lr", str(lr)]
+    cmd += a.trainer_args.split()
+    print("==> " + " ".join(cmd), flush=True)
+    start = time.time()
+    run = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    open(out + ".log", "w").write(run.stdout)
+    return run, (time.time() - start) / 60
+
+
+def run_row(a, name, spec, weights):
+    embedding_only = spec in EMBEDDING_ONLY
+    row = {"name": name, "spec": spec, "weights": weights}
+    lr = None
+    if a.sweep:
+        row["sweep"] = {}
+        for rate in [float(x) for x in a.sweep.split(",")]:
+            out = os.path.join(a.out, "sweep", spec, "lr%g" % rate)
+            run, _ = train(a, out, spec, weights, a.sweep_epochs, a.sweep_batches, rate)
+            figure = validation_figure(out, embedding_only) if run.returncode == 0 else None
+            row["sweep"]["%g" % rate] = figure
+            if figure is not None and (lr is None or figure > row["sweep"]["%g" % lr]):
+                lr = rate
+        row["lr"] = lr
+    out = os.path.join(a.out, spec)
+    run, minutes = train(a, out, spec, weights, a.epochs, a.max_batches, lr)
+    row["minutes"] = round(minutes, 1)
+    if run.returncode != 0:
+        last = [l for l in run.stdout.splitlines() if l.strip()][-1:] or ["(no output)"]
+        row["failed"] = last[0]
+        print("    failed (exit %d): %s" % (run.returncode, last[0]), flush=True)
+        return row
+    row.update(parse_report(os.path.join(out, "report.txt")))
+    chance = 100.0 / 10
+    if embedding_only and all(row.get(k) is not None and row[k] <= chance + 1 for k in ("centroid", "knn1", "knn10")):
+        row["collapsed"] = True
+    print("    " + json.dumps(row), flush=True)
+    return row
+
+
+def cell(v):
+    return "" if v is None else "%.2f%%" % v
+
+
+def table(a, done):
+    lines = ["| loss | study | ours: softmax top-1 | ours: nearest centroid | ours: 1-NN | ours: 10-NN | lr | minutes |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for name, study, spec, _ in STUDY_ROWS:
+        r = done.get(name)
+        if spec is None:
+            lines.append("| %s | %.2f%% | not implemented | | | | | |" % (name, 100 * study))
+        elif r is None:
+            lines.append("| %s | %.2f%% | not run yet | | | | | |" % (name, 100 * study))
+        elif "failed" in r:
+            lines.append("| %s | %.2f%% | failed: %s | | | | | %s |" % (name, 100 * study, r["failed"], r["minutes"]))
+        else:
+            head = "(untrained)" if spec in EMBEDDING_ONLY else cell(r.get("top1"))
+            note = " (collapsed)" if r.get("collapsed") else ""
+            lines.append("| %s (`%s`) | %.2f%% | %s | %s%s | %s | %s | %s | %s |" % (
+                name, spec, 100 * study, head, cell(r.get("centroid")), note, cell(r.get("knn1")),
+                cell(r.get("knn10")), r.get("lr") or "default", r["minutes"]))
+    budget = "%d epochs x %s batches of 128" % (a.epochs, a.max_batches if a.max_batches > 0 else "all")
+    header = ("AlexNet cifar-half on CIFAR-10, seed %d, %s, trainer defaults otherwise%s%s.\n\n"
+              % (a.seed, budget, (" plus " + a.trainer_args) if a.trainer_args else "",
+                 ("; learning rate swept over %s (%d epochs x %d batches)" % (a.sweep, a.sweep_epochs, a.sweep_batches))
+                 if a.sweep else ""))
+    return header + "\n".join(lines) + "\n"
 
 
 def main():
@@ -45,57 +159,40 @@ def main():
     p.add_argument("--trainer", default=os.path.join(root, "build", "examples", "cifar10_train"))
     p.add_argument("--data", default=os.environ.get("CIFAR10_DIR", "data/cifar-10-batches-bin"))
     p.add_argument("--out", default="runs/loss_comparison")
-    p.add_argument("--epochs", type=int, default=4)
-    p.add_argument("--max-batches", type=int, default=150, help="training batches per epoch (0 = all 352)")
+    p.add_argument("--epochs", type=int, default=15)
+    p.add_argument("--max-batches", type=int, default=0, help="training batches per epoch (0 = all)")
     p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--losses", default="",
-                   help="space-separated NAME or NAME:WEIGHTS entries, e.g. 'hinge cross-entropy+triplet:1,0.5' "
-                        "(default: the study's list)")
+    p.add_argument("--rows", default="", help="comma-separated loss specs to run (default: every implemented row)")
+    p.add_argument("--sweep", default="", help="learning rates to try first, e.g. 0.01,0.02,0.05")
+    p.add_argument("--sweep-epochs", type=int, default=2)
+    p.add_argument("--sweep-batches", type=int, default=100)
     p.add_argument("--trainer-args", default="", help="further flags for every run")
     a = p.parse_args()
 
     if not os.access(a.trainer, os.X_OK):
-        sys.exit("loss_comparison: no trainer at %s (build first: make build)" % a.trainer)
-    losses = DEFAULT_LOSSES
-    if a.losses:
-        losses = [(e.split(":")[0], e.split(":")[1] if ":" in e else "") for e in a.losses.split()]
+        sys.exit("loss_comparison: no trainer at %s (build first: make train-build)" % a.trainer)
     os.makedirs(a.out, exist_ok=True)
-
-    rows = []
-    for name, weights in losses:
-        out = os.path.join(a.out, name)
-        cmd = [a.trainer, "--data", a.data, "--out", out, "--loss", name, "--epochs", str(a.epochs),
-               "--seed", str(a.seed)]
-        if a.max_batches > 0:
-            cmd += ["--max-batches", str(a.max_batches)]
-        if weights:
-            cmd += ["--loss-weights", weights]
-        cmd += a.trainer_args.split()
-        print("==> " + " ".join(cmd), flush=True)
-        start = time.time()
-        run = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        minutes = (time.time() - start) / 60
-        open(os.path.join(a.out, name + ".log"), "w").write(run.stdout)
-        label = name + (" (" + weights + ")" if weights else "")
-        if run.returncode == 0:
-            top1, top5, val = parse_report(os.path.join(out, "report.txt"))
-            rows.append((label, "%.2f%%" % top1, "%.2f%%" % top5, "%.2f%%" % val, "%.1f" % minutes))
-            print("    test top-1 %.2f%%, top-5 %.2f%% (%.1f min)" % (top1, top5, minutes), flush=True)
-        else:
-            last = [l for l in run.stdout.splitlines() if l.strip()][-1:] or ["(no output)"]
-            rows.append((label, "failed", "", "", "%.1f" % minutes))
-            print("    failed (exit %d): %s" % (run.returncode, last[0]), flush=True)
-
-    budget = "%d epochs x %s batches of 128" % (a.epochs, a.max_batches if a.max_batches > 0 else "all")
-    lines = ["| loss | test top-1 | test top-5 | best validation top-1 | minutes |", "|---|---|---|---|---|"]
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
-    table = "\n".join(lines)
-    header = ("AlexNet cifar-half on CIFAR-10, seed %d, %s, trainer defaults otherwise%s.\n\n"
-              % (a.seed, budget, (" plus " + a.trainer_args) if a.trainer_args else ""))
+    store = os.path.join(a.out, "rows.jsonl")
+    done = {}
+    if os.path.exists(store):
+        for line in open(store):
+            if line.strip():
+                r = json.loads(line)
+                done[r["name"]] = r
+    wanted = set(a.rows.split(",")) if a.rows else None
+    for name, _, spec, weights in STUDY_ROWS:
+        if spec is None or name in done or (wanted and spec not in wanted):
+            continue
+        row = run_row(a, name, spec, weights)
+        done[name] = row
+        with open(store, "a") as f:  # one line a finished row: an interrupted comparison continues here
+            f.write(json.dumps(row) + "\n")
+        open(os.path.join(a.out, "loss_comparison.md"), "w").write(table(a, done))
+    text = table(a, done)
     path = os.path.join(a.out, "loss_comparison.md")
-    open(path, "w").write(header + table + "\n")
-    print("\n" + header + table + "\n\nwrote " + path)
-    return 0 if all(r[1] != "failed" for r in rows) else 1
+    open(path, "w").write(text)
+    print("\n" + text + "\nwrote " + path)
+    return 0 if all("failed" not in r for r in done.values()) else 1
 
 
 if __name__ == "__main__":

@@ -74,7 +74,7 @@ inline cli::OptionTable options_of(Settings& s, const std::string& program = "ci
          {"--weight-decay", "WD", "L2 on weights (biases are not decayed)", &s.weight_decay, R, cli::Range::closed(0, 1)},
          {"--momentum", "M", "one-cycle swings it 0.05 either side, as PyTorch does", &s.momentum, R, cli::Range::closed(0, 0.999)},
          {"--no-nesterov", "", "plain momentum", &s.no_nesterov, R},
-         {"--loss", "NAME", "cross-entropy, hinge, squared-hinge, cosine, or sums (cross-entropy+triplet)", &s.loss, R},
+         {"--loss", "NAME", "cross-entropy, hinge, squared-hinge, cosine, an embedding loss (triplet, contrastive, pair-hinge, lmnn, distance-ratio, softpn, lifted, histogram), or sums: cross-entropy+triplet", &s.loss, R},
          {"--loss-weights", "LIST", "a weight per term of --loss, comma-separated (default all 1)", &s.loss_weights, R},
          {"--hinge-margin", "M", "margin of hinge and squared-hinge", &s.hinge_margin, R, cli::Range::above(0, 1000)},
          {"--triplet-margin", "M", "margin of the triplet loss (batch-hard, on fc7)", &s.triplet_margin, R, cli::Range::above(0, 1000)},

@@ -17,6 +17,7 @@
 #include <fstream>
 #include <iomanip>
 #include <iostream>
+#include <limits>
 #include <sstream>
 #include <unistd.h>
 
@@ -42,11 +43,37 @@ inline std::vector<EvalViews> eval_views_of(const Settings& s) {
 
 // The best checkpoint on the test set (or the validation part without one), through the same
 // Classifier the predictor uses: the first of --eval's views in full, the others as a top-1 line each.
+// With a loss on the embedding, also the embedding's own classes (embedding_classifier.hpp): the test
+// pictures' nearest class centroid and k nearest neighbours (k = 1, 10) among the training pictures'
+// embeddings, prepared as for evaluation.
+inline void write_embedding_report(std::ostream& out, Classifier& model, const TrainingData& data,
+                                   const Dataset& test, const std::string& layer, std::optional<Index> max_batches) {
+  const auto options = LoaderOptions().batch_size(256).shuffle(false).workers(1).skip_unreadable(true);
+  DataLoader train_loader(data.train(), model.preparation().eval_pipeline(), options);
+  DataLoader test_loader(test, model.preparation().eval_pipeline(), options);
+  train_loader.start_epoch(0);
+  test_loader.start_epoch(0);
+  const Index limit = max_batches.value_or(Index{1} << 40);
+  const EmbeddingClassifier reference(embed(model.network(), train_loader, layer, limit), EmbeddingMetric::Euclidean);
+  const EmbeddingAccuracy a = reference.evaluate(embed(model.network(), test_loader, layer, limit), {1, 10});
+  out << "embedding (" << layer << ", Euclidean, " << a.count << " test pictures): nearest centroid "
+      << 100 * a.centroid << "%, 1-NN " << 100 * a.knn[0] << "%, 10-NN " << 100 * a.knn[1] << "%\n";
+}
+
 inline void write_test_report(std::ostream& out, const Trainer<float>& trainer, const AlexNetConfig& config,
-                              const Settings& s, const std::string& loss, const TrainingData& data,
+                              const Settings& s, const Objective<float>& objective, const TrainingData& data,
                               std::optional<Index> max_batches, const std::atomic<bool>& stop) {
+  const std::string loss = objective.describe();
   double best = 0, seconds = 0;
   for (const auto& e : trainer.history()) best = std::max(best, e.val_accuracy), seconds += e.seconds;
+  if (!objective.reads_logits()) {  // best.ckpt was chosen by validation loss: say that one's figure
+    double lowest = std::numeric_limits<double>::infinity();
+    for (const auto& e : trainer.history()) lowest = std::min(lowest, e.val_loss);
+    best = 0;
+    for (const auto& e : trainer.history()) {
+      if (e.val_loss == lowest) best = e.val_accuracy;
+    }
+  }
   const Dataset& test = data.test() ? *data.test() : data.validation();
   out << std::fixed << std::setprecision(2) << "AlexNet '" << config.name() << "' (" << config.str()
       << ")\ndataset: " << data.spec().str() << (data.test() ? "" : " (no test part: the report is on validation)")
@@ -54,6 +81,10 @@ inline void write_test_report(std::ostream& out, const Trainer<float>& trainer, 
       << trainer.history().size() << ", training time " << format_hms(seconds) << "\nloss: " << loss << "\n";
   const auto pictures = max_batches ? std::optional<Index>(*max_batches * 256) : std::nullopt;  // as validation
   Classifier model = Classifier::load(trainer.best_path());
+  if (objective.reads_embedding() && !stop.load()) {
+    write_embedding_report(out, model, data, test, objective.embedding_layer(), max_batches);
+  }
+  if (!objective.reads_logits()) out << "(" << loss << " does not train fc8: its softmax figures below are untrained)\n";
   const std::vector<EvalViews> views = eval_views_of(s);
   std::vector<ClassificationReport> reports;
   for (EvalViews v : views) {
@@ -70,12 +101,9 @@ inline void write_test_report(std::ostream& out, const Trainer<float>& trainer, 
 
 inline Objective<float> objective_of(const Settings& s) {
   const auto options = ObjectiveOptions().hinge_margin(s.hinge_margin).triplet_margin(s.triplet_margin);
-  Objective<float> objective = make_objective<float>(s.loss, parse_loss_weights(s.loss_weights), options);
-  if (!objective.reads_logits()) {
-    throw std::invalid_argument("--loss " + s.loss + " trains only the fc7 embedding, so fc8 (the classifier) would "
-                                "never learn; combine it with a loss on the logits, such as cross-entropy+" + s.loss);
-  }
-  return objective;
+  // A loss on the embedding alone leaves fc8 untrained: the report then reads classes from the
+  // embedding (nearest centroid, k nearest neighbours) and best.ckpt is chosen by validation loss.
+  return make_objective<float>(s.loss, parse_loss_weights(s.loss_weights), options);
 }
 
 inline TrainingDataOptions data_options_of(const Settings& s) {
@@ -123,6 +151,7 @@ inline int fit(const std::string& program, const Settings& s, const cli::OptionT
   if (s.save_every > 0) options.save_every(s.save_every);
   if (s.patience > 0) options.patience(s.patience);
   if (s.max_batches > 0) options.max_batches(s.max_batches);
+  if (!objective.reads_logits()) options.best_by(BestBy::Loss);  // its validation accuracy reads an untrained fc8
   const auto recipe = TrainingRecipe().optimizer(s.optimizer).schedule(s.schedule).lr(s.lr).momentum(s.momentum)
       .nesterov(!s.no_nesterov).weight_decay(s.weight_decay).epochs(s.epochs)
       .steps_per_epoch(std::min<Index>(options.max_batches().value_or(1L << 40), train_loader.batches_per_epoch()));
@@ -170,7 +199,7 @@ inline int fit(const std::string& program, const Settings& s, const cli::OptionT
   if (result.outcome == FitOutcome::StopRequested) return interrupted("stopped");
   if (!is_root()) return 0;  // the report is rank 0's
   std::ostringstream report;
-  write_test_report(report, trainer, config, s, objective.describe(), *data, options.max_batches(), signals.flag());
+  write_test_report(report, trainer, config, s, objective, *data, options.max_batches(), signals.flag());
   if (signals.received()) return interrupted("stopped during the test report (training is complete)");
   std::ofstream((std::filesystem::path(s.out) / "report.txt").string()) << report.str();
   std::cout << "\n" << report.str() << "\nwrote " << s.out

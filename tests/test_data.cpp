@@ -521,6 +521,34 @@ TEST(Loader, ShardsTogetherAreTheWholeBatch) {
   EXPECT_THROW(loader.set_shard(0, 0), std::invalid_argument);
 }
 
+TEST(Loader, KeepsPicturesOfAClassTogetherForPairLosses) {
+  // 40 pictures of 5 classes (8 each), runs of 4: every batch of 8 is two runs, so each class in it has 4 or 8.
+  GeneratedDataset data(40, [](Index i, Image& out) { out = Image(1, 2, 2, static_cast<float>(i)); }, 5);
+  DataLoader loader(data, Pipeline(), LoaderOptions().batch_size(8).per_class(4).workers(1).seed(5));
+  std::vector<int> first_epoch;
+  for (std::uint64_t epoch : {0u, 1u}) {
+    loader.start_epoch(epoch);
+    std::vector<int> seen(40, 0);
+    std::vector<int> labels;
+    while (const Batch* b = loader.next()) {
+      std::vector<int> counts(5, 0);
+      for (Index k = 0; k < b->count(); ++k) {
+        ++counts[static_cast<std::size_t>(b->labels[static_cast<std::size_t>(k)])];
+        ++seen[static_cast<std::size_t>(b->images.data()[k * 4])];
+        labels.push_back(b->labels[static_cast<std::size_t>(k)]);
+      }
+      for (int c : counts) EXPECT_TRUE(c == 0 || c == 4 || c == 8) << "a class with " << c << " pictures in a batch";
+    }
+    EXPECT_EQ(std::count(seen.begin(), seen.end(), 1), 40) << "every picture once an epoch";
+    if (epoch == 0) {
+      first_epoch = labels;
+    } else {
+      EXPECT_NE(labels, first_epoch) << "another epoch, another order";
+    }
+  }
+  EXPECT_THROW(DataLoader(data, Pipeline(), LoaderOptions().batch_size(8).per_class(9)), std::invalid_argument);
+}
+
 TEST(Loader, ResumesMidEpochAndReportsErrors) {
   GeneratedDataset data(20, [](Index i, Image& out) { out.reset(1, 2, 2, static_cast<float>(i)); });
   DataLoader loader(data, Pipeline(), LoaderOptions().batch_size(4).workers(2).seed(1));

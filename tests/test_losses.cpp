@@ -124,6 +124,93 @@ TEST(LossGradients, TripletOnABatchWithStableMining) {
   EXPECT_LT(gradient_error(small, e, labels), kTolerance);
 }
 
+// ---- the study's pair and triplet losses on an embedding ---------------------------------
+
+// Three points on a line: 0 and 0.5 of class 0, 3 of class 1 (distances 0.5, 3 and 2.5).
+Tensor<double> three_points() { return column({{0}, {0.5}, {3}}); }
+const std::vector<int> kThreeLabels{0, 0, 1};
+double sigmoid(double x) { return 1 / (1 + std::exp(-x)); }
+
+TEST(LossValues, PairAndTripletLossesByHand) {
+  Tensor<double> e = three_points();
+  // Contrastive: the pair (0, 1) pulls, 1/2 0.5^2; both other pairs are beyond the margin 1.
+  EXPECT_NEAR(ContrastiveLoss<double>().forward(e, kThreeLabels), 0.125 / 3, 1e-12);
+  // With margin 3 the pair (1, 2), 2.5 apart, pushes: 1/2 0.5^2; (0, 2) is exactly at it.
+  EXPECT_NEAR(ContrastiveLoss<double>(ContrastiveOptions().margin(3)).forward(e, kThreeLabels), 0.25 / 3, 1e-12);
+  // Pair hinge: the pair (0, 1) pulls 0.5; with margin 3, (1, 2) pushes 3 - 2.5.
+  EXPECT_NEAR(PairHingeLoss<double>().forward(e, kThreeLabels), 0.5 / 3, 1e-9);
+  EXPECT_NEAR(PairHingeLoss<double>(PairHingeOptions().margin(3)).forward(e, kThreeLabels), 1.0 / 3, 1e-9);
+  // LMNN: targets (0, 1) and (1, 0) pull 0.25 each; with margin 1 no impostor is inside (1 + 0.25 < 6.25).
+  EXPECT_NEAR(LmnnLoss<double>().forward(e, kThreeLabels), 0.5 * 0.25, 1e-9);
+  // Margin 7: the triplet (1, 0, 2) has 7 + 0.25 - 6.25 = 1, (0, 1, 2) 7 + 0.25 - 9 < 0: push = 1 / 2.
+  EXPECT_NEAR(LmnnLoss<double>(LmnnOptions().margin(7)).forward(e, kThreeLabels), 0.5 * 0.25 + 0.5 * 0.5, 1e-9);
+  EXPECT_NEAR(LmnnLoss<double>(LmnnOptions().margin(7).mu(1)).forward(e, kThreeLabels), 0.5, 1e-9);
+  // Distance ratio: triplets (0, 1, 2) with d+ - d- = 0.5 - 3 and (1, 0, 2) with 0.5 - 2.5.
+  const double expected_ratio = (2 * std::pow(sigmoid(-2.5), 2) + 2 * std::pow(sigmoid(-2.0), 2)) / 2;
+  EXPECT_NEAR(DistanceRatioLoss<double>().forward(e, kThreeLabels), expected_ratio, 1e-9);
+  // SoftPN: both triplets take the harder negative distance, d(1, 2) = 2.5: 0.5 - 2.5 each.
+  EXPECT_NEAR(SoftPnLoss<double>().forward(e, kThreeLabels), 2 * std::pow(sigmoid(-2.0), 2), 1e-9);
+  // Lifted, alpha 1: J(0, 1) = log(e^{1-3} + e^{1-2.5}) + 0.5 < 0: nothing.
+  EXPECT_NEAR(LiftedStructuredLoss<double>().forward(e, kThreeLabels), 0.0, 1e-12);
+  // alpha 3: J = log(e^0 + e^0.5) + 0.5 > 0, loss J^2 / 2 over the one positive pair.
+  const double J = std::log(1 + std::exp(0.5)) + 0.5;
+  EXPECT_NEAR(LiftedStructuredLoss<double>(LiftedStructuredOptions().alpha(3)).forward(e, kThreeLabels), J * J / 2, 1e-9);
+  // Histogram: (1, 0) and (0, 1) of class 0, (1, 0) of class 1: the positive pair has similarity 0,
+  // the negatives 1 and 0, so a negative is at least as similar as the positive for certain: 1.
+  Tensor<double> h = column({{1, 0}, {0, 1}, {1, 0}});
+  EXPECT_NEAR(HistogramLoss<double>().forward(h, kThreeLabels), 1.0, 1e-9);
+  // The classes swapped round, (1, 0), (1, 0) | (0, 1): positive similarity 1, negatives 0: never.
+  Tensor<double> apart_h = column({{1, 0}, {1, 0}, {0, 1}});
+  EXPECT_NEAR(HistogramLoss<double>().forward(apart_h, kThreeLabels), 0.0, 1e-9);
+  // No pair of one class: the losses that need one are 0, and so are their gradients.
+  Tensor<double> apart = column({{0}, {1}});
+  LmnnLoss<double> lmnn;
+  DistanceRatioLoss<double> ratio;
+  SoftPnLoss<double> soft_pn;
+  LiftedStructuredLoss<double> lifted;
+  HistogramLoss<double> histogram;
+  for (Loss<double>* loss : std::vector<Loss<double>*>{&lmnn, &ratio, &soft_pn, &lifted, &histogram}) {
+    EXPECT_EQ(loss->forward(apart, {0, 1}), 0.0) << loss->type_name();
+    EXPECT_EQ(flat(loss->backward()).cwiseAbs().maxCoeff(), 0.0) << loss->type_name();
+  }
+}
+
+TEST(LossGradients, PairAndTripletLossesAgainstFiniteDifferences) {
+  Rng rng(17);
+  Tensor<double> e(6, 4, 1, 1);
+  fill_uniform(e, rng, -1, 1);
+  const std::vector<int> labels{0, 1, 2, 0, 1, 2};
+  ContrastiveLoss<double> contrastive(ContrastiveOptions().margin(5));  // every negative pair inside the margin
+  ContrastiveLoss<double> tight;                                        // some outside
+  PairHingeLoss<double> pair_hinge(PairHingeOptions().margin(1.5));
+  LmnnLoss<double> lmnn(LmnnOptions().margin(5));
+  LmnnLoss<double> lmnn_tight(LmnnOptions().margin(0.2).mu(0.3));
+  DistanceRatioLoss<double> ratio;
+  SoftPnLoss<double> soft_pn;
+  LiftedStructuredLoss<double> lifted(LiftedStructuredOptions().alpha(2));
+  HistogramLoss<double> histogram;
+  HistogramLoss<double> coarse(HistogramOptions().nodes(5));
+  for (Loss<double>* loss : std::vector<Loss<double>*>{&contrastive, &tight, &pair_hinge, &lmnn, &lmnn_tight, &ratio, &soft_pn,
+                                                        &lifted, &histogram, &coarse}) {
+    EXPECT_GT(loss->forward(e, labels), 0) << loss->describe();
+    EXPECT_LT(gradient_error(*loss, e, labels), kTolerance) << loss->describe();
+  }
+}
+
+TEST(LossErrors, PairAndTripletLossOptions) {
+  EXPECT_THROW(ContrastiveLoss<double>(ContrastiveOptions().margin(0)), std::invalid_argument);
+  EXPECT_THROW(PairHingeLoss<double>(PairHingeOptions().margin(-2)), std::invalid_argument);
+  EXPECT_THROW(LmnnLoss<double>(LmnnOptions().margin(-1)), std::invalid_argument);
+  EXPECT_THROW(LmnnLoss<double>(LmnnOptions().mu(1.5)), std::invalid_argument);
+  EXPECT_THROW(LiftedStructuredLoss<double>(LiftedStructuredOptions().alpha(0)), std::invalid_argument);
+  EXPECT_THROW(HistogramLoss<double>(HistogramOptions().nodes(1)), std::invalid_argument);
+  SoftPnLoss<double> soft_pn;
+  EXPECT_THROW(soft_pn.backward(), std::logic_error);
+  Tensor<double> e = three_points();
+  EXPECT_THROW(soft_pn.forward(e, {0, 0}), ShapeError);
+  EXPECT_THROW(soft_pn.forward(e, {0, -1, 1}), std::invalid_argument);
+}
+
 TEST(LossValues, FiniteForExtremeLogits) {
   Tensor<float> logits(2, 4, 1, 1);
   const float values[8] = {1e4f, -1e4f, 0, 5e3f, -1e4f, 1e4f, -1e4f, 1e4f};
@@ -133,7 +220,15 @@ TEST(LossValues, FiniteForExtremeLogits) {
   MultiClassHinge<float> squared(HingeOptions().squared(true));
   CosineSimilarityLoss<float> cosine;
   TripletLoss<float> triplet;
-  for (Loss<float>* loss : std::vector<Loss<float>*>{&ce, &hinge, &squared, &cosine, &triplet}) {
+  ContrastiveLoss<float> contrastive;
+  PairHingeLoss<float> pair_hinge;
+  LmnnLoss<float> lmnn;
+  DistanceRatioLoss<float> ratio;
+  SoftPnLoss<float> soft_pn;
+  LiftedStructuredLoss<float> lifted;
+  HistogramLoss<float> histogram;
+  for (Loss<float>* loss : std::vector<Loss<float>*>{&ce, &hinge, &squared, &cosine, &triplet, &contrastive, &pair_hinge,
+                                                     &lmnn, &ratio, &soft_pn, &lifted, &histogram}) {
     const float value = loss->forward(logits, {2, 0});
     EXPECT_TRUE(std::isfinite(value)) << loss->type_name() << " gave " << value;
     EXPECT_TRUE(flat(loss->backward()).allFinite()) << loss->type_name();

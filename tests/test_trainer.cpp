@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <convnet/classifier.hpp>
+#include <convnet/embedding_classifier.hpp>
 #include <convnet/data/image.hpp>
 #include <convnet/layers/conv2d.hpp>
 #include <convnet/layers/dense.hpp>
@@ -422,6 +423,78 @@ TEST(Errors, EveryConvnetErrorIsAConvnetError) {
   EXPECT_NE(message_of([] { throw NonFiniteLossError("nan"); }), "(nothing thrown)");
   EXPECT_THROW(dense.forward(Tensor<float>(1, 5, 1, 1)), std::invalid_argument);
   EXPECT_THROW(Checkpoint::parse("nonsense"), std::runtime_error);
+}
+
+// ---- classes from an embedding ----------------------------------------------------------
+
+EmbeddingSet points(const std::vector<std::vector<float>>& rows, const std::vector<int>& labels) {
+  EmbeddingSet set;
+  set.rows.resize(static_cast<Index>(rows.size()), static_cast<Index>(rows.front().size()));
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    for (std::size_t k = 0; k < rows[i].size(); ++k) set.rows(static_cast<Index>(i), static_cast<Index>(k)) = rows[i][k];
+  }
+  set.labels = labels;
+  return set;
+}
+
+TEST(EmbeddingClassifier, CentroidAndNeighboursOnAToyEmbedding) {
+  // Class 0 at (0, 0), (0.2, 0) and (10, 0) (centroid (3.4, 0)); class 1 alone at (5, 1.5).
+  const EmbeddingClassifier euclid(points({{0, 0}, {0.2f, 0}, {10, 0}, {5, 1.5f}}, {0, 0, 0, 1}),
+                                   EmbeddingMetric::Euclidean);
+  const float q[2] = {5, 0.5f};  // 1.0 from class 1's point and centroid, 1.68 from class 0's centroid
+  EXPECT_EQ(euclid.nearest_centroid(q), 1);
+  EXPECT_EQ(euclid.nearest_neighbours(q, 1), 1);
+  EXPECT_EQ(euclid.nearest_neighbours(q, 2), 1);   // one vote each: the class of the closest
+  EXPECT_EQ(euclid.nearest_neighbours(q, 3), 0);   // (5, 1.5), (0.2, 0), (0, 0): two of class 0
+  EXPECT_EQ(euclid.nearest_neighbours(q, 99), 0);  // k capped at the reference: 3 votes to 1
+  const float far[2] = {9, 0};
+  EXPECT_EQ(euclid.nearest_centroid(far), 1);       // (5, 1.5) is closer than (3.4, 0)
+  EXPECT_EQ(euclid.nearest_neighbours(far, 1), 0);  // (10, 0)
+  const EmbeddingAccuracy a = euclid.evaluate(points({{5, 0.5f}, {9, 0}}, {0, 0}), {1, 3});
+  EXPECT_EQ(a.count, 2);
+  EXPECT_DOUBLE_EQ(a.centroid, 0.0);
+  EXPECT_DOUBLE_EQ(a.knn[0], 0.5);  // k = 1: wrong on the first, right on the second
+  EXPECT_DOUBLE_EQ(a.knn[1], 1.0);  // k = 3: right on both
+
+  // Cosine reads directions only: long vectors along x, short ones along y.
+  const auto reference = points({{100, 0}, {90, 5}, {0.1f, 0.2f}, {0, 0.1f}}, {0, 0, 1, 1});
+  const float tilted[2] = {1, 0.1f};
+  EXPECT_EQ(EmbeddingClassifier(reference, EmbeddingMetric::Euclidean).nearest_neighbours(tilted, 1), 1);
+  EXPECT_EQ(EmbeddingClassifier(reference, EmbeddingMetric::Cosine).nearest_neighbours(tilted, 1), 0);
+  EXPECT_EQ(EmbeddingClassifier(reference, EmbeddingMetric::Cosine).nearest_centroid(tilted), 0);
+
+  EXPECT_THROW(euclid.nearest_neighbours(q, 0), std::invalid_argument);
+  EXPECT_THROW(euclid.evaluate(points({{1, 2, 3}}, {0})), ShapeError);
+  EXPECT_THROW(EmbeddingClassifier(EmbeddingSet(), EmbeddingMetric::Cosine), std::invalid_argument);
+  EXPECT_THROW(EmbeddingClassifier(points({{1, 2}}, {-1}), EmbeddingMetric::Cosine), std::invalid_argument);
+}
+
+TEST(EmbeddingClassifier, EmbedsADatasetThroughANamedLayer) {
+  // The flattened pictures themselves as the embedding: each class is bright in its own channel.
+  Sequential<float> net;
+  net.add<Flatten<float>>("flatten");
+  net.add<Dense<float>>("fc", DenseOptions(3 * 8 * 8, 3).seed(1));
+  TinyPictures train(48, 3), test(30, 4);
+  DataLoader train_loader(train, normalise(), LoaderOptions().batch_size(16).shuffle(false).workers(0));
+  DataLoader test_loader(test, normalise(), LoaderOptions().batch_size(7).shuffle(false).workers(0));
+  train_loader.start_epoch(0);
+  test_loader.start_epoch(0);
+  net.train();
+  const EmbeddingSet embedded = embed(net, train_loader, "flatten");
+  EXPECT_TRUE(net.training()) << "the network's mode is restored";
+  ASSERT_EQ(embedded.size(), 48);
+  EXPECT_EQ(embedded.rows.cols(), 3 * 8 * 8);
+  Image first;
+  train.load(0, first);
+  EXPECT_NEAR(embedded.rows(0, 0), (first.pixels[0] - 100.0f) / 60.0f, 1e-5);  // normalised pixel 0
+  for (Index i = 0; i < 48; ++i) EXPECT_EQ(embedded.labels[static_cast<std::size_t>(i)], train.label(i));
+  const EmbeddingClassifier reference(embedded, EmbeddingMetric::Euclidean);
+  const EmbeddingAccuracy a = reference.evaluate(embed(net, test_loader, "flatten"), {1, 10});
+  EXPECT_EQ(a.count, 30);
+  EXPECT_DOUBLE_EQ(a.centroid, 1.0);
+  EXPECT_DOUBLE_EQ(a.knn[0], 1.0);
+  EXPECT_DOUBLE_EQ(a.knn[1], 1.0);
+  EXPECT_THROW(embed(net, test_loader, "relu7"), std::out_of_range);
 }
 
 }  // namespace

@@ -23,6 +23,7 @@
 #include "data/transforms.hpp"
 #include "distributed/gradient_reducer.hpp"  // distributed/mpi.hpp is separate: it needs MPI (convnet::mpi)
 #include "distributed/process_group.hpp"
+#include "embedding_classifier.hpp"
 #include "errors.hpp"
 #include "gemm.hpp"
 #include "init.hpp"

@@ -32,6 +32,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "../errors.hpp"
@@ -50,6 +51,10 @@ struct LoaderOptions {
   LoaderOptions& prefetch(int v) { prefetch_ = v; return *this; }
   LoaderOptions& seed(std::uint64_t v) { seed_ = v; return *this; }
   LoaderOptions& skip_unreadable(bool v) { skip_unreadable_ = v; return *this; }
+  /// Pictures of one class kept together in runs of `v` (0: off): the epoch's order is the classes'
+  /// shuffled pictures cut into runs of v, the runs shuffled, so a batch of P x v pictures holds
+  /// about P classes with v pictures each - positives for every anchor of a pair or triplet loss.
+  LoaderOptions& per_class(Index v) { per_class_ = v; return *this; }
 
   Index batch_size() const { return batch_size_; }
   bool shuffle() const { return shuffle_; }
@@ -58,12 +63,14 @@ struct LoaderOptions {
   int prefetch() const { return prefetch_; }
   std::uint64_t seed() const { return seed_; }
   bool skip_unreadable() const { return skip_unreadable_; }
+  Index per_class() const { return per_class_; }
 
  private:
   Index batch_size_ = 128;
   bool shuffle_ = true, drop_last_ = false, skip_unreadable_ = false;
   int workers_ = 1, prefetch_ = 4;
   std::uint64_t seed_ = 0;
+  Index per_class_ = 0;
 };
 
 struct Batch {
@@ -87,6 +94,8 @@ class DataLoader {
                            "in [0, 256]", opt_.workers());
     detail::require_option(opt_.prefetch() >= 1 && opt_.prefetch() <= kMaxPrefetch, "DataLoader", "prefetch",
                            "in [1, 1024]", opt_.prefetch());
+    detail::require_option(opt_.per_class() >= 0 && opt_.per_class() <= opt_.batch_size(), "DataLoader", "per_class",
+                           "in [0, batch_size]", opt_.per_class());
     if (data_.size() == 0) throw DataError("DataLoader: the dataset is empty");
     slots_.resize(static_cast<std::size_t>(opt_.workers() == 0 ? 1 : opt_.prefetch()));
     try {
@@ -151,6 +160,7 @@ class DataLoader {
     if (opt_.shuffle()) {
       Rng rng(detail::mix64(opt_.seed() + detail::kGolden * (epoch + 1)) ^ 0x5DEECE66DULL);
       rng.shuffle(order_.begin(), order_.end());
+      if (opt_.per_class() > 0) group_by_class(rng);
     }
     for (auto& s : slots_) s.state = Slot::Empty;
     next_task_ = released_ = next_out_ = first_batch;
@@ -233,6 +243,32 @@ class DataLoader {
       --in_flight_;
       batch_ready_.notify_all();
       idle_.notify_all();
+    }
+  }
+
+  // Rearranges the shuffled order into runs of per_class() pictures of one class, in shuffled run order.
+  void group_by_class(Rng& rng) {
+    const std::size_t classes = data_.class_names().size();
+    std::vector<std::vector<Index>> by_class(classes);
+    for (Index i : order_) {
+      const int label = data_.label(i);
+      if (label < 0 || static_cast<std::size_t>(label) >= classes) {
+        throw DataError(detail::concat("DataLoader (per_class): example ", i, " has label ", label,
+                                       ", outside the dataset's ", classes, " classes"));
+      }
+      by_class[static_cast<std::size_t>(label)].push_back(i);
+    }
+    std::vector<std::pair<std::size_t, std::size_t>> runs;  // (class, first picture of the run)
+    const auto k = static_cast<std::size_t>(opt_.per_class());
+    for (std::size_t c = 0; c < by_class.size(); ++c) {
+      for (std::size_t first = 0; first < by_class[c].size(); first += k) runs.emplace_back(c, first);
+    }
+    rng.shuffle(runs.begin(), runs.end());
+    order_.clear();
+    for (const auto& [c, first] : runs) {
+      const auto end = std::min(by_class[c].size(), first + k);
+      order_.insert(order_.end(), by_class[c].begin() + static_cast<std::ptrdiff_t>(first),
+                    by_class[c].begin() + static_cast<std::ptrdiff_t>(end));
     }
   }
 

@@ -10,8 +10,10 @@
 // (Sequential::backward with a tap), so one backward pass serves every term.
 //
 // Names accepted by make_objective (and the trainer's --loss):
-//   cross-entropy, hinge, squared-hinge, cosine, triplet, and sums of them
-//   joined by '+', such as cross-entropy+hinge or cross-entropy+triplet.
+//   cross-entropy, hinge, squared-hinge, cosine, triplet, contrastive,
+//   pair-hinge, lmnn, distance-ratio, softpn, lifted, histogram, and sums of
+//   them joined by '+', such as cross-entropy+hinge or cross-entropy+triplet.
+//   The last eight read the embedding; the others the logits.
 #pragma once
 
 #include <cmath>
@@ -25,9 +27,16 @@
 #include "../errors.hpp"
 #include "../sequential.hpp"
 #include "../tensor.hpp"
+#include "contrastive.hpp"
 #include "cosine_similarity.hpp"
+#include "distance_ratio.hpp"
+#include "histogram.hpp"
+#include "lifted_structured.hpp"
+#include "lmnn.hpp"
 #include "loss.hpp"
 #include "multiclass_hinge.hpp"
+#include "pair_hinge.hpp"
+#include "soft_pn.hpp"
 #include "softmax_cross_entropy.hpp"
 #include "triplet.hpp"
 
@@ -50,7 +59,9 @@ struct ObjectiveOptions {
 
 /// The names make_objective accepts, one loss each.
 inline const std::vector<std::string>& loss_names() {
-  static const std::vector<std::string> names{"cross-entropy", "hinge", "squared-hinge", "cosine", "triplet"};
+  static const std::vector<std::string> names{"cross-entropy", "hinge",          "squared-hinge", "cosine",
+                                              "triplet",       "contrastive",    "pair-hinge",    "lmnn",
+                                              "distance-ratio", "softpn",       "lifted",        "histogram"};
   return names;
 }
 
@@ -173,6 +184,13 @@ std::unique_ptr<Loss<T>> make_loss(const std::string& name, const ObjectiveOptio
   }
   if (name == "cosine") return std::make_unique<CosineSimilarityLoss<T>>();
   if (name == "triplet") return std::make_unique<TripletLoss<T>>(TripletOptions().margin(options.triplet_margin()));
+  if (name == "contrastive") return std::make_unique<ContrastiveLoss<T>>();
+  if (name == "pair-hinge") return std::make_unique<PairHingeLoss<T>>();
+  if (name == "lmnn") return std::make_unique<LmnnLoss<T>>();
+  if (name == "distance-ratio") return std::make_unique<DistanceRatioLoss<T>>();
+  if (name == "softpn") return std::make_unique<SoftPnLoss<T>>();
+  if (name == "lifted") return std::make_unique<LiftedStructuredLoss<T>>();
+  if (name == "histogram") return std::make_unique<HistogramLoss<T>>();
   std::string valid;
   for (const auto& n : loss_names()) valid += (valid.empty() ? "" : ", ") + n;
   throw std::invalid_argument("unknown loss '" + name + "'; valid names are " + valid +
