@@ -30,35 +30,40 @@ struct ContrastiveOptions {
   double margin_ = 1.0;
 };
 
-template <class T>
-class ContrastiveLoss : public Loss<T> {
+namespace detail {
+/// A pull on same-class pairs and a hinge to `margin` on the others, over every pair of the batch:
+/// squared (the contrastive loss: 1/2 d^2 and 1/2 max(0, margin - d)^2) or not (the pair hinge).
+template <class T, bool Squared>
+class PairMarginLoss : public Loss<T> {
  public:
-  explicit ContrastiveLoss(ContrastiveOptions options = {}) : options_(options) {
-    detail::require_option(options.margin() > 0, "ContrastiveLoss", "margin", "> 0", options.margin());
+  PairMarginLoss(const char* where, double margin) : where_(where), margin_(margin) {
+    detail::require_option(margin > 0, where, "margin", "> 0", margin);
   }
-  std::string type_name() const override { return "contrastive"; }
-  std::string describe() const override { return detail::concat("contrastive(margin=", options_.margin(), ")"); }
   LossInput input() const override { return LossInput::Embedding; }
+  double margin() const { return margin_; }
 
   T forward(const Tensor<T>& embedding, const std::vector<int>& labels) override {
-    const Shape s = detail::check_loss_input("ContrastiveLoss", LossInput::Embedding, embedding, labels);
+    const Shape s = detail::check_loss_input(where_, LossInput::Embedding, embedding, labels);
     distances_.compute(embedding);
     resize(grad_, s);
     flat(grad_).setZero();
     ready_ = true;
     const Index n = s.n, pairs = n * (n - 1) / 2;
     if (pairs == 0) return 0;
-    const T margin = static_cast<T>(options_.margin()), inv_pairs = T(1) / static_cast<T>(pairs);
+    const T margin = static_cast<T>(margin_), inv_pairs = T(1) / static_cast<T>(pairs);
     double total = 0;
     for (Index a = 0; a < n; ++a) {
       for (Index b = a + 1; b < n; ++b) {
         const T d = distances_(a, b);
-        if (labels[static_cast<std::size_t>(a)] == labels[static_cast<std::size_t>(b)]) {
-          total += 0.5 * static_cast<double>(d) * static_cast<double>(d);
-          distances_.add_squared_gradient(a, b, T(0.5) * inv_pairs, grad_);  // d(d^2 / 2) = (e_a - e_b)
-        } else if (d < margin) {
-          total += 0.5 * static_cast<double>(margin - d) * static_cast<double>(margin - d);
-          distances_.add_gradient(a, b, -(margin - d) * inv_pairs, grad_);
+        const bool same = labels[static_cast<std::size_t>(a)] == labels[static_cast<std::size_t>(b)];
+        if (!same && d >= margin) continue;
+        const T gap = same ? d : margin - d;  // what the pair's term grows with
+        total += Squared ? 0.5 * static_cast<double>(gap) * static_cast<double>(gap) : static_cast<double>(gap);
+        if (Squared && same) {
+          distances_.add_squared_gradient(a, b, T(0.5) * inv_pairs, grad_);  // d(d^2 / 2) = (e_a - e_b): no division
+        } else {
+          const T slope = (Squared ? gap : T(1)) * inv_pairs;
+          distances_.add_gradient(a, b, same ? slope : -slope, grad_);
         }
       }
     }
@@ -66,15 +71,26 @@ class ContrastiveLoss : public Loss<T> {
   }
 
   const Tensor<T>& backward() override {
-    if (!ready_) throw std::logic_error("ContrastiveLoss: backward called before forward");
+    if (!ready_) throw std::logic_error(std::string(where_) + ": backward called before forward");
     return grad_;
   }
 
  private:
-  ContrastiveOptions options_;
+  const char* where_;
+  double margin_;
   detail::PairDistances<T> distances_;
   Tensor<T> grad_;
   bool ready_ = false;
+};
+}  // namespace detail
+
+template <class T>
+class ContrastiveLoss : public detail::PairMarginLoss<T, true> {
+ public:
+  explicit ContrastiveLoss(ContrastiveOptions options = {})
+      : detail::PairMarginLoss<T, true>("ContrastiveLoss", options.margin()) {}
+  std::string type_name() const override { return "contrastive"; }
+  std::string describe() const override { return detail::concat("contrastive(margin=", this->margin(), ")"); }
 };
 
 }  // namespace convnet

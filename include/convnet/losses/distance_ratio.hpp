@@ -52,14 +52,17 @@ Index for_each_triplet(const std::vector<int>& labels, const F& f) {
 }
 }  // namespace detail
 
-template <class T>
-class DistanceRatioLoss : public Loss<T> {
+namespace detail {
+/// 2 sigmoid(d+ - d-)^2 over every triplet of the batch, with d- the anchor's distance to the
+/// negative, or (HarderNegative, SoftPN) the smaller of the anchor's and the positive's.
+template <class T, bool HarderNegative>
+class SoftmaxRatioLoss : public Loss<T> {
  public:
-  std::string type_name() const override { return "distance-ratio"; }
+  explicit SoftmaxRatioLoss(const char* where) : where_(where) {}
   LossInput input() const override { return LossInput::Embedding; }
 
   T forward(const Tensor<T>& embedding, const std::vector<int>& labels) override {
-    const Shape s = detail::check_loss_input("DistanceRatioLoss", LossInput::Embedding, embedding, labels);
+    const Shape s = detail::check_loss_input(where_, LossInput::Embedding, embedding, labels);
     distances_.compute(embedding);
     resize(grad_, s);
     flat(grad_).setZero();
@@ -69,24 +72,34 @@ class DistanceRatioLoss : public Loss<T> {
     const T scale = T(1) / static_cast<T>(triplets);
     double total = 0;
     detail::for_each_triplet(labels, [&](Index a, Index p, Index n) {
+      const Index near = HarderNegative && distances_(p, n) < distances_(a, n) ? p : a;  // a tie takes d(a, n)
       T value, slope;
-      detail::ratio_term(distances_(a, p) - distances_(a, n), value, slope);
+      detail::ratio_term(distances_(a, p) - distances_(near, n), value, slope);
       total += static_cast<double>(value);
       distances_.add_gradient(a, p, slope * scale, grad_);
-      distances_.add_gradient(a, n, -slope * scale, grad_);
+      distances_.add_gradient(near, n, -slope * scale, grad_);
     });
     return static_cast<T>(total / static_cast<double>(triplets));
   }
 
   const Tensor<T>& backward() override {
-    if (!ready_) throw std::logic_error("DistanceRatioLoss: backward called before forward");
+    if (!ready_) throw std::logic_error(std::string(where_) + ": backward called before forward");
     return grad_;
   }
 
  private:
+  const char* where_;
   detail::PairDistances<T> distances_;
   Tensor<T> grad_;
   bool ready_ = false;
+};
+}  // namespace detail
+
+template <class T>
+class DistanceRatioLoss : public detail::SoftmaxRatioLoss<T, false> {
+ public:
+  DistanceRatioLoss() : detail::SoftmaxRatioLoss<T, false>("DistanceRatioLoss") {}
+  std::string type_name() const override { return "distance-ratio"; }
 };
 
 }  // namespace convnet

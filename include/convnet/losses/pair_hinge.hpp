@@ -13,12 +13,8 @@
 #pragma once
 
 #include <string>
-#include <vector>
 
-#include "../errors.hpp"
-#include "../tensor.hpp"
-#include "loss.hpp"
-#include "pair_distances.hpp"
+#include "contrastive.hpp"
 
 namespace convnet {
 
@@ -31,50 +27,12 @@ struct PairHingeOptions {
 };
 
 template <class T>
-class PairHingeLoss : public Loss<T> {
+class PairHingeLoss : public detail::PairMarginLoss<T, false> {
  public:
-  explicit PairHingeLoss(PairHingeOptions options = {}) : options_(options) {
-    detail::require_option(options.margin() > 0, "PairHingeLoss", "margin", "> 0", options.margin());
-  }
+  explicit PairHingeLoss(PairHingeOptions options = {})
+      : detail::PairMarginLoss<T, false>("PairHingeLoss", options.margin()) {}
   std::string type_name() const override { return "pair-hinge"; }
-  std::string describe() const override { return detail::concat("pair-hinge(margin=", options_.margin(), ")"); }
-  LossInput input() const override { return LossInput::Embedding; }
-
-  T forward(const Tensor<T>& embedding, const std::vector<int>& labels) override {
-    const Shape s = detail::check_loss_input("PairHingeLoss", LossInput::Embedding, embedding, labels);
-    distances_.compute(embedding);
-    resize(grad_, s);
-    flat(grad_).setZero();
-    ready_ = true;
-    const Index n = s.n, pairs = n * (n - 1) / 2;
-    if (pairs == 0) return 0;
-    const T margin = static_cast<T>(options_.margin()), inv_pairs = T(1) / static_cast<T>(pairs);
-    double total = 0;
-    for (Index a = 0; a < n; ++a) {
-      for (Index b = a + 1; b < n; ++b) {
-        const T d = distances_(a, b);
-        if (labels[static_cast<std::size_t>(a)] == labels[static_cast<std::size_t>(b)]) {
-          total += static_cast<double>(d);
-          distances_.add_gradient(a, b, inv_pairs, grad_);
-        } else if (d < margin) {
-          total += static_cast<double>(margin - d);
-          distances_.add_gradient(a, b, -inv_pairs, grad_);
-        }
-      }
-    }
-    return static_cast<T>(total / static_cast<double>(pairs));
-  }
-
-  const Tensor<T>& backward() override {
-    if (!ready_) throw std::logic_error("PairHingeLoss: backward called before forward");
-    return grad_;
-  }
-
- private:
-  PairHingeOptions options_;
-  detail::PairDistances<T> distances_;
-  Tensor<T> grad_;
-  bool ready_ = false;
+  std::string describe() const override { return detail::concat("pair-hinge(margin=", this->margin(), ")"); }
 };
 
 }  // namespace convnet

@@ -14,53 +14,16 @@
 #pragma once
 
 #include <string>
-#include <vector>
 
-#include "../errors.hpp"
-#include "../tensor.hpp"
 #include "distance_ratio.hpp"
-#include "loss.hpp"
-#include "pair_distances.hpp"
 
 namespace convnet {
 
 template <class T>
-class SoftPnLoss : public Loss<T> {
+class SoftPnLoss : public detail::SoftmaxRatioLoss<T, true> {
  public:
+  SoftPnLoss() : detail::SoftmaxRatioLoss<T, true>("SoftPnLoss") {}
   std::string type_name() const override { return "softpn"; }
-  LossInput input() const override { return LossInput::Embedding; }
-
-  T forward(const Tensor<T>& embedding, const std::vector<int>& labels) override {
-    const Shape s = detail::check_loss_input("SoftPnLoss", LossInput::Embedding, embedding, labels);
-    distances_.compute(embedding);
-    resize(grad_, s);
-    flat(grad_).setZero();
-    ready_ = true;
-    const Index triplets = detail::for_each_triplet(labels, [](Index, Index, Index) {});
-    if (triplets == 0) return 0;
-    const T scale = T(1) / static_cast<T>(triplets);
-    double total = 0;
-    detail::for_each_triplet(labels, [&](Index a, Index p, Index n) {
-      const bool from_anchor = distances_(a, n) <= distances_(p, n);
-      const Index near = from_anchor ? a : p;
-      T value, slope;
-      detail::ratio_term(distances_(a, p) - distances_(near, n), value, slope);
-      total += static_cast<double>(value);
-      distances_.add_gradient(a, p, slope * scale, grad_);
-      distances_.add_gradient(near, n, -slope * scale, grad_);
-    });
-    return static_cast<T>(total / static_cast<double>(triplets));
-  }
-
-  const Tensor<T>& backward() override {
-    if (!ready_) throw std::logic_error("SoftPnLoss: backward called before forward");
-    return grad_;
-  }
-
- private:
-  detail::PairDistances<T> distances_;
-  Tensor<T> grad_;
-  bool ready_ = false;
 };
 
 }  // namespace convnet
