@@ -60,13 +60,14 @@ class PairMarginLoss : public Loss<T> {
         const T gap = same ? d : margin - d;  // what the pair's term grows with
         total += Squared ? 0.5 * static_cast<double>(gap) * static_cast<double>(gap) : static_cast<double>(gap);
         if (Squared && same) {
-          distances_.add_squared_gradient(a, b, T(0.5) * inv_pairs, grad_);  // d(d^2 / 2) = (e_a - e_b): no division
+          distances_.add_squared_gradient(a, b, T(0.5) * inv_pairs);  // d(d^2 / 2) = (e_a - e_b): no division
         } else {
           const T slope = (Squared ? gap : T(1)) * inv_pairs;
-          distances_.add_gradient(a, b, same ? slope : -slope, grad_);
+          distances_.add_gradient(a, b, same ? slope : -slope);
         }
       }
     }
+    distances_.write_gradient(grad_);
     return static_cast<T>(total / static_cast<double>(pairs));
   }
 

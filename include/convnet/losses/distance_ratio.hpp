@@ -76,9 +76,10 @@ class SoftmaxRatioLoss : public Loss<T> {
       T value, slope;
       detail::ratio_term(distances_(a, p) - distances_(near, n), value, slope);
       total += static_cast<double>(value);
-      distances_.add_gradient(a, p, slope * scale, grad_);
-      distances_.add_gradient(near, n, -slope * scale, grad_);
+      distances_.add_gradient(a, p, slope * scale);
+      distances_.add_gradient(near, n, -slope * scale);
     });
+    distances_.write_gradient(grad_);
     return static_cast<T>(total / static_cast<double>(triplets));
   }
 

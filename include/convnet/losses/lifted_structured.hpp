@@ -86,16 +86,17 @@ class LiftedStructuredLoss : public Loss<T> {
         if (J <= 0) continue;
         total += 0.5 * static_cast<double>(J) * static_cast<double>(J);
         const T g = J * inv_pairs;  // d loss / d J
-        distances_.add_gradient(i, j, g, grad_);
+        distances_.add_gradient(i, j, g);
         for (Index side = 0; side < 2; ++side) {
           const Index from = side ? j : i;
           for (Index k = 0; k < n; ++k) {
             const T w = weights_[static_cast<std::size_t>(side * n + k)];
-            if (w > 0) distances_.add_gradient(from, k, -g * w / sum, grad_);
+            if (w > 0) distances_.add_gradient(from, k, -g * w / sum);
           }
         }
       }
     }
+    distances_.write_gradient(grad_);
     return static_cast<T>(total / static_cast<double>(positives));
   }
 

@@ -71,17 +71,18 @@ class LmnnLoss : public Loss<T> {
         if (j == i || !same(i, j)) continue;
         const T dij = square(distances_(i, j));
         pull += static_cast<double>(dij);
-        distances_.add_squared_gradient(i, j, pull_scale, grad_);
+        distances_.add_squared_gradient(i, j, pull_scale);
         for (Index l = 0; l < n; ++l) {
           if (same(i, l)) continue;
           const T value = margin + dij - square(distances_(i, l));
           if (value <= 0) continue;
           push += static_cast<double>(value);
-          distances_.add_squared_gradient(i, j, push_scale, grad_);
-          distances_.add_squared_gradient(i, l, -push_scale, grad_);
+          distances_.add_squared_gradient(i, j, push_scale);
+          distances_.add_squared_gradient(i, l, -push_scale);
         }
       }
     }
+    distances_.write_gradient(grad_);
     const double mu_d = options_.mu();
     return static_cast<T>((targets ? (1 - mu_d) * pull / static_cast<double>(targets) : 0.0) +
                           (triplets ? mu_d * push / static_cast<double>(triplets) : 0.0));

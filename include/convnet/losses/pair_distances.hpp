@@ -5,11 +5,18 @@
 // (e_a - e_b) / d stays finite when two embeddings coincide. Distances are
 // computed directly, not through ||a||^2 + ||b||^2 - 2 a.b, which cancels
 // badly in float for nearby points.
+//
+// A loss records d(loss)/d(distance) of each pair it uses (add_gradient, or
+// add_squared_gradient for d(loss)/d(distance^2)) and write_gradient turns
+// them into d(loss)/d(embedding) in one pass, G = diag(W 1) E - W E with W the
+// symmetrised coefficients: one n x n by n x dim product, however many
+// triplets touched each pair (a triplet loss touches n^3 of them).
 #pragma once
 
 #include <cmath>
 #include <vector>
 
+#include "../gemm.hpp"
 #include "../tensor.hpp"
 #include "../threading.hpp"
 
@@ -24,6 +31,7 @@ class PairDistances {
     dim_ = embedding.dimension(1);
     e_ = embedding.data();
     d_.resize(static_cast<std::size_t>(n_ * n_));
+    coef_.assign(static_cast<std::size_t>(n_ * n_), T(0));
     detail::parallel_for(n_, n_ * n_ * dim_ > 65536, [&](Index a, int) {
       for (Index b = 0; b < n_; ++b) {
         T sum = 0;
@@ -38,35 +46,31 @@ class PairDistances {
   T operator()(Index a, Index b) const { return d_[static_cast<std::size_t>(a * n_ + b)]; }
   Index size() const { return n_; }
 
-  /// Adds `scale` x d d(a, b) / d e to `grad` [n, dim]: (e_a - e_b) / d to row a, its negative to row b.
-  void add_gradient(Index a, Index b, T scale, Tensor<T>& grad) const {
-    const T s = scale / (*this)(a, b);
-    T* ga = grad.data() + a * dim_;
-    T* gb = grad.data() + b * dim_;
-    const T* ea = e_ + a * dim_;
-    const T* eb = e_ + b * dim_;
-    for (Index k = 0; k < dim_; ++k) {
-      const T u = (ea[k] - eb[k]) * s;
-      ga[k] += u;
-      gb[k] -= u;
-    }
-  }
+  /// Records `scale` x d d(a, b) / d e: (e_a - e_b) / d for row a, its negative for row b.
+  void add_gradient(Index a, Index b, T scale) { coef_[static_cast<std::size_t>(a * n_ + b)] += scale / (*this)(a, b); }
+  /// Records `scale` x d (d(a, b)^2) / d e: 2 (e_a - e_b) for row a, its negative for row b (no division).
+  void add_squared_gradient(Index a, Index b, T scale) { coef_[static_cast<std::size_t>(a * n_ + b)] += 2 * scale; }
 
-  /// Adds `scale` x d (d(a, b)^2) / d e: 2 (e_a - e_b) to row a, its negative to row b (no division).
-  void add_squared_gradient(Index a, Index b, T scale, Tensor<T>& grad) const {
-    T* ga = grad.data() + a * dim_;
-    T* gb = grad.data() + b * dim_;
-    const T* ea = e_ + a * dim_;
-    const T* eb = e_ + b * dim_;
-    for (Index k = 0; k < dim_; ++k) {
-      const T u = 2 * (ea[k] - eb[k]) * scale;
-      ga[k] += u;
-      gb[k] -= u;
+  /// Writes into `grad` [n, dim] the gradient of everything recorded since compute():
+  /// row a = sum over b of w_ab (e_a - e_b), w = C + C^T.
+  void write_gradient(Tensor<T>& grad) {
+    for (Index a = 0; a < n_; ++a) {
+      for (Index b = a + 1; b < n_; ++b) {
+        const T w = coef_[static_cast<std::size_t>(a * n_ + b)] + coef_[static_cast<std::size_t>(b * n_ + a)];
+        coef_[static_cast<std::size_t>(a * n_ + b)] = coef_[static_cast<std::size_t>(b * n_ + a)] = w;
+      }
+      coef_[static_cast<std::size_t>(a * n_ + a)] = 0;
+    }
+    gemm(Transpose::No, Transpose::No, n_, dim_, n_, T(-1), coef_.data(), n_, e_, dim_, T(0), grad.data(), dim_);
+    for (Index a = 0; a < n_; ++a) {
+      T total = 0;
+      for (Index b = 0; b < n_; ++b) total += coef_[static_cast<std::size_t>(a * n_ + b)];
+      for (Index k = 0; k < dim_; ++k) grad.data()[a * dim_ + k] += total * e_[a * dim_ + k];
     }
   }
 
  private:
-  std::vector<T> d_;
+  std::vector<T> d_, coef_;  // distances, and d(loss)/d(distance) coefficients as recorded
   const T* e_ = nullptr;
   Index n_ = 0, dim_ = 0;
 };
