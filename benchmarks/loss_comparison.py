@@ -19,7 +19,9 @@ run cut short loses at most the row in progress). --sweep 0.01,0.02,0.05 first
 tries each learning rate on a short budget (--sweep-epochs, --sweep-batches)
 and trains the row at the one with the best validation figure (accuracy for a
 softmax head, loss for an embedding alone); the sweep is recorded with the row.
-A run that stops on a non-finite loss, or whose embedding collapses (every
+--settings 'contrastive=contrastive(margin=0.5,normalize=1)' runs a row with
+other settings of its loss; rows are stored with their spec, so such a row is a
+new row, and the table shows the one of the settings asked for. A run that stops on a non-finite loss, or whose embedding collapses (every
 embedding classifier at chance), is reported as such. Needs only the standard
 library.
 """
@@ -40,20 +42,35 @@ STUDY_ROWS = [
     ("cosine similarity", 0.6164, "cosine", ""),
     ("pairwise hinge", 0.5904, "pair-hinge", ""),
     ("Hadsell (contrastive)", 0.6544, "contrastive", ""),
-    ("double margin", 0.6548, None, ""),
-    ("siamese with global", 0.6593, None, ""),
+    ("double margin", 0.6548, "double-margin", ""),
+    ("siamese with global", 0.6593, "siamese-global", ""),
     ("triplet", 0.6552, "triplet", ""),
     ("distance ratio", 0.6574, "distance-ratio", ""),
     ("SoftPN", 0.6616, "softpn", ""),
-    ("improved triplet", 0.6411, None, ""),
+    ("improved triplet", 0.6411, "improved-triplet", ""),
     ("large margin nearest neighbour", 0.6545, "lmnn", ""),
     ("lifted structured (softmax similarity)", 0.6542, "lifted", ""),
-    ("triplet with global", 0.6485, None, ""),
+    ("triplet with global", 0.6485, "triplet-global", ""),
     ("histogram loss", 0.6577, "histogram", ""),
     ("cross-entropy + class-wise hinge", 0.6532, "cross-entropy+hinge", "1,1"),
     ("cross-entropy + triplet", 0.6493, "cross-entropy+triplet", "1,1"),
 ]
-EMBEDDING_ONLY = {"triplet", "contrastive", "pair-hinge", "lmnn", "distance-ratio", "softpn", "lifted", "histogram"}
+# --settings "contrastive=contrastive(margin=0.5,normalize=1),..." replaces a row's spec, so that a
+# loss can be tuned beyond its learning rate; a stored row counts only for the spec it was run with.
+LOGIT_LOSSES = {"cross-entropy", "hinge", "squared-hinge", "cosine"}
+
+
+def embedding_only(spec):
+    """Whether no term of the spec reads the logits (the names without their settings)."""
+    depth, names, name = 0, [], ""
+    for c in spec + "+":
+        depth += {"(": 1, ")": -1}.get(c, 0)
+        if c == "+" and depth == 0:
+            names.append(name.split("(")[0])
+            name = ""
+        else:
+            name += c
+    return not any(n in LOGIT_LOSSES for n in names)
 
 
 def parse_report(path):
@@ -93,21 +110,36 @@ def train(a, out, spec, weights, epochs, batches, lr=None):
     return run, (time.time() - start) / 60
 
 
+def folder_name(spec):
+    return re.sub(r"[^A-Za-z0-9_.+=-]", "_", spec)
+
+
+def rows_to_run(a):
+    """The study's rows with --settings applied: (name, study figure, spec, weights)."""
+    settings = {}
+    for item in filter(None, a.settings.split(";")):
+        base, _, spec = item.partition("=")
+        if not spec or not any(r[2] == base for r in STUDY_ROWS):
+            sys.exit("loss_comparison: --settings takes ROWSPEC=SPEC;..., e.g. contrastive=contrastive(normalize=1); got %r" % item)
+        settings[base] = spec
+    return [(name, study, settings.get(spec, spec), weights) for name, study, spec, weights in STUDY_ROWS]
+
+
 def run_row(a, name, spec, weights):
-    embedding_only = spec in EMBEDDING_ONLY
+    embedding_only_row = embedding_only(spec)
     row = {"name": name, "spec": spec, "weights": weights}
     lr = None
     if a.sweep:
         row["sweep"] = {}
         for rate in [float(x) for x in a.sweep.split(",")]:
-            out = os.path.join(a.out, "sweep", spec, "lr%g" % rate)
+            out = os.path.join(a.out, "sweep", folder_name(spec), "lr%g" % rate)
             run, _ = train(a, out, spec, weights, a.sweep_epochs, a.sweep_batches, rate)
-            figure = validation_figure(out, embedding_only) if run.returncode == 0 else None
+            figure = validation_figure(out, embedding_only_row) if run.returncode == 0 else None
             row["sweep"]["%g" % rate] = figure
             if figure is not None and (lr is None or figure > row["sweep"]["%g" % lr]):
                 lr = rate
         row["lr"] = lr
-    out = os.path.join(a.out, spec)
+    out = os.path.join(a.out, folder_name(spec))
     run, minutes = train(a, out, spec, weights, a.epochs, a.max_batches, lr)
     row["minutes"] = round(minutes, 1)
     if run.returncode != 0:
@@ -117,7 +149,7 @@ def run_row(a, name, spec, weights):
         return row
     row.update(parse_report(os.path.join(out, "report.txt")))
     chance = 100.0 / 10
-    if embedding_only and all(row.get(k) is not None and row[k] <= chance + 1 for k in ("centroid", "knn1", "knn10")):
+    if embedding_only_row and all(row.get(k) is not None and row[k] <= chance + 1 for k in ("centroid", "knn1", "knn10")):
         row["collapsed"] = True
     print("    " + json.dumps(row), flush=True)
     return row
@@ -130,8 +162,8 @@ def cell(v):
 def table(a, done):
     lines = ["| loss | study | ours: softmax top-1 | ours: nearest centroid | ours: 1-NN | ours: 10-NN | lr | minutes |",
              "|---|---:|---:|---:|---:|---:|---:|---:|"]
-    for name, study, spec, _ in STUDY_ROWS:
-        r = done.get(name)
+    for name, study, spec, _ in rows_to_run(a):
+        r = done.get((name, spec))
         if spec is None:
             lines.append("| %s | %.2f%% | not implemented | | | | | |" % (name, 100 * study))
         elif r is None:
@@ -139,7 +171,7 @@ def table(a, done):
         elif "failed" in r:
             lines.append("| %s | %.2f%% | failed: %s | | | | | %s |" % (name, 100 * study, r["failed"], r["minutes"]))
         else:
-            head = "(untrained)" if spec in EMBEDDING_ONLY else cell(r.get("top1"))
+            head = "(untrained)" if embedding_only(spec) else cell(r.get("top1"))
             note = " (collapsed)" if r.get("collapsed") else ""
             lines.append("| %s (`%s`) | %.2f%% | %s | %s%s | %s | %s | %s | %s |" % (
                 name, spec, 100 * study, head, cell(r.get("centroid")), note, cell(r.get("knn1")),
@@ -167,6 +199,8 @@ def main():
     p.add_argument("--sweep-epochs", type=int, default=2)
     p.add_argument("--sweep-batches", type=int, default=100)
     p.add_argument("--trainer-args", default="", help="further flags for every run")
+    p.add_argument("--settings", default="", help="ROWSPEC=SPEC;... replaces rows' specs, e.g. "
+                   "'contrastive=contrastive(margin=0.5,normalize=1)' (a stored row counts for its own spec)")
     a = p.parse_args()
 
     if not os.access(a.trainer, os.X_OK):
@@ -178,13 +212,13 @@ def main():
         for line in open(store):
             if line.strip():
                 r = json.loads(line)
-                done[r["name"]] = r
+                done[(r["name"], r["spec"])] = r
     wanted = set(a.rows.split(",")) if a.rows else None
-    for name, _, spec, weights in STUDY_ROWS:
-        if spec is None or name in done or (wanted and spec not in wanted):
+    for name, _, spec, weights in rows_to_run(a):
+        if (name, spec) in done or (wanted and spec.split("(")[0] not in wanted and spec not in wanted):
             continue
         row = run_row(a, name, spec, weights)
-        done[name] = row
+        done[(name, spec)] = row
         with open(store, "a") as f:  # one line a finished row: an interrupted comparison continues here
             f.write(json.dumps(row) + "\n")
         open(os.path.join(a.out, "loss_comparison.md"), "w").write(table(a, done))

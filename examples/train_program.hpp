@@ -47,16 +47,17 @@ inline std::vector<EvalViews> eval_views_of(const Settings& s) {
 // pictures' nearest class centroid and k nearest neighbours (k = 1, 10) among the training pictures'
 // embeddings, prepared as for evaluation.
 inline void write_embedding_report(std::ostream& out, Classifier& model, const TrainingData& data,
-                                   const Dataset& test, const std::string& layer, std::optional<Index> max_batches) {
+                                   const Dataset& test, const std::string& layer, EmbeddingMetric metric,
+                                   std::optional<Index> max_batches) {
   const auto options = LoaderOptions().batch_size(256).shuffle(false).workers(1).skip_unreadable(true);
   DataLoader train_loader(data.train(), model.preparation().eval_pipeline(), options);
   DataLoader test_loader(test, model.preparation().eval_pipeline(), options);
   train_loader.start_epoch(0);
   test_loader.start_epoch(0);
   const Index limit = max_batches.value_or(Index{1} << 40);
-  const EmbeddingClassifier reference(embed(model.network(), train_loader, layer, limit), EmbeddingMetric::Euclidean);
+  const EmbeddingClassifier reference(embed(model.network(), train_loader, layer, limit), metric);
   const EmbeddingAccuracy a = reference.evaluate(embed(model.network(), test_loader, layer, limit), {1, 10});
-  out << "embedding (" << layer << ", Euclidean, " << a.count << " test pictures): nearest centroid "
+  out << "embedding (" << layer << (metric == EmbeddingMetric::Cosine ? ", cosine, " : ", Euclidean, ") << a.count << " test pictures): nearest centroid "
       << 100 * a.centroid << "%, 1-NN " << 100 * a.knn[0] << "%, 10-NN " << 100 * a.knn[1] << "%\n";
 }
 
@@ -82,7 +83,9 @@ inline void write_test_report(std::ostream& out, const Trainer<float>& trainer, 
   const auto pictures = max_batches ? std::optional<Index>(*max_batches * 256) : std::nullopt;  // as validation
   Classifier model = Classifier::load(trainer.best_path());
   if (objective.reads_embedding() && !stop.load()) {
-    write_embedding_report(out, model, data, test, objective.embedding_layer(), max_batches);
+    // Read as the loss measured: by cosine when every embedding term normalises the embedding.
+    const auto metric = objective.normalizes_embedding() ? EmbeddingMetric::Cosine : EmbeddingMetric::Euclidean;
+    write_embedding_report(out, model, data, test, objective.embedding_layer(), metric, max_batches);
   }
   if (!objective.reads_logits()) out << "(" << loss << " does not train fc8: its softmax figures below are untrained)\n";
   const std::vector<EvalViews> views = eval_views_of(s);

@@ -175,6 +175,56 @@ TEST(LossValues, PairAndTripletLossesByHand) {
   }
 }
 
+TEST(LossValues, DoubleMarginGlobalAndImprovedTripletByHand) {
+  Tensor<double> e = three_points();
+  // Double margin 0.25 / 3: the positive pair is 0.25 beyond its margin (1/2 0.25^2), the negative
+  // pair (1, 2) 0.5 inside its margin (1/2 0.5^2), (0, 2) exactly at it; mean over the 3 pairs.
+  const auto two_margins = DoubleMarginOptions().positive_margin(0.25).negative_margin(3);
+  EXPECT_NEAR(DoubleMarginLoss<double>(two_margins).forward(e, kThreeLabels), (0.03125 + 0.125) / 3, 1e-12);
+  EXPECT_NEAR(DoubleMarginLoss<double>().forward(e, kThreeLabels), 0.0, 1e-12);  // 0.5 <= 0.5, 2.5 >= 1
+  // Improved triplet: d2+ = 0.25 in both triplets, d2- = 9 and 6.25: both differences are below
+  // tau1 = -1, the pull 0.002 x 0.25 acts. With tau1 = -7 the second difference, -6, counts.
+  EXPECT_NEAR(ImprovedTripletLoss<double>().forward(e, kThreeLabels), -1 + 0.0005, 1e-12);
+  EXPECT_NEAR(ImprovedTripletLoss<double>(ImprovedTripletOptions().tau1(-7)).forward(e, kThreeLabels),
+              (-7 - 6) / 2.0 + 0.0005, 1e-12);
+  // Global, unnormalised, q = d^2 / 4: positive 0.0625; negatives 2.25 and 1.5625 (mean 1.90625,
+  // variance 0.34375^2). The gap 1.84375 clears margin 0.4; margin 2 adds 0.8 x 0.15625.
+  const auto raw = GlobalLossOptions().normalize(false);
+  EXPECT_NEAR(SiameseGlobalLoss<double>(raw).forward(e, kThreeLabels), 0.1181640625, 1e-12);
+  SiameseGlobalLoss<double> wide(GlobalLossOptions(raw).margin(2));
+  EXPECT_NEAR(wide.forward(e, kThreeLabels), 0.1181640625 + 0.125, 1e-12);
+  EXPECT_NEAR(wide.mean(true), 0.0625, 1e-12);
+  EXPECT_NEAR(wide.mean(false), 1.90625, 1e-12);
+  // Pairs or triplets: 0, 0.5 of class 0, 3 of class 1, 5 of class 2. The pair (2, 3) is in no
+  // triplet (neither has a positive), so the triplet variant's negatives are 2.25, 1.5625, 6.25,
+  // 5.0625 (mean 3.78125) and the siamese one's also 1 (mean 3.225).
+  Tensor<double> four = column({{0}, {0.5}, {3}, {5}});
+  const std::vector<int> four_labels{0, 0, 1, 2};
+  SiameseGlobalLoss<double> siamese(raw);
+  TripletGlobalLoss<double> triplet(raw);
+  EXPECT_NEAR(siamese.forward(four, four_labels), 4.2384375, 1e-9);
+  EXPECT_NEAR(siamese.mean(false), 3.225, 1e-12);
+  EXPECT_NEAR(triplet.forward(four, four_labels), 3.7509765625, 1e-9);
+  EXPECT_NEAR(triplet.mean(false), 3.78125, 1e-12);
+  // Normalised by default: (1, 0), (2, 0) | (0, 3) become (1, 0), (1, 0) | (0, 1): q+ = 0, q- = 1/2
+  // (both), a gap of 0.5 that clears 0.4 but not 0.6 (0.8 x 0.1).
+  Tensor<double> h = column({{1, 0}, {2, 0}, {0, 3}});
+  EXPECT_NEAR(SiameseGlobalLoss<double>().forward(h, kThreeLabels), 0.0, 1e-12);
+  EXPECT_NEAR(SiameseGlobalLoss<double>(GlobalLossOptions().margin(0.6)).forward(h, kThreeLabels), 0.08, 1e-9);
+  // Any pair loss on normalised embeddings: the negatives are sqrt 2 apart, inside margin 2.
+  auto normalized = make_loss<double>("contrastive(margin=2,normalize=1)");
+  EXPECT_NEAR(normalized->forward(h, kThreeLabels), std::pow(2 - std::sqrt(2.0), 2) / 3, 1e-9);
+  // Unnormalised: the positive pair pulls 1/2 x 1^2, the negatives (sqrt 10, sqrt 13) are beyond 2.
+  EXPECT_NEAR(make_loss<double>("contrastive(margin=2)")->forward(h, kThreeLabels), 0.5 / 3, 1e-9);
+  // No pair of one class: zero, with a zero gradient.
+  Tensor<double> apart = column({{0}, {1}});
+  for (const char* name : {"double-margin", "siamese-global", "triplet-global", "improved-triplet"}) {
+    auto loss = make_loss<double>(name);
+    EXPECT_EQ(loss->forward(apart, {0, 1}), 0.0) << name;
+    EXPECT_EQ(flat(loss->backward()).cwiseAbs().maxCoeff(), 0.0) << name;
+  }
+}
+
 TEST(LossGradients, PairAndTripletLossesAgainstFiniteDifferences) {
   Rng rng(17);
   Tensor<double> e(6, 4, 1, 1);
@@ -190,11 +240,20 @@ TEST(LossGradients, PairAndTripletLossesAgainstFiniteDifferences) {
   LiftedStructuredLoss<double> lifted(LiftedStructuredOptions().alpha(2));
   HistogramLoss<double> histogram;
   HistogramLoss<double> coarse(HistogramOptions().nodes(5));
+  DoubleMarginLoss<double> double_margin(DoubleMarginOptions().positive_margin(0.3).negative_margin(2));
+  SiameseGlobalLoss<double> siamese(GlobalLossOptions().margin(1));  // normalised, hinge active
+  TripletGlobalLoss<double> triplet_global(GlobalLossOptions().margin(5).normalize(false));
+  ImprovedTripletLoss<double> improved(ImprovedTripletOptions().tau2(0.5).beta(0.3));
+  auto normalized = make_loss<double>("lifted(alpha=2,normalize=1)");
   for (Loss<double>* loss : std::vector<Loss<double>*>{&contrastive, &tight, &pair_hinge, &lmnn, &lmnn_tight, &ratio, &soft_pn,
-                                                        &lifted, &histogram, &coarse}) {
+                                                        &lifted, &histogram, &coarse, &double_margin, &siamese,
+                                                        &triplet_global, normalized.get()}) {
     EXPECT_GT(loss->forward(e, labels), 0) << loss->describe();
     EXPECT_LT(gradient_error(*loss, e, labels), kTolerance) << loss->describe();
   }
+  // The improved triplet can be negative (its floor tau1 is); here terms are above their floors.
+  EXPECT_GT(improved.forward(e, labels), -1 + 0.3 * 0.5);
+  EXPECT_LT(gradient_error(improved, e, labels), kTolerance);
 }
 
 TEST(LossErrors, PairAndTripletLossOptions) {
@@ -204,6 +263,12 @@ TEST(LossErrors, PairAndTripletLossOptions) {
   EXPECT_THROW(LmnnLoss<double>(LmnnOptions().mu(1.5)), std::invalid_argument);
   EXPECT_THROW(LiftedStructuredLoss<double>(LiftedStructuredOptions().alpha(0)), std::invalid_argument);
   EXPECT_THROW(HistogramLoss<double>(HistogramOptions().nodes(1)), std::invalid_argument);
+  EXPECT_THROW(DoubleMarginLoss<double>(DoubleMarginOptions().positive_margin(1).negative_margin(1)), std::invalid_argument);
+  EXPECT_THROW(DoubleMarginLoss<double>(DoubleMarginOptions().positive_margin(-0.1)), std::invalid_argument);
+  EXPECT_THROW(SiameseGlobalLoss<double>(GlobalLossOptions().lambda(-1)), std::invalid_argument);
+  EXPECT_THROW(TripletGlobalLoss<double>(GlobalLossOptions().margin(-1)), std::invalid_argument);
+  EXPECT_THROW(ImprovedTripletLoss<double>(ImprovedTripletOptions().beta(-1)), std::invalid_argument);
+  EXPECT_THROW(ImprovedTripletLoss<double>(ImprovedTripletOptions().tau2(-0.5)), std::invalid_argument);
   SoftPnLoss<double> soft_pn;
   EXPECT_THROW(soft_pn.backward(), std::logic_error);
   Tensor<double> e = three_points();
@@ -227,8 +292,14 @@ TEST(LossValues, FiniteForExtremeLogits) {
   SoftPnLoss<float> soft_pn;
   LiftedStructuredLoss<float> lifted;
   HistogramLoss<float> histogram;
+  DoubleMarginLoss<float> double_margin;
+  SiameseGlobalLoss<float> siamese;
+  TripletGlobalLoss<float> triplet_global(GlobalLossOptions().normalize(false));
+  ImprovedTripletLoss<float> improved;
+  auto normalized = make_loss<float>("contrastive(normalize=1)");
   for (Loss<float>* loss : std::vector<Loss<float>*>{&ce, &hinge, &squared, &cosine, &triplet, &contrastive, &pair_hinge,
-                                                     &lmnn, &ratio, &soft_pn, &lifted, &histogram}) {
+                                                     &lmnn, &ratio, &soft_pn, &lifted, &histogram, &double_margin,
+                                                     &siamese, &triplet_global, &improved, normalized.get()}) {
     const float value = loss->forward(logits, {2, 0});
     EXPECT_TRUE(std::isfinite(value)) << loss->type_name() << " gave " << value;
     EXPECT_TRUE(flat(loss->backward()).allFinite()) << loss->type_name();
@@ -276,6 +347,49 @@ TEST(Objective, NamesWeightsAndErrors) {
   EXPECT_THROW(make_objective<float>(""), std::invalid_argument);
   EXPECT_THROW(make_objective<float>("hinge+"), std::invalid_argument);
   EXPECT_THROW(make_objective<float>("hinge", {-1.0}), std::invalid_argument);
+}
+
+TEST(Objective, SettingsInTheSpecRoundTrip) {
+  // Settings in the name override the defaults and come back in describe(), which parses again.
+  auto objective = make_objective<double>("contrastive(margin=0.5,normalize=1)+cross-entropy+triplet(margin=1e+1)");
+  ASSERT_EQ(objective.size(), 3u);
+  const std::string described = objective.describe();
+  EXPECT_EQ(described, "contrastive(margin=0.5,normalize=1)+cross-entropy+triplet(margin=10) weights=1,1,1 embedding=relu7");
+  const std::string spec = described.substr(0, described.find(' '));
+  EXPECT_EQ(make_objective<double>(spec).describe(), described);
+  EXPECT_EQ(make_loss<double>("siamese-global(normalize=0,lambda=2)")->describe(),
+            "siamese-global(margin=0.4,lambda=2,normalize=0)");
+  EXPECT_EQ(make_loss<double>("double-margin(positive_margin=0.2)")->describe(),
+            "double-margin(positive_margin=0.2,negative_margin=1)");
+  EXPECT_EQ(make_loss<double>("hinge(margin=3)")->describe(), "hinge(margin=3)");
+  // Whether the embedding's classes should be read by cosine: every embedding term normalises.
+  EXPECT_TRUE(make_objective<double>("contrastive(normalize=1)+histogram+cross-entropy").normalizes_embedding());
+  EXPECT_TRUE(make_objective<double>("siamese-global").normalizes_embedding());
+  EXPECT_FALSE(make_objective<double>("siamese-global(normalize=0)").normalizes_embedding());
+  EXPECT_FALSE(make_objective<double>("contrastive+histogram").normalizes_embedding());
+  EXPECT_FALSE(make_objective<double>("cross-entropy").normalizes_embedding());
+  // Each bad spec names what is wrong.
+  const auto message_of = [](const std::string& spec) {
+    try {
+      make_objective<double>(spec);
+    } catch (const std::invalid_argument& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_NE(message_of("contrastive(marign=1)").find("unknown setting 'marign'; it takes margin, normalize"),
+            std::string::npos) << message_of("contrastive(marign=1)");
+  EXPECT_NE(message_of("cross-entropy(margin=1)").find("takes none"), std::string::npos);
+  EXPECT_NE(message_of("hinge(normalize=1)").find("unknown setting 'normalize'"), std::string::npos);
+  EXPECT_NE(message_of("contrastive(normalize=2)").find("normalize is 0 or 1"), std::string::npos);
+  EXPECT_NE(message_of("contrastive(margin=abc)").find("not a number: 'abc'"), std::string::npos);
+  EXPECT_NE(message_of("contrastive(margin=1").find("unbalanced"), std::string::npos);
+  EXPECT_NE(message_of("contrastive(margin=1,margin=2)").find("margin is set twice"), std::string::npos);
+  EXPECT_NE(message_of("contrastive(margin)").find("'margin' is not key=value"), std::string::npos);
+  EXPECT_NE(message_of("contrastive(margin=nan)").find("not finite"), std::string::npos);
+  EXPECT_NE(message_of("contrastive(margin=-1)").find("margin must be > 0"), std::string::npos);
+  EXPECT_NE(message_of("histogram(nodes=2.5)").find("nodes must be a whole number"), std::string::npos);
+  EXPECT_NE(message_of("hinge+(margin=1)").find("unknown loss ''"), std::string::npos);
 }
 
 TEST(Objective, WeightedSumAndGradients) {

@@ -31,16 +31,21 @@ struct ContrastiveOptions {
 };
 
 namespace detail {
-/// A pull on same-class pairs and a hinge to `margin` on the others, over every pair of the batch:
-/// squared (the contrastive loss: 1/2 d^2 and 1/2 max(0, margin - d)^2) or not (the pair hinge).
+/// A pull on same-class pairs beyond `positive_margin` and a push on the others inside `margin`,
+/// over every pair of the batch: squared (the contrastive loss: 1/2 max(0, d - positive_margin)^2
+/// and 1/2 max(0, margin - d)^2; positive_margin 0 but for the double margin) or not (the pair hinge).
 template <class T, bool Squared>
 class PairMarginLoss : public Loss<T> {
  public:
-  PairMarginLoss(const char* where, double margin) : where_(where), margin_(margin) {
+  PairMarginLoss(const char* where, double margin, double positive_margin = 0)
+      : where_(where), margin_(margin), positive_margin_(positive_margin) {
     detail::require_option(margin > 0, where, "margin", "> 0", margin);
+    detail::require_option(positive_margin >= 0 && positive_margin < margin, where, "positive margin",
+                           "in [0, margin)", positive_margin);
   }
   LossInput input() const override { return LossInput::Embedding; }
   double margin() const { return margin_; }
+  double positive_margin() const { return positive_margin_; }
 
   T forward(const Tensor<T>& embedding, const std::vector<int>& labels) override {
     const Shape s = detail::check_loss_input(where_, LossInput::Embedding, embedding, labels);
@@ -51,15 +56,16 @@ class PairMarginLoss : public Loss<T> {
     const Index n = s.n, pairs = n * (n - 1) / 2;
     if (pairs == 0) return 0;
     const T margin = static_cast<T>(margin_), inv_pairs = T(1) / static_cast<T>(pairs);
+    const T positive_margin = static_cast<T>(positive_margin_);
     double total = 0;
     for (Index a = 0; a < n; ++a) {
       for (Index b = a + 1; b < n; ++b) {
         const T d = distances_(a, b);
         const bool same = labels[static_cast<std::size_t>(a)] == labels[static_cast<std::size_t>(b)];
-        if (!same && d >= margin) continue;
-        const T gap = same ? d : margin - d;  // what the pair's term grows with
+        if (same ? d <= positive_margin : d >= margin) continue;
+        const T gap = same ? d - positive_margin : margin - d;  // what the pair's term grows with
         total += Squared ? 0.5 * static_cast<double>(gap) * static_cast<double>(gap) : static_cast<double>(gap);
-        if (Squared && same) {
+        if (Squared && same && positive_margin_ == 0) {
           distances_.add_squared_gradient(a, b, T(0.5) * inv_pairs);  // d(d^2 / 2) = (e_a - e_b): no division
         } else {
           const T slope = (Squared ? gap : T(1)) * inv_pairs;
@@ -78,7 +84,7 @@ class PairMarginLoss : public Loss<T> {
 
  private:
   const char* where_;
-  double margin_;
+  double margin_, positive_margin_;
   detail::PairDistances<T> distances_;
   Tensor<T> grad_;
   bool ready_ = false;

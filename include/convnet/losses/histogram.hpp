@@ -46,6 +46,7 @@ class HistogramLoss : public Loss<T> {
   }
   std::string type_name() const override { return "histogram"; }
   std::string describe() const override { return detail::concat("histogram(nodes=", options_.nodes(), ")"); }
+  bool normalizes_embedding() const override { return true; }
   LossInput input() const override { return LossInput::Embedding; }
 
   T forward(const Tensor<T>& embedding, const std::vector<int>& labels) override {

@@ -32,6 +32,9 @@ class Loss {
   /// The type with its settings ("triplet(margin=1)"), for logs and checkpoints.
   virtual std::string describe() const { return type_name(); }
   virtual LossInput input() const { return LossInput::Logits; }
+  /// Whether the loss L2-normalises the embedding it reads, so that what it measures is cosine
+  /// (an embedding classifier should then compare directions, not points).
+  virtual bool normalizes_embedding() const { return false; }
   /// The mean loss over the batch.
   virtual T forward(const Tensor<T>& input, const std::vector<int>& labels) = 0;
   /// d(mean loss)/d(input) of the last forward.

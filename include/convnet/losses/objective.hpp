@@ -10,10 +10,12 @@
 // (Sequential::backward with a tap), so one backward pass serves every term.
 //
 // Names accepted by make_objective (and the trainer's --loss):
-//   cross-entropy, hinge, squared-hinge, cosine, triplet, contrastive,
-//   pair-hinge, lmnn, distance-ratio, softpn, lifted, histogram, and sums of
-//   them joined by '+', such as cross-entropy+hinge or cross-entropy+triplet.
-//   The last eight read the embedding; the others the logits.
+//   cross-entropy, hinge, squared-hinge, cosine on the logits; triplet,
+//   contrastive, pair-hinge, double-margin, siamese-global, lmnn,
+//   improved-triplet, distance-ratio, softpn, lifted, triplet-global, histogram
+//   on the embedding; and sums of them joined by '+', such as
+//   cross-entropy+triplet. Each name may carry its settings (loss_spec.hpp):
+//   contrastive(margin=0.5,normalize=1)+cross-entropy.
 #pragma once
 
 #include <cmath>
@@ -30,11 +32,16 @@
 #include "contrastive.hpp"
 #include "cosine_similarity.hpp"
 #include "distance_ratio.hpp"
+#include "double_margin.hpp"
+#include "global_loss.hpp"
 #include "histogram.hpp"
+#include "improved_triplet.hpp"
 #include "lifted_structured.hpp"
 #include "lmnn.hpp"
 #include "loss.hpp"
+#include "loss_spec.hpp"
 #include "multiclass_hinge.hpp"
+#include "normalized_embedding.hpp"
 #include "pair_hinge.hpp"
 #include "soft_pn.hpp"
 #include "softmax_cross_entropy.hpp"
@@ -59,9 +66,10 @@ struct ObjectiveOptions {
 
 /// The names make_objective accepts, one loss each.
 inline const std::vector<std::string>& loss_names() {
-  static const std::vector<std::string> names{"cross-entropy", "hinge",          "squared-hinge", "cosine",
-                                              "triplet",       "contrastive",    "pair-hinge",    "lmnn",
-                                              "distance-ratio", "softpn",       "lifted",        "histogram"};
+  static const std::vector<std::string> names{
+      "cross-entropy", "hinge",          "squared-hinge",  "cosine", "triplet",          "contrastive",
+      "pair-hinge",    "double-margin",  "siamese-global", "lmnn",   "improved-triplet", "distance-ratio",
+      "softpn",        "lifted",         "triplet-global", "histogram"};
   return names;
 }
 
@@ -90,6 +98,12 @@ class Objective {
   /// Whether some term reads the logits, i.e. whether the classifier learns.
   bool reads_logits() const { return reads(LossInput::Logits); }
   bool reads_embedding() const { return reads(LossInput::Embedding); }
+  /// Whether every term on the embedding L2-normalises it (then its classes are read by cosine).
+  bool normalizes_embedding() const {
+    bool all = reads_embedding();
+    for (const auto& t : terms_) all = all && (t.loss->input() != LossInput::Embedding || t.loss->normalizes_embedding());
+    return all;
+  }
 
   /// "cross-entropy+triplet(margin=1) weights=1,0.5 embedding=relu7": stored in checkpoints.
   std::string describe() const {
@@ -174,27 +188,82 @@ class Objective {
   bool ready_ = false;
 };
 
-/// One loss by name (see loss_names()).
+namespace detail {
+/// The loss `name` with what `settings` say of it (the rest at its defaults); null for an unknown name.
 template <class T>
-std::unique_ptr<Loss<T>> make_loss(const std::string& name, const ObjectiveOptions& options = {}) {
+std::unique_ptr<Loss<T>> build_loss(const std::string& name, LossSettings& settings, const ObjectiveOptions& options) {
+  const auto margin = [&](double fallback) { return settings.take("margin", fallback); };
   if (name == "cross-entropy") return std::make_unique<SoftmaxCrossEntropy<T>>();
-  if (name == "hinge") return std::make_unique<MultiClassHinge<T>>(HingeOptions().margin(options.hinge_margin()));
-  if (name == "squared-hinge") {
-    return std::make_unique<MultiClassHinge<T>>(HingeOptions().margin(options.hinge_margin()).squared(true));
-  }
   if (name == "cosine") return std::make_unique<CosineSimilarityLoss<T>>();
-  if (name == "triplet") return std::make_unique<TripletLoss<T>>(TripletOptions().margin(options.triplet_margin()));
-  if (name == "contrastive") return std::make_unique<ContrastiveLoss<T>>();
-  if (name == "pair-hinge") return std::make_unique<PairHingeLoss<T>>();
-  if (name == "lmnn") return std::make_unique<LmnnLoss<T>>();
-  if (name == "distance-ratio") return std::make_unique<DistanceRatioLoss<T>>();
-  if (name == "softpn") return std::make_unique<SoftPnLoss<T>>();
-  if (name == "lifted") return std::make_unique<LiftedStructuredLoss<T>>();
-  if (name == "histogram") return std::make_unique<HistogramLoss<T>>();
-  std::string valid;
-  for (const auto& n : loss_names()) valid += (valid.empty() ? "" : ", ") + n;
-  throw std::invalid_argument("unknown loss '" + name + "'; valid names are " + valid +
-                              ", and sums of them joined by '+' (cross-entropy+hinge)");
+  if (name == "hinge" || name == "squared-hinge") {
+    return std::make_unique<MultiClassHinge<T>>(
+        HingeOptions().margin(margin(options.hinge_margin())).squared(name == "squared-hinge"));
+  }
+  if (name == "histogram") {  // normalises by itself (cosine similarities)
+    const double nodes = settings.take("nodes", static_cast<double>(HistogramOptions().nodes()));
+    require_option(nodes == std::floor(nodes) && nodes >= 0 && nodes <= 1e6, "histogram", "nodes",
+                   "a whole number", nodes);
+    return std::make_unique<HistogramLoss<T>>(HistogramOptions().nodes(static_cast<Index>(nodes)));
+  }
+  if (name == "siamese-global" || name == "triplet-global") {  // normalise by default, inside
+    const GlobalLossOptions d;
+    auto o = GlobalLossOptions().margin(margin(d.margin())).lambda(settings.take("lambda", d.lambda()));
+    o.normalize(settings.take_flag("normalize", d.normalize()));
+    if (name == "siamese-global") return std::make_unique<SiameseGlobalLoss<T>>(o);
+    return std::make_unique<TripletGlobalLoss<T>>(o);
+  }
+  std::unique_ptr<Loss<T>> loss;  // the pair and triplet losses: on the embedding as it is, or normalised
+  if (name == "triplet") {
+    loss = std::make_unique<TripletLoss<T>>(TripletOptions().margin(margin(options.triplet_margin())));
+  } else if (name == "contrastive") {
+    loss = std::make_unique<ContrastiveLoss<T>>(ContrastiveOptions().margin(margin(ContrastiveOptions().margin())));
+  } else if (name == "pair-hinge") {
+    loss = std::make_unique<PairHingeLoss<T>>(PairHingeOptions().margin(margin(PairHingeOptions().margin())));
+  } else if (name == "double-margin") {
+    const DoubleMarginOptions d;
+    loss = std::make_unique<DoubleMarginLoss<T>>(
+        DoubleMarginOptions()
+            .positive_margin(settings.take("positive_margin", d.positive_margin()))
+            .negative_margin(settings.take("negative_margin", d.negative_margin())));
+  } else if (name == "lmnn") {
+    const LmnnOptions d;
+    loss = std::make_unique<LmnnLoss<T>>(LmnnOptions().margin(margin(d.margin())).mu(settings.take("mu", d.mu())));
+  } else if (name == "improved-triplet") {
+    const ImprovedTripletOptions d;
+    loss = std::make_unique<ImprovedTripletLoss<T>>(ImprovedTripletOptions()
+                                                         .tau1(settings.take("tau1", d.tau1()))
+                                                         .tau2(settings.take("tau2", d.tau2()))
+                                                         .beta(settings.take("beta", d.beta())));
+  } else if (name == "distance-ratio") {
+    loss = std::make_unique<DistanceRatioLoss<T>>();
+  } else if (name == "softpn") {
+    loss = std::make_unique<SoftPnLoss<T>>();
+  } else if (name == "lifted") {
+    loss = std::make_unique<LiftedStructuredLoss<T>>(
+        LiftedStructuredOptions().alpha(settings.take("alpha", LiftedStructuredOptions().alpha())));
+  } else {
+    return nullptr;
+  }
+  if (settings.take_flag("normalize", false)) return std::make_unique<NormalizedEmbeddingLoss<T>>(std::move(loss));
+  return loss;
+}
+}  // namespace detail
+
+/// One loss by name with optional settings: "contrastive", "contrastive(margin=0.5,normalize=1)"
+/// (see loss_names() and each loss's header for the settings it takes; normalize=1
+/// L2-normalises the embedding of any pair or triplet loss).
+template <class T>
+std::unique_ptr<Loss<T>> make_loss(const std::string& spec, const ObjectiveOptions& options = {}) {
+  ParsedLossSpec parsed = parse_loss_spec(spec);
+  std::unique_ptr<Loss<T>> loss = detail::build_loss<T>(parsed.name, parsed.settings, options);
+  if (!loss) {
+    std::string valid;
+    for (const auto& n : loss_names()) valid += (valid.empty() ? "" : ", ") + n;
+    throw std::invalid_argument("unknown loss '" + parsed.name + "'; valid names are " + valid +
+                                ", and sums of them joined by '+' (cross-entropy+hinge)");
+  }
+  parsed.settings.require_all_taken();
+  return loss;
 }
 
 /// An objective from a spec such as "cross-entropy+triplet" and one weight per
@@ -218,10 +287,10 @@ inline std::vector<double> parse_loss_weights(const std::string& text) {
 template <class T>
 Objective<T> make_objective(const std::string& spec, const std::vector<double>& weights = {},
                             const ObjectiveOptions& options = {}) {
-  std::vector<std::string> parts;
-  std::istringstream in(spec);
-  for (std::string part; std::getline(in, part, '+');) parts.push_back(part);
-  if (spec.empty() || parts.empty() || spec.back() == '+') {
+  const std::vector<std::string> parts = split_loss_terms(spec);
+  bool empty_term = false;
+  for (const auto& part : parts) empty_term = empty_term || part.empty();
+  if (empty_term) {
     throw std::invalid_argument("loss '" + spec + "': expected names joined by '+', such as cross-entropy+hinge");
   }
   if (!weights.empty() && weights.size() != parts.size()) {
