@@ -26,7 +26,7 @@ struct Settings {
   std::string out = "runs/cifar10", resume, config, init = "he", optimizer = "sgd";
   std::string schedule = "onecycle", augment, loss = "cross-entropy", loss_weights;
   double width = 1, lr = 0.05, weight_decay = 5e-4, momentum = 0.9, val_fraction = 0.1, hinge_margin = 1;
-  double triplet_margin = 1;
+  double triplet_margin = 1, label_smoothing = 0;
   long classes = 0, channels = 0, input_size = 0, resize = 256, statistics_sample = 0;
   long epochs = 16, batch_size = 128, patience = 0, threads = 0, workers = 1, seed = 1;
   long max_batches = 0, save_every = 0, progress_every = 0;
@@ -52,7 +52,7 @@ inline cli::OptionTable options_of(Settings& s, const std::string& program = "ci
          {"--out", "DIR", "output folder", &s.out},
          {"--resume", "CKPT", "continue a run (its settings come from the checkpoint)", &s.resume}}},
        {"network",
-        {{"--config", "NAME", "cifar-half, cifar, paper or torchvision (default cifar-half; paper for folders)", &s.config, R},
+        {{"--config", "NAME", "cifar-half, cifar, cifar-half-bn, cifar-bn (batch normalisation, no LRN), paper or torchvision (default cifar-half; paper for folders)", &s.config, R},
          {"--width", "W", "width multiplier on the configuration", &s.width, R, cli::Range::above(0, 16)},
          {"--classes", "N", "output classes (0: the dataset's)", &s.classes, R, cli::Range::closed(0, 100000)},
          {"--input-size", "N", "input side (0: the pictures' for 32x32 configurations, else the configuration's)", &s.input_size, R, cli::Range::closed(0, 1024)},
@@ -74,10 +74,11 @@ inline cli::OptionTable options_of(Settings& s, const std::string& program = "ci
          {"--weight-decay", "WD", "L2 on weights (biases are not decayed)", &s.weight_decay, R, cli::Range::closed(0, 1)},
          {"--momentum", "M", "one-cycle swings it 0.05 either side, as PyTorch does", &s.momentum, R, cli::Range::closed(0, 0.999)},
          {"--no-nesterov", "", "plain momentum", &s.no_nesterov, R},
-         {"--loss", "NAME", "cross-entropy, hinge, squared-hinge, cosine, an embedding loss (triplet, contrastive, pair-hinge, lmnn, distance-ratio, softpn, lifted, histogram), or sums: cross-entropy+triplet", &s.loss, R},
+         {"--loss", "NAME", "cross-entropy, hinge, squared-hinge, cosine, an embedding loss (triplet, contrastive, pair-hinge, double-margin, siamese-global, lmnn, improved-triplet, distance-ratio, softpn, lifted, triplet-global, histogram), or sums: cross-entropy+triplet; settings in brackets: contrastive(margin=0.5,normalize=1)", &s.loss, R},
          {"--loss-weights", "LIST", "a weight per term of --loss, comma-separated (default all 1)", &s.loss_weights, R},
          {"--hinge-margin", "M", "margin of hinge and squared-hinge", &s.hinge_margin, R, cli::Range::above(0, 1000)},
          {"--triplet-margin", "M", "margin of the triplet loss (batch-hard, on fc7)", &s.triplet_margin, R, cli::Range::above(0, 1000)},
+         {"--label-smoothing", "E", "cross-entropy against (1 - E) one-hot + E / classes", &s.label_smoothing, R, cli::Range::closed(0, 0.99)},
          {"--val-fraction", "F", "training pictures held out for validation (without a val/ folder)", &s.val_fraction, R, cli::Range::above(0, 0.5)},
          {"--patience", "N", "stop after N epochs without a lower validation loss (0: never)", &s.patience, R, cli::Range::closed(0, 100000)},
          {"--seed", "N", "weights, data order, augmentation and dropout", &s.seed, R, cli::Range::closed(0, 1e15)},

@@ -103,7 +103,7 @@ inline void write_test_report(std::ostream& out, const Trainer<float>& trainer, 
 }
 
 inline Objective<float> objective_of(const Settings& s) {
-  const auto options = ObjectiveOptions().hinge_margin(s.hinge_margin).triplet_margin(s.triplet_margin);
+  const auto options = ObjectiveOptions().hinge_margin(s.hinge_margin).triplet_margin(s.triplet_margin).label_smoothing(s.label_smoothing);
   // A loss on the embedding alone leaves fc8 untrained: the report then reads classes from the
   // embedding (nearest centroid, k nearest neighbours) and best.ckpt is chosen by validation loss.
   return make_objective<float>(s.loss, parse_loss_weights(s.loss_weights), options);

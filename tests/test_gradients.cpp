@@ -135,6 +135,33 @@ struct GradientCases<AdaptiveAvgPool2d<double>> {
   }
 };
 
+// Batch normalisation through its batch statistics (training) and through fixed running ones
+// (evaluation: set once, away from 0 and 1, so a wrong use of them shows).
+template <class L>
+std::vector<Case> batch_norm_cases(Shape training, Shape evaluation) {
+  const Index c = training.c;
+  auto evaluate = [](Layer<double>& l) {
+    auto& bn = static_cast<L&>(l);
+    if (!bn.training()) return;
+    bn.set_training(false);
+    for (Index k = 0; k < bn.running_mean().size(); ++k) {
+      bn.running_mean()[k] = 0.3 * static_cast<double>(k) - 0.2;
+      bn.running_var()[k] = 0.5 + 0.25 * static_cast<double>(k);
+    }
+  };
+  return {{"training, affine", make<L>(BatchNormOptions(c)), training, {}},
+          {"training, no affine, eps 0.1", make<L>(BatchNormOptions(c).affine(false).eps(0.1)), training, {}},
+          {"evaluation, running statistics", make<L>(BatchNormOptions(evaluation.c)), evaluation, evaluate}};
+}
+template <>
+struct GradientCases<BatchNorm2d<double>> {
+  static std::vector<Case> get() { return batch_norm_cases<BatchNorm2d<double>>({3, 4, 3, 2}, {2, 3, 2, 2}); }
+};
+template <>
+struct GradientCases<BatchNorm1d<double>> {
+  static std::vector<Case> get() { return batch_norm_cases<BatchNorm1d<double>>({5, 6, 1, 1}, {2, 4, 1, 1}); }
+};
+
 // The list: one line per layer type.
 using EveryLayer = ::testing::Types<Conv2d<double>,             // layers/conv2d.hpp
                                     ReLU<double>,               // layers/relu.hpp
@@ -144,8 +171,10 @@ using EveryLayer = ::testing::Types<Conv2d<double>,             // layers/conv2d
                                     Dense<double>,              // layers/dense.hpp
                                     Flatten<double>,            // layers/flatten.hpp
                                     Softmax<double>,            // layers/softmax.hpp
-                                    AdaptiveAvgPool2d<double>>;  // layers/adaptive_avg_pool2d.hpp
-constexpr std::size_t kLayersListed = 9;
+                                    AdaptiveAvgPool2d<double>,  // layers/adaptive_avg_pool2d.hpp
+                                    BatchNorm2d<double>,        // layers/batch_norm.hpp
+                                    BatchNorm1d<double>>;       // layers/batch_norm.hpp
+constexpr std::size_t kLayerHeadersListed = 10;
 
 template <class L>
 class LayerGradients : public ::testing::Test {};
@@ -172,7 +201,7 @@ TEST(Gradients, EveryLayerHeaderIsInTheList) {
   for (const auto& entry : std::filesystem::directory_iterator(CONVNET_LAYERS_DIR)) {
     headers += entry.path().extension() == ".hpp";
   }
-  EXPECT_EQ(headers, kLayersListed) << "a layer in " << CONVNET_LAYERS_DIR << " is missing from EveryLayer";
+  EXPECT_EQ(headers, kLayerHeadersListed) << "a layer in " << CONVNET_LAYERS_DIR << " is missing from EveryLayer";
 }
 
 TEST(Gradients, SoftmaxCrossEntropy) {

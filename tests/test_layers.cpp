@@ -373,6 +373,63 @@ TEST(DropoutForward, EvaluationIsTheIdentity) {
   EXPECT_TRUE(flat(dropout.forward(x)) == flat(x));
 }
 
+TEST(BatchNormForward, BatchStatisticsRunningStatisticsAndEvaluationByHand) {
+  // Channel 0 holds 1, 2, 3, 4 (two pictures of 1 x 2): mean 2.5, biased variance 1.25,
+  // unbiased 5/3; channel 1 holds 0, 0, 2, 2: mean 1, variance 1, unbiased 4/3.
+  BatchNorm2d<double> bn(BatchNormOptions(2).eps(1e-300));  // eps vanishing, to keep the numbers round
+  Tensor<double> x(2, 2, 1, 2);
+  x.setValues({{{{1, 2}}, {{0, 0}}}, {{{3, 4}}, {{2, 2}}}});
+  bn.weight() << 2, 1;
+  bn.bias() << 0.5, -1;
+  const Tensor<double>& y = bn.forward(x);
+  EXPECT_NEAR(y(0, 0, 0, 0), 2 * (1 - 2.5) / std::sqrt(1.25) + 0.5, 1e-12);
+  EXPECT_NEAR(y(1, 0, 0, 1), 2 * (4 - 2.5) / std::sqrt(1.25) + 0.5, 1e-12);
+  EXPECT_NEAR(y(0, 1, 0, 1), -1 - 1, 1e-12);
+  EXPECT_NEAR(y(1, 1, 0, 0), 1 - 1, 1e-12);
+  // Running statistics moved a tenth of the way from (0, 1) towards the batch's (unbiased variance).
+  EXPECT_NEAR(bn.running_mean()[0], 0.25, 1e-12);
+  EXPECT_NEAR(bn.running_var()[0], 0.9 + 0.1 * 5.0 / 3.0, 1e-12);
+  EXPECT_NEAR(bn.running_mean()[1], 0.1, 1e-12);
+  EXPECT_NEAR(bn.running_var()[1], 0.9 + 0.1 * 4.0 / 3.0, 1e-12);
+  // Evaluation normalises with the running statistics and leaves them alone.
+  bn.set_training(false);
+  const Tensor<double>& z = bn.forward(x);
+  EXPECT_NEAR(z(0, 0, 0, 0), 2 * (1 - 0.25) / std::sqrt(0.9 + 0.5 / 3) + 0.5, 1e-12);
+  EXPECT_NEAR(bn.running_mean()[0], 0.25, 1e-12);
+  // momentum 1 keeps only the last batch; momentum 0 never moves.
+  BatchNorm1d<double> last(BatchNormOptions(1).momentum(1)), frozen(BatchNormOptions(1).momentum(0));
+  Tensor<double> v(3, 1, 1, 1);
+  v.setValues({{{{1}}}, {{{2}}}, {{{6}}}});
+  last.forward(v);
+  frozen.forward(v);
+  EXPECT_NEAR(last.running_mean()[0], 3, 1e-12);
+  EXPECT_NEAR(last.running_var()[0], 7, 1e-12);  // (4 + 1 + 9) / 2
+  EXPECT_EQ(frozen.running_mean()[0], 0);
+  EXPECT_EQ(frozen.running_var()[0], 1);
+}
+
+TEST(BatchNormForward, ShapesOptionsAndTheBatchOfOne) {
+  BatchNorm2d<float> bn2(BatchNormOptions(3));
+  BatchNorm1d<float> bn1(BatchNormOptions(3));
+  EXPECT_THROW(bn2.forward(Tensor<float>(2, 4, 2, 2)), ShapeError);
+  EXPECT_THROW(bn1.forward(Tensor<float>(2, 3, 2, 2)), ShapeError);  // 1d takes [N, C, 1, 1]
+  Tensor<float> one(1, 3, 1, 1);
+  one.setZero();
+  try {
+    bn1.forward(one);
+    FAIL() << "a batch of one trained through BatchNorm1d";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("more than one value per channel"), std::string::npos) << e.what();
+  }
+  bn1.set_training(false);
+  EXPECT_NO_THROW(bn1.forward(one));  // evaluation of one picture is fine
+  EXPECT_THROW(BatchNorm2d<float>(BatchNormOptions(0)), std::invalid_argument);
+  EXPECT_THROW(BatchNorm2d<float>(BatchNormOptions(3).eps(0)), std::invalid_argument);
+  EXPECT_THROW(BatchNorm2d<float>(BatchNormOptions(3).momentum(1.5)), std::invalid_argument);
+  EXPECT_EQ(BatchNorm2d<float>(BatchNormOptions(4).affine(false)).parameters().size(), 0u);
+  EXPECT_EQ(bn2.buffers().size(), 2u);
+}
+
 TEST(DenseForward, ByHand) {
   Dense<double> dense(DenseOptions(3, 2));
   dense.weight() << 1, 2, 3, -1, 0, 1;

@@ -102,9 +102,29 @@ TEST(LossGradients, HingeSquaredHingeCosineAgainstFiniteDifferences) {
   MultiClassHinge<double> squared(HingeOptions().squared(true).margin(0.5));
   CosineSimilarityLoss<double> cosine;
   SoftmaxCrossEntropy<double> cross_entropy;
-  for (Loss<double>* loss : std::vector<Loss<double>*>{&hinge, &squared, &cosine, &cross_entropy}) {
+  SoftmaxCrossEntropy<double> smoothed(CrossEntropyOptions().label_smoothing(0.2));
+  for (Loss<double>* loss : std::vector<Loss<double>*>{&hinge, &squared, &cosine, &cross_entropy, &smoothed}) {
     EXPECT_LT(gradient_error(*loss, logits, labels), kTolerance) << loss->describe();
   }
+}
+
+TEST(LossValues, LabelSmoothingByHand) {
+  // Two classes, logits (0, 0): p = (1/2, 1/2), -log p = log 2 whatever the target's mix.
+  Tensor<double> even = column({{0, 0}});
+  EXPECT_NEAR(SoftmaxCrossEntropy<double>(CrossEntropyOptions().label_smoothing(0.3)).forward(even, {1}),
+              std::log(2.0), 1e-12);
+  // Logits (log 3, 0): p = (3/4, 1/4); smoothing 0.2 over 2 classes targets (0.9, 0.1) for label 0.
+  Tensor<double> x = column({{std::log(3.0), 0}});
+  SoftmaxCrossEntropy<double> smoothed(CrossEntropyOptions().label_smoothing(0.2));
+  EXPECT_NEAR(smoothed.forward(x, {0}), -0.9 * std::log(0.75) - 0.1 * std::log(0.25), 1e-12);
+  EXPECT_NEAR(smoothed.backward().data()[0], 0.75 - 0.9, 1e-12);
+  EXPECT_NEAR(smoothed.backward().data()[1], 0.25 - 0.1, 1e-12);
+  EXPECT_EQ(smoothed.describe(), "cross-entropy(label_smoothing=0.2)");
+  EXPECT_EQ(SoftmaxCrossEntropy<double>().describe(), "cross-entropy");
+  EXPECT_EQ(make_loss<double>("cross-entropy", ObjectiveOptions().label_smoothing(0.1))->describe(),
+            "cross-entropy(label_smoothing=0.1)");
+  EXPECT_THROW(SoftmaxCrossEntropy<double>(CrossEntropyOptions().label_smoothing(1)), std::invalid_argument);
+  EXPECT_THROW(SoftmaxCrossEntropy<double>(CrossEntropyOptions().label_smoothing(-0.1)), std::invalid_argument);
 }
 
 TEST(LossGradients, TripletOnABatchWithStableMining) {
@@ -379,7 +399,8 @@ TEST(Objective, SettingsInTheSpecRoundTrip) {
   };
   EXPECT_NE(message_of("contrastive(marign=1)").find("unknown setting 'marign'; it takes margin, normalize"),
             std::string::npos) << message_of("contrastive(marign=1)");
-  EXPECT_NE(message_of("cross-entropy(margin=1)").find("takes none"), std::string::npos);
+  EXPECT_NE(message_of("cosine(margin=1)").find("takes none"), std::string::npos);
+  EXPECT_NE(message_of("cross-entropy(margin=1)").find("it takes label_smoothing"), std::string::npos);
   EXPECT_NE(message_of("hinge(normalize=1)").find("unknown setting 'normalize'"), std::string::npos);
   EXPECT_NE(message_of("contrastive(normalize=2)").find("normalize is 0 or 1"), std::string::npos);
   EXPECT_NE(message_of("contrastive(margin=abc)").find("not a number: 'abc'"), std::string::npos);

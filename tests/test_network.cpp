@@ -106,6 +106,28 @@ TEST(AlexNet, CifarConfigurations) {
   EXPECT_EQ(hundred.parameter_count(), 5871434 - 10250 + 1024 * 100 + 100);
 }
 
+// cifar-bn: conv -> BatchNorm2d -> ReLU for each of the five, no LRN, no conv biases (1152 of them
+// in cifar) and a gamma and beta per channel instead (2304).
+TEST(AlexNet, BatchNormConfigurations) {
+  auto bn = make_alexnet<float>(AlexNetConfig::named("cifar-bn"));
+  EXPECT_EQ(bn.parameter_count(), 5871434 - 1152 + 2304);
+  EXPECT_EQ(make_alexnet<float>(AlexNetConfig::named("cifar-half-bn")).parameter_count(), 1472426 - 576 + 1152);
+  std::string order;
+  for (std::size_t i = 0; i < 8; ++i) order += bn[i].name() + " ";
+  EXPECT_EQ(order, "conv1 bn1 relu1 pool1 conv2 bn2 relu2 pool2 ");
+  EXPECT_EQ(bn.buffers().size(), 10u);  // running mean and variance of bn1..bn5
+  EXPECT_EQ(bn.buffers()[2].name, "bn2.running_mean");
+  EXPECT_EQ(bn.buffers()[2].shape, std::vector<Index>{192});
+  auto* bn1 = dynamic_cast<BatchNorm2d<float>*>(&bn[1]);
+  ASSERT_NE(bn1, nullptr);
+  EXPECT_TRUE(bn1->weight().isOnes());  // the identity at the start, whatever the initialisation
+  EXPECT_TRUE(bn1->bias().isZero());
+  EXPECT_EQ(bn.output_shape({2, 3, 32, 32}), (Shape{2, 10, 1, 1}));
+  const AlexNetConfig back = AlexNetConfig::parse(AlexNetConfig::named("cifar-half-bn").str());
+  EXPECT_TRUE(back.batch_norm());
+  EXPECT_FALSE(back.use_lrn());
+}
+
 TEST(AlexNet, ConfigurationTextRoundTrips) {
   AlexNetConfig c = AlexNetConfig::named("cifar").classes(100).width(0.75).groups(2).init(
       AlexNetInit::He);
@@ -141,6 +163,7 @@ TEST(AlexNet, ParameterShapesWithoutBuildingMatchTheNetwork) {
       AlexNetConfig::named("paper").width(0.25).groups(2).input_size(195),
       AlexNetConfig::named("cifar").classes(7).groups(2).width(0.75),
       AlexNetConfig::named("cifar-half").input_size(40),
+      AlexNetConfig::named("cifar-bn").groups(2).width(0.25),
       AlexNetConfig::named("torchvision").width(0.25).input_size(100).classes(3)};
   for (const AlexNetConfig& config : configs) {
     SCOPED_TRACE(config.str());

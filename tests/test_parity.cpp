@@ -40,6 +40,17 @@ void fill_parameters(std::vector<Parameter<T>> params) {
   }
 }
 
+// BatchNorm's running statistics j = 0, 1, ... (mean, variance, layer by layer), as make_golden.py's fill().
+template <class T>
+void fill_buffers(std::vector<Buffer<T>> buffers) {
+  Index j = 0;
+  for (auto& b : buffers) {
+    const bool mean = b.name.size() >= 12 && b.name.compare(b.name.size() - 12, 12, "running_mean") == 0;
+    for (Index i = 0; i < b.size; ++i) b.value[i] = static_cast<T>(mean ? 0.1 * v(i, 700 + j) : 1 + 0.5 * v(i, 700 + j));
+    ++j;
+  }
+}
+
 const Checkpoint& golden() {
   static const Checkpoint c = Checkpoint::load(kGolden + "/pytorch_parity.ckpt");
   return c;
@@ -117,13 +128,47 @@ TEST(PytorchParity, PoolingDenseReLU) {
   check_layer("relu", relu, {2, 3, 4, 4});
 }
 
+// Training mode from running statistics 0 and 1: output, gradients, the statistics after the step,
+// then evaluation mode with them.
+void check_batch_norm(const std::string& name, Layer<double>& bn, const Shape& input_shape) {
+  SCOPED_TRACE(name);
+  Index t = 0;
+  for (auto& p : bn.parameters()) fill_formula(p.value, p.size, ++t, 0.1);
+  Tensor<double> x = make_tensor<double>(input_shape);
+  fill_formula(x.data(), x.size(), 0, 1.0);
+  bn.zero_grad();
+  const Tensor<double>& y = bn.forward(x);
+  expect_matches(y.data(), golden_values(name + "/output"), name + " output");
+  Tensor<double> g = make_tensor<double>(shape_of(y));
+  fill_formula(g.data(), g.size(), 999, 1.0);
+  expect_matches(bn.backward(g).data(), golden_values(name + "/grad_input"), name + " input gradient");
+  for (auto& p : bn.parameters()) {
+    expect_matches(p.grad, golden_values(name + "/grad/" + p.name), name + " gradient of " + p.name);
+  }
+  const auto buffers = bn.buffers();
+  expect_matches(buffers[0].value, golden_values(name + "/running_mean"), name + " running mean");
+  expect_matches(buffers[1].value, golden_values(name + "/running_var"), name + " running variance");
+  bn.set_training(false);
+  expect_matches(bn.forward(x).data(), golden_values(name + "/eval_output"), name + " evaluation output");
+}
+
+TEST(PytorchParity, BatchNormInTrainingAndEvaluation) {
+  BatchNorm2d<double> bn2(BatchNormOptions(3));
+  check_batch_norm("batchnorm2d", bn2, {2, 3, 4, 5});
+  BatchNorm2d<double> plain(BatchNormOptions(3).affine(false).eps(0.1).momentum(0.3));
+  check_batch_norm("batchnorm2d_no_affine", plain, {3, 3, 2, 2});
+  BatchNorm1d<double> bn1(BatchNormOptions(6));
+  check_batch_norm("batchnorm1d", bn1, {5, 6, 1, 1});
+}
+
 TEST(PytorchParity, Losses) {
   SoftmaxCrossEntropy<double> ce;
+  SoftmaxCrossEntropy<double> smoothed(CrossEntropyOptions().label_smoothing(0.1));
   MultiClassHinge<double> hinge;
   MultiClassHinge<double> squared(HingeOptions().squared(true));
   CosineSimilarityLoss<double> cosine;
   const std::vector<std::pair<std::string, Loss<double>*>> cases{
-      {"cross_entropy", &ce}, {"hinge", &hinge}, {"squared_hinge", &squared}, {"cosine", &cosine}};
+      {"cross_entropy", &ce}, {"cross_entropy_smoothed", &smoothed}, {"hinge", &hinge}, {"squared_hinge", &squared}, {"cosine", &cosine}};
   for (const auto& [name, loss] : cases) {
     Tensor<double> logits(4, 6, 1, 1);
     fill_formula(logits.data(), logits.size(), 0, 3.0);
@@ -154,6 +199,7 @@ void check_network(const std::string& name, Index batch, bool every_fast_path = 
     EXPECT_EQ(forced, fast_layers);
   }
   fill_parameters(net.parameters());
+  fill_buffers(net.buffers());
   net.eval();
   Tensor<double> x(batch, 3, config.input_size(), config.input_size());
   fill_formula(x.data(), x.size(), 0, 1.0);
@@ -176,6 +222,7 @@ void check_network(const std::string& name, Index batch, bool every_fast_path = 
 TEST(PytorchParity, PaperNetwork) { check_network("paper", 1); }
 TEST(PytorchParity, CifarNetwork) { check_network("cifar", 2); }
 TEST(PytorchParity, TorchvisionNetwork) { check_network("torchvision", 1); }
+TEST(PytorchParity, CifarBatchNormNetwork) { check_network("cifar-bn", 2); }
 TEST(PytorchParity, PaperNetworkThroughWinograd) { check_network("paper", 1, true, 4); }
 TEST(PytorchParity, CifarNetworkThroughWinograd) { check_network("cifar", 2, true, 5); }
 

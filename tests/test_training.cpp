@@ -309,6 +309,40 @@ TEST(Checkpoint, SaveLoadGivesIdenticalOutputs) {
   EXPECT_DOUBLE_EQ(in_double.parameters()[0].value[5], static_cast<double>(net.parameters()[0].value[5]));
 }
 
+// BatchNorm's running statistics are part of the model: saved, restored, required.
+TEST(Checkpoint, BatchNormRunningStatisticsTravelWithTheWeights) {
+  TempDir dir;
+  AlexNetConfig config = AlexNetConfig::named("cifar-bn").width(0.25).init(AlexNetInit::He);
+  config.input_size(16);
+  auto net = make_alexnet<float>(config, 1);
+  TinyData data(8, 3);
+  net.forward(data.images);  // training mode: the running statistics move
+  net.eval();
+  const Tensor<float> expected = net.forward(data.images);
+  Checkpoint c;
+  save_training_state(c, net);
+  ASSERT_TRUE(c.contains("buffer/bn3.running_var"));
+  c.save(dir.file("bn.ckpt"));
+
+  auto other = make_alexnet<float>(config, 2);
+  other.eval();
+  restore_training_state(Checkpoint::load(dir.file("bn.ckpt")), other);
+  EXPECT_TRUE(flat(other.forward(data.images)) == flat(expected));
+  EXPECT_EQ(other.buffers()[0].value[3], net.buffers()[0].value[3]);
+  EXPECT_NE(other.buffers()[0].value[3], 0.0f);  // it did move from its start
+
+  Checkpoint without;
+  save_training_state(without, net);
+  without.remove("buffer/bn2.running_mean");
+  auto third = make_alexnet<float>(config, 3);
+  try {
+    restore_training_state(without, third);
+    FAIL() << "a checkpoint without its running statistics was accepted";
+  } catch (const CheckpointError& e) {
+    EXPECT_NE(std::string(e.what()).find("buffer bn2.running_mean is missing"), std::string::npos) << e.what();
+  }
+}
+
 // Trains `epochs` epochs (shuffled batches of 8 from 32 images), from `first_epoch`.
 struct TrainingRun {
   Sequential<float> net;

@@ -34,9 +34,20 @@ CONFIGS = {
                    (256, 3, 1, 1, True)], 1024, 10, 1.0, True, 0, False),
     "cifar-half": (32, [(64, 5, 1, 2, False), (192, 5, 1, 2, True), (384, 3, 1, 1, False), (256, 3, 1, 1, True),
                         (256, 3, 1, 1, True)], 1024, 10, 0.5, True, 0, False),
+    "cifar-bn": (32, [(64, 5, 1, 2, False), (192, 5, 1, 2, True), (384, 3, 1, 1, False), (256, 3, 1, 1, True),
+                      (256, 3, 1, 1, True)], 1024, 10, 1.0, False, 0, False),
+    "cifar-half-bn": (32, [(64, 5, 1, 2, False), (192, 5, 1, 2, True), (384, 3, 1, 1, False), (256, 3, 1, 1, True),
+                           (256, 3, 1, 1, True)], 1024, 10, 0.5, False, 0, False),
     "torchvision": (224, [(64, 11, 4, 2, False), (192, 5, 1, 2, False), (384, 3, 1, 1, False),
                           (256, 3, 1, 1, False), (256, 3, 1, 1, False)], 4096, 1000, 1.0, False, 6, True),
 }
+
+# Configurations with BatchNorm2d after every convolution (whose bias it replaces).
+BATCH_NORM = {"cifar-bn", "cifar-half-bn"}
+# What a state_dict holds besides parameters: running statistics (convnet's buffers) and
+# PyTorch's batch counter, which convnet does not keep (its momentum is fixed, as PyTorch's default).
+BUFFER_SUFFIXES = (".running_mean", ".running_var")
+COUNTER_SUFFIX = ".num_batches_tracked"
 
 # torchvision.models.alexnet's module indices -> convnet's layer names.
 TORCHVISION_NAMES = {"features.0": "conv1", "features.3": "conv2", "features.6": "conv3", "features.8": "conv4",
@@ -170,7 +181,10 @@ def torch_alexnet(name, classes=None, groups=1, width=None, lrn_alpha=1e-4):
     for i, (out, k, s, p, grouped) in enumerate(convs):
         n = str(i + 1)
         out = scaled(out, width, groups)
-        layers["conv" + n] = nn.Conv2d(channels, out, k, s, p, groups=groups if grouped else 1)
+        layers["conv" + n] = nn.Conv2d(channels, out, k, s, p, groups=groups if grouped else 1,
+                                       bias=name not in BATCH_NORM)
+        if name in BATCH_NORM:
+            layers["bn" + n] = nn.BatchNorm2d(out)
         layers["relu" + n] = nn.ReLU()
         if lrn and i < 2:
             layers["lrn" + n] = nn.LocalResponseNorm(5, alpha=lrn_alpha * 5, beta=0.75, k=2.0)

@@ -51,11 +51,13 @@ def main():
     entries = collections.OrderedDict()
     entries["config"] = ct.config_text(a.config, a.classes, a.groups, a.width)
     for key, ref in reference.items():
+        if key.endswith(ct.COUNTER_SUFFIX):
+            continue
         value = state[key].detach().cpu().numpy().astype(np.float32)
         if tuple(value.shape) != tuple(ref.shape):
             sys.exit("export_pytorch: %s has shape %s in %s but AlexNet '%s' needs %s" % (
                 key, list(value.shape), a.model, a.config, list(ref.shape)))
-        entries["param/" + key] = value
+        entries[("buffer/" if key.endswith(ct.BUFFER_SUFFIXES) else "param/") + key] = value
     mean, std = a.mean, a.std
     if a.config == "torchvision":
         mean = mean or ct.IMAGENET_MEAN_255

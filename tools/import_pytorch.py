@@ -36,7 +36,11 @@ def main():
     model = ct.torch_alexnet(name, int(fields["classes"]), int(fields["groups"]), float(fields["width"]),
                              lrn_alpha=float(lrn[1]) if lrn[4] == "paper" else float(lrn[1]) / 5)
     state = collections.OrderedDict(
-        (k[len("param/"):], torch.from_numpy(v.copy())) for k, v in entries.items() if k.startswith("param/"))
+        (k.split("/", 1)[1], torch.from_numpy(v.copy())) for k, v in entries.items()
+        if k.startswith("param/") or k.startswith("buffer/"))
+    for key, value in model.state_dict().items():  # PyTorch's batch counters, which convnet does not keep
+        if key.endswith(ct.COUNTER_SUFFIX):
+            state[key] = value
     model.load_state_dict(state, strict=True)  # raises naming what is missing or mismatched
     if a.torchvision_names:
         if name != "torchvision":

@@ -51,11 +51,20 @@ def formula(shape, salt, scale=1.0):
 
 
 def fill(module):
+    """Parameters t = 0, 1, ... (named_parameters order) from the formula; BatchNorm's running
+    statistics j = 0, 1, ... (mean, variance, layer by layer) as 0.1 v(i, 700 + j) and
+    1 + 0.5 v(i, 700 + j), so evaluation-mode normalisation is not the identity."""
     with torch.no_grad():
-        for t, (name, p) in enumerate(module.state_dict().items()):
+        for t, (name, p) in enumerate(module.named_parameters()):
             fan_in = int(np.prod(p.shape[1:])) if p.dim() > 1 else 0
             scale = 1.0 / np.sqrt(fan_in) if p.dim() > 1 else 0.1
             p.copy_(formula(tuple(p.shape), t + 1, scale))
+        j = 0
+        for name, b in module.named_buffers():
+            if name.endswith(ct.BUFFER_SUFFIXES):
+                f = formula(tuple(b.shape), 700 + j)
+                b.copy_(0.1 * f if name.endswith(".running_mean") else 1 + 0.5 * f)
+                j += 1
 
 
 def sample_indices(size):
@@ -73,6 +82,27 @@ def layer_case(out, name, module, input_shape, input_scale=1.0):
     out[name + "/grad_input"] = x.grad.numpy()
     for pname, p in module.named_parameters():
         out[name + "/grad/" + pname] = p.grad.numpy()
+
+
+def batch_norm_case(out, name, module, input_shape):
+    """Training mode from the initial running statistics (0 and 1, as convnet's): the output, the
+    gradients and the running statistics after the step; then evaluation mode with those."""
+    module = module.double()
+    with torch.no_grad():
+        for t, (pname, p) in enumerate(module.named_parameters()):
+            p.copy_(formula(tuple(p.shape), t + 1, 0.1))
+    x = formula(input_shape, 0).requires_grad_(True)
+    y = module(x)
+    g = formula(tuple(y.shape), 999)
+    (y * g).sum().backward()
+    out[name + "/output"] = y.detach().numpy()
+    out[name + "/grad_input"] = x.grad.numpy()
+    for pname, p in module.named_parameters():
+        out[name + "/grad/" + pname] = p.grad.numpy()
+    out[name + "/running_mean"] = module.running_mean.numpy().copy()
+    out[name + "/running_var"] = module.running_var.numpy().copy()
+    module.eval()
+    out[name + "/eval_output"] = module(x).detach().numpy()
 
 
 def loss_case(out, name, fn, classes=6, batch=4, scale=3.0):
@@ -101,6 +131,7 @@ def network_case(out, name, model, batch):
 
 def main():
     torch.manual_seed(0)
+    torch.set_num_threads(1)  # PyTorch's parallel max-pool backward can route a tie either way
     os.makedirs(GOLDEN, exist_ok=True)
     out = collections.OrderedDict()
     out["note"] = "written by tools/make_golden.py with torch " + torch.__version__
@@ -114,8 +145,12 @@ def main():
     layer_case(out, "adaptive_avgpool_7to3", nn.AdaptiveAvgPool2d((3, 3)), (2, 2, 7, 7))
     layer_case(out, "adaptive_avgpool_13to6", nn.AdaptiveAvgPool2d((6, 6)), (1, 2, 13, 13))
     layer_case(out, "relu", nn.ReLU(), (2, 3, 4, 4))
+    batch_norm_case(out, "batchnorm2d", nn.BatchNorm2d(3), (2, 3, 4, 5))
+    batch_norm_case(out, "batchnorm2d_no_affine", nn.BatchNorm2d(3, affine=False, eps=0.1, momentum=0.3), (3, 3, 2, 2))
+    batch_norm_case(out, "batchnorm1d", nn.BatchNorm1d(6), (5, 6))
     # Losses (PyTorch's multi-margin loss is convnet's hinge divided by the number of classes).
     loss_case(out, "cross_entropy", lambda x, y: F.cross_entropy(x, y))
+    loss_case(out, "cross_entropy_smoothed", lambda x, y: F.cross_entropy(x, y, label_smoothing=0.1))
     loss_case(out, "hinge", lambda x, y: F.multi_margin_loss(x, y, p=1, margin=1.0) * x.shape[1])
     loss_case(out, "squared_hinge", lambda x, y: F.multi_margin_loss(x, y, p=2, margin=1.0) * x.shape[1])
     loss_case(out, "cosine", lambda x, y: (1 - F.cosine_similarity(F.softmax(x, 1), F.one_hot(y, x.shape[1]).double(),
@@ -124,6 +159,7 @@ def main():
     network_case(out, "paper", ct.torch_alexnet("paper"), 1)
     network_case(out, "cifar", ct.torch_alexnet("cifar"), 2)
     network_case(out, "torchvision", ct.torch_alexnet("torchvision"), 1)
+    network_case(out, "cifar-bn", ct.torch_alexnet("cifar-bn"), 2)
 
     # An exported model: PyTorch state_dict -> tools/export_pytorch.py -> convnet checkpoint.
     tiny = ct.torch_alexnet("cifar", width=0.0625).double().eval()

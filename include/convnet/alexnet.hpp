@@ -14,6 +14,11 @@
 //               groups = 2, the paper's two towers: conv2, conv4, conv5 grouped)
 //   cifar       3 x 32 x 32 -> 10; conv 64/192/384/256/256, fc 1024; 5,871,434
 //   cifar-half  the same with every width halved; 1,472,426
+//   cifar-bn    cifar with batch normalisation after each convolution (conv ->
+//               BatchNorm2d -> ReLU, the convolutions without bias, which the
+//               normalisation would cancel) and no LRN, as most CIFAR AlexNet
+//               replicas are built today; 5,872,586 parameters
+//   cifar-half-bn  the same at half width; 1,473,002
 //   torchvision torchvision.models.alexnet, the variant most published weights
 //               are for: 3 x 224 x 224 -> 1000, conv 64/192/384/256/256 (conv1
 //               11 x 11 stride 4 padding 2), no LRN, adaptive average pooling
@@ -34,6 +39,7 @@
 
 #include "errors.hpp"
 #include "layers/adaptive_avg_pool2d.hpp"
+#include "layers/batch_norm.hpp"
 #include "layers/conv2d.hpp"
 #include "layers/dense.hpp"
 #include "layers/dropout.hpp"
@@ -62,10 +68,17 @@ struct AlexNetConvSpec {
 /// with chainable setters and read with getters, as every options struct of the library.
 class AlexNetConfig {
  public:
-  /// The named configurations: "paper", "cifar", "cifar-half", "torchvision".
+  /// The named configurations: "paper", "cifar", "cifar-half", "cifar-bn", "cifar-half-bn", "torchvision".
   static AlexNetConfig named(const std::string& config_name) {
     AlexNetConfig c;
     if (config_name == "paper") return c;
+    if (config_name == "cifar-bn" || config_name == "cifar-half-bn") {
+      c = named(config_name == "cifar-bn" ? "cifar" : "cifar-half");
+      c.name_ = config_name;
+      c.use_lrn_ = false;
+      c.batch_norm_ = true;
+      return c;
+    }
     if (config_name == "cifar" || config_name == "cifar-half") {
       c.name_ = config_name;
       c.input_size_ = 32;
@@ -93,7 +106,7 @@ class AlexNetConfig {
       return c;
     }
     throw std::invalid_argument("AlexNet: unknown configuration '" + config_name +
-                                "'; valid names are paper, cifar, cifar-half, torchvision");
+                                "'; valid names are paper, cifar, cifar-half, cifar-bn, cifar-half-bn, torchvision");
   }
 
   AlexNetConfig& classes(Index v) { classes_ = v; return *this; }
@@ -127,6 +140,8 @@ class AlexNetConfig {
   std::optional<Index> adaptive_pool() const { return adaptive_pool_; }
   /// Dropout before fc6 and fc7 (torchvision) instead of after their ReLUs.
   bool dropout_first() const { return dropout_first_; }
+  /// BatchNorm2d after every convolution, whose bias it replaces (cifar-bn, cifar-half-bn).
+  bool batch_norm() const { return batch_norm_; }
 
   /// A width after the multiplier, rounded, kept a multiple of `groups`.
   Index scaled(Index base) const {
@@ -219,6 +234,7 @@ class AlexNetConfig {
   bool use_lrn_ = true;
   std::optional<Index> adaptive_pool_;
   bool dropout_first_ = false;
+  bool batch_norm_ = false;
 };
 
 /// The ranges a configuration must keep. A configuration can come from a file (a checkpoint's
@@ -264,20 +280,21 @@ inline std::vector<ParameterShape> alexnet_parameter_shapes(const AlexNetConfig&
   detail::alexnet_validate(config);
   const std::string where = "AlexNet(" + config.name() + ")";
   std::vector<ParameterShape> shapes;
-  auto add = [&](const std::string& layer, std::vector<Index> weight) {
+  auto add = [&](const std::string& layer, std::vector<Index> weight, bool bias = true) {
     double count = 1;
     for (Index d : weight) count *= static_cast<double>(d);
     detail::require_option(count <= 2147483648.0, where, (layer + " weights").c_str(), "at most 2^31", count);
     const Index out = weight[0];
     shapes.push_back({layer + ".weight", std::move(weight)});
-    shapes.push_back({layer + ".bias", {out}});
+    if (bias) shapes.push_back({layer + ".bias", {out}});
   };
   Index channels = config.input_channels(), side = config.input_size();
   for (int i = 0; i < 5; ++i) {
     const AlexNetConvSpec& s = config.conv()[static_cast<std::size_t>(i)];
     const std::string layer = "conv" + std::to_string(i + 1);
     const Index out = config.scaled(s.channels), groups = s.grouped ? config.groups() : 1;
-    add(layer, {out, channels / groups, s.kernel, s.kernel});
+    add(layer, {out, channels / groups, s.kernel, s.kernel}, !config.batch_norm());
+    if (config.batch_norm()) add("bn" + std::to_string(i + 1), {out});  // gamma and beta
     if (side + 2 * s.padding < s.kernel) {
       throw std::invalid_argument(detail::concat(where, ": input_size ", config.input_size(), " is too small: ", layer,
                                                  " gets ", side, " x ", side, " for its ", s.kernel, " x ", s.kernel,
@@ -314,7 +331,9 @@ Sequential<T> make_alexnet(const AlexNetConfig& config, std::uint64_t seed = 0) 
     net.template add<Conv2d<T>>("conv" + n, Conv2dOptions(channels, out, s.kernel)
                                                  .stride(s.stride)
                                                  .padding(s.padding)
-                                                 .groups(s.grouped ? config.groups() : 1));
+                                                 .groups(s.grouped ? config.groups() : 1)
+                                                 .bias(!config.batch_norm()));
+    if (config.batch_norm()) net.template add<BatchNorm2d<T>>("bn" + n, BatchNormOptions(out));
     net.template add<ReLU<T>>("relu" + n);
     if (i < 2 && config.use_lrn()) net.template add<LocalResponseNorm<T>>("lrn" + n, config.lrn());
     if (i < 2 || i == 4) net.template add<MaxPool2d<T>>("pool" + n, MaxPool2dOptions(3).stride(2));
@@ -344,6 +363,7 @@ Sequential<T> make_alexnet(const AlexNetConfig& config, std::uint64_t seed = 0) 
     Layer<T>& layer = net[i];
     const std::string& name = layer.name();
     const bool bias_one = name == "conv2" || name == "conv4" || name == "conv5" || name == "fc6" || name == "fc7";
+    if (name.rfind("bn", 0) == 0) continue;  // batch normalisation starts as the identity: gamma 1, beta 0
     for (auto& p : layer.parameters()) {
       if (p.name == "bias") {
         const T value = (config.init() == AlexNetInit::Paper && bias_one) ? T(1) : T(0);

@@ -28,6 +28,7 @@
 #include "gemm.hpp"
 #include "init.hpp"
 #include "layer.hpp"
+#include "layers/batch_norm.hpp"
 #include "layers/conv2d.hpp"
 #include "layers/dense.hpp"
 #include "layers/dropout.hpp"

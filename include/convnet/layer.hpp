@@ -65,6 +65,8 @@ class Layer {
   virtual Shape output_shape(const Shape& input) const = 0;
   /// Trainable tensors and their gradients (empty for parameter-free layers).
   virtual std::vector<Parameter<T>> parameters() { return {}; }
+  /// Tensors of the model that are not trained (BatchNorm's running statistics); checkpoints keep them.
+  virtual std::vector<Buffer<T>> buffers() { return {}; }
   /// Multiply-adds of one forward pass for one sample of the given input shape
   /// (convolutions and dense layers; element-wise layers count 0).
   virtual Index macs_per_sample(const Shape& /*input*/) const { return 0; }
@@ -82,7 +84,7 @@ class Layer {
   /// randomness (Dropout) use it.
   virtual void set_batch_offset(Index /*first_example*/) {}
 
-  /// Training mode (the default) or evaluation mode; only Dropout behaves differently.
+  /// Training mode (the default) or evaluation mode; Dropout and BatchNorm behave differently.
   virtual void set_training(bool training) { training_ = training; }
   bool training() const { return training_; }
 

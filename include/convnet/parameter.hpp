@@ -32,6 +32,16 @@ struct Parameter {
   VectorMap<T> grads() const { return VectorMap<T>(grad, size); }
 };
 
+/// A tensor that is part of a model but not trained (BatchNorm's running statistics): saved in
+/// checkpoints beside the parameters, never given to an optimizer.
+template <class T>
+struct Buffer {
+  std::string name;          ///< "running_mean"; containers prefix the layer name ("bn1.running_mean").
+  std::vector<Index> shape;  ///< as PyTorch's state_dict holds it
+  T* value = nullptr;
+  Index size = 0;
+};
+
 /// Zero-filled storage for a parameter's gradient, whose memory the system commits
 /// only where it is first written. calloc promises zeros, and for large blocks glibc
 /// maps fresh pages instead of writing them, so a network that only ever runs forward

@@ -162,6 +162,18 @@ class Sequential {
     return all;
   }
 
+  /// Every buffer, named "<layer>.<buffer>" ("bn1.running_mean").
+  std::vector<Buffer<T>> buffers() {
+    std::vector<Buffer<T>> all;
+    for (auto& l : layers_) {
+      for (auto b : l->buffers()) {
+        b.name = l->name() + "." + b.name;
+        all.push_back(std::move(b));
+      }
+    }
+    return all;
+  }
+
   Index parameter_count() {
     Index n = 0;
     for (auto& l : layers_) n += l->parameter_count();

@@ -40,7 +40,9 @@
 // (GradientReducer); every process then takes the same step. Losses, counts,
 // validation figures and stop requests are summed over the processes, so every
 // process holds the same run; only rank 0 writes checkpoints. A checkpoint
-// written by N processes resumes on any number. Callbacks run on every
+// written by N processes resumes on any number. BatchNorm's running statistics
+// (buffers) follow each process's slice and are averaged over the processes at
+// the end of every epoch. Callbacks run on every
 // process: a program adds its printing and writing ones on rank 0 only.
 // In training, a last batch smaller than the number of processes is left out.
 #pragma once
@@ -382,6 +384,7 @@ class Trainer {
           "the same program, arguments and checkpoint"));
     }
     for (auto& p : net_.parameters()) group_->broadcast(p.value, static_cast<std::size_t>(p.size) * sizeof(T), 0);
+    for (auto& b : net_.buffers()) group_->broadcast(b.value, static_cast<std::size_t>(b.size) * sizeof(T), 0);
     for (auto& b : optimizer_.state()) group_->broadcast(b.data, static_cast<std::size_t>(b.size) * sizeof(T), 0);
     for (std::size_t i = 0; i < net_.size(); ++i) {
       std::vector<std::uint64_t> state = net_[i].random_state();
@@ -414,6 +417,17 @@ class Trainer {
     mix(detail::concat(opt_.epochs(), " ", opt_.max_batches().value_or(0), " ", position_.epoch, " ",
                        position_.batch, " ", history_.size()));
     return h;
+  }
+
+  /// BatchNorm's running statistics follow each process's slice of the batches: at the end of an
+  /// epoch every process takes their mean, so all validate and save the same model.
+  void average_buffers() {
+    if (!group_) return;
+    const T share = T(1) / static_cast<T>(group_->size());
+    for (auto& b : net_.buffers()) {
+      group_->allreduce_sum(b.value, b.size);
+      for (Index i = 0; i < b.size; ++i) b.value[i] *= share;
+    }
   }
 
   /// Whether a stop was requested on any process: they stop together, at the same batch.
@@ -490,6 +504,7 @@ class Trainer {
   /// and last.ckpt says so: a resumed run validates it).
   bool end_epoch(DataLoader* validation, double train_seconds) {
     const auto start = std::chrono::steady_clock::now();
+    average_buffers();
     ClassificationMetrics val;
     if (validation) {
       validation->start_epoch(0);

@@ -110,6 +110,9 @@ class Checkpoint {
     }
   }
 
+  /// Drops an entry; false when there was none.
+  bool remove(const std::string& key) { return entries_.erase(key) != 0; }
+
   // ---- reading entries ----
   bool contains(const std::string& key) const { return entries_.count(key) != 0; }
   const std::map<std::string, Entry>& entries() const { return entries_; }

@@ -5,6 +5,7 @@
 //                           settings and its parameters' shapes, e.g.
 //                           "conv1 Conv2d in_channels=3 ... groups=1 bias=true weight=96x3x11x11 bias=96"
 //   param/<layer>.<name>    tensor, in the parameter's shape (PyTorch layout)
+//   buffer/<layer>.<name>   tensor, a buffer (BatchNorm's running statistics)
 //   layer_state/<layer>     u64s, a layer's random state (Dropout: seed, step)
 //   optimizer/type          text;  optimizer/steps  u64s;  optimizer/<buffer>  tensor
 //   schedule/type           text;  schedule/state   f64s
@@ -186,6 +187,29 @@ std::vector<std::vector<T>> read_parameters(const Checkpoint& c, const std::vect
   return values;
 }
 
+/// Step 2b: every buffer, with its shape (a checkpoint converted from PyTorch without them
+/// leaves the network's own: an empty vector).
+template <class T>
+std::vector<std::vector<T>> read_buffers(const Checkpoint& c, const std::vector<Buffer<T>>& buffers) {
+  const bool converted = !c.contains("structure") && !c.contains("architecture");
+  std::vector<std::vector<T>> values;
+  for (const auto& b : buffers) {
+    const std::string key = "buffer/" + b.name;
+    if (!c.contains(key)) {
+      if (!converted) throw CheckpointError(c.source() + ": buffer " + b.name + " is missing");
+      values.emplace_back();
+      continue;
+    }
+    std::vector<Index> shape;
+    values.push_back(c.tensor<T>(key, &shape));
+    if (shape != b.shape) {
+      throw CheckpointError(concat(c.source(), ": buffer ", b.name, " has ", values.back().size(),
+                                   " values in the checkpoint, this network's ", b.size));
+    }
+  }
+  return values;
+}
+
 /// Step 3: the layers' random states (a converted checkpoint may have none: the layers keep theirs).
 template <class T>
 std::vector<std::vector<std::uint64_t>> read_layer_states(const Checkpoint& c, Sequential<T>& net) {
@@ -256,6 +280,7 @@ void save_training_state(Checkpoint& c, Sequential<T>& net, Optimizer<T>* optimi
   for (const auto& r : network_structure(net)) structure += r.line() + "\n";
   c.set_text("structure", structure);
   for (const auto& p : net.parameters()) c.set_tensor<T>("param/" + p.name, p.shape, p.value);
+  for (const auto& b : net.buffers()) c.set_tensor<T>("buffer/" + b.name, b.shape, b.value);
   for (std::size_t i = 0; i < net.size(); ++i) {
     const auto state = net[i].random_state();
     if (!state.empty()) c.set_u64s("layer_state/" + net[i].name(), state);
@@ -279,18 +304,23 @@ void restore_training_state(const Checkpoint& c, Sequential<T>& net, Optimizer<T
   detail::check_same_network(c, net);
   const auto params = net.parameters();
   const auto values = detail::read_parameters(c, params);
+  const auto buffers = net.buffers();
+  const auto buffer_values = detail::read_buffers(c, buffers);
   const auto layer_states = detail::read_layer_states(c, net);
-  const auto buffer_values = optimizer ? detail::read_optimizer(c, *optimizer) : std::vector<std::vector<T>>();
+  const auto optimizer_values = optimizer ? detail::read_optimizer(c, *optimizer) : std::vector<std::vector<T>>();
   if (schedule) detail::check_schedule(c, *schedule);
   // Everything fits: apply.
   for (std::size_t i = 0; i < params.size(); ++i) std::copy(values[i].begin(), values[i].end(), params[i].value);
+  for (std::size_t i = 0; i < buffers.size(); ++i) {
+    std::copy(buffer_values[i].begin(), buffer_values[i].end(), buffers[i].value);
+  }
   for (std::size_t i = 0; i < net.size(); ++i) {
     if (!layer_states[i].empty()) net[i].set_random_state(layer_states[i]);
   }
   if (optimizer) {
-    const auto buffers = optimizer->state();
-    for (std::size_t i = 0; i < buffers.size(); ++i) {
-      std::copy(buffer_values[i].begin(), buffer_values[i].end(), buffers[i].data);
+    const auto state = optimizer->state();
+    for (std::size_t i = 0; i < state.size(); ++i) {
+      std::copy(optimizer_values[i].begin(), optimizer_values[i].end(), state[i].data);
     }
     optimizer->set_steps(c.u64s("optimizer/steps")[0]);
   }

@@ -53,6 +53,9 @@ namespace convnet {
 struct ObjectiveOptions {
   ObjectiveOptions& hinge_margin(double v) { hinge_margin_ = v; return *this; }
   ObjectiveOptions& triplet_margin(double v) { triplet_margin_ = v; return *this; }
+  /// Label smoothing of the cross-entropy (0: none), unless its name sets its own.
+  ObjectiveOptions& label_smoothing(double v) { label_smoothing_ = v; return *this; }
+  double label_smoothing() const { return label_smoothing_; }
   /// The layer whose output the embedding losses read (AlexNet: relu7, fc7 after its ReLU).
   ObjectiveOptions& embedding_layer(std::string v) { embedding_layer_ = std::move(v); return *this; }
   double hinge_margin() const { return hinge_margin_; }
@@ -60,7 +63,7 @@ struct ObjectiveOptions {
   const std::string& embedding_layer() const { return embedding_layer_; }
 
  private:
-  double hinge_margin_ = 1.0, triplet_margin_ = 1.0;
+  double hinge_margin_ = 1.0, triplet_margin_ = 1.0, label_smoothing_ = 0.0;
   std::string embedding_layer_ = "relu7";
 };
 
@@ -193,7 +196,10 @@ namespace detail {
 template <class T>
 std::unique_ptr<Loss<T>> build_loss(const std::string& name, LossSettings& settings, const ObjectiveOptions& options) {
   const auto margin = [&](double fallback) { return settings.take("margin", fallback); };
-  if (name == "cross-entropy") return std::make_unique<SoftmaxCrossEntropy<T>>();
+  if (name == "cross-entropy") {
+    return std::make_unique<SoftmaxCrossEntropy<T>>(
+        CrossEntropyOptions().label_smoothing(settings.take("label_smoothing", options.label_smoothing())));
+  }
   if (name == "cosine") return std::make_unique<CosineSimilarityLoss<T>>();
   if (name == "hinge" || name == "squared-hinge") {
     return std::make_unique<MultiClassHinge<T>>(
