@@ -26,7 +26,7 @@ struct Settings {
   std::string out = "runs/cifar10", resume, config, init = "he", optimizer = "sgd";
   std::string schedule = "onecycle", augment, loss = "cross-entropy", loss_weights;
   double width = 1, lr = 0.05, weight_decay = 5e-4, momentum = 0.9, val_fraction = 0.1, hinge_margin = 1;
-  double triplet_margin = 1, label_smoothing = 0;
+  double triplet_margin = 1, label_smoothing = 0, average_weights = 0;
   long classes = 0, channels = 0, input_size = 0, resize = 256, statistics_sample = 0;
   long epochs = 16, batch_size = 128, patience = 0, threads = 0, workers = 1, seed = 1;
   long max_batches = 0, save_every = 0, progress_every = 0;
@@ -79,6 +79,7 @@ inline cli::OptionTable options_of(Settings& s, const std::string& program = "ci
          {"--hinge-margin", "M", "margin of hinge and squared-hinge", &s.hinge_margin, R, cli::Range::above(0, 1000)},
          {"--triplet-margin", "M", "margin of the triplet loss (batch-hard, on fc7)", &s.triplet_margin, R, cli::Range::above(0, 1000)},
          {"--label-smoothing", "E", "cross-entropy against (1 - E) one-hot + E / classes", &s.label_smoothing, R, cli::Range::closed(0, 0.99)},
+         {"--average-weights", "D", "also keep an exponential moving average of the weights with decay D (e.g. 0.999), validated each epoch and saved as best_average.ckpt (0: none)", &s.average_weights, R, cli::Range::closed(0, 0.999999)},
          {"--val-fraction", "F", "training pictures held out for validation (without a val/ folder)", &s.val_fraction, R, cli::Range::above(0, 0.5)},
          {"--patience", "N", "stop after N epochs without a lower validation loss (0: never)", &s.patience, R, cli::Range::closed(0, 100000)},
          {"--seed", "N", "weights, data order, augmentation and dropout", &s.seed, R, cli::Range::closed(0, 1e15)},

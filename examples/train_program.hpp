@@ -96,6 +96,15 @@ inline void write_test_report(std::ostream& out, const Trainer<float>& trainer, 
     out << "test top-1 (" << to_string(v) << ", " << view_count(v) << (view_count(v) == 1 ? " view" : " views")
         << "): " << 100 * reports.back().metrics.top1_accuracy() << "%\n";
   }
+  if (!trainer.best_average_path().empty() && !stop.load() && objective.reads_logits() &&
+      std::filesystem::exists(trainer.best_average_path())) {
+    double best_average = 0;
+    for (const auto& a : trainer.average_history()) best_average = std::max(best_average, a.val_accuracy);
+    Classifier averaged = Classifier::load(trainer.best_average_path());
+    const ClassificationReport r = averaged.evaluate(test, views[0], pictures, &stop);
+    out << "weight average (" << trainer.best_average_path() << ", validation accuracy " << 100 * best_average
+        << "%): test top-1 (" << to_string(views[0]) << ") " << 100 * r.metrics.top1_accuracy() << "%\n";
+  }
   if (!reports.empty()) {
     out << "\nfull report, " << to_string(views[0]) << ":\n";
     print_report(out, reports[0]);
@@ -154,6 +163,7 @@ inline int fit(const std::string& program, const Settings& s, const cli::OptionT
   if (s.save_every > 0) options.save_every(s.save_every);
   if (s.patience > 0) options.patience(s.patience);
   if (s.max_batches > 0) options.max_batches(s.max_batches);
+  if (s.average_weights > 0) options.average_weights(s.average_weights);
   if (!objective.reads_logits()) options.best_by(BestBy::Loss);  // its validation accuracy reads an untrained fc8
   const auto recipe = TrainingRecipe().optimizer(s.optimizer).schedule(s.schedule).lr(s.lr).momentum(s.momentum)
       .nesterov(!s.no_nesterov).weight_decay(s.weight_decay).epochs(s.epochs)

@@ -179,6 +179,117 @@ TEST(Trainer, StopRequestThenResumeContinuesBitForBit) {
   }
 }
 
+TEST(WeightAverage, UpdatesByHandSwapsAndRoundTrips) {
+  Sequential<double> net;
+  net.add<Dense<double>>("fc", DenseOptions(1, 1));
+  auto params = net.parameters();
+  params[0].value[0] = 0;
+  WeightAverage<double> average(net, WeightAverageOptions().decay(0.9));
+  // Warm-up: the first update uses min(0.9, 2/11), the second min(0.9, 3/12).
+  params[0].value[0] = 11;
+  average.update();
+  EXPECT_DOUBLE_EQ(average.next_decay(), 0.25);
+  params[0].value[0] = 4;
+  average.update();  // (2/11 * 0 + 9/11 * 11) = 9, then 0.25 * 9 + 0.75 * 4 = 5.25
+  {
+    WeightAverage<double>::Swapped in(average);
+    EXPECT_DOUBLE_EQ(params[0].value[0], 5.25);
+  }
+  EXPECT_DOUBLE_EQ(params[0].value[0], 4);
+  WeightAverage<double> plain(net, WeightAverageOptions().decay(0.5).warmup(false));
+  params[0].value[0] = 8;
+  plain.update();  // 0.5 * 4 + 0.5 * 8
+  plain.swap();
+  EXPECT_DOUBLE_EQ(params[0].value[0], 6);
+  plain.swap();
+
+  Checkpoint c;
+  average.save(c);
+  WeightAverage<double> back(net, WeightAverageOptions().decay(0.9));
+  back.restore(c);
+  EXPECT_EQ(back.updates(), 2u);
+  back.swap();
+  EXPECT_DOUBLE_EQ(params[0].value[0], 5.25);
+  back.swap();
+  EXPECT_THROW(WeightAverage<double>(net, WeightAverageOptions().decay(1)), std::invalid_argument);
+  Sequential<double> other;
+  other.add<Dense<double>>("fc", DenseOptions(2, 1));
+  WeightAverage<double> mismatched(other, WeightAverageOptions());
+  EXPECT_THROW(mismatched.restore(c), CheckpointError);
+}
+
+// With average_weights the trainer validates the average each epoch, writes best_average.ckpt with
+// it as the parameters, and a stopped run resumes the average bit for bit too.
+TEST(Trainer, WeightAverageIsValidatedSavedAndResumed) {
+  const int threads = num_threads();
+  set_num_threads(1);
+  TempDir dir;
+  const auto options = [&](const char* out) {
+    return TrainerOptions().epochs(3).checkpoint_dir(dir / out).average_weights(0.9);
+  };
+  TinyRun straight(1);
+  Trainer<float> uninterrupted(straight.net, straight.loss, *straight.sgd, &straight.schedule, options("a"));
+  std::ostringstream out, bar;
+  ProgressPrinter progress(out, bar);
+  uninterrupted.add_callback(progress);
+  uninterrupted.fit(straight.train_loader, &straight.val_loader);
+  ASSERT_EQ(uninterrupted.average_history().size(), 3u);
+  EXPECT_GT(uninterrupted.average_history().back().val_accuracy, 0.5);
+  EXPECT_NE(out.str().find("(weight average: val loss"), std::string::npos) << out.str();
+  EXPECT_EQ(uninterrupted.average()->updates(), 18u);  // 3 epochs of 6 batches
+
+  // best_average.ckpt holds the average as its parameters.
+  ASSERT_TRUE(std::filesystem::exists(dir / "a/best_average.ckpt"));
+  const Checkpoint best_average = Checkpoint::load(dir / "a/best_average.ckpt");
+  EXPECT_EQ(best_average.text("trainer/weights"), "exponential moving average of the weights");
+  std::size_t best_epoch = 0;
+  for (std::size_t i = 0; i < 3; ++i) {
+    if (uninterrupted.average_history()[i].val_accuracy > uninterrupted.average_history()[best_epoch].val_accuracy) {
+      best_epoch = i;
+    }
+  }
+  if (best_epoch == 2) {  // then it is the final average, which the trainer still holds
+    WeightAverage<float>& average = const_cast<WeightAverage<float>&>(*uninterrupted.average());
+    WeightAverage<float>::Swapped in(average);
+    EXPECT_EQ(best_average.tensor<float>("param/fc.weight"),
+              std::vector<float>(straight.net.parameters()[2].value,
+                                 straight.net.parameters()[2].value + straight.net.parameters()[2].size));
+  }
+
+  TinyRun first(1);
+  Trainer<float> stopped(first.net, first.loss, *first.sgd, &first.schedule, options("b"));
+  StopAt stop(stopped, 1, 4);
+  stopped.add_callback(stop);
+  EXPECT_EQ(stopped.fit(first.train_loader, &first.val_loader).outcome, FitOutcome::StopRequested);
+  TinyRun resumed(999);
+  Trainer<float> again(resumed.net, resumed.loss, *resumed.sgd, &resumed.schedule, options("b"));
+  again.resume(Checkpoint::load(dir / "b/last.ckpt"));
+  again.fit(resumed.train_loader, &resumed.val_loader);
+  set_num_threads(threads);
+  ASSERT_EQ(again.average_history().size(), 3u);
+  for (std::size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(again.average_history()[i].val_accuracy, uninterrupted.average_history()[i].val_accuracy) << i;
+    EXPECT_EQ(again.average_history()[i].val_loss, uninterrupted.average_history()[i].val_loss) << i;
+  }
+  Checkpoint a_last = Checkpoint::load(dir / "a/last.ckpt"), b_last = Checkpoint::load(dir / "b/last.ckpt");
+  EXPECT_EQ(a_last.tensor<float>("average/param/fc.weight"), b_last.tensor<float>("average/param/fc.weight"));
+
+  // A run without the average cannot resume one that had it, and the other way round.
+  TinyRun plain(2);
+  Trainer<float> without(plain.net, plain.loss, *plain.sgd, &plain.schedule, TrainerOptions().epochs(3));
+  EXPECT_NO_THROW(without.resume(a_last));  // the average's entries are simply not read
+  TinyRun wants(3);
+  Trainer<float> wanting(wants.net, wants.loss, *wants.sgd, &wants.schedule, options("c"));
+  Checkpoint no_average;
+  {
+    TinyRun bare(4);
+    Trainer<float> t(bare.net, bare.loss, *bare.sgd, &bare.schedule, TrainerOptions().epochs(1).checkpoint_dir(dir / "d"));
+    t.fit(bare.train_loader, &bare.val_loader);
+    no_average = Checkpoint::load(dir / "d/last.ckpt");
+  }
+  EXPECT_THROW(wanting.resume(no_average), CheckpointError);
+}
+
 // A dataset that calls `hook(i)` whenever picture i is loaded.
 class Hooked : public Dataset {
  public:

@@ -19,6 +19,11 @@
 //   trainer/position  u64s  {epoch, batch}: the next batch to train (0-based)
 //   trainer/partial   f64s  {loss sum, correct, count, seconds} of the epoch so far
 //   trainer/history   f64s  7 numbers per finished epoch (EpochRecord's fields)
+//   with average_weights(decay): the WeightAverage (optim/weight_average.hpp,
+//   average/...) and trainer/average_history (validation loss and accuracy of
+//   the averaged weights, per epoch). The averaged weights are validated beside
+//   the training ones after every epoch; best_average.ckpt holds them (as its
+//   parameters, for a Classifier) from the epoch where they validated best.
 // Best and early-stopping state are derived from the history, so they cannot
 // disagree with it. The data order needs no entry: the loader draws it from
 // (seed, epoch), so the position alone resumes it.
@@ -70,6 +75,7 @@
 #include "metrics.hpp"
 #include "optim/optimizer.hpp"
 #include "optim/schedules.hpp"
+#include "optim/weight_average.hpp"
 #include "sequential.hpp"
 #include "training.hpp"
 #include "version.hpp"
@@ -90,6 +96,9 @@ struct TrainerOptions {
   TrainerOptions& best_by(BestBy v) { best_by_ = v; return *this; }
   /// Train at most `v` batches an epoch and evaluate at most `v` batches (smoke tests, timing).
   TrainerOptions& max_batches(Index v) { max_batches_ = v; return *this; }
+  /// Keep an exponential moving average of the weights with this decay (WeightAverage), validated
+  /// beside them and written to best_average.ckpt.
+  TrainerOptions& average_weights(double decay) { average_decay_ = decay; return *this; }
 
   long epochs() const { return epochs_; }
   const std::optional<std::string>& checkpoint_dir() const { return checkpoint_dir_; }
@@ -97,6 +106,7 @@ struct TrainerOptions {
   std::optional<long> patience() const { return patience_; }
   BestBy best_by() const { return best_by_; }
   std::optional<Index> max_batches() const { return max_batches_; }
+  std::optional<double> average_weights() const { return average_decay_; }
 
  private:
   long epochs_ = 1;
@@ -104,6 +114,12 @@ struct TrainerOptions {
   std::optional<long> save_every_, patience_;
   BestBy best_by_ = BestBy::Accuracy;
   std::optional<Index> max_batches_;
+  std::optional<double> average_decay_;
+};
+
+/// The averaged weights' validation figures of an epoch.
+struct AverageRecord {
+  double val_loss = 0, val_accuracy = 0;
 };
 
 /// Where a run stands: the next batch to train, both 0-based.
@@ -129,6 +145,7 @@ struct EpochReport {
   long epochs;
   bool best;             ///< this epoch wrote best.ckpt (or would have, without a checkpoint folder)
   double train_seconds;  ///< of record.seconds, the part spent training (the rest: validation)
+  const AverageRecord* average = nullptr;  ///< the weight average's figures, with average_weights and validation
 };
 
 enum class FitOutcome { Completed, EarlyStopped, StopRequested };
@@ -244,7 +261,22 @@ class Trainer {
       }
     }
     std::vector<EpochRecord> history = unflatten_history(c.f64s("trainer/history"), where);
+    std::vector<AverageRecord> average_history;
+    if (average_) {
+      if (!c.contains("trainer/average_history")) {
+        throw CheckpointError(where + ": holds no weight average (the run was started without average_weights)");
+      }
+      const std::vector<double> v = c.f64s("trainer/average_history");
+      if (v.size() > 2 * history.size() || v.size() % 2) throw CheckpointError(where + ": trainer/average_history is malformed");
+      for (std::size_t i = 0; i < v.size(); i += 2) average_history.push_back({v[i], v[i + 1]});
+      WeightAverage<T> check(net_, average_->options());
+      check.restore(c);  // every check, on a copy: nothing changes if the rest fails
+    }
     restore_training_state(c, net_, &optimizer_, schedule_);
+    if (average_) {
+      average_->restore(c);
+      average_history_ = std::move(average_history);
+    }
     position_ = {static_cast<long>(position[0]), static_cast<Index>(position[1])};
     partial_ = {partial[0], partial[1], partial[2], partial[3]};
     history_ = std::move(history);
@@ -311,6 +343,11 @@ class Trainer {
   /// last.ckpt and best.ckpt in the checkpoint folder ("" without one).
   std::string last_path() const { return checkpoint_path("last.ckpt"); }
   std::string best_path() const { return checkpoint_path("best.ckpt"); }
+  /// The averaged weights from their best validated epoch (with average_weights; "" without a folder).
+  std::string best_average_path() const { return average_ ? checkpoint_path("best_average.ckpt") : std::string(); }
+  /// The weight average (null without average_weights) and its validation figures per epoch.
+  const WeightAverage<T>* average() const { return average_.get(); }
+  const std::vector<AverageRecord>& average_history() const { return average_history_; }
 
   /// Epochs since the validation loss (training loss without validation) last improved.
   long epochs_without_improvement() const {
@@ -343,6 +380,9 @@ class Trainer {
     }
     if (loss_ && loss_->input() != LossInput::Logits) {
       throw std::invalid_argument("Trainer: " + loss_->type_name() + " reads an embedding, not the logits; use an Objective");
+    }
+    if (opt_.average_weights()) {
+      average_ = std::make_unique<WeightAverage<T>>(net_, WeightAverageOptions().decay(*opt_.average_weights()));
     }
   }
 
@@ -476,6 +516,7 @@ class Trainer {
     while (position_.batch < batches) {
       const Batch* batch = train.next();
       const StepResult result = step(*batch);
+      if (average_) average_->update();
       double figures[3] = {result.loss * static_cast<double>(batch->count()), static_cast<double>(result.correct),
                            static_cast<double>(batch->count())};
       sum_over_processes(figures, 3);  // the whole batch's, on every process
@@ -523,6 +564,15 @@ class Trainer {
         return false;
       }
     }
+    std::optional<AverageRecord> averaged;
+    if (validation && average_) {
+      averaged = validate_average(*validation);
+      if (!averaged) {
+        partial_.seconds = train_seconds;
+        if (opt_.checkpoint_dir()) save_at(last_path(), partial_.seconds);
+        return false;
+      }
+    }
     EpochRecord record{static_cast<int>(position_.epoch + 1), partial_.loss / partial_.count,
                        partial_.correct / partial_.count, val.loss(), val.top1_accuracy(),
                        optimizer_.learning_rate(), 0};
@@ -531,23 +581,59 @@ class Trainer {
       return opt_.best_by() == BestBy::Accuracy ? watched_accuracy(record) > watched_accuracy(r)
                                                 : watched_loss(record) < watched_loss(r);
     });
+    const bool best_average = averaged && std::all_of(average_history_.begin(), average_history_.end(),
+                                                      [&](const AverageRecord& r) {
+                                                        return averaged->val_accuracy > r.val_accuracy;
+                                                      });
     history_.push_back(record);
+    if (averaged) average_history_.push_back(*averaged);
     if (schedule_) schedule_->epoch_end(watched_loss(record));
     position_ = {position_.epoch + 1, 0};
     partial_ = Partial();
     if (opt_.checkpoint_dir()) {
       save_at(last_path(), 0);
       if (best) save_at(best_path(), 0);
+      if (best_average) save_at(best_average_path(), 0, true);
     }
-    const EpochReport report{history_.back(), history_, opt_.epochs(), best, train_seconds};
+    const EpochReport report{history_.back(), history_, opt_.epochs(), best, train_seconds,
+                             averaged ? &average_history_.back() : nullptr};
     for (auto* cb : callbacks_) cb->on_epoch_end(report);
     return true;
   }
 
-  void save_at(const std::string& path, double partial_seconds) const {
+  /// The averaged weights' validation; nothing when a stop request cut it short.
+  std::optional<AverageRecord> validate_average(DataLoader& validation) {
+    ClassificationMetrics val;
+    {
+      typename WeightAverage<T>::Swapped in(*average_);
+      validation.start_epoch(0);
+      val = detail::evaluate_with(net_, validation, nullptr, opt_.max_batches(), objective_, loss_,
+                                  [this] { return stop_requested(); });
+    }
+    double figures[3] = {val.loss_sum, static_cast<double>(val.top1), static_cast<double>(val.count)};
+    sum_over_processes(figures, 3);
+    if (stop_agreed()) return std::nullopt;
+    return AverageRecord{figures[0] / std::max(figures[2], 1.0), figures[1] / std::max(figures[2], 1.0)};
+  }
+
+  /// A checkpoint of the run as it stands; `averaged`: with the weight average as the network's
+  /// parameters (best_average.ckpt, for a Classifier; the training weights are not in it).
+  void save_at(const std::string& path, double partial_seconds, bool averaged = false) const {
     if (!is_root()) return;  // every process holds the same run; one writes it
     Checkpoint c;
-    save_training_state(c, net_, &optimizer_, schedule_);
+    if (averaged) {
+      typename WeightAverage<T>::Swapped in(*average_);  // the training weights back before returning
+      save_training_state(c, net_, &optimizer_, schedule_);
+      c.set_text("trainer/weights", "exponential moving average of the weights");
+    } else {
+      save_training_state(c, net_, &optimizer_, schedule_);
+      if (average_) {
+        average_->save(c);
+        std::vector<double> a;
+        for (const auto& r : average_history_) a.insert(a.end(), {r.val_loss, r.val_accuracy});
+        c.set_f64s("trainer/average_history", a);
+      }
+    }
     c.set_u64s("trainer/position",
                {static_cast<std::uint64_t>(position_.epoch), static_cast<std::uint64_t>(position_.batch)});
     c.set_f64s("trainer/partial", {partial_.loss, partial_.correct, partial_.count, partial_seconds});
@@ -589,6 +675,8 @@ class Trainer {
   Tensor<T> converted_;
   ProcessGroup* group_ = nullptr;
   std::unique_ptr<GradientReducer<T>> reducer_;
+  std::unique_ptr<WeightAverage<T>> average_;
+  std::vector<AverageRecord> average_history_;
 };
 
 }  // namespace convnet

@@ -109,7 +109,9 @@ class ProgressPrinter : public TrainerCallback {
                   "epoch %d/%ld  train loss %.4f acc %.2f%%  val loss %.4f acc %.2f%%  lr %.3g  %.0f s (train %.0f s)",
                   r.epoch, e.epochs, r.train_loss, 100 * r.train_accuracy, r.val_loss, 100 * r.val_accuracy,
                   r.learning_rate, r.seconds, e.train_seconds);
-    out_ << line << std::endl;
+    out_ << line;
+    if (e.average) out_ << "  (weight average: val loss " << e.average->val_loss << " acc " << 100 * e.average->val_accuracy << "%)";
+    out_ << std::endl;
   }
 
  private:
