@@ -12,6 +12,7 @@
 #include <convnet/data/image_io.hpp>
 #include <convnet/optim/adam.hpp>
 #include <convnet/optim/sgd.hpp>
+#include <convnet/optim/weight_average.hpp>
 #include <convnet/training.hpp>
 
 #include "alloc_counter.hpp"
@@ -63,6 +64,21 @@ TEST(Allocations, SteadyStateCifarStepWithAdam) {
   auto net = make_alexnet<float>(AlexNetConfig::named("cifar").groups(2), 1);
   Adam<float> adam(net.parameters(), AdamOptions(1e-4));
   EXPECT_EQ(allocations_in_steps(net, adam, nullptr, 4, 32), 0);
+}
+
+// Batch normalisation, label smoothing, normalised and global embedding losses and the weight
+// average's update: nothing allocated in steady state either.
+TEST(Allocations, SteadyStateBatchNormStepWithSmoothingEmbeddingLossesAndAverage) {
+  auto net = make_alexnet<float>(AlexNetConfig::named("cifar-half-bn"), 1);
+  Sgd<float> sgd(net.parameters(), SgdOptions(0.01).nesterov(true));
+  auto objective = make_objective<float>("cross-entropy(label_smoothing=0.1)+contrastive(normalize=1)+siamese-global");
+  EXPECT_EQ(allocations_in_steps(net, sgd, nullptr, 16, 32, &objective), 0);
+  WeightAverage<float> average(net, WeightAverageOptions());
+  average.update();
+  alloc_counter::start();
+  for (int i = 0; i < 3; ++i) average.update();
+  { WeightAverage<float>::Swapped in(average); }
+  EXPECT_EQ(alloc_counter::stop(), 0);
 }
 
 // The objective with a loss on fc7 (the tap in backward) allocates nothing either.
