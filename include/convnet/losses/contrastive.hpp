@@ -35,24 +35,20 @@ namespace detail {
 /// over every pair of the batch: squared (the contrastive loss: 1/2 max(0, d - positive_margin)^2
 /// and 1/2 max(0, margin - d)^2; positive_margin 0 but for the double margin) or not (the pair hinge).
 template <class T, bool Squared>
-class PairMarginLoss : public Loss<T> {
+class PairMarginLoss : public PairLoss<T> {
  public:
   PairMarginLoss(const char* where, double margin, double positive_margin = 0)
-      : where_(where), margin_(margin), positive_margin_(positive_margin) {
+      : PairLoss<T>(where), margin_(margin), positive_margin_(positive_margin) {
     detail::require_option(margin > 0, where, "margin", "> 0", margin);
     detail::require_option(positive_margin >= 0 && positive_margin < margin, where, "positive margin",
                            "in [0, margin)", positive_margin);
   }
-  LossInput input() const override { return LossInput::Embedding; }
   double margin() const { return margin_; }
   double positive_margin() const { return positive_margin_; }
 
   T forward(const Tensor<T>& embedding, const std::vector<int>& labels) override {
-    const Shape s = detail::check_loss_input(where_, LossInput::Embedding, embedding, labels);
-    distances_.compute(embedding);
-    resize(grad_, s);
-    flat(grad_).setZero();
-    ready_ = true;
+    const Shape s = this->start(embedding, labels);
+    PairDistances<T>& distances = this->distances_;
     const Index n = s.n, pairs = n * (n - 1) / 2;
     if (pairs == 0) return 0;
     const T margin = static_cast<T>(margin_), inv_pairs = T(1) / static_cast<T>(pairs);
@@ -60,34 +56,25 @@ class PairMarginLoss : public Loss<T> {
     double total = 0;
     for (Index a = 0; a < n; ++a) {
       for (Index b = a + 1; b < n; ++b) {
-        const T d = distances_(a, b);
+        const T d = distances(a, b);
         const bool same = labels[static_cast<std::size_t>(a)] == labels[static_cast<std::size_t>(b)];
         if (same ? d <= positive_margin : d >= margin) continue;
         const T gap = same ? d - positive_margin : margin - d;  // what the pair's term grows with
         total += Squared ? 0.5 * static_cast<double>(gap) * static_cast<double>(gap) : static_cast<double>(gap);
         if (Squared && same && positive_margin_ == 0) {
-          distances_.add_squared_gradient(a, b, T(0.5) * inv_pairs);  // d(d^2 / 2) = (e_a - e_b): no division
+          distances.add_squared_gradient(a, b, T(0.5) * inv_pairs);  // d(d^2 / 2) = (e_a - e_b): no division
         } else {
           const T slope = (Squared ? gap : T(1)) * inv_pairs;
-          distances_.add_gradient(a, b, same ? slope : -slope);
+          distances.add_gradient(a, b, same ? slope : -slope);
         }
       }
     }
-    distances_.write_gradient(grad_);
+    distances.write_gradient(this->grad_);
     return static_cast<T>(total / static_cast<double>(pairs));
   }
 
-  const Tensor<T>& backward() override {
-    if (!ready_) throw std::logic_error(std::string(where_) + ": backward called before forward");
-    return grad_;
-  }
-
  private:
-  const char* where_;
   double margin_, positive_margin_;
-  detail::PairDistances<T> distances_;
-  Tensor<T> grad_;
-  bool ready_ = false;
 };
 }  // namespace detail
 

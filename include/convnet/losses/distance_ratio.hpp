@@ -56,43 +56,29 @@ namespace detail {
 /// 2 sigmoid(d+ - d-)^2 over every triplet of the batch, with d- the anchor's distance to the
 /// negative, or (HarderNegative, SoftPN) the smaller of the anchor's and the positive's.
 template <class T, bool HarderNegative>
-class SoftmaxRatioLoss : public Loss<T> {
+class SoftmaxRatioLoss : public PairLoss<T> {
  public:
-  explicit SoftmaxRatioLoss(const char* where) : where_(where) {}
-  LossInput input() const override { return LossInput::Embedding; }
+  explicit SoftmaxRatioLoss(const char* where) : PairLoss<T>(where) {}
 
   T forward(const Tensor<T>& embedding, const std::vector<int>& labels) override {
-    const Shape s = detail::check_loss_input(where_, LossInput::Embedding, embedding, labels);
-    distances_.compute(embedding);
-    resize(grad_, s);
-    flat(grad_).setZero();
-    ready_ = true;
+    this->start(embedding, labels);
+    PairDistances<T>& distances = this->distances_;
     const Index triplets = detail::for_each_triplet(labels, [](Index, Index, Index) {});
     if (triplets == 0) return 0;
     const T scale = T(1) / static_cast<T>(triplets);
     double total = 0;
     detail::for_each_triplet(labels, [&](Index a, Index p, Index n) {
-      const Index near = HarderNegative && distances_(p, n) < distances_(a, n) ? p : a;  // a tie takes d(a, n)
+      const Index near = HarderNegative && distances(p, n) < distances(a, n) ? p : a;  // a tie takes d(a, n)
       T value, slope;
-      detail::ratio_term(distances_(a, p) - distances_(near, n), value, slope);
+      detail::ratio_term(distances(a, p) - distances(near, n), value, slope);
       total += static_cast<double>(value);
-      distances_.add_gradient(a, p, slope * scale);
-      distances_.add_gradient(near, n, -slope * scale);
+      distances.add_gradient(a, p, slope * scale);
+      distances.add_gradient(near, n, -slope * scale);
     });
-    distances_.write_gradient(grad_);
+    distances.write_gradient(this->grad_);
     return static_cast<T>(total / static_cast<double>(triplets));
   }
 
-  const Tensor<T>& backward() override {
-    if (!ready_) throw std::logic_error(std::string(where_) + ": backward called before forward");
-    return grad_;
-  }
-
- private:
-  const char* where_;
-  detail::PairDistances<T> distances_;
-  Tensor<T> grad_;
-  bool ready_ = false;
 };
 }  // namespace detail
 

@@ -50,14 +50,13 @@ struct GlobalLossOptions {
 
 namespace detail {
 template <class T, bool OverTriplets>
-class GlobalLoss : public Loss<T> {
+class GlobalLoss : public PairLoss<T> {
  public:
-  GlobalLoss(const char* where, const GlobalLossOptions& options) : where_(where), options_(options) {
+  GlobalLoss(const char* where, const GlobalLossOptions& options) : PairLoss<T>(where), options_(options) {
     require_option(options.margin() >= 0, where, "margin", ">= 0", options.margin());
     require_option(options.lambda() >= 0 && std::isfinite(options.lambda()), where, "lambda", "finite and >= 0",
                    options.lambda());
   }
-  LossInput input() const override { return LossInput::Embedding; }
   bool normalizes_embedding() const override { return options_.normalize(); }
   const GlobalLossOptions& options() const { return options_; }
   /// The statistics of the last forward: mean and variance of the positive and the negative q.
@@ -65,12 +64,8 @@ class GlobalLoss : public Loss<T> {
   double variance(bool positive) const { return stats_[positive ? 0 : 1].variance; }
 
   T forward(const Tensor<T>& embedding, const std::vector<int>& labels) override {
-    const Shape s = check_loss_input(where_, LossInput::Embedding, embedding, labels);
-    const Tensor<T>& x = options_.normalize() ? normalizer_.forward(embedding) : embedding;
-    distances_.compute(x);
-    resize(grad_, s);
-    flat(grad_).setZero();
-    ready_ = true;
+    const Shape s = this->start(embedding, labels, options_.normalize() ? &normalizer_ : nullptr);
+    PairDistances<T>& distances = this->distances_;
     const Index n = s.n;
     count_in_class(labels);
     // Every ordered pair (a, b), a != b, with its weight: half a pair each way, or the number
@@ -81,7 +76,7 @@ class GlobalLoss : public Loss<T> {
       const double own = static_cast<double>(own_[static_cast<std::size_t>(a)]);
       return same ? static_cast<double>(n) - 1 - own : own;
     };
-    const auto q = [&](Index a, Index b) { return 0.25 * square(static_cast<double>(distances_(a, b))); };
+    const auto q = [&](Index a, Index b) { return 0.25 * square(static_cast<double>(distances(a, b))); };
     Stats st[2];
     for (int pass = 0; pass < 2; ++pass) {  // means first, then variances around them
       for (Index a = 0; a < n; ++a) {
@@ -116,17 +111,12 @@ class GlobalLoss : public Loss<T> {
         const Stats& t = st[same ? 0 : 1];
         const double w = weight(a, b) / t.weight;
         const double slope = w * (2 * (q(a, b) - t.mean) + (same ? hinge : -hinge));
-        distances_.add_squared_gradient(a, b, static_cast<T>(0.25 * slope));
+        distances.add_squared_gradient(a, b, static_cast<T>(0.25 * slope));
       }
     }
-    distances_.write_gradient(grad_);  // d J / d x
-    if (options_.normalize()) normalizer_.backward(grad_, grad_);
+    distances.write_gradient(this->grad_);  // d J / d x
+    if (options_.normalize()) normalizer_.backward(this->grad_, this->grad_);
     return static_cast<T>(st[0].variance + st[1].variance + (gap > 0 ? options_.lambda() * gap : 0));
-  }
-
-  const Tensor<T>& backward() override {
-    if (!ready_) throw std::logic_error(std::string(where_) + ": backward called before forward");
-    return grad_;
   }
 
  private:
@@ -142,14 +132,10 @@ class GlobalLoss : public Loss<T> {
   template <class V>
   static V square(V v) { return v * v; }
 
-  const char* where_;
   GlobalLossOptions options_;
   RowNormalizer<T> normalizer_;
-  PairDistances<T> distances_;
   std::vector<Index> own_;
   Stats stats_[2];
-  Tensor<T> grad_;
-  bool ready_ = false;
 };
 
 inline std::string describe_global(const char* name, const GlobalLossOptions& o) {

@@ -39,9 +39,10 @@ struct ImprovedTripletOptions {
 };
 
 template <class T>
-class ImprovedTripletLoss : public Loss<T> {
+class ImprovedTripletLoss : public detail::PairLoss<T> {
  public:
-  explicit ImprovedTripletLoss(ImprovedTripletOptions options = {}) : options_(options) {
+  explicit ImprovedTripletLoss(ImprovedTripletOptions options = {})
+      : detail::PairLoss<T>("ImprovedTripletLoss"), options_(options) {
     detail::require_option(std::isfinite(options.tau1()), "ImprovedTripletLoss", "tau1", "finite", options.tau1());
     detail::require_option(options.tau2() >= 0 && std::isfinite(options.tau2()), "ImprovedTripletLoss", "tau2",
                            "finite and >= 0", options.tau2());
@@ -53,49 +54,37 @@ class ImprovedTripletLoss : public Loss<T> {
     return detail::concat("improved-triplet(tau1=", options_.tau1(), ",tau2=", options_.tau2(), ",beta=",
                           options_.beta(), ")");
   }
-  LossInput input() const override { return LossInput::Embedding; }
 
   T forward(const Tensor<T>& embedding, const std::vector<int>& labels) override {
-    const Shape s = detail::check_loss_input("ImprovedTripletLoss", LossInput::Embedding, embedding, labels);
-    distances_.compute(embedding);
-    resize(grad_, s);
-    flat(grad_).setZero();
-    ready_ = true;
+    this->start(embedding, labels);
+    detail::PairDistances<T>& distances = this->distances_;
     const Index triplets = detail::for_each_triplet(labels, [](Index, Index, Index) {});
     if (triplets == 0) return 0;
     const T scale = T(1) / static_cast<T>(triplets), beta = static_cast<T>(options_.beta());
     const T tau1 = static_cast<T>(options_.tau1()), tau2 = static_cast<T>(options_.tau2());
     double total = 0;
     detail::for_each_triplet(labels, [&](Index a, Index p, Index n) {
-      const T dp = distances_(a, p) * distances_(a, p), dn = distances_(a, n) * distances_(a, n);
+      const T dp = distances(a, p) * distances(a, p), dn = distances(a, n) * distances(a, n);
       if (dp - dn > tau1) {
         total += static_cast<double>(dp - dn);
-        distances_.add_squared_gradient(a, p, scale);
-        distances_.add_squared_gradient(a, n, -scale);
+        distances.add_squared_gradient(a, p, scale);
+        distances.add_squared_gradient(a, n, -scale);
       } else {
         total += static_cast<double>(tau1);
       }
       if (dp > tau2) {
         total += static_cast<double>(beta * dp);
-        distances_.add_squared_gradient(a, p, beta * scale);
+        distances.add_squared_gradient(a, p, beta * scale);
       } else {
         total += static_cast<double>(beta * tau2);
       }
     });
-    distances_.write_gradient(grad_);
+    distances.write_gradient(this->grad_);
     return static_cast<T>(total / static_cast<double>(triplets));
-  }
-
-  const Tensor<T>& backward() override {
-    if (!ready_) throw std::logic_error("ImprovedTripletLoss: backward called before forward");
-    return grad_;
   }
 
  private:
   ImprovedTripletOptions options_;
-  detail::PairDistances<T> distances_;
-  Tensor<T> grad_;
-  bool ready_ = false;
 };
 
 }  // namespace convnet

@@ -37,21 +37,18 @@ struct LiftedStructuredOptions {
 };
 
 template <class T>
-class LiftedStructuredLoss : public Loss<T> {
+class LiftedStructuredLoss : public detail::PairLoss<T> {
  public:
-  explicit LiftedStructuredLoss(LiftedStructuredOptions options = {}) : options_(options) {
+  explicit LiftedStructuredLoss(LiftedStructuredOptions options = {})
+      : detail::PairLoss<T>("LiftedStructuredLoss"), options_(options) {
     detail::require_option(options.alpha() > 0, "LiftedStructuredLoss", "alpha", "> 0", options.alpha());
   }
   std::string type_name() const override { return "lifted"; }
   std::string describe() const override { return detail::concat("lifted(alpha=", options_.alpha(), ")"); }
-  LossInput input() const override { return LossInput::Embedding; }
 
   T forward(const Tensor<T>& embedding, const std::vector<int>& labels) override {
-    const Shape s = detail::check_loss_input("LiftedStructuredLoss", LossInput::Embedding, embedding, labels);
-    distances_.compute(embedding);
-    resize(grad_, s);
-    flat(grad_).setZero();
-    ready_ = true;
+    const Shape s = this->start(embedding, labels);
+    detail::PairDistances<T>& distances = this->distances_;
     const Index n = s.n;
     const auto label = [&](Index i) { return labels[static_cast<std::size_t>(i)]; };
     Index positives = 0;
@@ -69,7 +66,7 @@ class LiftedStructuredLoss : public Loss<T> {
         for (Index side = 0; side < 2; ++side) {
           const Index from = side ? j : i;
           for (Index k = 0; k < n; ++k) {
-            if (label(k) != label(from)) largest = std::max(largest, alpha - distances_(from, k));
+            if (label(k) != label(from)) largest = std::max(largest, alpha - distances(from, k));
           }
         }
         if (!std::isfinite(largest)) continue;  // no negative in the batch
@@ -78,39 +75,31 @@ class LiftedStructuredLoss : public Loss<T> {
           const Index from = side ? j : i;
           for (Index k = 0; k < n; ++k) {
             T& w = weights_[static_cast<std::size_t>(side * n + k)];
-            w = label(k) != label(from) ? std::exp(alpha - distances_(from, k) - largest) : T(0);
+            w = label(k) != label(from) ? std::exp(alpha - distances(from, k) - largest) : T(0);
             sum += w;
           }
         }
-        const T J = largest + std::log(sum) + distances_(i, j);
+        const T J = largest + std::log(sum) + distances(i, j);
         if (J <= 0) continue;
         total += 0.5 * static_cast<double>(J) * static_cast<double>(J);
         const T g = J * inv_pairs;  // d loss / d J
-        distances_.add_gradient(i, j, g);
+        distances.add_gradient(i, j, g);
         for (Index side = 0; side < 2; ++side) {
           const Index from = side ? j : i;
           for (Index k = 0; k < n; ++k) {
             const T w = weights_[static_cast<std::size_t>(side * n + k)];
-            if (w > 0) distances_.add_gradient(from, k, -g * w / sum);
+            if (w > 0) distances.add_gradient(from, k, -g * w / sum);
           }
         }
       }
     }
-    distances_.write_gradient(grad_);
+    distances.write_gradient(this->grad_);
     return static_cast<T>(total / static_cast<double>(positives));
-  }
-
-  const Tensor<T>& backward() override {
-    if (!ready_) throw std::logic_error("LiftedStructuredLoss: backward called before forward");
-    return grad_;
   }
 
  private:
   LiftedStructuredOptions options_;
-  detail::PairDistances<T> distances_;
   std::vector<T> weights_;
-  Tensor<T> grad_;
-  bool ready_ = false;
 };
 
 }  // namespace convnet

@@ -35,9 +35,9 @@ struct LmnnOptions {
 };
 
 template <class T>
-class LmnnLoss : public Loss<T> {
+class LmnnLoss : public detail::PairLoss<T> {
  public:
-  explicit LmnnLoss(LmnnOptions options = {}) : options_(options) {
+  explicit LmnnLoss(LmnnOptions options = {}) : detail::PairLoss<T>("LmnnLoss"), options_(options) {
     detail::require_option(options.margin() > 0, "LmnnLoss", "margin", "> 0", options.margin());
     detail::require_option(options.mu() >= 0 && options.mu() <= 1, "LmnnLoss", "mu", "in [0, 1]", options.mu());
   }
@@ -45,14 +45,10 @@ class LmnnLoss : public Loss<T> {
   std::string describe() const override {
     return detail::concat("lmnn(margin=", options_.margin(), ",mu=", options_.mu(), ")");
   }
-  LossInput input() const override { return LossInput::Embedding; }
 
   T forward(const Tensor<T>& embedding, const std::vector<int>& labels) override {
-    const Shape s = detail::check_loss_input("LmnnLoss", LossInput::Embedding, embedding, labels);
-    distances_.compute(embedding);
-    resize(grad_, s);
-    flat(grad_).setZero();
-    ready_ = true;
+    const Shape s = this->start(embedding, labels);
+    detail::PairDistances<T>& distances = this->distances_;
     const Index n = s.n;
     const auto same = [&](Index a, Index b) { return labels[static_cast<std::size_t>(a)] == labels[static_cast<std::size_t>(b)]; };
     Index targets = 0, triplets = 0;
@@ -69,36 +65,28 @@ class LmnnLoss : public Loss<T> {
     for (Index i = 0; i < n; ++i) {
       for (Index j = 0; j < n; ++j) {
         if (j == i || !same(i, j)) continue;
-        const T dij = square(distances_(i, j));
+        const T dij = square(distances(i, j));
         pull += static_cast<double>(dij);
-        distances_.add_squared_gradient(i, j, pull_scale);
+        distances.add_squared_gradient(i, j, pull_scale);
         for (Index l = 0; l < n; ++l) {
           if (same(i, l)) continue;
-          const T value = margin + dij - square(distances_(i, l));
+          const T value = margin + dij - square(distances(i, l));
           if (value <= 0) continue;
           push += static_cast<double>(value);
-          distances_.add_squared_gradient(i, j, push_scale);
-          distances_.add_squared_gradient(i, l, -push_scale);
+          distances.add_squared_gradient(i, j, push_scale);
+          distances.add_squared_gradient(i, l, -push_scale);
         }
       }
     }
-    distances_.write_gradient(grad_);
+    distances.write_gradient(this->grad_);
     const double mu_d = options_.mu();
     return static_cast<T>((targets ? (1 - mu_d) * pull / static_cast<double>(targets) : 0.0) +
                           (triplets ? mu_d * push / static_cast<double>(triplets) : 0.0));
   }
 
-  const Tensor<T>& backward() override {
-    if (!ready_) throw std::logic_error("LmnnLoss: backward called before forward");
-    return grad_;
-  }
-
  private:
   static T square(T v) { return v * v; }
   LmnnOptions options_;
-  detail::PairDistances<T> distances_;
-  Tensor<T> grad_;
-  bool ready_ = false;
 };
 
 }  // namespace convnet

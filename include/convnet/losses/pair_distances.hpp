@@ -14,11 +14,15 @@
 #pragma once
 
 #include <cmath>
+#include <stdexcept>
+#include <string>
 #include <vector>
 
 #include "../gemm.hpp"
 #include "../tensor.hpp"
 #include "../threading.hpp"
+#include "loss.hpp"
+#include "normalized_embedding.hpp"
 
 namespace convnet::detail {
 
@@ -73,6 +77,39 @@ class PairDistances {
   std::vector<T> d_, coef_;  // distances, and d(loss)/d(distance) coefficients as recorded
   const T* e_ = nullptr;
   Index n_ = 0, dim_ = 0;
+};
+
+/// What every pair and triplet loss shares: the checks at the boundary, the distances and the
+/// gradient buffer. A loss's forward begins with start() and records its pairs' coefficients in
+/// distances_; distances_.write_gradient(grad_) turns them into the embedding's gradient.
+template <class T>
+class PairLoss : public Loss<T> {
+ public:
+  explicit PairLoss(const char* where) : where_(where) {}
+  LossInput input() const override { return LossInput::Embedding; }
+  const Tensor<T>& backward() override {
+    if (!ready_) throw std::logic_error(std::string(where_) + ": backward called before forward");
+    return grad_;
+  }
+
+ protected:
+  /// Checks the embedding and the labels, computes the distances (of the normalised rows when
+  /// `normalizer` is given) and zeroes the gradient. Returns the embedding's shape.
+  Shape start(const Tensor<T>& embedding, const std::vector<int>& labels, RowNormalizer<T>* normalizer = nullptr) {
+    const Shape s = check_loss_input(where_, LossInput::Embedding, embedding, labels);
+    distances_.compute(normalizer ? normalizer->forward(embedding) : embedding);
+    resize(grad_, s);
+    flat(grad_).setZero();
+    ready_ = true;
+    return s;
+  }
+
+  const char* where_;
+  PairDistances<T> distances_;
+  Tensor<T> grad_;
+
+ private:
+  bool ready_ = false;
 };
 
 }  // namespace convnet::detail
