@@ -14,8 +14,9 @@ centroid and k nearest neighbours over the training pictures' embeddings, from
 the trainer's report); rows with a softmax head give both.
 
 Seventeen full runs take hours on two cores, so every finished row is kept in
-OUT/rows.jsonl and a new invocation continues with the rows still missing (a
-run cut short loses at most the row in progress). --sweep 0.01,0.02,0.05 first
+OUT/rows.jsonl and a new invocation continues with the rows still missing; a
+run cut short is resumed from its last.ckpt (its last finished epoch) and a
+finished sweep run is not run again. --sweep 0.01,0.02,0.05 first
 tries each learning rate on a short budget (--sweep-epochs, --sweep-batches)
 and trains the row at the one with the best validation figure (accuracy for a
 softmax head, loss for an embedding alone); the sweep is recorded with the row.
@@ -103,19 +104,31 @@ def validation_figure(out, embedding_only):
 
 
 def train(a, out, spec, weights, epochs, batches, lr=None):
-    cmd = [a.trainer, "--data", a.data, "--out", out, "--loss", spec, "--epochs", str(epochs), "--seed", str(a.seed)]
-    if batches > 0:
-        cmd += ["--max-batches", str(batches)]
-    if weights:
-        cmd += ["--loss-weights", weights]
-    if lr is not None:
-        cmd += ["--lr", str(lr)]
-    cmd += a.trainer_args.split()
+    """One training run into `out`; its result and wall minutes. A run an earlier invocation
+    finished (its report.txt is there) is read again, one it left cut short (last.ckpt without a
+    report) is resumed from its last checkpoint, so an interrupted comparison loses no training."""
+    minutes_file = out + ".minutes"
+    before = float(open(minutes_file).read()) if os.path.exists(minutes_file) else 0.0
+    if os.path.exists(os.path.join(out, "report.txt")) and os.path.exists(out + ".log"):
+        return subprocess.CompletedProcess([], 0, open(out + ".log").read()), before
+    if os.path.exists(os.path.join(out, "last.ckpt")):
+        cmd = [a.trainer, "--resume", os.path.join(out, "last.ckpt"), "--data", a.data]
+    else:
+        cmd = [a.trainer, "--data", a.data, "--out", out, "--loss", spec, "--epochs", str(epochs), "--seed", str(a.seed)]
+        if batches > 0:
+            cmd += ["--max-batches", str(batches)]
+        if weights:
+            cmd += ["--loss-weights", weights]
+        if lr is not None:
+            cmd += ["--lr", str(lr)]
+        cmd += a.trainer_args.split()
     print("==> " + " ".join(cmd), flush=True)
     start = time.time()
     run = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    open(out + ".log", "w").write(run.stdout)
-    return run, (time.time() - start) / 60
+    minutes = before + (time.time() - start) / 60
+    open(minutes_file, "w").write("%.3f" % minutes)
+    open(out + ".log", "a" if before else "w").write(run.stdout)
+    return run, minutes
 
 
 def folder_name(spec):
