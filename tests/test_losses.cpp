@@ -215,6 +215,8 @@ TEST(LossValues, DoubleMarginGlobalAndImprovedTripletByHand) {
   EXPECT_NEAR(wide.forward(e, kThreeLabels), 0.1181640625 + 0.125, 1e-12);
   EXPECT_NEAR(wide.mean(true), 0.0625, 1e-12);
   EXPECT_NEAR(wide.mean(false), 1.90625, 1e-12);
+  EXPECT_NEAR(wide.variance(true), 0.0, 1e-12);
+  EXPECT_NEAR(wide.variance(false), 0.1181640625, 1e-12);
   // Pairs or triplets: 0, 0.5 of class 0, 3 of class 1, 5 of class 2. The pair (2, 3) is in no
   // triplet (neither has a positive), so the triplet variant's negatives are 2.25, 1.5625, 6.25,
   // 5.0625 (mean 3.78125) and the siamese one's also 1 (mean 3.225).

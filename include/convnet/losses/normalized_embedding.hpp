@@ -45,7 +45,6 @@ class RowNormalizer {
     }
     return x_;
   }
-  const Tensor<T>& output() const { return x_; }
 
   /// d(loss)/d(e) from d(loss)/d(x): (g - x <x, g>) / ||e|| row by row. `grad` may be `into`.
   void backward(const Tensor<T>& grad, Tensor<T>& into) const {

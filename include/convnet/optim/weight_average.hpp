@@ -74,9 +74,7 @@ class WeightAverage {
   /// Exchanges the network's values with the average (call twice to undo).
   void swap() {
     for (auto& t : tensors_) std::swap_ranges(t.live, t.live + t.size, t.average.data());
-    swapped_ = !swapped_;
   }
-  bool swapped() const { return swapped_; }
 
   /// The average in the network for a scope (evaluation, saving), the training weights back after.
   class Swapped {
@@ -123,7 +121,6 @@ class WeightAverage {
   WeightAverageOptions options_;
   std::vector<Averaged> tensors_;
   std::uint64_t updates_ = 0;
-  bool swapped_ = false;
 };
 
 }  // namespace convnet
