@@ -410,6 +410,38 @@ TEST(Trainer, EarlyStoppingWhenTheValidationLossStalls) {
   EXPECT_EQ(result.epochs_without_improvement, 2);
 }
 
+// A BatchNorm network cannot train on a batch of one picture (its batch variance is 0, and the layer
+// refuses it): an epoch of 49 pictures in batches of 8 trains 6 batches and leaves the last one out.
+TEST(Trainer, BatchNormLeavesOutALastBatchOfOnePicture) {
+  TinyPictures one_over{49}, single{1};
+  Sequential<float> net;
+  net.add<Conv2d<float>>("conv", Conv2dOptions(3, 4, 3).padding(1).bias(false).seed(1));
+  net.add<BatchNorm2d<float>>("bn", BatchNormOptions(4));
+  net.add<ReLU<float>>("relu");
+  net.add<Flatten<float>>("flatten");
+  net.add<Dense<float>>("fc", DenseOptions(4 * 8 * 8, 3).seed(2));
+  SoftmaxCrossEntropy<float> loss;
+  Sgd<float> sgd(net.parameters(), SgdOptions(0.05).momentum(0.9));
+  DataLoader loader(one_over, normalise(), LoaderOptions().batch_size(8).workers(0).seed(7));
+  Trainer<float> trainer(net, loss, sgd, nullptr, TrainerOptions().epochs(1));
+  std::ostringstream out, bar;
+  ProgressPrinter progress(out, bar, ProgressOptions().every_batches(1));
+  trainer.add_callback(progress);
+  EXPECT_EQ(trainer.fit(loader).outcome, FitOutcome::Completed);
+  EXPECT_NE(out.str().find("epoch 1/1: 6 batches"), std::string::npos) << out.str();
+  EXPECT_EQ(trainer.position().epoch, 1);
+
+  // One picture makes no batch at all: a clear error before any step, not the layer's mid-epoch.
+  DataLoader tiny(single, normalise(), LoaderOptions().batch_size(8).workers(0));
+  Trainer<float> again(net, loss, sgd, nullptr, TrainerOptions().epochs(1));
+  try {
+    again.fit(tiny);
+    ADD_FAILURE() << "a training set of one picture trained a BatchNorm network";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("1 training examples make no batch of 2"), std::string::npos) << e.what();
+  }
+}
+
 TEST(Trainer, NonFiniteLossStopsWithTheLastGoodCheckpointOnDisk) {
   TempDir dir;
   TinyRun run(1, /*lr=*/1e12);

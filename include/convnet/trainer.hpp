@@ -49,7 +49,8 @@
 // (buffers) follow each process's slice and are averaged over the processes at
 // the end of every epoch. Callbacks run on every
 // process: a program adds its printing and writing ones on rank 0 only.
-// In training, a last batch smaller than the number of processes is left out.
+// In training, a last batch smaller than the number of processes (twice that
+// with BatchNorm, whose batch variance needs two examples) is left out.
 #pragma once
 
 #include <algorithm>
@@ -371,7 +372,7 @@ class Trainer {
   Trainer(Sequential<T>& net, Objective<T>* objective, Loss<T>* loss, Optimizer<T>& optimizer,
           LrSchedule* schedule, TrainerOptions options)
       : net_(net), objective_(objective), loss_(loss), optimizer_(optimizer), schedule_(schedule),
-        opt_(std::move(options)) {
+        opt_(std::move(options)), batch_statistics_(!net.buffers().empty()) {
     detail::require_option(opt_.epochs() >= 1, "Trainer", "epochs", ">= 1", opt_.epochs());
     if (opt_.save_every()) detail::require_option(*opt_.save_every() >= 1, "Trainer", "save_every", ">= 1", *opt_.save_every());
     if (opt_.patience()) detail::require_option(*opt_.patience() >= 1, "Trainer", "patience", ">= 1", *opt_.patience());
@@ -386,11 +387,17 @@ class Trainer {
     }
   }
 
+  /// Every process needs an example of the last batch, and BatchNorm (a network with buffers) two each:
+  /// the variance of one example is 0. A last batch short of that is left out of training.
   Index batches_per_epoch(const DataLoader& train) const {
     Index all = train.batches_per_epoch();
-    if (group_ && all > 0) {  // a last batch with fewer examples than processes would leave one without work
-      const Index last = train.dataset().size() - (all - 1) * train.options().batch_size();
-      if (last < group_->size()) --all;
+    const Index processes = group_ ? group_->size() : 1, needed = processes * (batch_statistics_ ? 2 : 1);
+    if (all > 0 && train.dataset().size() - (all - 1) * train.options().batch_size() < needed) {
+      if (--all == 0) {
+        throw std::invalid_argument(detail::concat("Trainer: ", train.dataset().size(), " training examples make no batch of ",
+                                                   needed, " (", processes, " process(es)",
+                                                   batch_statistics_ ? ", two examples each for BatchNorm)" : ")"));
+      }
     }
     return opt_.max_batches() ? std::min(*opt_.max_batches(), all) : all;
   }
@@ -670,6 +677,7 @@ class Trainer {
   Partial partial_;
   std::vector<EpochRecord> history_;
   bool has_validation_ = false;
+  const bool batch_statistics_;  // the network normalises by batch statistics (BatchNorm's running buffers)
   std::atomic<bool> stop_requested_{false};
   const std::atomic<bool>* external_stop_ = nullptr;
   Tensor<T> converted_;
