@@ -48,7 +48,10 @@ TEST(Examples, TrainerWritesItsFilesAndPredictorReadsTheCheckpoint) {
   EXPECT_NE(report.find("confusion matrix"), std::string::npos);
   EXPECT_NE(report.find("truck"), std::string::npos);
   const Checkpoint best = Checkpoint::load(dir / "out/best.ckpt");
-  EXPECT_NE(best.text("config").find("name=cifar-half"), std::string::npos);
+  // The default recipe (issue 19): the half-width BatchNorm network and label-smoothed cross-entropy.
+  EXPECT_NE(best.text("config").find("name=cifar-half-bn "), std::string::npos) << best.text("config");
+  EXPECT_EQ(best.text("trainer/loss"), "cross-entropy(label_smoothing=0.1) weights=1");
+  EXPECT_NE(best.text("trainer/options").find("\nlabel_smoothing=0.1\n"), std::string::npos) << best.text("trainer/options");
   EXPECT_EQ(best.f64s("data/mean").size(), 3u);
   EXPECT_TRUE(fs::exists(dir / "out/last.ckpt"));
 
@@ -210,7 +213,7 @@ TEST(Examples, TrainerTakesEveryLossAndRecordsItInTheCheckpoint) {
   const Result combined =
       run(common + " --out " + (dir / "triplet") + " --loss cross-entropy+triplet --loss-weights 1,0.5");
   ASSERT_EQ(combined.status, 0) << combined.output;
-  const std::string recorded = "cross-entropy+triplet(margin=1) weights=1,0.5 embedding=relu7";
+  const std::string recorded = "cross-entropy(label_smoothing=0.1)+triplet(margin=1) weights=1,0.5 embedding=relu7";
   EXPECT_EQ(Checkpoint::load(dir / "triplet/last.ckpt").text("trainer/loss"), recorded);
   EXPECT_NE(read(dir / "triplet/report.txt").find("loss: " + recorded), std::string::npos);
   const Result cosine = run(common + " --out " + (dir / "cosine") + " --loss cosine");
