@@ -28,7 +28,7 @@ struct Settings {
   double width = 1, lr = 0.05, weight_decay = 5e-4, momentum = 0.9, val_fraction = 0.1, hinge_margin = 1;
   double triplet_margin = 1, label_smoothing = 0.1, average_weights = 0;
   long classes = 0, channels = 0, input_size = 0, resize = 256, statistics_sample = 0;
-  long epochs = 30, batch_size = 128, patience = 0, threads = 0, workers = 1, seed = 1;
+  long epochs = 28, batch_size = 128, patience = 0, threads = 0, workers = 1, seed = 1;
   long max_batches = 0, save_every = 0, progress_every = 0;
   bool no_nesterov = false, download = false, verify = false, help = false;
 };
