@@ -123,9 +123,20 @@ TEST(AlexNet, BatchNormConfigurations) {
   EXPECT_TRUE(bn1->weight().isOnes());  // the identity at the start, whatever the initialisation
   EXPECT_TRUE(bn1->bias().isZero());
   EXPECT_EQ(bn.output_shape({2, 3, 32, 32}), (Shape{2, 10, 1, 1}));
-  const AlexNetConfig back = AlexNetConfig::parse(AlexNetConfig::named("cifar-half-bn").str());
+  const std::string text = AlexNetConfig::named("cifar-half-bn").str();
+  EXPECT_NE(text.find(" lrn=none"), std::string::npos) << text;  // no LRN constants for a network without LRN
+  const AlexNetConfig back = AlexNetConfig::parse(text);
   EXPECT_TRUE(back.batch_norm());
   EXPECT_FALSE(back.use_lrn());
+  // The form written before "lrn=none" (the unused constants) still reads as no LRN.
+  const AlexNetConfig older = AlexNetConfig::parse(
+      "name=cifar-half-bn input=32 classes=10 groups=1 width=0.5 dropout=0.5 init=he lrn=5,0.0001,0.75,2,paper");
+  EXPECT_FALSE(older.use_lrn());
+  EXPECT_EQ(make_alexnet<float>(older).architecture(), make_alexnet<float>(AlexNetConfig::named("cifar-half-bn")).architecture());
+  // An LRN network with its LRN switched off keeps it off through the text.
+  const AlexNetConfig off = AlexNetConfig::named("cifar-half").use_lrn(false);
+  EXPECT_FALSE(AlexNetConfig::parse(off.str()).use_lrn());
+  EXPECT_EQ(make_alexnet<float>(AlexNetConfig::parse(off.str())).architecture(), make_alexnet<float>(off).architecture());
 }
 
 TEST(AlexNet, ConfigurationTextRoundTrips) {

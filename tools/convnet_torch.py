@@ -158,9 +158,10 @@ def read_checkpoint(path):
 
 def config_text(name, classes=None, groups=1, width=None, lrn_convention="paper"):
     """The AlexNetConfig::str() line convnet stores under 'config'."""
-    side, _, _, default_classes, default_width, _, _, _ = CONFIGS[name]
-    return ("name=%s input=%d classes=%d groups=%d width=%s dropout=0.5 init=paper lrn=5,0.0001,0.75,2,%s"
-            % (name, side, classes or default_classes, groups, repr(float(width or default_width)), lrn_convention))
+    side, _, _, default_classes, default_width, lrn, _, _ = CONFIGS[name]
+    return ("name=%s input=%d classes=%d groups=%d width=%s dropout=0.5 init=paper lrn=%s"
+            % (name, side, classes or default_classes, groups, repr(float(width or default_width)),
+               "5,0.0001,0.75,2," + lrn_convention if lrn else "none"))
 
 
 def scaled(base, width, groups):

@@ -184,6 +184,12 @@ class AlexNetConfig {
       const std::string init = take("init");
       if (init != "he" && init != "paper") throw std::invalid_argument("init '" + init + "'");
       c.init_ = init == "he" ? AlexNetInit::He : AlexNetInit::Paper;
+      // "none": a network without LRN. Constants leave the name's choice as it is: the BatchNorm
+      // configurations' checkpoints written before "none" existed carry the unused constants.
+      if (take("lrn") == "none") {
+        c.use_lrn_ = false;
+        return c;
+      }
       std::istringstream lrn(take("lrn"));
       std::string part[5];
       for (auto& p : part) {
@@ -208,8 +214,9 @@ class AlexNetConfig {
     out << "name=" << name_ << " input=" << input_size_;
     if (input_channels_ != 3) out << " channels=" << input_channels_;  // absent: 3, as before the field existed
     out << " classes=" << classes_ << " groups=" << groups_
-        << " width=" << width_ << " dropout=" << dropout_ << " init=" << (init_ == AlexNetInit::He ? "he" : "paper")
-        << " lrn=" << lrn_.size() << "," << lrn_.alpha() << "," << lrn_.beta() << "," << lrn_.k() << ","
+        << " width=" << width_ << " dropout=" << dropout_ << " init=" << (init_ == AlexNetInit::He ? "he" : "paper");
+    if (!use_lrn_) return out.str() + " lrn=none";
+    out << " lrn=" << lrn_.size() << "," << lrn_.alpha() << "," << lrn_.beta() << "," << lrn_.k() << ","
         << to_string(lrn_.convention());
     return out.str();
   }
