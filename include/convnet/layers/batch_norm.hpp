@@ -121,15 +121,12 @@ class BatchNorm : public Layer<T> {
     parallel_for(s.c, s.n * s.c * plane > 16384, [&](Index c, int) {
       T mean = running_mean_[c], var = running_var_[c];
       if (batch_stats_) {
-        double sum = 0, squares = 0;  // in double: a channel can hold a million values
-        for (Index n = 0; n < s.n; ++n) {
-          const T* x = input.data() + (n * s.c + c) * plane;
-          for (Index k = 0; k < plane; ++k) sum += static_cast<double>(x[k]);
-        }
+        // Each plane is summed in T (vectorised), the planes in double: a channel can hold a million values.
+        double sum = 0, squares = 0;
+        for (Index n = 0; n < s.n; ++n) sum += static_cast<double>(plane_of(input, n, c, s).sum());
         const double m = sum / static_cast<double>(count);
         for (Index n = 0; n < s.n; ++n) {
-          const T* x = input.data() + (n * s.c + c) * plane;
-          for (Index k = 0; k < plane; ++k) squares += (static_cast<double>(x[k]) - m) * (static_cast<double>(x[k]) - m);
+          squares += static_cast<double>((plane_of(input, n, c, s) - static_cast<T>(m)).square().sum());
         }
         mean = static_cast<T>(m);
         var = static_cast<T>(squares / static_cast<double>(count));
@@ -155,14 +152,11 @@ class BatchNorm : public Layer<T> {
     const Index plane = s.h * s.w, count = s.n * plane;
     parallel_for(s.c, s.n * s.c * plane > 16384, [&](Index c, int) {
       const T mean = mean_[c], inv_std = inv_std_[c];
-      double sum_dy = 0, sum_dy_xhat = 0;
+      double sum_dy = 0, sum_dy_xhat = 0;  // per plane in T (vectorised), across planes in double
       for (Index n = 0; n < s.n; ++n) {
-        const T* x = input.data() + (n * s.c + c) * plane;
-        const T* dy = grad_output.data() + (n * s.c + c) * plane;
-        for (Index k = 0; k < plane; ++k) {
-          sum_dy += static_cast<double>(dy[k]);
-          sum_dy_xhat += static_cast<double>(dy[k]) * static_cast<double>((x[k] - mean) * inv_std);
-        }
+        const auto dy = plane_of(grad_output, n, c, s);
+        sum_dy += static_cast<double>(dy.sum());
+        sum_dy_xhat += static_cast<double>((dy * (plane_of(input, n, c, s) - mean)).sum() * inv_std);
       }
       if (opt_.affine()) {
         weight_grad_.data()[c] += static_cast<T>(sum_dy_xhat);
@@ -184,6 +178,11 @@ class BatchNorm : public Layer<T> {
   }
 
  private:
+  /// Picture n's plane of channel c, as an array (so Eigen vectorises the reductions).
+  static Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>> plane_of(const Tensor<T>& t, Index n, Index c, const Shape& s) {
+    return {t.data() + (n * s.c + c) * s.h * s.w, s.h * s.w};
+  }
+
   BatchNormOptions opt_;
   Vector<T> weight_, bias_, running_mean_, running_var_;
   GradientBuffer<T> weight_grad_, bias_grad_;
