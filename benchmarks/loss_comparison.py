@@ -203,7 +203,7 @@ def table(a, done):
                 name, spec, 100 * study, head, cell(r.get("centroid")), note, cell(r.get("knn1")),
                 cell(r.get("knn10")), r.get("lr") or "default", r["minutes"]))
     budget = "%d epochs x %s batches of 128" % (a.epochs, a.max_batches if a.max_batches > 0 else "all")
-    header = ("AlexNet cifar-half on CIFAR-10, seed %d, %s, trainer defaults otherwise%s%s.\n\n"
+    header = ("AlexNet cifar-half on CIFAR-10 without label smoothing, seed %d, %s, trainer defaults otherwise%s%s.\n\n"
               % (a.seed, budget, (" plus " + a.trainer_args) if a.trainer_args else "",
                  ("; learning rate swept over %s (%d epochs x %d batches)" % (a.sweep, a.sweep_epochs, a.sweep_batches))
                  if a.sweep else ""))
