@@ -410,8 +410,8 @@ TEST(Trainer, EarlyStoppingWhenTheValidationLossStalls) {
   EXPECT_EQ(result.epochs_without_improvement, 2);
 }
 
-// A BatchNorm network cannot train on a batch of one picture (its batch variance is 0, and the layer
-// refuses it): an epoch of 49 pictures in batches of 8 trains 6 batches and leaves the last one out.
+// A BatchNorm network leaves out a last batch of one picture (BatchNorm1d refuses it, BatchNorm2d would
+// normalise by one picture's statistics): 49 pictures in batches of 8 train 6 batches, not 7.
 TEST(Trainer, BatchNormLeavesOutALastBatchOfOnePicture) {
   TinyPictures one_over{49}, single{1};
   Sequential<float> net;

@@ -50,7 +50,7 @@
 // the end of every epoch. Callbacks run on every
 // process: a program adds its printing and writing ones on rank 0 only.
 // In training, a last batch smaller than the number of processes (twice that
-// with BatchNorm, whose batch variance needs two examples) is left out.
+// with BatchNorm, whose batch statistics need two examples) is left out.
 #pragma once
 
 #include <algorithm>
@@ -388,7 +388,8 @@ class Trainer {
   }
 
   /// Every process needs an example of the last batch, and BatchNorm (a network with buffers) two each:
-  /// the variance of one example is 0. A last batch short of that is left out of training.
+  /// BatchNorm1d refuses a batch of one (its variance is 0), and BatchNorm2d would normalise by one
+  /// picture's statistics. A last batch short of that is left out of training.
   Index batches_per_epoch(const DataLoader& train) const {
     Index all = train.batches_per_epoch();
     const Index processes = group_ ? group_->size() : 1, needed = processes * (batch_statistics_ ? 2 : 1);
