@@ -9,15 +9,16 @@
 #   make bench   build and run the benchmarks, then the side-by-side comparison with
 #                PyTorch when it is installed (BENCH_ARGS / COMPARE_ARGS pass flags)
 #   make fuzz    build the libFuzzer targets with clang and run each for FUZZ_SECONDS (default 600)
-#   make loss-comparison   train once per row of the study's loss comparison (15 epochs each by
-#                default, hours: it keeps finished rows and continues where it stopped) and write
+#   make loss-comparison   train once per row of the study's loss comparison (15 epochs each after
+#                a learning-rate sweep, hours: finished rows are kept, committed, in
+#                benchmarks/results/loss_comparison and it continues where it stopped) and write
 #                a Markdown table beside the study's figures (LOSS_ARGS passes flags)
 BUILD_DIR ?= build
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 TRAIN_ARGS ?=
 BENCH_ARGS ?=
 COMPARE_ARGS ?=
-LOSS_ARGS ?= --epochs 15
+LOSS_ARGS ?=
 FUZZ_SECONDS ?= 600
 NP ?= 2
 THREADS_PER_RANK ?= 1

@@ -3,8 +3,13 @@
 Figure 12), with the same seed, network and budget, and writes a Markdown table
 with the study's figure beside ours.
 
-    python3 benchmarks/loss_comparison.py --data ../shared/data/cifar-10-batches-bin \
-        --epochs 15 --out runs/loss_comparison
+    python3 benchmarks/loss_comparison.py --data ../shared/data/cifar-10-batches-bin
+
+The defaults are the protocol of the README's table: 15 epochs per row, each
+loss's peak learning rate swept over 0.01, 0.02 and 0.05 first, the test set
+read from the centre crop. Rows go to benchmarks/results/loss_comparison, which
+is committed (checkpoints aside), so that a fresh checkout continues the
+comparison instead of starting it again; --out elsewhere starts afresh.
 
 Each run is build/examples/cifar10_train with --loss SPEC on the study's
 network (--config cifar-half, pinned, without label smoothing) and everything
@@ -216,15 +221,16 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--trainer", default=os.path.join(root, "build", "examples", "cifar10_train"))
     p.add_argument("--data", default=os.environ.get("CIFAR10_DIR", "data/cifar-10-batches-bin"))
-    p.add_argument("--out", default="runs/loss_comparison")
+    p.add_argument("--out", default=os.path.join(here, "results", "loss_comparison"))
     p.add_argument("--epochs", type=int, default=15)
     p.add_argument("--max-batches", type=int, default=0, help="training batches per epoch (0 = all)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--rows", default="", help="comma-separated loss specs to run (default: every implemented row)")
-    p.add_argument("--sweep", default="", help="learning rates to try first, e.g. 0.01,0.02,0.05")
+    p.add_argument("--sweep", default="0.01,0.02,0.05", help="learning rates to try first ('' for none: the trainer's default)")
     p.add_argument("--sweep-epochs", type=int, default=2)
     p.add_argument("--sweep-batches", type=int, default=100)
-    p.add_argument("--trainer-args", default="", help="further flags for every run")
+    p.add_argument("--trainer-args", default="--eval centre", help="further flags for every run (default: the test set "
+                   "read from the centre crop alone, as the study's single figure)")
     p.add_argument("--settings", default="", help="ROWSPEC=SPEC;... replaces rows' specs, e.g. "
                    "'contrastive=contrastive(margin=0.5,normalize=1)' (a stored row counts for its own spec)")
     a = p.parse_args()
