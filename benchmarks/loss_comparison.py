@@ -23,9 +23,11 @@ Seventeen full runs take hours on two cores, so every finished row is kept in
 OUT/rows.jsonl and a new invocation continues with the rows still missing; a
 run cut short is resumed from its last.ckpt (its last finished epoch) and a
 finished sweep run is not run again. --sweep 0.01,0.02,0.05 first
-tries each learning rate on a short budget (--sweep-epochs, --sweep-batches)
-and trains the row at the one with the best validation figure (accuracy for a
-softmax head, loss for an embedding alone); the sweep is recorded with the row.
+tries each learning rate on a short budget (--sweep-epochs, --sweep-batches),
+goes on along 0.001, 0.002, 0.005 ... 1 while the best is the highest or lowest
+rate tried, and trains the row at the one with the best validation figure
+(accuracy for a softmax head, loss for an embedding alone); the sweep is
+recorded with the row.
 --settings 'contrastive=contrastive(margin=0.5,normalize=1)' runs a row with
 other settings of its loss; rows are stored with their spec, so such a row is a
 new row, and the table shows the one of the settings asked for. A run that stops on a non-finite loss, or whose embedding collapses (every
@@ -156,21 +158,58 @@ def rows_to_run(a):
             for name, study, spec, weights in STUDY_ROWS]
 
 
+# Where a sweep goes on when its best rate is at one of its ends: the 1-2-5 steps of the
+# learning rate from 0.001 to 1.
+LADDER = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0]
+
+
+def next_rate(rate, upward):
+    """The ladder's next rate beyond `rate` in the direction asked, or None at its end."""
+    beyond = [r for r in LADDER if (r > rate * 1.0001 if upward else r < rate * 0.9999)]
+    return (min(beyond) if upward else max(beyond)) if beyond else None
+
+
+def sweep_learning_rate(a, spec, weights, embedding_only_row):
+    """The sweep's figures by rate and the rate with the best. A best at an end of the rates asked
+    is not yet the loss's best, only the best tried (the embedding losses on normalised embeddings
+    get gradients scaled down by the embedding's norm and want larger rates, the hinge smaller), so
+    the sweep goes on along LADDER in that direction until a rate does no better or diverges."""
+    figures = {}
+
+    def run(rate):
+        out = os.path.join(a.out, "sweep", folder_name(spec), "lr%g" % rate)
+        result, _ = train(a, out, spec, weights, a.sweep_epochs, a.sweep_batches, rate)
+        figures["%g" % rate] = validation_figure(out, embedding_only_row) if result.returncode == 0 else None
+        return figures["%g" % rate]
+
+    rates = [float(x) for x in a.sweep.split(",")]
+    for rate in rates:
+        run(rate)
+    scored = [r for r in rates if figures["%g" % r] is not None]
+    if not scored:
+        return figures, None
+    best = max(scored, key=lambda r: figures["%g" % r])
+    if a.sweep_extend and len(rates) > 1 and best in (min(rates), max(rates)):
+        upward = best == max(rates)
+        rate = next_rate(best, upward)
+        while rate is not None:
+            figure = run(rate)
+            if figure is None or figure <= figures["%g" % best]:
+                break
+            best, rate = rate, next_rate(rate, upward)
+    return figures, best
+
+
 def run_row(a, name, spec, weights):
     embedding_only_row = embedding_only(spec)
     row = {"name": name, "spec": spec, "weights": weights}
     lr = None
     if a.sweep:
-        row["sweep"] = {}
-        for rate in [float(x) for x in a.sweep.split(",")]:
-            out = os.path.join(a.out, "sweep", folder_name(spec), "lr%g" % rate)
-            run, _ = train(a, out, spec, weights, a.sweep_epochs, a.sweep_batches, rate)
-            figure = validation_figure(out, embedding_only_row) if run.returncode == 0 else None
-            row["sweep"]["%g" % rate] = figure
-            if figure is not None and (lr is None or figure > row["sweep"]["%g" % lr]):
-                lr = rate
+        row["sweep"], lr = sweep_learning_rate(a, spec, weights, embedding_only_row)
         row["lr"] = lr
-    out = os.path.join(a.out, folder_name(spec))
+    # The run's folder names its rate, so that a row run again after a wider sweep never reads a
+    # finished run of another rate as its own.
+    out = os.path.join(a.out, folder_name(spec), "lr%g" % lr if lr is not None else "default")
     run, minutes = train(a, out, spec, weights, a.epochs, a.max_batches, lr)
     row["minutes"] = round(minutes, 1)
     if run.returncode != 0:
@@ -210,7 +249,9 @@ def table(a, done):
     budget = "%d epochs x %s batches of 128" % (a.epochs, a.max_batches if a.max_batches > 0 else "all")
     header = ("AlexNet cifar-half on CIFAR-10 without label smoothing, seed %d, %s, trainer defaults otherwise%s%s.\n\n"
               % (a.seed, budget, (" plus " + a.trainer_args) if a.trainer_args else "",
-                 ("; learning rate swept over %s (%d epochs x %d batches)" % (a.sweep, a.sweep_epochs, a.sweep_batches))
+                 ("; peak learning rate swept over %s%s (%d epochs x %d batches each, best validation figure)"
+                  % (a.sweep, ", extended along 0.001, 0.002, 0.005 ... 1 while the best was at an end" if a.sweep_extend else "",
+                     a.sweep_epochs, a.sweep_batches))
                  if a.sweep else ""))
     return header + "\n".join(lines) + "\n"
 
@@ -227,6 +268,8 @@ def main():
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--rows", default="", help="comma-separated loss specs to run (default: every implemented row)")
     p.add_argument("--sweep", default="0.01,0.02,0.05", help="learning rates to try first ('' for none: the trainer's default)")
+    p.add_argument("--sweep-extend", type=int, default=1, help="1: where the best rate is the highest or lowest "
+                   "tried, try the next rates along 0.001, 0.002, 0.005 ... 1 until one does no better (0: only --sweep)")
     p.add_argument("--sweep-epochs", type=int, default=2)
     p.add_argument("--sweep-batches", type=int, default=100)
     p.add_argument("--trainer-args", default="--eval centre", help="further flags for every run (default: the test set "
