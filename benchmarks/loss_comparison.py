@@ -25,9 +25,9 @@ run cut short is resumed from its last.ckpt (its last finished epoch) and a
 finished sweep run is not run again. --sweep 0.01,0.02,0.05 first
 tries each learning rate on a short budget (--sweep-epochs, --sweep-batches),
 goes on along 0.001, 0.002, 0.005 ... 1 while the best is the highest or lowest
-rate tried, and trains the row at the one with the best validation figure
-(accuracy for a softmax head, loss for an embedding alone); the sweep is
-recorded with the row.
+rate tried, and trains the row at the one with the best validation accuracy (for a loss
+on the embedding alone, the embedding's split-half nearest centroid over the
+validation pictures); the sweep is recorded with the row.
 --settings 'contrastive=contrastive(margin=0.5,normalize=1)' runs a row with
 other settings of its loss; rows are stored with their spec, so such a row is a
 new row, and the table shows the one of the settings asked for. A run that stops on a non-finite loss, or whose embedding collapses (every
@@ -103,11 +103,11 @@ def parse_report(path):
     return found
 
 
-def validation_figure(out, embedding_only):
-    """What the sweep compares: the best validation accuracy, or minus the lowest validation loss."""
+def validation_figure(out):
+    """What the sweep compares: the best validation accuracy (for a loss on the embedding alone the
+    trainer's validation accuracy is the embedding's split-half nearest centroid: its fc8 is
+    untrained, and its own loss is measured with dropout on in training and off in validation)."""
     rows = list(csv.DictReader(open(os.path.join(out, "metrics.csv"))))
-    if embedding_only:
-        return -min(float(r["val_loss"]) for r in rows)
     return max(float(r["val_accuracy"]) for r in rows)
 
 
@@ -169,7 +169,7 @@ def next_rate(rate, upward):
     return (min(beyond) if upward else max(beyond)) if beyond else None
 
 
-def sweep_learning_rate(a, spec, weights, embedding_only_row):
+def sweep_learning_rate(a, spec, weights):
     """The sweep's figures by rate and the rate with the best. A best at an end of the rates asked
     is not yet the loss's best, only the best tried (the embedding losses on normalised embeddings
     get gradients scaled down by the embedding's norm and want larger rates, the hinge smaller), so
@@ -179,7 +179,7 @@ def sweep_learning_rate(a, spec, weights, embedding_only_row):
     def run(rate):
         out = os.path.join(a.out, "sweep", folder_name(spec), "lr%g" % rate)
         result, _ = train(a, out, spec, weights, a.sweep_epochs, a.sweep_batches, rate)
-        figures["%g" % rate] = validation_figure(out, embedding_only_row) if result.returncode == 0 else None
+        figures["%g" % rate] = validation_figure(out) if result.returncode == 0 else None
         return figures["%g" % rate]
 
     rates = [float(x) for x in a.sweep.split(",")]
@@ -205,7 +205,7 @@ def run_row(a, name, spec, weights):
     row = {"name": name, "spec": spec, "weights": weights}
     lr = None
     if a.sweep:
-        row["sweep"], lr = sweep_learning_rate(a, spec, weights, embedding_only_row)
+        row["sweep"], lr = sweep_learning_rate(a, spec, weights)
         row["lr"] = lr
     # The run's folder names its rate, so that a row run again after a wider sweep never reads a
     # finished run of another rate as its own.

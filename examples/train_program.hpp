@@ -61,31 +61,27 @@ inline void write_embedding_report(std::ostream& out, Classifier& model, const T
       << 100 * a.centroid << "%, 1-NN " << 100 * a.knn[0] << "%, 10-NN " << 100 * a.knn[1] << "%\n";
 }
 
+// The embedding read as the loss measured it: by cosine when every embedding term normalises it.
+inline EmbeddingMetric embedding_metric_of(const Objective<float>& objective) {
+  return objective.normalizes_embedding() ? EmbeddingMetric::Cosine : EmbeddingMetric::Euclidean;
+}
+
 inline void write_test_report(std::ostream& out, const Trainer<float>& trainer, const AlexNetConfig& config,
                               const Settings& s, const Objective<float>& objective, const TrainingData& data,
                               std::optional<Index> max_batches, const std::atomic<bool>& stop) {
   const std::string loss = objective.describe();
   double best = 0, seconds = 0;
   for (const auto& e : trainer.history()) best = std::max(best, e.val_accuracy), seconds += e.seconds;
-  if (!objective.reads_logits()) {  // best.ckpt was chosen by validation loss: say that one's figure
-    double lowest = std::numeric_limits<double>::infinity();
-    for (const auto& e : trainer.history()) lowest = std::min(lowest, e.val_loss);
-    best = 0;
-    for (const auto& e : trainer.history()) {
-      if (e.val_loss == lowest) best = e.val_accuracy;
-    }
-  }
   const Dataset& test = data.test() ? *data.test() : data.validation();
   out << std::fixed << std::setprecision(2) << "AlexNet '" << config.name() << "' (" << config.str()
       << ")\ndataset: " << data.spec().str() << (data.test() ? "" : " (no test part: the report is on validation)")
-      << "\nbest checkpoint: " << trainer.best_path() << " (validation accuracy " << 100 * best << "%)\nepochs: "
+      << "\nbest checkpoint: " << trainer.best_path() << " (validation accuracy " << 100 * best
+      << (objective.reads_logits() ? "%" : "%, the embedding's split-half nearest centroid") << ")\nepochs: "
       << trainer.history().size() << ", training time " << format_hms(seconds) << "\nloss: " << loss << "\n";
   const auto pictures = max_batches ? std::optional<Index>(*max_batches * 256) : std::nullopt;  // as validation
   Classifier model = Classifier::load(trainer.best_path());
   if (objective.reads_embedding() && !stop.load()) {
-    // Read as the loss measured: by cosine when every embedding term normalises the embedding.
-    const auto metric = objective.normalizes_embedding() ? EmbeddingMetric::Cosine : EmbeddingMetric::Euclidean;
-    write_embedding_report(out, model, data, test, objective.embedding_layer(), metric, max_batches);
+    write_embedding_report(out, model, data, test, objective.embedding_layer(), embedding_metric_of(objective), max_batches);
   }
   if (!objective.reads_logits()) out << "(" << loss << " does not train fc8: its softmax figures below are untrained)\n";
   const std::vector<EvalViews> views = eval_views_of(s);
@@ -114,7 +110,8 @@ inline void write_test_report(std::ostream& out, const Trainer<float>& trainer, 
 inline Objective<float> objective_of(const Settings& s) {
   const auto options = ObjectiveOptions().hinge_margin(s.hinge_margin).triplet_margin(s.triplet_margin).label_smoothing(s.label_smoothing);
   // A loss on the embedding alone leaves fc8 untrained: the report then reads classes from the
-  // embedding (nearest centroid, k nearest neighbours) and best.ckpt is chosen by validation loss.
+  // embedding (nearest centroid, k nearest neighbours), and validation accuracy, which picks
+  // best.ckpt, is the embedding's split-half nearest centroid.
   return make_objective<float>(s.loss, parse_loss_weights(s.loss_weights), options);
 }
 
@@ -164,7 +161,9 @@ inline int fit(const std::string& program, const Settings& s, const cli::OptionT
   if (s.patience > 0) options.patience(s.patience);
   if (s.max_batches > 0) options.max_batches(s.max_batches);
   if (s.average_weights > 0) options.average_weights(s.average_weights);
-  if (!objective.reads_logits()) options.best_by(BestBy::Loss);  // its validation accuracy reads an untrained fc8
+  if (!objective.reads_logits()) {  // fc8 stays untrained: validate by what the embedding classifies
+    options.validate_embedding(objective.embedding_layer(), embedding_metric_of(objective));
+  }
   const auto recipe = TrainingRecipe().optimizer(s.optimizer).schedule(s.schedule).lr(s.lr).momentum(s.momentum)
       .nesterov(!s.no_nesterov).weight_decay(s.weight_decay).epochs(s.epochs)
       .steps_per_epoch(std::min<Index>(options.max_batches().value_or(1L << 40), train_loader.batches_per_epoch()));

@@ -228,13 +228,15 @@ TEST(Examples, TrainerTakesEveryLossAndRecordsItInTheCheckpoint) {
       << unknown.output;
   EXPECT_NE(read(dir / "triplet/report.txt").find("embedding (relu7, Euclidean, "), std::string::npos)
       << read(dir / "triplet/report.txt");
-  // An embedding loss alone: fc8 stays untrained, so classes come from the embedding and best.ckpt from the loss.
+  // An embedding loss alone: fc8 stays untrained, so classes come from the embedding, and so does the
+  // validation accuracy that picks best.ckpt.
   const Result alone = run(common + " --out " + (dir / "alone") + " --loss contrastive");
   ASSERT_EQ(alone.status, 0) << alone.output;
   const std::string report = read(dir / "alone/report.txt");
   EXPECT_NE(report.find("embedding (relu7, Euclidean, "), std::string::npos) << report;
   EXPECT_NE(report.find("nearest centroid "), std::string::npos) << report;
   EXPECT_NE(report.find("does not train fc8"), std::string::npos) << report;
+  EXPECT_NE(report.find("%, the embedding's split-half nearest centroid)"), std::string::npos) << report;
   const Result weights = run(common + " --out " + (dir / "x") + " --loss hinge --loss-weights 1,2");
   EXPECT_EQ(weights.status, 1);
   EXPECT_NE(weights.output.find("has 1 terms but 2 weights"), std::string::npos) << weights.output;

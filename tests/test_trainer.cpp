@@ -636,4 +636,39 @@ TEST(EmbeddingClassifier, EmbedsADatasetThroughANamedLayer) {
   EXPECT_THROW(embed(net, test_loader, "relu7"), std::out_of_range);
 }
 
+TEST(EmbeddingClassifier, SplitHalfCentroidOnAToyEmbedding) {
+  // Rows 0, 2, 4 (class 0 at 0 and 5, class 1 at 10) give centroids 2.5 and 10: rows 1 (0.2),
+  // 3 (9) and 5 (7) are classified right. Rows 1, 3, 5 give 0.2 and 8: rows 0 and 2 right, and
+  // row 4 (class 0 at 5: 4.8 from 0.2, 3 from 8) wrong.
+  const auto set = points({{0, 0}, {0.2f, 0}, {10, 0}, {9, 0}, {5, 0}, {7, 0}}, {0, 0, 1, 1, 0, 1});
+  EXPECT_EQ(split_half_centroid_correct(set, EmbeddingMetric::Euclidean), 5);
+  // Class 0 along x, one long and one short: from rows 0 and 2, row 1 (0.5, 0) is 1.1 from
+  // class 1's (0, 1) and 9.5 from class 0's (10, 0), but in class 0's direction.
+  const auto directions = points({{10, 0}, {0.5f, 0}, {0, 1}, {0, 0.5f}}, {0, 0, 1, 1});
+  EXPECT_EQ(split_half_centroid_correct(directions, EmbeddingMetric::Euclidean), 3);
+  EXPECT_EQ(split_half_centroid_correct(directions, EmbeddingMetric::Cosine), 4);
+  EXPECT_EQ(split_half_centroid_correct(points({{1, 0}}, {0}), EmbeddingMetric::Euclidean), 0);  // no other half
+  EXPECT_EQ(split_half_centroid_correct(EmbeddingSet(), EmbeddingMetric::Euclidean), 0);
+}
+
+TEST(Trainer, ValidatesALossOnTheEmbeddingAloneByWhatTheEmbeddingClassifies) {
+  TempDir dir;
+  TinyRun run(1);
+  auto objective = make_objective<float>("contrastive", {}, ObjectiveOptions().embedding_layer("flatten"));
+  Trainer<float> trainer(run.net, objective, *run.sgd, &run.schedule,
+                         TrainerOptions().epochs(2).checkpoint_dir(dir / "out").validate_embedding(
+                             "flatten", EmbeddingMetric::Euclidean));
+  ASSERT_EQ(trainer.fit(run.train_loader, &run.val_loader).outcome, FitOutcome::Completed);
+  // The network after the last epoch is the one that epoch validated: its figure is the split
+  // half's of its validation embeddings, not the untrained head's.
+  run.val_loader.start_epoch(0);
+  const EmbeddingSet set = embed(run.net, run.val_loader, "flatten");
+  ASSERT_EQ(set.size(), 24);
+  const double expected = static_cast<double>(split_half_centroid_correct(set, EmbeddingMetric::Euclidean)) / 24;
+  EXPECT_DOUBLE_EQ(trainer.history().back().val_accuracy, expected);
+  run.val_loader.start_epoch(0);
+  const double head = evaluate(run.net, run.val_loader).top1_accuracy();
+  EXPECT_NE(head, expected) << "the test cannot tell the two figures apart";
+}
+
 }  // namespace

@@ -70,6 +70,7 @@
 #include "data/loader.hpp"
 #include "distributed/gradient_reducer.hpp"
 #include "distributed/process_group.hpp"
+#include "embedding_classifier.hpp"
 #include "errors.hpp"
 #include "losses/loss.hpp"
 #include "losses/objective.hpp"
@@ -100,6 +101,19 @@ struct TrainerOptions {
   /// Keep an exponential moving average of the weights with this decay (WeightAverage), validated
   /// beside them and written to best_average.ckpt.
   TrainerOptions& average_weights(double decay) { average_decay_ = decay; return *this; }
+  /// Validation accuracy from the output of `layer` instead of the softmax: split-half nearest
+  /// centroid over the validation pictures (split_half_centroid_correct). For a loss on an
+  /// embedding alone, which leaves the head untrained; best.ckpt and a learning-rate sweep then
+  /// follow what the embedding classifies, not a loss measured with dropout on in training and
+  /// off in validation. Under data parallelism each process splits its own slice.
+  TrainerOptions& validate_embedding(std::string layer, EmbeddingMetric metric) {
+    embedding_validation_ = EmbeddingValidation{std::move(layer), metric};
+    return *this;
+  }
+  struct EmbeddingValidation {
+    std::string layer;
+    EmbeddingMetric metric;
+  };
 
   long epochs() const { return epochs_; }
   const std::optional<std::string>& checkpoint_dir() const { return checkpoint_dir_; }
@@ -108,6 +122,7 @@ struct TrainerOptions {
   BestBy best_by() const { return best_by_; }
   std::optional<Index> max_batches() const { return max_batches_; }
   std::optional<double> average_weights() const { return average_decay_; }
+  const std::optional<EmbeddingValidation>& embedding_validation() const { return embedding_validation_; }
 
  private:
   long epochs_ = 1;
@@ -116,6 +131,7 @@ struct TrainerOptions {
   BestBy best_by_ = BestBy::Accuracy;
   std::optional<Index> max_batches_;
   std::optional<double> average_decay_;
+  std::optional<EmbeddingValidation> embedding_validation_;
 };
 
 /// The averaged weights' validation figures of an epoch.
@@ -566,6 +582,8 @@ class Trainer {
       val.top1 = static_cast<Index>(figures[1]);
       val.top5 = static_cast<Index>(figures[2]);
       val.count = static_cast<Index>(figures[3]);
+      // Every process, stop requested or not: embedding_correct sums over them.
+      if (opt_.embedding_validation()) val.top1 = embedding_correct(*validation);
       if (stop_agreed()) {
         partial_.seconds = train_seconds;
         if (opt_.checkpoint_dir()) save_at(last_path(), partial_.seconds);
@@ -607,6 +625,17 @@ class Trainer {
                              averaged ? &average_history_.back() : nullptr};
     for (auto* cb : callbacks_) cb->on_epoch_end(report);
     return true;
+  }
+
+  /// Validation pictures the embedding classifies right (validate_embedding), over every process; the
+  /// same batches as the loss's validation, so that the count is the same.
+  Index embedding_correct(DataLoader& validation) {
+    const auto& e = *opt_.embedding_validation();
+    validation.start_epoch(0);
+    const EmbeddingSet set = embed(net_, validation, e.layer, opt_.max_batches().value_or(Index{1} << 40));
+    double correct = static_cast<double>(split_half_centroid_correct(set, e.metric));
+    sum_over_processes(&correct, 1);
+    return static_cast<Index>(correct);
   }
 
   /// The averaged weights' validation; nothing when a stop request cut it short.
