@@ -249,7 +249,7 @@ def table(a, done):
     budget = "%d epochs x %s batches of 128" % (a.epochs, a.max_batches if a.max_batches > 0 else "all")
     header = ("AlexNet cifar-half on CIFAR-10 without label smoothing, seed %d, %s, trainer defaults otherwise%s%s.\n\n"
               % (a.seed, budget, (" plus " + a.trainer_args) if a.trainer_args else "",
-                 ("; peak learning rate swept over %s%s (%d epochs x %d batches each, best validation figure)"
+                 ("; peak learning rate swept over %s%s (%d epochs x %d batches each, best validation accuracy: the embedding's split-half nearest centroid for a loss on the embedding alone)"
                   % (a.sweep, ", extended along 0.001, 0.002, 0.005 ... 1 while the best was at an end" if a.sweep_extend else "",
                      a.sweep_epochs, a.sweep_batches))
                  if a.sweep else ""))
