@@ -234,20 +234,17 @@ class EmbeddingClassifier {
 /// number classified right. A validation figure for a loss on the embedding alone, whose softmax
 /// head is untrained (TrainerOptions::validate_embedding). A half without rows classifies nothing.
 inline Index split_half_centroid_correct(const EmbeddingSet& set, EmbeddingMetric metric) {
+  EmbeddingSet halves[2];  // the even-numbered rows, the odd-numbered ones
+  for (Index parity : {0, 1}) {
+    const Index rows = (set.size() + 1 - parity) / 2;
+    halves[parity].rows = set.rows(Eigen::seqN(parity, rows, 2), Eigen::all);
+    for (Index i = 0; i < rows; ++i) halves[parity].labels.push_back(set.labels[static_cast<std::size_t>(2 * i + parity)]);
+  }
   Index correct = 0;
-  for (Index reference_parity : {0, 1}) {
-    EmbeddingSet reference, queries;
-    for (EmbeddingSet* half : {&reference, &queries}) {
-      const Index parity = half == &reference ? reference_parity : 1 - reference_parity;
-      const Index rows = (set.size() + 1 - parity) / 2;
-      half->rows.resize(rows, set.rows.cols());
-      for (Index i = 0; i < rows; ++i) {
-        half->rows.row(i) = set.rows.row(2 * i + parity);
-        half->labels.push_back(set.labels[static_cast<std::size_t>(2 * i + parity)]);
-      }
-    }
-    if (reference.size() == 0 || queries.size() == 0) continue;
-    const EmbeddingAccuracy a = EmbeddingClassifier(std::move(reference), metric).evaluate(queries, {});
+  for (Index reference : {0, 1}) {
+    const EmbeddingSet& queries = halves[1 - reference];
+    if (halves[reference].size() == 0 || queries.size() == 0) continue;
+    const EmbeddingAccuracy a = EmbeddingClassifier(halves[reference], metric).evaluate(queries, {});
     correct += static_cast<Index>(std::lround(a.centroid * static_cast<double>(queries.size())));
   }
   return correct;
