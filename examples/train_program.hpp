@@ -43,20 +43,32 @@ inline std::vector<EvalViews> eval_views_of(const Settings& s) {
 
 // The best checkpoint on the test set (or the validation part without one), through the same
 // Classifier the predictor uses: the first of --eval's views in full, the others as a top-1 line each.
-// With a loss on the embedding, also the embedding's own classes (embedding_classifier.hpp): the test
-// pictures' nearest class centroid and k nearest neighbours (k = 1, 10) among the training pictures'
-// embeddings, prepared as for evaluation.
+// Also the embedding's own classes (embedding_classifier.hpp): the test pictures' nearest class centroid
+// and k nearest neighbours (k = 1, 10) among the training pictures' embeddings, prepared as for
+// evaluation. Every run gives them, with a head too (on the layer an embedding term would read), so
+// that a loss on the logits and a loss on the embedding compare on the same figure.
 inline void write_embedding_report(std::ostream& out, Classifier& model, const TrainingData& data,
                                    const Dataset& test, const std::string& layer, EmbeddingMetric metric,
                                    std::optional<Index> max_batches) {
   const auto options = LoaderOptions().batch_size(256).shuffle(false).workers(1).skip_unreadable(true);
-  DataLoader train_loader(data.train(), model.preparation().eval_pipeline(), options);
-  DataLoader test_loader(test, model.preparation().eval_pipeline(), options);
-  train_loader.start_epoch(0);
-  test_loader.start_epoch(0);
   const Index limit = max_batches.value_or(Index{1} << 40);
+  DataLoader test_loader(test, model.preparation().eval_pipeline(), options);
+  test_loader.start_epoch(0);
+  const EmbeddingSet queries = embed(model.network(), test_loader, layer, limit);
+  // k nearest needs every training picture's embedding at once: a training set too large for that
+  // (ImageNet's 1.28M pictures x 4096 values are 20 GB) is told, not attempted.
+  constexpr double kMaxReferenceGiB = 2;
+  const Index references = std::min<Index>(data.train().size(), limit * options.batch_size());
+  const double gib = 4.0 * static_cast<double>(references) * static_cast<double>(queries.rows.cols()) / (1 << 30);
+  if (gib > kMaxReferenceGiB) {
+    out << "embedding (" << layer << "): not classified: " << references << " training pictures x " << queries.rows.cols()
+        << " values are " << gib << " GiB, over the " << kMaxReferenceGiB << " GiB this report holds\n";
+    return;
+  }
+  DataLoader train_loader(data.train(), model.preparation().eval_pipeline(), options);
+  train_loader.start_epoch(0);
   const EmbeddingClassifier reference(embed(model.network(), train_loader, layer, limit), metric);
-  const EmbeddingAccuracy a = reference.evaluate(embed(model.network(), test_loader, layer, limit), {1, 10});
+  const EmbeddingAccuracy a = reference.evaluate(queries, {1, 10});
   out << "embedding (" << layer << (metric == EmbeddingMetric::Cosine ? ", cosine, " : ", Euclidean, ") << a.count << " test pictures): nearest centroid "
       << 100 * a.centroid << "%, 1-NN " << 100 * a.knn[0] << "%, 10-NN " << 100 * a.knn[1] << "%\n";
 }
@@ -80,7 +92,7 @@ inline void write_test_report(std::ostream& out, const Trainer<float>& trainer, 
       << trainer.history().size() << ", training time " << format_hms(seconds) << "\nloss: " << loss << "\n";
   const auto pictures = max_batches ? std::optional<Index>(*max_batches * 256) : std::nullopt;  // as validation
   Classifier model = Classifier::load(trainer.best_path());
-  if (objective.reads_embedding() && !stop.load()) {
+  if (!stop.load()) {
     write_embedding_report(out, model, data, test, objective.embedding_layer(), embedding_metric_of(objective), max_batches);
   }
   if (!objective.reads_logits()) out << "(" << loss << " does not train fc8: its softmax figures below are untrained)\n";

@@ -219,6 +219,10 @@ TEST(Examples, TrainerTakesEveryLossAndRecordsItInTheCheckpoint) {
   const Result cosine = run(common + " --out " + (dir / "cosine") + " --loss cosine");
   ASSERT_EQ(cosine.status, 0) << cosine.output;
   EXPECT_EQ(Checkpoint::load(dir / "cosine/last.ckpt").text("trainer/loss"), "cosine weights=1");
+  // A loss on the logits reports fc7's embedding too, the figure an embedding loss is read by.
+  EXPECT_NE(read(dir / "cosine/report.txt").find("embedding (relu7, Euclidean, 60 test pictures): nearest centroid "),
+            std::string::npos)
+      << read(dir / "cosine/report.txt");
 
   const Result unknown = run(common + " --out " + (dir / "x") + " --loss focal");
   EXPECT_EQ(unknown.status, 1);
