@@ -55,8 +55,9 @@ inline void write_embedding_report(std::ostream& out, Classifier& model, const T
   DataLoader test_loader(test, model.preparation().eval_pipeline(), options);
   test_loader.start_epoch(0);
   const EmbeddingSet queries = embed(model.network(), test_loader, layer, limit);
-  // k nearest needs every training picture's embedding at once: a training set too large for that
-  // (ImageNet's 1.28M pictures x 4096 values are 20 GB) is told, not attempted.
+  // k nearest needs every training picture's embedding at once (twice that while embed gathers
+  // them): a training set too large for that (ImageNet's 1.28M pictures x 4096 values are 20 GB)
+  // is told, not attempted.
   constexpr double kMaxReferenceGiB = 2;
   const Index references = std::min<Index>(data.train().size(), limit * options.batch_size());
   const double gib = 4.0 * static_cast<double>(references) * static_cast<double>(queries.rows.cols()) / (1 << 30);
