@@ -26,7 +26,7 @@ struct Settings {
   std::string out = "runs/cifar10", resume, config, init = "he", optimizer = "sgd";
   std::string schedule = "onecycle", augment, loss = "cross-entropy", loss_weights;
   double width = 1, lr = 0.05, weight_decay = 5e-4, momentum = 0.9, val_fraction = 0.1, hinge_margin = 1;
-  double triplet_margin = 1, label_smoothing = 0.1, average_weights = 0;
+  double triplet_margin = 1, label_smoothing = 0.1, average_weights = 0, dropout = 0.5;
   long classes = 0, channels = 0, input_size = 0, resize = 256, statistics_sample = 0;
   long epochs = 28, batch_size = 128, patience = 0, threads = 0, workers = 1, seed = 1;
   long max_batches = 0, save_every = 0, progress_every = 0;
@@ -57,7 +57,8 @@ inline cli::OptionTable options_of(Settings& s, const std::string& program = "ci
          {"--classes", "N", "output classes (0: the dataset's)", &s.classes, R, cli::Range::closed(0, 100000)},
          {"--input-size", "N", "input side (0: the pictures' for 32x32 configurations, else the configuration's)", &s.input_size, R, cli::Range::closed(0, 1024)},
          {"--channels", "N", "1 (grey) or 3 (RGB; grey pictures replicated); 0: the dataset's", &s.channels, R, cli::Range::closed(0, 3)},
-         {"--init", "he|paper", "He initialisation or the paper's N(0, 0.01)", &s.init, R}}},
+         {"--init", "he|paper", "He initialisation or the paper's N(0, 0.01)", &s.init, R},
+         {"--dropout", "P", "dropout probability at the configuration's two dropout layers (the paper's 0.5; 0: none)", &s.dropout, R, cli::Range::closed(0, 0.99)}}},
        {"pictures",
         {{"--pipeline", "small|paper", "small: fit, padded crops (CIFAR); paper: 256 shorter side, 227 crops, PCA colour (default for folders)", &s.pipeline, R},
          {"--augment", "LIST", "comma-separated: crop, flip, pca; or none (default crop,flip; crop for mnist; crop,flip,pca for paper)", &s.augment, R},
@@ -133,6 +134,7 @@ inline AlexNetConfig config_of(const Settings& s, Index picture_size = 32, Index
   config.classes(s.classes > 0 ? s.classes : classes);
   config.width(config.width() * s.width);  // a multiplier on the configuration's own (cifar-half: 0.5)
   config.init(s.init == "he" ? AlexNetInit::He : AlexNetInit::Paper);
+  config.dropout(s.dropout);
   if (s.input_size > 0) {
     config.input_size(s.input_size);
   } else if (config.input_size() == 32 && picture_size > 0 && s.pipeline != "paper") {

@@ -117,6 +117,7 @@ TEST(Examples, EveryFlagHasARange) {
       {"--epochs 99999999999999999999", "--epochs needs an integer in [1, 100000], got '99999999999999999999'"},
       {"--val-fraction 0", "--val-fraction must be in (0, 0.5], got 0"},
       {"--width 0", "--width must be in (0, 16], got 0"},
+      {"--dropout 1", "--dropout must be in [0, 0.99], got 1"},
       {"--classes -3", "--classes must be in [0, 100000], got -3"},
       {"--channels 2", "--channels must be 1 or 3 (or 0: the dataset's), got 2"},
       {"--pipeline fancy", "--pipeline must be small or paper, got fancy"},
@@ -140,8 +141,9 @@ TEST(Examples, ResumeChecksWhatItWillNeedBeforeTraining) {
   TempDir dir;
   convnet::testing::write_cifar(dir / "cifar", 40);
   const std::string common = " --data " + (dir / "cifar") + " --threads 2";
-  const Result first = run(kTrain + common + " --out " + (dir / "run") + " --epochs 1" + kSmall);
+  const Result first = run(kTrain + common + " --out " + (dir / "run") + " --epochs 1 --dropout 0.25" + kSmall);
   ASSERT_EQ(first.status, 0) << first.output;
+  EXPECT_NE(read(dir / "run/report.txt").find(" dropout=0.25 "), std::string::npos) << read(dir / "run/report.txt");
 
   // last.ckpt alone, away from its best.ckpt: refused at once, naming what is missing.
   fs::create_directories(dir / "alone");
@@ -164,6 +166,7 @@ TEST(Examples, ResumeChecksWhatItWillNeedBeforeTraining) {
   ASSERT_EQ(moved.status, 0) << moved.output;
   EXPECT_NE(moved.output.find("loading cifar10:" + (dir / "cifar_moved")), std::string::npos) << moved.output;
   EXPECT_NE(read(dir / "moved/report.txt").find("test top-1: "), std::string::npos);
+  EXPECT_NE(read(dir / "moved/report.txt").find(" dropout=0.25 "), std::string::npos);  // recorded, not the default
   fs::rename(dir / "cifar_moved", dir / "cifar");
 
   // Recorded settings out of range, or a configuration its tensors do not match: refused before loading.
