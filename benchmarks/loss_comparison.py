@@ -14,7 +14,8 @@ comparison instead of starting it again; --out elsewhere starts afresh.
 Each run is build/examples/cifar10_train with --loss SPEC on the study's
 network (--config cifar-half, pinned, without label smoothing) and everything
 else at the trainer's defaults (SGD Nesterov, one-cycle, batch 128, crop + flip)
-unless --trainer-args says otherwise. A loss on the embedding alone
+unless --trainer-args says otherwise; a loss on the L2-normalised embedding
+alone trains without weight decay (scale_free below). A loss on the embedding alone
 leaves fc8 untrained, so its row reads the embedding's classes (nearest class
 centroid and k nearest neighbours over the training pictures' embeddings, from
 the trainer's report); rows with a softmax head give both.
