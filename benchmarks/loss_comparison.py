@@ -26,7 +26,7 @@ run cut short is resumed from its last.ckpt (its last finished epoch) and a
 finished sweep run is not run again. --sweep 0.01,0.02,0.05 first
 tries each learning rate on a short budget (--sweep-epochs, --sweep-batches:
 two whole epochs by default),
-goes on along 0.001, 0.002, 0.005 ... 1 while the best is the highest or lowest
+goes on along 0.001, 0.002, 0.005 ... 10 while the best is the highest or lowest
 rate tried, and trains the row at the one with the best validation accuracy (for a loss
 on the embedding alone, the embedding's split-half nearest centroid over the
 validation pictures); the sweep is recorded with the row.
@@ -205,7 +205,9 @@ def rows_to_run(a):
 
 # Where a sweep goes on when its best rate is at one of its ends: the 1-2-5 steps of the
 # learning rate from 0.001 to 1.
-LADDER = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0]
+# It went to 1 at first; without weight decay, pair hinge and contrastive on the normalised
+# embedding were still best at 1, so it goes on to 10.
+LADDER = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0]
 
 
 def next_rate(rate, upward):
@@ -245,6 +247,18 @@ def sweep_learning_rate(a, spec, weights):
                 break
             best, rate = rate, next_rate(rate, upward)
     return figures, best
+
+
+def sweep_cut_short(a, row):
+    """Whether a stored row's sweep stopped only because LADDER ended there: its rate is the
+    highest (lowest) it tried and LADDER now goes further. Such a row is swept on (its runs are
+    reused) and trained again if another rate wins."""
+    tried = [float(r) for r, figure in (row.get("sweep") or {}).items()]
+    if not (a.sweep and a.sweep_extend and tried and row.get("lr") is not None):
+        return False
+    lr = row["lr"]
+    return ((lr >= max(tried) * 0.9999 and next_rate(lr, True) is not None) or
+            (lr <= min(tried) * 1.0001 and next_rate(lr, False) is not None))
 
 
 def run_row(a, name, spec, weights):
@@ -300,7 +314,7 @@ def table(a, done):
     header = ("AlexNet cifar-half on CIFAR-10 without label smoothing, seed %d, %s, trainer defaults otherwise%s%s.\n\n"
               % (a.seed, budget, (" plus " + a.trainer_args) if a.trainer_args else "",
                  ("; peak learning rate swept over %s%s (%d epochs x %s batches each, best validation accuracy: the embedding's split-half nearest centroid for a loss on the embedding alone)"
-                  % (a.sweep, ", extended along 0.001, 0.002, 0.005 ... 1 while the best was at an end" if a.sweep_extend else "",
+                  % (a.sweep, ", extended along 0.001, 0.002, 0.005 ... 10 while the best was at an end" if a.sweep_extend else "",
                      a.sweep_epochs, a.sweep_batches if a.sweep_batches > 0 else "all"))
                  if a.sweep else "")) + ("A loss on the L2-normalised embedding alone trains without weight decay (\"no decay\"): "
                                          "it cannot see the weights' scale, so the decay only raises the effective learning rate.\n\n")
@@ -320,7 +334,7 @@ def main():
     p.add_argument("--rows", default="", help="comma-separated loss specs to run (default: every implemented row)")
     p.add_argument("--sweep", default="0.01,0.02,0.05", help="learning rates to try first ('' for none: the trainer's default)")
     p.add_argument("--sweep-extend", type=int, default=1, help="1: where the best rate is the highest or lowest "
-                   "tried, try the next rates along 0.001, 0.002, 0.005 ... 1 until one does no better (0: only --sweep)")
+                   "tried, try the next rates along 0.001, 0.002, 0.005 ... 10 until one does no better (0: only --sweep)")
     p.add_argument("--sweep-epochs", type=int, default=2)
     # Two whole epochs: on 2 x 100 batches an embedding loss's figure stays at the untrained network's
     # (about 28% split-half centroid for contrastive), and the sweep picked the rate that moved it least.
@@ -343,7 +357,8 @@ def main():
                 done[stored_key(r)] = r
     wanted = set(a.rows.split(",")) if a.rows else None
     for name, _, spec, weights in rows_to_run(a):
-        if row_key(name, spec) in done or (wanted and spec.split("(")[0] not in wanted and spec not in wanted):
+        stored = done.get(row_key(name, spec))
+        if (stored is not None and not sweep_cut_short(a, stored)) or (wanted and spec.split("(")[0] not in wanted and spec not in wanted):
             continue
         row = run_row(a, name, spec, weights)
         done[row_key(name, spec)] = row
