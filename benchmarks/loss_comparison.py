@@ -204,9 +204,8 @@ def rows_to_run(a):
 
 
 # Where a sweep goes on when its best rate is at one of its ends: the 1-2-5 steps of the
-# learning rate from 0.001 to 1.
-# It went to 1 at first; without weight decay, pair hinge and contrastive on the normalised
-# embedding were still best at 1, so it goes on to 10.
+# learning rate from 0.001 to 10. It went to 1 at first; without weight decay, pair hinge and
+# contrastive on the normalised embedding were still best at 1.
 LADDER = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0]
 
 
@@ -253,7 +252,7 @@ def sweep_cut_short(a, row):
     """Whether a stored row's sweep stopped only because LADDER ended there: its rate is the
     highest (lowest) it tried and LADDER now goes further. Such a row is swept on (its runs are
     reused) and trained again if another rate wins."""
-    tried = [float(r) for r, figure in (row.get("sweep") or {}).items()]
+    tried = [float(r) for r in row.get("sweep") or {}]
     if not (a.sweep and a.sweep_extend and tried and row.get("lr") is not None):
         return False
     lr = row["lr"]
