@@ -322,11 +322,60 @@ def table(a, done):
     header = ("AlexNet cifar-half on CIFAR-10 without label smoothing, seed %d, %s, trainer defaults otherwise%s%s.\n\n"
               % (a.seed, budget, (" plus " + a.trainer_args) if a.trainer_args else "",
                  ("; peak learning rate swept over %s%s (%d epochs x %s batches each, best validation accuracy: the embedding's split-half nearest centroid for a loss on the embedding alone)"
-                  % (a.sweep, ", extended along 0.001, 0.002, 0.005 ... 10 while the best was at an end" if a.sweep_extend else "",
+                  % (a.sweep + (" (%s for a loss on the L2-normalised embedding alone)" % a.sweep_scale_free if a.sweep_scale_free else ""),
+                     ", extended along 0.001, 0.002, 0.005 ... 10 while the best was at an end" if a.sweep_extend else "",
                      a.sweep_epochs, a.sweep_batches if a.sweep_batches > 0 else "all"))
                  if a.sweep else "")) + ("A loss on the L2-normalised embedding alone trains without weight decay (\"no decay\"): "
                                          "it cannot see the weights' scale, so the decay only raises the effective learning rate.\n\n")
-    return header + "\n".join(lines) + "\n"
+    return header + "\n".join(lines) + "\n" + agreement(a, done)
+
+
+def row_figure(spec, r):
+    """A row's own figure: its softmax's top-1 where it has a head, else its embedding's 10-NN."""
+    return r.get("knn10") if embedding_only(spec) else r.get("top1")
+
+
+def ranks(values):
+    """Ranks from 1 (smallest), ties sharing their mean rank."""
+    order = sorted(range(len(values)), key=lambda i: values[i])
+    rank = [0.0] * len(values)
+    i = 0
+    while i < len(order):
+        j = i
+        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
+            j += 1
+        for k in range(i, j + 1):
+            rank[order[k]] = (i + j) / 2 + 1
+        i = j + 1
+    return rank
+
+
+def spearman(x, y):
+    """Spearman's rank correlation: Pearson's on the ranks (ties at mean rank)."""
+    rx, ry = ranks(x), ranks(y)
+    n = len(x)
+    mx, my = sum(rx) / n, sum(ry) / n
+    sxy = sum((p - mx) * (q - my) for p, q in zip(rx, ry))
+    sxx = sum((p - mx) ** 2 for p in rx)
+    syy = sum((q - my) ** 2 for q in ry)
+    return sxy / (sxx * syy) ** 0.5 if sxx > 0 and syy > 0 else float("nan")
+
+
+def agreement(a, done):
+    """How far our ordering of the rows agrees with the study's: Spearman's rho between the study's
+    figures and ours, on each row's own figure and on the fc7 10-NN every row has."""
+    finished = [(study, spec, done[row_key(name, spec)]) for name, study, spec, _ in rows_to_run(a)
+                if row_key(name, spec) in done and "failed" not in done[row_key(name, spec)]]
+    if len(finished) < 3:
+        return ""
+    text = "\nAgreement with the study's order over the %d rows in (Spearman's rho):" % len(finished)
+    for label, figure in (("each row's own figure (softmax top-1, or 10-NN for a loss on the embedding alone)",
+                           lambda spec, r: row_figure(spec, r)),
+                          ("the fc7 embedding's 10-NN", lambda spec, r: r.get("knn10"))):
+        pairs = [(study, figure(spec, r)) for study, spec, r in finished if figure(spec, r) is not None]
+        if len(pairs) >= 3:
+            text += " %s %.2f;" % (label, spearman([p[0] for p in pairs], [p[1] for p in pairs]))
+    return text.rstrip(";") + ".\n"
 
 
 def main():
