@@ -6,7 +6,7 @@ with the study's figure beside ours.
     python3 benchmarks/loss_comparison.py --data ../shared/data/cifar-10-batches-bin
 
 The defaults are the protocol of the README's table: 15 epochs per row, each
-loss's peak learning rate swept over 0.01, 0.02 and 0.05 first (0.2, 0.5 and 1
+loss's peak learning rate swept over 0.01, 0.02 and 0.05 first (0.01, 0.1 and 1
 for a loss on the L2-normalised embedding alone), the test set read from the
 centre crop. Rows go to benchmarks/results/loss_comparison, which
 is committed (checkpoints aside), so that a fresh checkout continues the
@@ -27,8 +27,8 @@ run cut short is resumed from its last.ckpt (its last finished epoch) and a
 finished sweep run is not run again. --sweep 0.01,0.02,0.05 first
 tries each learning rate on a short budget (--sweep-epochs, --sweep-batches:
 two whole epochs by default),
-goes on along 0.001, 0.002, 0.005 ... 100 while the best is the highest or lowest
-rate tried, and trains the row at the one with the best validation accuracy (for a loss
+climbs along 0.001, 0.002, 0.005 ... 100 from the best in either direction while
+a neighbouring rate does better, and trains the row at the one with the best validation accuracy (for a loss
 on the embedding alone, the embedding's split-half nearest centroid over the
 validation pictures); the sweep is recorded with the row.
 --settings 'contrastive=contrastive(margin=0.5,normalize=1)' runs a row with
@@ -218,57 +218,74 @@ def next_rate(rate, upward):
     return (min(beyond) if upward else max(beyond)) if beyond else None
 
 
+def climb(start, figure_of, extend=True):
+    """The rate with the best figure: the best of `start`, then, while a neighbour along LADDER
+    does better, that neighbour, in either direction. A best at an end of the rates asked is not
+    yet the loss's best, only the best tried (the embedding losses on normalised embeddings get
+    gradients scaled down by the embedding's norm and want larger rates, the hinge smaller).
+    figure_of(rate) is None for a run that diverged. None if every start rate diverged."""
+    scored = [(figure_of(r), r) for r in start]
+    scored = [(f, r) for f, r in scored if f is not None]
+    if not scored:
+        return None
+    best_figure, best = max(scored)
+    for upward in ((True, False) if extend else ()):
+        rate = next_rate(best, upward)
+        while rate is not None:
+            figure = figure_of(rate)
+            if figure is None or figure <= best_figure:
+                break
+            best_figure, best, rate = figure, rate, next_rate(rate, upward)
+    return best
+
+
 def sweep_learning_rate(a, spec, weights):
-    """The sweep's figures by rate and the rate with the best. A best at an end of the rates asked
-    is not yet the loss's best, only the best tried (the embedding losses on normalised embeddings
-    get gradients scaled down by the embedding's norm and want larger rates, the hinge smaller), so
-    the sweep goes on along LADDER in that direction until a rate does no better or diverges."""
+    """The sweep's figures by rate and the rate with the best (climb from sweep_start)."""
     figures = {}
 
     def run(rate):
         # The folder names the sweep's budget: a sweep run at another budget is not reused.
         budget = "%dx%s" % (a.sweep_epochs, a.sweep_batches if a.sweep_batches > 0 else "all")
         out = os.path.join(a.out, "sweep-" + budget, folder_name(spec), "lr%g" % rate)
-        result, _ = train(a, out, spec, weights, a.sweep_epochs, a.sweep_batches, rate)
-        figures["%g" % rate] = validation_figure(out) if result.returncode == 0 else None
+        if "%g" % rate not in figures:
+            result, _ = train(a, out, spec, weights, a.sweep_epochs, a.sweep_batches, rate)
+            figures["%g" % rate] = validation_figure(out) if result.returncode == 0 else None
         return figures["%g" % rate]
 
-    rates = [float(x) for x in sweep_start(a, spec).split(",")]
-    for rate in rates:
-        run(rate)
-    scored = [r for r in rates if figures["%g" % r] is not None]
-    if not scored:
-        return figures, None
-    best = max(scored, key=lambda r: figures["%g" % r])
-    if a.sweep_extend and len(rates) > 1 and best in (min(rates), max(rates)):
-        upward = best == max(rates)
-        rate = next_rate(best, upward)
-        while rate is not None:
-            figure = run(rate)
-            if figure is None or figure <= figures["%g" % best]:
-                break
-            best, rate = rate, next_rate(rate, upward)
+    best = climb([float(x) for x in sweep_start(a, spec).split(",")], run, a.sweep_extend)
     return figures, best
 
 
 def sweep_start(a, spec):
-    """The rates a row's sweep tries first. A scale-free loss starts higher (--sweep-scale-free):
-    its gradients are divided by the embedding's norm, and the two run so far peaked at 1 and 5
-    after walking up from 0.01 through six rates that only climbed. The sweep still walks on in
-    either direction from the best, so where the figure has one peak it ends at the same rate."""
+    """The rates a row's sweep tries first. A scale-free loss starts on decades from 0.01 to 1
+    (--sweep-scale-free): its gradients are divided by the embedding's norm, and the first two
+    such rows peaked at 1 and 5 after climbing from 0.01 through six rates; but siamese global's
+    2-epoch figure was flat over 0.1-1 and its 15-epoch run improved as the rate fell, so the
+    low rates stay in. The climb then goes on in either direction from the best."""
     return a.sweep_scale_free if a.sweep_scale_free and scale_free(spec) else a.sweep
 
 
-def sweep_cut_short(a, row):
-    """Whether a stored row's sweep stopped only because LADDER ended there: its rate is the
-    highest (lowest) it tried and LADDER now goes further. Such a row is swept on (its runs are
-    reused) and trained again if another rate wins."""
-    tried = [float(r) for r in row.get("sweep") or {}]
-    if not (a.sweep and a.sweep_extend and tried and row.get("lr") is not None):
+def sweep_incomplete(a, spec, row):
+    """Whether a stored row's sweep would go on under the current protocol: it lacks a rate the
+    climb asks for (a start rate added since, or LADDER now going beyond its end), or the climb over
+    its stored figures ends elsewhere than its rate. Such a row is swept on (its runs are reused)
+    and trained again if another rate wins."""
+    stored = row.get("sweep")
+    if not (a.sweep and stored and row.get("lr") is not None):
         return False
-    lr = row["lr"]
-    return ((lr >= max(tried) * 0.9999 and next_rate(lr, True) is not None) or
-            (lr <= min(tried) * 1.0001 and next_rate(lr, False) is not None))
+    missing = []
+
+    def figure_of(rate):
+        if "%g" % rate not in stored:
+            missing.append(rate)
+            raise LookupError
+        return stored["%g" % rate]
+
+    try:
+        best = climb([float(x) for x in sweep_start(a, spec).split(",")], figure_of, a.sweep_extend)
+    except LookupError:
+        return True
+    return best is None or abs(best - row["lr"]) > 1e-9 * row["lr"]
 
 
 def run_row(a, name, spec, weights):
@@ -325,7 +342,7 @@ def table(a, done):
               % (a.seed, budget, (" plus " + a.trainer_args) if a.trainer_args else "",
                  ("; peak learning rate swept over %s%s (%d epochs x %s batches each, best validation accuracy: the embedding's split-half nearest centroid for a loss on the embedding alone)"
                   % (a.sweep + (" (%s for a loss on the L2-normalised embedding alone)" % a.sweep_scale_free if a.sweep_scale_free else ""),
-                     ", extended along 0.001, 0.002, 0.005 ... 100 while the best was at an end" if a.sweep_extend else "",
+                     ", then climbing along 0.001, 0.002, 0.005 ... 100 while a neighbouring rate did better" if a.sweep_extend else "",
                      a.sweep_epochs, a.sweep_batches if a.sweep_batches > 0 else "all"))
                  if a.sweep else "")) + ("A loss on the L2-normalised embedding alone trains without weight decay (\"no decay\"): "
                                          "it cannot see the weights' scale, so the decay only raises the effective learning rate.\n\n")
@@ -392,10 +409,10 @@ def main():
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--rows", default="", help="comma-separated loss specs to run (default: every implemented row)")
     p.add_argument("--sweep", default="0.01,0.02,0.05", help="learning rates to try first ('' for none: the trainer's default)")
-    p.add_argument("--sweep-scale-free", default="0.2,0.5,1", help="learning rates to try first for a loss on the "
+    p.add_argument("--sweep-scale-free", default="0.01,0.1,1", help="learning rates to try first for a loss on the "
                    "L2-normalised embedding alone ('' for --sweep's)")
-    p.add_argument("--sweep-extend", type=int, default=1, help="1: where the best rate is the highest or lowest "
-                   "tried, try the next rates along 0.001, 0.002, 0.005 ... 100 until one does no better (0: only --sweep)")
+    p.add_argument("--sweep-extend", type=int, default=1, help="1: from the best rate tried, climb along "
+                   "0.001, 0.002, 0.005 ... 100 in either direction while a neighbour does better (0: only --sweep)")
     p.add_argument("--sweep-epochs", type=int, default=2)
     # Two whole epochs: on 2 x 100 batches an embedding loss's figure stays at the untrained network's
     # (about 28% split-half centroid for contrastive), and the sweep picked the rate that moved it least.
@@ -419,7 +436,7 @@ def main():
     wanted = set(a.rows.split(",")) if a.rows else None
     for name, _, spec, weights in rows_to_run(a):
         stored = done.get(row_key(name, spec))
-        if (stored is not None and not sweep_cut_short(a, stored)) or (wanted and spec.split("(")[0] not in wanted and spec not in wanted):
+        if (stored is not None and not sweep_incomplete(a, spec, stored)) or (wanted and spec.split("(")[0] not in wanted and spec not in wanted):
             continue
         row = run_row(a, name, spec, weights)
         done[row_key(name, spec)] = row
