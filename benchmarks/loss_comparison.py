@@ -34,7 +34,10 @@ validation pictures); the sweep is recorded with the row.
 --settings 'contrastive=contrastive(margin=0.5,normalize=1)' runs a row with
 other settings of its loss; rows are stored with their spec, so such a row is a
 new row, and the table shows the one of the settings asked for. A run that stops on a non-finite loss, or whose embedding collapses (every
-embedding classifier at chance), is reported as such. Needs only the standard
+embedding classifier at chance), is reported as such. When every row is in, --seed-rows
+(cross-entropy and contrastive) run again at their chosen rate with each of
+--seeds (2 and 3), into OUT/seeds.jsonl, and the table gives the spread the
+seed alone makes. Needs only the standard
 library.
 """
 import argparse
@@ -152,7 +155,7 @@ def validation_figure(out):
     return max(float(r["val_accuracy"]) for r in rows)
 
 
-def train(a, out, spec, weights, epochs, batches, lr=None):
+def train(a, out, spec, weights, epochs, batches, lr=None, seed=None):
     """One training run into `out`; its result and wall minutes. A run an earlier invocation
     finished (its report.txt is there) is read again, one it left cut short (last.ckpt without a
     report) is resumed from its last checkpoint, so an interrupted comparison loses no training."""
@@ -165,7 +168,8 @@ def train(a, out, spec, weights, epochs, batches, lr=None):
     else:
         # The study's network and recipe are pinned, so a change of the trainer's defaults (issue 19
         # made cifar-half-bn with label smoothing the default) cannot change a row.
-        cmd = [a.trainer, "--data", a.data, "--out", out, "--loss", spec, "--epochs", str(epochs), "--seed", str(a.seed),
+        cmd = [a.trainer, "--data", a.data, "--out", out, "--loss", spec, "--epochs", str(epochs),
+               "--seed", str(a.seed if seed is None else seed),
                "--config", "cifar-half", "--label-smoothing", "0"]
         if batches > 0:
             cmd += ["--max-batches", str(batches)]
@@ -346,7 +350,76 @@ def table(a, done):
                      a.sweep_epochs, a.sweep_batches if a.sweep_batches > 0 else "all"))
                  if a.sweep else "")) + ("A loss on the L2-normalised embedding alone trains without weight decay (\"no decay\"): "
                                          "it cannot see the weights' scale, so the decay only raises the effective learning rate.\n\n")
-    return header + "\n".join(lines) + "\n" + agreement(a, done)
+    return header + "\n".join(lines) + "\n" + agreement(a, done) + seed_spread(a, done)
+
+
+def seed_key(r):
+    return (r["name"], r["spec"], r.get("weight_decay"), r["lr"], r["seed"])
+
+
+def load_seed_runs(a):
+    path = os.path.join(a.out, "seeds.jsonl")
+    runs = {}
+    if os.path.exists(path):
+        for line in open(path):
+            if line.strip():
+                r = json.loads(line)
+                runs[seed_key(r)] = r
+    return runs
+
+
+def run_seeds(a, done):
+    """Each --seed-rows row again at its chosen rate with every --seeds seed, into OUT/seeds.jsonl:
+    how far a row's figure moves with the seed alone (initialisation, shuffling, crops) says which
+    differences between rows mean something."""
+    runs = load_seed_runs(a)
+    wanted = [x for x in a.seed_rows.split(";") if x]
+    for name, _, spec, weights in rows_to_run(a):
+        row = done.get(row_key(name, spec))
+        if spec not in wanted or row is None or "failed" in row:
+            continue
+        for seed in [int(x) for x in a.seeds.split(",") if x]:
+            r = {"name": name, "spec": spec, "weight_decay": weight_decay_of(spec), "lr": row.get("lr"), "seed": seed}
+            if seed_key(r) in runs:
+                continue
+            out = os.path.join(a.out, folder_name(spec), "lr%g" % r["lr"] if r["lr"] is not None else "default",
+                               "seed%d" % seed)
+            run, minutes = train(a, out, spec, weights, a.epochs, a.max_batches, r["lr"], seed)
+            r["minutes"] = round(minutes, 1)
+            if run.returncode != 0:
+                r["failed"] = ([l for l in run.stdout.splitlines() if l.strip()][-1:] or ["(no output)"])[0]
+            else:
+                r.update(parse_report(os.path.join(out, "report.txt")))
+            runs[seed_key(r)] = r
+            with open(os.path.join(a.out, "seeds.jsonl"), "a") as f:
+                f.write(json.dumps(r) + "\n")
+    return runs
+
+
+def seed_spread(a, done):
+    """The figures of the rows run with other seeds, beside seed a.seed's."""
+    runs = load_seed_runs(a)
+    text = ""
+    for name, _, spec, _ in rows_to_run(a):
+        row = done.get(row_key(name, spec))
+        if row is None or "failed" in row:
+            continue
+        others = sorted((r for r in runs.values() if (r["name"], r["spec"], r.get("weight_decay"), r["lr"]) ==
+                         (name, spec, weight_decay_of(spec), row.get("lr")) and "failed" not in r),
+                        key=lambda r: r["seed"])
+        if not others:
+            continue
+        every = [row] + others
+        seeds = ", ".join(str(s) for s in [a.seed] + [r["seed"] for r in others])
+        parts = []
+        for key, label in (("top1", "top-1"), ("knn10", "fc7 10-NN")):
+            values = [r.get(key) for r in every]
+            if key == "top1" and embedding_only(spec) or any(v is None for v in values):
+                continue
+            parts.append("%s %s (range %.2f points)" % (label, " / ".join("%.2f" % v for v in values),
+                                                          max(values) - min(values)))
+        text += "- %s at lr %g, seeds %s: %s.\n" % (name, row.get("lr"), seeds, "; ".join(parts))
+    return ("\nThe same row with other seeds (seed alone):\n" + text) if text else ""
 
 
 def row_figure(spec, r):
@@ -407,6 +480,10 @@ def main():
     p.add_argument("--epochs", type=int, default=15)
     p.add_argument("--max-batches", type=int, default=0, help="training batches per epoch (0 = all)")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--seeds", default="2,3", help="after every row, run the --seed-rows rows again with these seeds "
+                   "at their chosen rate ('' for none), for the spread the seed alone makes")
+    p.add_argument("--seed-rows", default="cross-entropy;contrastive(normalize=1)", help="';'-separated specs of the "
+                   "rows --seeds runs again")
     p.add_argument("--rows", default="", help="comma-separated loss specs to run (default: every implemented row)")
     p.add_argument("--sweep", default="0.01,0.02,0.05", help="learning rates to try first ('' for none: the trainer's default)")
     p.add_argument("--sweep-scale-free", default="0.01,0.1,1", help="learning rates to try first for a loss on the "
@@ -443,6 +520,8 @@ def main():
         with open(store, "a") as f:  # one line a finished row: an interrupted comparison continues here
             f.write(json.dumps(row) + "\n")
         open(os.path.join(a.out, "loss_comparison.md"), "w").write(table(a, done))
+    if a.seeds:
+        run_seeds(a, done)
     text = table(a, done)
     path = os.path.join(a.out, "loss_comparison.md")
     open(path, "w").write(text)
