@@ -208,8 +208,8 @@ def rows_to_run(a):
             for name, study, spec, weights in STUDY_ROWS]
 
 
-# Where a sweep goes on when its best rate is at one of its ends: the 1-2-5 steps of the
-# learning rate from 0.001 to 100. It went to 1 at first; without weight decay, pair hinge and
+# The rates a sweep climbs along from its best start rate: the 1-2-5 steps of the learning rate
+# from 0.001 to 100. It went to 1 at first; without weight decay, pair hinge and
 # contrastive on the normalised embedding were still best at 1. Then to 10, where double margin
 # was still climbing (38.8, 40.7, 42.9, 45.0% split-half at 1, 2, 5, 10): without decay the
 # weights before the normalisation grow, and the effective rate falls with their squared norm.
@@ -277,11 +277,8 @@ def sweep_incomplete(a, spec, row):
     stored = row.get("sweep")
     if not (a.sweep and stored and row.get("lr") is not None):
         return False
-    missing = []
-
     def figure_of(rate):
         if "%g" % rate not in stored:
-            missing.append(rate)
             raise LookupError
         return stored["%g" % rate]
 
@@ -290,6 +287,18 @@ def sweep_incomplete(a, spec, row):
     except LookupError:
         return True
     return best is None or abs(best - row["lr"]) > 1e-9 * row["lr"]
+
+
+def record_run(record, run, minutes, out):
+    """Puts a training run's minutes and its report's figures, or why it failed, into `record`;
+    whether it finished."""
+    record["minutes"] = round(minutes, 1)
+    if run.returncode != 0:
+        record["failed"] = ([l for l in run.stdout.splitlines() if l.strip()][-1:] or ["(no output)"])[0]
+        print("    failed (exit %d): %s" % (run.returncode, record["failed"]), flush=True)
+        return False
+    record.update(parse_report(os.path.join(out, "report.txt")))
+    return True
 
 
 def run_row(a, name, spec, weights):
@@ -304,14 +313,8 @@ def run_row(a, name, spec, weights):
     # The run's folder names its rate, so that a row run again after a wider sweep never reads a
     # finished run of another rate as its own.
     out = os.path.join(a.out, folder_name(spec), "lr%g" % lr if lr is not None else "default")
-    run, minutes = train(a, out, spec, weights, a.epochs, a.max_batches, lr)
-    row["minutes"] = round(minutes, 1)
-    if run.returncode != 0:
-        last = [l for l in run.stdout.splitlines() if l.strip()][-1:] or ["(no output)"]
-        row["failed"] = last[0]
-        print("    failed (exit %d): %s" % (run.returncode, last[0]), flush=True)
+    if not record_run(row, *train(a, out, spec, weights, a.epochs, a.max_batches, lr), out):
         return row
-    row.update(parse_report(os.path.join(out, "report.txt")))
     chance = 100.0 / 10
     if embedding_only_row and all(row.get(k) is not None and row[k] <= chance + 1 for k in ("centroid", "knn1", "knn10")):
         row["collapsed"] = True
@@ -354,18 +357,22 @@ def table(a, done):
 
 
 def seed_key(r):
-    return (r["name"], r["spec"], r.get("weight_decay"), r["lr"], r["seed"])
+    return stored_key(r) + (r["lr"], r["seed"])
 
 
-def load_seed_runs(a):
-    path = os.path.join(a.out, "seeds.jsonl")
-    runs = {}
+def load_jsonl(path, key):
+    """The records of a JSON-lines file by key(record), a later line replacing an earlier one."""
+    found = {}
     if os.path.exists(path):
         for line in open(path):
             if line.strip():
                 r = json.loads(line)
-                runs[seed_key(r)] = r
-    return runs
+                found[key(r)] = r
+    return found
+
+
+def load_seed_runs(a):
+    return load_jsonl(os.path.join(a.out, "seeds.jsonl"), seed_key)
 
 
 def run_seeds(a, done):
@@ -382,14 +389,10 @@ def run_seeds(a, done):
             r = {"name": name, "spec": spec, "weight_decay": weight_decay_of(spec), "lr": row.get("lr"), "seed": seed}
             if seed_key(r) in runs:
                 continue
-            out = os.path.join(a.out, folder_name(spec), "lr%g" % r["lr"] if r["lr"] is not None else "default",
-                               "seed%d" % seed)
-            run, minutes = train(a, out, spec, weights, a.epochs, a.max_batches, r["lr"], seed)
-            r["minutes"] = round(minutes, 1)
-            if run.returncode != 0:
-                r["failed"] = ([l for l in run.stdout.splitlines() if l.strip()][-1:] or ["(no output)"])[0]
-            else:
-                r.update(parse_report(os.path.join(out, "report.txt")))
+            # Beside the row's own run folder (lrX), not inside it.
+            out = os.path.join(a.out, folder_name(spec),
+                               ("lr%g" % r["lr"] if r["lr"] is not None else "default") + "_seed%d" % seed)
+            record_run(r, *train(a, out, spec, weights, a.epochs, a.max_batches, r["lr"], seed), out)
             runs[seed_key(r)] = r
             with open(os.path.join(a.out, "seeds.jsonl"), "a") as f:
                 f.write(json.dumps(r) + "\n")
@@ -404,8 +407,8 @@ def seed_spread(a, done):
         row = done.get(row_key(name, spec))
         if row is None or "failed" in row:
             continue
-        others = sorted((r for r in runs.values() if (r["name"], r["spec"], r.get("weight_decay"), r["lr"]) ==
-                         (name, spec, weight_decay_of(spec), row.get("lr")) and "failed" not in r),
+        others = sorted((r for key, r in runs.items()
+                         if key[:4] == row_key(name, spec) + (row.get("lr"),) and "failed" not in r),
                         key=lambda r: r["seed"])
         if not others:
             continue
@@ -462,7 +465,7 @@ def agreement(a, done):
         return ""
     text = "\nAgreement with the study's order over the %d rows in (Spearman's rho):" % len(finished)
     for label, figure in (("each row's own figure (softmax top-1, or 10-NN for a loss on the embedding alone)",
-                           lambda spec, r: row_figure(spec, r)),
+                           row_figure),
                           ("the fc7 embedding's 10-NN", lambda spec, r: r.get("knn10"))):
         pairs = [(study, figure(spec, r)) for study, spec, r in finished if figure(spec, r) is not None]
         if len(pairs) >= 3:
@@ -504,12 +507,7 @@ def main():
         sys.exit("loss_comparison: no trainer at %s (build first: make train-build)" % a.trainer)
     os.makedirs(a.out, exist_ok=True)
     store = os.path.join(a.out, "rows.jsonl")
-    done = {}
-    if os.path.exists(store):
-        for line in open(store):
-            if line.strip():
-                r = json.loads(line)
-                done[stored_key(r)] = r
+    done = load_jsonl(store, stored_key)
     wanted = set(a.rows.split(",")) if a.rows else None
     for name, _, spec, weights in rows_to_run(a):
         stored = done.get(row_key(name, spec))
