@@ -93,6 +93,45 @@ TEST(LossValues, TripletMiningAndValueByHand) {
   EXPECT_EQ(flat(triplet.backward()).cwiseAbs().sum(), 0.0);
 }
 
+TEST(LossValues, TripletSemiHardMiningByHand) {
+  // One-dimensional embeddings 0, 1 (class 0) and 1.5, 3.2 (class 1); one triplet per positive pair.
+  Tensor<double> e = column({{0}, {1}, {1.5}, {3.2}});
+  const std::vector<int> labels{0, 0, 1, 1};
+  TripletLoss<double> semi(TripletOptions().mining(TripletMining::SemiHard));  // margin 1, Euclidean
+  // (0, 1): d 1; negatives at 1.5 and 3.2, the closest beyond 1 is sample 2: 1 + 1 - 1.5 = 0.5
+  // (1, 0): d 1; negatives at 0.5 and 2.2, only sample 3 is beyond: 1 + 1 - 2.2 < 0
+  // (2, 3): d 1.7; negatives at 1.5 and 0.5, none beyond: the farthest, 0: 1 + 1.7 - 1.5 = 1.2
+  // (3, 2): d 1.7; negatives at 3.2 and 2.2, the closest beyond is sample 1: 1 + 1.7 - 2.2 = 0.5
+  EXPECT_NEAR(semi.forward(e, labels), (0.5 + 0 + 1.2 + 0.5) / 4, 1e-9);
+  const std::vector<std::vector<int>> expected{{0, 1, 2}, {1, 0, 3}, {2, 3, 0}, {3, 2, 1}};
+  ASSERT_EQ(semi.mined().size(), expected.size());
+  for (std::size_t i = 0; i < expected.size(); ++i) {
+    const MinedTriplet& t = semi.mined()[i];
+    EXPECT_EQ(std::vector<int>({t.anchor, t.positive, t.negative}), expected[i]) << i;
+  }
+  EXPECT_EQ(semi.hardest_negative(0), -1);  // batch-hard's record stays empty
+  // Squared distances 1, 2.25, 10.24 (from 0), 0.25, 4.84 (from 1), 2.89 (2 to 3), margin 0.2 as FaceNet:
+  // only (2, 3) with the farthest negative 0 is active, 0.2 + 2.89 - 2.25 = 0.84.
+  TripletLoss<double> facenet(TripletOptions().mining(TripletMining::SemiHard).squared(true).margin(0.2));
+  EXPECT_NEAR(facenet.forward(e, labels), 0.84 / 4, 1e-9);
+  // d/de of ||a - b||^2 is 2 (a - b), over 4 pairs: anchor 2 (1.5 - 3.2) / 2 - 1.5 / 2, positive 3
+  // the opposite of its pull, negative 0 pushed by 1.5 / 2; sample 1 untouched.
+  const Tensor<double>& g = facenet.backward();
+  EXPECT_NEAR(g.data()[2], -0.85 - 0.75, 1e-9);
+  EXPECT_NEAR(g.data()[3], 0.85, 1e-9);
+  EXPECT_NEAR(g.data()[0], 0.75, 1e-9);
+  EXPECT_EQ(g.data()[1], 0.0);
+  // Batch-hard on the same squared distances: one triplet per anchor.
+  TripletLoss<double> hard_squared(TripletOptions().squared(true).margin(0.2));
+  hard_squared.forward(e, labels);
+  EXPECT_EQ(hard_squared.mined().size(), 4u);
+  EXPECT_EQ(hard_squared.hardest_negative(0), 2);
+  // A class alone in the batch has no negative: no triplet, zero loss and gradient.
+  EXPECT_EQ(semi.forward(e, {5, 5, 5, 5}), 0.0);
+  EXPECT_TRUE(semi.mined().empty());
+  EXPECT_EQ(flat(semi.backward()).cwiseAbs().sum(), 0.0);
+}
+
 TEST(LossGradients, HingeSquaredHingeCosineAgainstFiniteDifferences) {
   Rng rng(5);
   Tensor<double> logits(5, 7, 1, 1);
@@ -142,6 +181,15 @@ TEST(LossGradients, TripletOnABatchWithStableMining) {
   // With a small margin some anchors drop out; the gradient is still right.
   TripletLoss<double> small(TripletOptions().margin(0.1));
   EXPECT_LT(gradient_error(small, e, labels), kTolerance);
+  // Semi-hard mining, Euclidean and squared: one triplet per positive pair (6 here), each with a negative.
+  for (bool squared : {false, true}) {
+    for (double margin : {5.0, 0.2}) {
+      TripletLoss<double> semi(TripletOptions().mining(TripletMining::SemiHard).squared(squared).margin(margin));
+      semi.forward(e, labels);
+      EXPECT_EQ(semi.mined().size(), 6u);
+      EXPECT_LT(gradient_error(semi, e, labels), kTolerance) << semi.describe();
+    }
+  }
 }
 
 // ---- the study's pair and triplet losses on an embedding ---------------------------------
@@ -307,6 +355,7 @@ TEST(LossValues, FiniteForExtremeLogits) {
   MultiClassHinge<float> squared(HingeOptions().squared(true));
   CosineSimilarityLoss<float> cosine;
   TripletLoss<float> triplet;
+  TripletLoss<float> facenet(TripletOptions().mining(TripletMining::SemiHard).squared(true));
   ContrastiveLoss<float> contrastive;
   PairHingeLoss<float> pair_hinge;
   LmnnLoss<float> lmnn;
@@ -319,7 +368,7 @@ TEST(LossValues, FiniteForExtremeLogits) {
   TripletGlobalLoss<float> triplet_global(GlobalLossOptions().normalize(false));
   ImprovedTripletLoss<float> improved;
   auto normalized = make_loss<float>("contrastive(normalize=1)");
-  for (Loss<float>* loss : std::vector<Loss<float>*>{&ce, &hinge, &squared, &cosine, &triplet, &contrastive, &pair_hinge,
+  for (Loss<float>* loss : std::vector<Loss<float>*>{&ce, &hinge, &squared, &cosine, &triplet, &facenet, &contrastive, &pair_hinge,
                                                      &lmnn, &ratio, &soft_pn, &lifted, &histogram, &double_margin,
                                                      &siamese, &triplet_global, &improved, normalized.get()}) {
     const float value = loss->forward(logits, {2, 0});
@@ -384,6 +433,10 @@ TEST(Objective, SettingsInTheSpecRoundTrip) {
   EXPECT_EQ(make_loss<double>("double-margin(positive_margin=0.2)")->describe(),
             "double-margin(positive_margin=0.2,negative_margin=1)");
   EXPECT_EQ(make_loss<double>("hinge(margin=3)")->describe(), "hinge(margin=3)");
+  const std::string facenet = "triplet(margin=0.2,semi_hard=1,squared=1,normalize=1)";
+  EXPECT_EQ(make_loss<double>("triplet(squared=1,semi_hard=1,normalize=1,margin=0.2)")->describe(), facenet);
+  EXPECT_EQ(make_loss<double>(facenet)->describe(), facenet);
+  EXPECT_THROW(make_loss<double>("triplet(semi_hard=2)"), std::invalid_argument);
   // Whether the embedding's classes should be read by cosine: every embedding term normalises.
   EXPECT_TRUE(make_objective<double>("contrastive(normalize=1)+histogram+cross-entropy").normalizes_embedding());
   EXPECT_TRUE(make_objective<double>("siamese-global").normalizes_embedding());

@@ -220,7 +220,11 @@ std::unique_ptr<Loss<T>> build_loss(const std::string& name, LossSettings& setti
   }
   std::unique_ptr<Loss<T>> loss;  // the pair and triplet losses: on the embedding as it is, or normalised
   if (name == "triplet") {
-    loss = std::make_unique<TripletLoss<T>>(TripletOptions().margin(margin(options.triplet_margin())));
+    loss = std::make_unique<TripletLoss<T>>(
+        TripletOptions()
+            .margin(margin(options.triplet_margin()))
+            .mining(settings.take_flag("semi_hard", false) ? TripletMining::SemiHard : TripletMining::BatchHard)
+            .squared(settings.take_flag("squared", false)));
   } else if (name == "contrastive") {
     loss = std::make_unique<ContrastiveLoss<T>>(ContrastiveOptions().margin(margin(ContrastiveOptions().margin())));
   } else if (name == "pair-hinge") {
