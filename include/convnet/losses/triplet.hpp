@@ -13,7 +13,7 @@
 //       n = argmin over b of another class with d(a, b) > d(a, p) of d(a, b),
 //     or, where every negative is closer than p, the farthest negative (hard
 //     negatives picked early in training collapse the embedding, the paper
-//     says; FaceNet's public implementations fall back the same way). The loss
+//     says; TensorFlow's triplet_semihard_loss falls back the same way). The loss
 //     is the mean over the positive pairs that have a negative.
 // Zero when no anchor has a triplet. Ties go to the lowest index.
 //
