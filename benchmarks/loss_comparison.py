@@ -33,7 +33,9 @@ on the embedding alone, the embedding's split-half nearest centroid over the
 validation pictures; where every rate tried left that figure below
 --blind-below, 30%, about what the untrained network's embedding reads, the sweep
 could not see the loss learn, and the climb runs on the lowest validation loss
-instead); the sweep is recorded with the row.
+instead); a sweep run that diverges, or whose embedding ends at chance (collapsed),
+counts as failed, and where every start rate fails the next lower rates are tried in
+turn; the sweep is recorded with the row.
 --settings 'contrastive=contrastive(margin=0.5,normalize=1)' runs a row with
 other settings of its loss; rows are stored with their spec, so such a row is a
 new row, and the table shows the one of the settings asked for. A run that stops on a non-finite loss, or whose embedding collapses (every
@@ -165,6 +167,16 @@ def validation_figure(out):
     return max(float(r["val_accuracy"]) for r in rows)
 
 
+def collapsed_sweep_run(out, spec):
+    """Whether a sweep run of a loss on the embedding alone ended with its embedding collapsed: the
+    split-half figure of its last epoch at chance (10%, with a point's slack). Raw SoftPN's three
+    start rates did so (validation loss exactly 0.5, every distance 0): shrinking every embedding
+    lowers that loss on an untrained network, whose positive distance exceeds the smaller of two
+    negative ones, and relu7 at zero is a fixed point. Such a rate is too high, not a result."""
+    rows = list(csv.DictReader(open(os.path.join(out, "metrics.csv"))))
+    return embedding_only(spec) and bool(rows) and float(rows[-1]["val_accuracy"]) <= 0.11
+
+
 def validation_loss(out):
     """The lowest validation loss of a run (what a blind sweep compares instead)."""
     rows = list(csv.DictReader(open(os.path.join(out, "metrics.csv"))))
@@ -282,7 +294,7 @@ def sweep_learning_rate(a, spec, weights):
         out = os.path.join(a.out, "sweep-" + budget, folder_name(spec), "lr%g" % rate)
         if "%g" % rate not in figures:
             result, _ = train(a, out, spec, weights, a.sweep_epochs, a.sweep_batches, rate)
-            ok = result.returncode == 0
+            ok = result.returncode == 0 and not collapsed_sweep_run(out, spec)
             figures["%g" % rate] = validation_figure(out) if ok else None
             losses["%g" % rate] = validation_loss(out) if ok else None
         return figures["%g" % rate]
@@ -293,10 +305,24 @@ def sweep_learning_rate(a, spec, weights):
         return None if loss is None or not math.isfinite(loss) else -loss
 
     start = [float(x) for x in sweep_start(a, spec).split(",")]
+    start = step_down_past_failures(start, run)
     best = climb(start, run, a.sweep_extend)
     if blind(a, spec, figures):
         best = climb(start, lower_loss_is_better, a.sweep_extend)
     return figures, losses, best
+
+
+def step_down_past_failures(start, figure_of):
+    """The start rates, with the ladder's next lower rate added while every rate tried so far
+    failed (diverged or collapsed): a loss that no start rate trains gets the smaller rates tried
+    before it is reported as failed, down to the ladder's end."""
+    rates = list(start)
+    while all(figure_of(r) is None for r in rates):
+        lower = next_rate(min(rates), upward=False)
+        if lower is None:
+            break
+        rates.append(lower)
+    return rates
 
 
 def sweep_start(a, spec):
@@ -328,7 +354,8 @@ def sweep_incomplete(a, spec, row):
         return stored["%g" % rate]
 
     try:
-        best = climb([float(x) for x in sweep_start(a, spec).split(",")], figure_of, a.sweep_extend)
+        start = step_down_past_failures([float(x) for x in sweep_start(a, spec).split(",")], figure_of)
+        best = climb(start, figure_of, a.sweep_extend)
     except LookupError:
         return True
     return best is None or abs(best - row["lr"]) > 1e-9 * row["lr"]
