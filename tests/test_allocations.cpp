@@ -85,7 +85,8 @@ TEST(Allocations, SteadyStateBatchNormStepWithSmoothingEmbeddingLossesAndAverage
 TEST(Allocations, SteadyStateStepWithCrossEntropyAndTriplet) {
   auto net = make_alexnet<float>(AlexNetConfig::named("cifar-half"), 1);
   Sgd<float> sgd(net.parameters(), SgdOptions(0.01));
-  auto objective = make_objective<float>("cross-entropy+hinge+triplet+triplet(semi_hard=1)", {1.0, 0.5, 0.5, 0.5});
+  auto objective = make_objective<float>("cross-entropy+hinge+triplet+triplet(semi_hard=1)+lmnn(targets=3)",
+                                         {1.0, 0.5, 0.5, 0.5, 0.5});
   EXPECT_EQ(allocations_in_steps(net, sgd, nullptr, 16, 32, &objective), 0);
 }
 

@@ -213,6 +213,18 @@ TEST(LossValues, PairAndTripletLossesByHand) {
   // Margin 7: the triplet (1, 0, 2) has 7 + 0.25 - 6.25 = 1, (0, 1, 2) 7 + 0.25 - 9 < 0: push = 1 / 2.
   EXPECT_NEAR(LmnnLoss<double>(LmnnOptions().margin(7)).forward(e, kThreeLabels), 0.5 * 0.25 + 0.5 * 0.5, 1e-9);
   EXPECT_NEAR(LmnnLoss<double>(LmnnOptions().margin(7).mu(1)).forward(e, kThreeLabels), 0.5, 1e-9);
+  // LMNN with one target neighbour: on a line, 0, 1, 3 of class 0 and 10 of class 1, the targets are
+  // 0 -> 1, 1 -> 0 (1 away, where 3 is 2) and 3 -> 1; pull (1 + 1 + 4) / 3. Every target pair: 28 / 6.
+  Tensor<double> line = column({{0}, {1}, {3}, {10}});
+  const std::vector<int> line_labels{0, 0, 0, 1};
+  LmnnLoss<double> nearest(LmnnOptions().targets(1));
+  EXPECT_NEAR(nearest.forward(line, line_labels), 0.5 * 2, 1e-9);
+  const std::vector<std::pair<Index, Index>> expected_targets{{0, 1}, {1, 0}, {2, 1}};
+  EXPECT_EQ(nearest.target_pairs(), expected_targets);
+  EXPECT_NEAR(LmnnLoss<double>().forward(line, line_labels), 0.5 * 28 / 6, 1e-9);
+  EXPECT_NEAR(LmnnLoss<double>(LmnnOptions().targets(5)).forward(line, line_labels), 0.5 * 28 / 6, 1e-9);
+  // Margin 50: only (3, 1, 10) is inside it, 50 + 4 - 49 = 5, over three triplets.
+  EXPECT_NEAR(LmnnLoss<double>(LmnnOptions().targets(1).margin(50)).forward(line, line_labels), 1 + 0.5 * 5 / 3, 1e-9);
   // Distance ratio: triplets (0, 1, 2) with d+ - d- = 0.5 - 3 and (1, 0, 2) with 0.5 - 2.5.
   const double expected_ratio = (2 * std::pow(sigmoid(-2.5), 2) + 2 * std::pow(sigmoid(-2.0), 2)) / 2;
   EXPECT_NEAR(DistanceRatioLoss<double>().forward(e, kThreeLabels), expected_ratio, 1e-9);
@@ -321,6 +333,13 @@ TEST(LossGradients, PairAndTripletLossesAgainstFiniteDifferences) {
     EXPECT_GT(loss->forward(e, labels), 0) << loss->describe();
     EXPECT_LT(gradient_error(*loss, e, labels), kTolerance) << loss->describe();
   }
+  // LMNN's k nearest targets: three of a class, so that one target is a choice (the random points
+  // have no ties, and the choice is constant near them).
+  LmnnLoss<double> lmnn_nearest(LmnnOptions().margin(5).targets(1));
+  const std::vector<int> threes{0, 0, 0, 1, 1, 1};
+  EXPECT_GT(lmnn_nearest.forward(e, threes), 0);
+  EXPECT_EQ(lmnn_nearest.target_pairs().size(), 6u);
+  EXPECT_LT(gradient_error(lmnn_nearest, e, threes), kTolerance);
   // The improved triplet can be negative (its floor tau1 is); here terms are above their floors.
   EXPECT_GT(improved.forward(e, labels), -1 + 0.3 * 0.5);
   EXPECT_LT(gradient_error(improved, e, labels), kTolerance);
@@ -331,6 +350,7 @@ TEST(LossErrors, PairAndTripletLossOptions) {
   EXPECT_THROW(PairHingeLoss<double>(PairHingeOptions().margin(-2)), std::invalid_argument);
   EXPECT_THROW(LmnnLoss<double>(LmnnOptions().margin(-1)), std::invalid_argument);
   EXPECT_THROW(LmnnLoss<double>(LmnnOptions().mu(1.5)), std::invalid_argument);
+  EXPECT_THROW(LmnnLoss<double>(LmnnOptions().targets(-1)), std::invalid_argument);
   EXPECT_THROW(LiftedStructuredLoss<double>(LiftedStructuredOptions().alpha(0)), std::invalid_argument);
   EXPECT_THROW(HistogramLoss<double>(HistogramOptions().nodes(1)), std::invalid_argument);
   EXPECT_THROW(DoubleMarginLoss<double>(DoubleMarginOptions().positive_margin(1).negative_margin(1)), std::invalid_argument);
@@ -437,6 +457,9 @@ TEST(Objective, SettingsInTheSpecRoundTrip) {
   EXPECT_EQ(make_loss<double>("triplet(squared=1,semi_hard=1,normalize=1,margin=0.2)")->describe(), facenet);
   EXPECT_EQ(make_loss<double>(facenet)->describe(), facenet);
   EXPECT_THROW(make_loss<double>("triplet(semi_hard=2)"), std::invalid_argument);
+  EXPECT_EQ(make_loss<double>("lmnn(targets=3,normalize=1)")->describe(), "lmnn(margin=1,mu=0.5,targets=3,normalize=1)");
+  EXPECT_EQ(make_loss<double>("lmnn")->describe(), "lmnn(margin=1,mu=0.5)");
+  EXPECT_THROW(make_loss<double>("lmnn(targets=2.5)"), std::invalid_argument);
   // Whether the embedding's classes should be read by cosine: every embedding term normalises.
   EXPECT_TRUE(make_objective<double>("contrastive(normalize=1)+histogram+cross-entropy").normalizes_embedding());
   EXPECT_TRUE(make_objective<double>("siamese-global").normalizes_embedding());

@@ -237,7 +237,13 @@ std::unique_ptr<Loss<T>> build_loss(const std::string& name, LossSettings& setti
             .negative_margin(settings.take("negative_margin", d.negative_margin())));
   } else if (name == "lmnn") {
     const LmnnOptions d;
-    loss = std::make_unique<LmnnLoss<T>>(LmnnOptions().margin(margin(d.margin())).mu(settings.take("mu", d.mu())));
+    const double targets = settings.take("targets", static_cast<double>(d.targets()));
+    require_option(targets == std::floor(targets) && targets >= 0 && targets <= 1e6, "lmnn", "targets",
+                   "a whole number", targets);
+    loss = std::make_unique<LmnnLoss<T>>(LmnnOptions()
+                                             .margin(margin(d.margin()))
+                                             .mu(settings.take("mu", d.mu()))
+                                             .targets(static_cast<Index>(targets)));
   } else if (name == "improved-triplet") {
     const ImprovedTripletOptions d;
     loss = std::make_unique<ImprovedTripletLoss<T>>(ImprovedTripletOptions()
