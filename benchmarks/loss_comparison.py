@@ -170,6 +170,11 @@ def validation_figure(out):
     return max(float(r["val_accuracy"]) for r in rows)
 
 
+# CIFAR-10's chance level, in percent, with a point's slack: an embedding whose classifiers read no
+# better has collapsed (a sweep run's last split-half figure, a row's centroid and k-NN figures).
+CHANCE_WITH_SLACK = 100.0 / 10 + 1
+
+
 def collapsed_sweep_run(out, spec):
     """Whether a sweep run of a loss on the embedding alone ended with its embedding collapsed: the
     split-half figure of its last epoch at chance (10%, with a point's slack). Raw SoftPN's three
@@ -177,7 +182,7 @@ def collapsed_sweep_run(out, spec):
     lowers that loss on an untrained network, whose positive distance exceeds the smaller of two
     negative ones, and relu7 at zero is a fixed point. Such a rate is too high, not a result."""
     rows = list(csv.DictReader(open(os.path.join(out, "metrics.csv"))))
-    return embedding_only(spec) and bool(rows) and float(rows[-1]["val_accuracy"]) <= 0.11
+    return embedding_only(spec) and bool(rows) and 100 * float(rows[-1]["val_accuracy"]) <= CHANCE_WITH_SLACK
 
 
 def validation_loss(out):
@@ -392,8 +397,7 @@ def run_row(a, name, spec, weights):
     out = os.path.join(a.out, folder_name(spec), "lr%g" % lr if lr is not None else "default")
     if not record_run(row, *train(a, out, spec, weights, a.epochs, a.max_batches, lr), out):
         return row
-    chance = 100.0 / 10
-    if embedding_only_row and all(row.get(k) is not None and row[k] <= chance + 1 for k in ("centroid", "knn1", "knn10")):
+    if embedding_only_row and all(row.get(k) is not None and row[k] <= CHANCE_WITH_SLACK for k in ("centroid", "knn1", "knn10")):
         row["collapsed"] = True
     print("    " + json.dumps(row), flush=True)
     return row
