@@ -1,7 +1,7 @@
 # The front door. Each target installs what is missing, configures a Release
 # build in build/, builds what its job needs, and then does its one job.
 #   make test    build everything and run the test suite (what CI runs)
-#   make train   build the trainer only (no GoogleTest or Google Benchmark needed) and train
+#   make train   build the convnet program only (no GoogleTest or Google Benchmark needed) and train
 #                AlexNet on CIFAR-10 (TRAIN_ARGS="..." passes flags, CIFAR10_DIR=... says
 #                where the data is; TRAIN_ARGS=--download fetches it)
 #   make train-mpi NP=2   the same, data-parallel over NP local MPI ranks of THREADS_PER_RANK
@@ -47,7 +47,7 @@ deps:
 	@bash tools/install-deps.sh test
 
 configure: deps
-	@$(CONFIGURE) -DCONVNET_BUILD_TESTS=ON -DCONVNET_BUILD_EXAMPLES=ON -DCONVNET_BUILD_BENCHMARKS=ON
+	@$(CONFIGURE) -DCONVNET_BUILD_TESTS=ON -DCONVNET_BUILD_APPS=ON -DCONVNET_BUILD_EXAMPLES=ON -DCONVNET_BUILD_BENCHMARKS=ON
 
 build: configure
 	@cmake --build $(BUILD_DIR) -j $(JOBS)
@@ -57,28 +57,28 @@ test: build
 
 train-build:
 	@bash tools/install-deps.sh
-	@$(CONFIGURE) -DCONVNET_BUILD_TESTS=OFF -DCONVNET_BUILD_EXAMPLES=ON -DCONVNET_BUILD_BENCHMARKS=OFF
-	@cmake --build $(BUILD_DIR) -j $(JOBS) --target cifar10_train
+	@$(CONFIGURE) -DCONVNET_BUILD_TESTS=OFF -DCONVNET_BUILD_APPS=ON -DCONVNET_BUILD_BENCHMARKS=OFF
+	@cmake --build $(BUILD_DIR) -j $(JOBS) --target convnet_app
 
 train: train-build
-	@$(BUILD_DIR)/examples/cifar10_train --data $(CIFAR10_DIR) $(TRAIN_ARGS)
+	@$(BUILD_DIR)/bin/convnet train --data $(CIFAR10_DIR) $(TRAIN_ARGS)
 
 train-mpi:
 	@bash tools/install-deps.sh mpi
-	@$(CONFIGURE) -DCONVNET_BUILD_TESTS=OFF -DCONVNET_BUILD_EXAMPLES=ON -DCONVNET_BUILD_BENCHMARKS=OFF
-	@cmake --build $(BUILD_DIR) -j $(JOBS) --target cifar10_train
+	@$(CONFIGURE) -DCONVNET_BUILD_TESTS=OFF -DCONVNET_BUILD_APPS=ON -DCONVNET_BUILD_BENCHMARKS=OFF
+	@cmake --build $(BUILD_DIR) -j $(JOBS) --target convnet_app
 	@mpirun $(MPIRUN_FLAGS) -np $(NP) -x OMP_NUM_THREADS=$(THREADS_PER_RANK) \
-	  $(BUILD_DIR)/examples/cifar10_train --threads $(THREADS_PER_RANK) --data $(CIFAR10_DIR) $(TRAIN_ARGS)
+	  $(BUILD_DIR)/bin/convnet train --threads $(THREADS_PER_RANK) --data $(CIFAR10_DIR) $(TRAIN_ARGS)
 
 bench:
 	@bash tools/install-deps.sh bench
-	@$(CONFIGURE) -DCONVNET_BUILD_TESTS=OFF -DCONVNET_BUILD_EXAMPLES=OFF -DCONVNET_BUILD_BENCHMARKS=ON
+	@$(CONFIGURE) -DCONVNET_BUILD_TESTS=OFF -DCONVNET_BUILD_APPS=OFF -DCONVNET_BUILD_EXAMPLES=OFF -DCONVNET_BUILD_BENCHMARKS=ON
 	@cmake --build $(BUILD_DIR) -j $(JOBS) --target convnet_bench convnet_step
 	@$(BUILD_DIR)/benchmarks/convnet_bench $(BENCH_ARGS)
 	@$(PYTHON) benchmarks/compare_pytorch.py --ours $(BUILD_DIR)/benchmarks/convnet_step $(COMPARE_ARGS)
 
 loss-comparison: train-build
-	@$(PYTHON) benchmarks/loss_comparison.py --trainer $(BUILD_DIR)/examples/cifar10_train --data $(CIFAR10_DIR) $(LOSS_ARGS)
+	@$(PYTHON) benchmarks/loss_comparison.py --trainer $(BUILD_DIR)/bin/convnet --data $(CIFAR10_DIR) $(LOSS_ARGS)
 
 # The test suite under AddressSanitizer and UndefinedBehaviorSanitizer (with float-cast-overflow:
 # a NaN or huge double cast to an integer is undefined too), in its own build folder. No -DNDEBUG:
@@ -128,7 +128,7 @@ ARCHER ?= $(firstword $(wildcard /usr/lib/llvm-*/lib/libarcher.so))
 check-tsan:
 	@bash tools/install-deps.sh clang
 	@cmake -S . -B $(BUILD_DIR)-tsan -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-	  -DCONVNET_BUILD_BENCHMARKS=OFF -DCONVNET_BUILD_EXAMPLES=OFF -DCONVNET_ALLOC_TESTS=OFF \
+	  -DCONVNET_BUILD_BENCHMARKS=OFF -DCONVNET_BUILD_APPS=OFF -DCONVNET_BUILD_EXAMPLES=OFF -DCONVNET_ALLOC_TESTS=OFF \
 	  -DCMAKE_CXX_FLAGS="-fsanitize=thread -fno-omit-frame-pointer"
 	@cmake --build $(BUILD_DIR)-tsan -j $(JOBS) --target convnet_tests
 	@OMP_TOOL_LIBRARIES=$(ARCHER) TSAN_OPTIONS="halt_on_error=1 ignore_noninstrumented_modules=1" OMP_NUM_THREADS=2 \

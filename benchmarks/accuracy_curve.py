@@ -3,7 +3,7 @@
 
     python3 benchmarks/accuracy_curve.py --ours runs/cifar10 --pytorch runs/pytorch_cifar
 
---ours is a cifar10_train output folder (metrics.csv: validation accuracy per
+--ours is a `convnet train` output folder (metrics.csv: validation accuracy per
 epoch; timing.csv: seconds per epoch, training and validation), --pytorch is
 pytorch_cifar_time.py's (curve.csv: minutes since its start per epoch;
 summary.json: its test figures). Our minutes are the running sum of the epoch

@@ -31,7 +31,7 @@
 #include <omp.h>
 #endif
 
-#include "../tests/alloc_counter.hpp"
+#include "alloc_counter.hpp"
 #include "peak.hpp"
 
 namespace {

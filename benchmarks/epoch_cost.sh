@@ -5,9 +5,9 @@
 # each network the epochs that fit the same wall-clock budget (README, recipe section).
 # The real trainer, not the synthetic convnet_step, so that loading and augmentation count.
 #
-#   benchmarks/epoch_cost.sh build/examples/cifar10_train ../shared/data/cifar-10-batches-bin [ROUNDS] [BATCHES]
+#   benchmarks/epoch_cost.sh build/bin/convnet ../shared/data/cifar-10-batches-bin [ROUNDS] [BATCHES]
 set -euo pipefail
-usage="usage: epoch_cost.sh TRAINER CIFAR10_DIR [ROUNDS] [BATCHES]"
+usage="usage: epoch_cost.sh CONVNET CIFAR10_DIR [ROUNDS] [BATCHES]"
 trainer=${1:?$usage}
 data=${2:?$usage}
 rounds=${3:-3}
@@ -17,7 +17,7 @@ trap 'rm -rf "$out"' EXIT
 for round in $(seq "$rounds"); do
   for config in cifar-half-bn cifar-half cifar-bn; do
     log="$out/$round-$config.log"
-    if ! "$trainer" --data "$data" --config "$config" --epochs 1 --max-batches "$batches" \
+    if ! "$trainer" train --data "$data" --config "$config" --epochs 1 --max-batches "$batches" \
            --progress-every "$batches" --eval centre --out "$out/$round-$config" > "$log" 2>&1; then
       echo "epoch_cost: $trainer failed for --config $config:" >&2
       tail -3 "$log" >&2

@@ -23,7 +23,7 @@
 #include <string>
 #include <vector>
 
-#include "../examples/cli.hpp"
+#include <convnet/cli/option_table.hpp>
 
 namespace {
 

@@ -12,7 +12,7 @@ centre crop. Rows go to benchmarks/results/loss_comparison, which
 is committed (checkpoints aside), so that a fresh checkout continues the
 comparison instead of starting it again; --out elsewhere starts afresh.
 
-Each run is build/examples/cifar10_train with --loss SPEC on the study's
+Each run is `build/bin/convnet train` with --loss SPEC on the study's
 network (--config cifar-half, pinned, without label smoothing) and everything
 else at the trainer's defaults (SGD Nesterov, one-cycle, batch 128, crop + flip)
 unless --trainer-args says otherwise; a loss on the L2-normalised embedding
@@ -217,11 +217,11 @@ def train(a, out, spec, weights, epochs, batches, lr=None, seed=None):
     if os.path.exists(os.path.join(out, "report.txt")) and os.path.exists(out + ".log"):
         return subprocess.CompletedProcess([], 0, open(out + ".log").read()), before
     if os.path.exists(os.path.join(out, "last.ckpt")):
-        cmd = [a.trainer, "--resume", os.path.join(out, "last.ckpt"), "--data", a.data]
+        cmd = [a.trainer, "train", "--resume", os.path.join(out, "last.ckpt"), "--data", a.data]
     else:
         # The study's network and recipe are pinned, so a change of the trainer's defaults (issue 19
         # made cifar-half-bn with label smoothing the default) cannot change a row.
-        cmd = [a.trainer, "--data", a.data, "--out", out, "--loss", spec, "--epochs", str(epochs),
+        cmd = [a.trainer, "train", "--data", a.data, "--out", out, "--loss", spec, "--epochs", str(epochs),
                "--seed", str(a.seed if seed is None else seed),
                "--config", "cifar-half", "--label-smoothing", "0"]
         if batches > 0:
@@ -565,7 +565,8 @@ def main():
     here = os.path.dirname(os.path.abspath(__file__))
     root = os.path.dirname(here)
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--trainer", default=os.path.join(root, "build", "examples", "cifar10_train"))
+    p.add_argument("--trainer", default=os.path.join(root, "build", "bin", "convnet"),
+                   help="the convnet program (each run is its train subcommand)")
     p.add_argument("--data", default=os.environ.get("CIFAR10_DIR", "data/cifar-10-batches-bin"))
     p.add_argument("--out", default=os.path.join(here, "results", "loss_comparison"))
     p.add_argument("--epochs", type=int, default=15)
@@ -595,7 +596,7 @@ def main():
     a = p.parse_args()
 
     if not os.access(a.trainer, os.X_OK):
-        sys.exit("loss_comparison: no trainer at %s (build first: make train-build)" % a.trainer)
+        sys.exit("loss_comparison: no convnet program at %s (build first: make train-build)" % a.trainer)
     os.makedirs(a.out, exist_ok=True)
     store = os.path.join(a.out, "rows.jsonl")
     done = load_jsonl(store, stored_key)

@@ -11,11 +11,11 @@
 //    serial_median_s=... allreduce_s=... gradient_floats=..."
 // serial_median_s is the step without overlap, allreduce_s the median of one blocking
 // sum of every gradient (the communication a step cannot avoid).
-#include <convnet/alexnet.hpp>
+#include <convnet/models/alexnet.hpp>
 #include <convnet/distributed/mpi.hpp>
 #include <convnet/optim/sgd.hpp>
 #include <convnet/threading.hpp>
-#include <convnet/training.hpp>
+#include <convnet/train/step.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -24,7 +24,7 @@
 #include <string>
 #include <vector>
 
-#include "../examples/cli.hpp"
+#include <convnet/cli/option_table.hpp>
 
 namespace {
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """PyTorch's side of the accuracy-against-minutes comparison: the same network
-and recipe as `make train` (cifar10_train's defaults), trained by PyTorch on
+and recipe as `make train` (`convnet train`'s defaults), trained by PyTorch on
 the same CIFAR-10 files, the same number of threads and the same wall-clock
 budget, writing validation accuracy against wall minutes after every epoch
 and the test accuracy at the end.

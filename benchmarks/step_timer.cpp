@@ -9,10 +9,10 @@
 // method's FLOPs of a step (training: forward, weight gradients and input gradients but
 // conv1's) over its median time, whichever algorithms ran; the peak is this machine's,
 // measured in the same process before the steps (benchmarks/peak.hpp).
-#include <convnet/alexnet.hpp>
+#include <convnet/models/alexnet.hpp>
 #include <convnet/optim/sgd.hpp>
 #include <convnet/threading.hpp>
-#include <convnet/training.hpp>
+#include <convnet/train/step.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -22,7 +22,7 @@
 #include <string>
 #include <vector>
 
-#include "../examples/cli.hpp"
+#include <convnet/cli/option_table.hpp>
 #include "peak.hpp"
 
 int main(int argc, char** argv) {

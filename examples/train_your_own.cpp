@@ -12,8 +12,6 @@
 #include <iostream>
 #include <memory>
 
-#include "cli.hpp"
-
 using namespace convnet;
 
 int main(int argc, char** argv) {

@@ -7,15 +7,15 @@
 #include <gtest/gtest.h>
 #include <omp.h>
 
-#include <convnet/alexnet.hpp>
-#include <convnet/classifier.hpp>
+#include <convnet/models/alexnet.hpp>
+#include <convnet/inference/classifier.hpp>
 #include <convnet/data/image_io.hpp>
 #include <convnet/optim/adam.hpp>
 #include <convnet/optim/sgd.hpp>
 #include <convnet/optim/weight_average.hpp>
-#include <convnet/training.hpp>
+#include <convnet/train/step.hpp>
 
-#include "alloc_counter.hpp"
+#include "../benchmarks/alloc_counter.hpp"  // the counter the benchmarks report with
 #include "helpers.hpp"
 
 namespace {

@@ -4,7 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <convnet/data/image_io.hpp>  // first: it compiles stb
-#include <convnet/alexnet.hpp>
+#include <convnet/models/alexnet.hpp>
 #include <convnet/data/cifar100.hpp>
 #include <convnet/data/idx.hpp>
 #include <convnet/data/loader.hpp>

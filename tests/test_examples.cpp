@@ -22,10 +22,11 @@ using namespace convnet;
 using namespace convnet::testing;
 namespace fs = std::filesystem;
 
-const std::string kTrain = CONVNET_TRAIN_BIN;
-const std::string kPredict = CONVNET_PREDICT_BIN;
-const std::string kTrainAny = CONVNET_TRAIN_ANY_BIN;
-const std::string kCifarToFolder = CONVNET_CIFAR_TO_FOLDER_BIN;
+const std::string kConvnet = CONVNET_BIN;
+const std::string kTrain = kConvnet + " train";
+const std::string kPredict = kConvnet + " predict";
+const std::string kTrainAny = kConvnet + " train";
+const std::string kCifarToFolder = kConvnet + " to-folder";
 const std::string kSmall = " --width 0.25 --batch-size 32 --threads 2 ";
 
 TEST(Examples, TrainerWritesItsFilesAndPredictorReadsTheCheckpoint) {
@@ -86,6 +87,26 @@ TEST(Examples, PredictorTakesAModelExportedFromPyTorch) {
   EXPECT_NE(one.output.find("  5. class"), std::string::npos) << one.output;
 }
 
+// One program: its --help lists every subcommand, each answers --help, and a wrong name is refused.
+TEST(Program, ListsItsCommandsAndEachAnswersHelp) {
+  const Result help = run(kConvnet + " --help");
+  ASSERT_EQ(help.status, 0) << help.output;
+  for (const std::string command : {"train", "predict", "summary", "to-folder"}) {
+    EXPECT_NE(help.output.find("\n  " + command + " "), std::string::npos) << command << "\n" << help.output;
+    const Result own = run(kConvnet + " " + command + " --help");
+    EXPECT_EQ(own.status, 0) << command << "\n" << own.output;
+    EXPECT_EQ(own.output.rfind("usage: convnet " + command, 0), 0u) << command << "\n" << own.output;
+  }
+  const Result unknown = run(kConvnet + " trian");
+  EXPECT_EQ(unknown.status, 1);
+  EXPECT_NE(unknown.output.find("convnet: unknown command 'trian'"), std::string::npos) << unknown.output;
+  EXPECT_EQ(run(kConvnet).status, 1);
+  const Result summary = run(kConvnet + " summary --config nope");
+  EXPECT_EQ(summary.status, 1);
+  EXPECT_NE(summary.output.find("convnet summary: AlexNet: unknown configuration 'nope'; valid names are paper, cifar,"),
+            std::string::npos) << summary.output;
+}
+
 TEST(Examples, TrainerExplainsMissingDataAndBadFlags) {
   TempDir dir;
   const Result missing = run(kTrain + " --data " + (dir / "nowhere") + " --out " + (dir / "out"));
@@ -127,7 +148,7 @@ TEST(Examples, EveryFlagHasARange) {
   for (const auto& [flag, message] : cases) {
     const Result r = run(kTrain + " " + flag + " --data /nonexistent");
     EXPECT_EQ(r.status, 1) << flag << "\n" << r.output;
-    EXPECT_NE(r.output.find("cifar10_train: " + message), std::string::npos) << flag << "\n" << r.output;
+    EXPECT_NE(r.output.find("convnet train: " + message), std::string::npos) << flag << "\n" << r.output;
   }
   const Result predict = run(kPredict + " --threads 5000000000 --checkpoint x.ckpt y.png");
   EXPECT_EQ(predict.status, 1);

@@ -7,13 +7,13 @@
 // catch it): a failed rank must never leave the other waiting.
 #include <gtest/gtest.h>
 
-#include <convnet/alexnet.hpp>
+#include <convnet/models/alexnet.hpp>
 #include <convnet/data/loader.hpp>
 #include <convnet/distributed/mpi.hpp>
 #include <convnet/losses/softmax_cross_entropy.hpp>
 #include <convnet/optim/sgd.hpp>
 #include <convnet/random.hpp>
-#include <convnet/trainer.hpp>
+#include <convnet/train/trainer.hpp>
 
 #include "data_helpers.hpp"
 

@@ -2,7 +2,7 @@
 // CIFAR configurations, initialisation, modes, and the model summary.
 #include <gtest/gtest.h>
 
-#include <convnet/alexnet.hpp>
+#include <convnet/models/alexnet.hpp>
 #include <convnet/init.hpp>
 #include <convnet/layers/conv2d.hpp>
 #include <convnet/layers/dense.hpp>
@@ -11,8 +11,8 @@
 #include <convnet/layers/relu.hpp>
 #include <convnet/losses/softmax_cross_entropy.hpp>
 #include <convnet/optim/sgd.hpp>
-#include <convnet/summary.hpp>
-#include <convnet/training.hpp>
+#include <convnet/models/summary.hpp>
+#include <convnet/train/step.hpp>
 #include <convnet/version.hpp>
 
 #include <cmath>

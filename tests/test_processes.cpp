@@ -102,7 +102,7 @@ TEST(Checkpoint, SigkillDuringSavesNeverLeavesABrokenFile) {
 }
 
 #ifdef CONVNET_TRAIN_BIN
-const std::string kTrain = CONVNET_TRAIN_BIN;
+const std::string kTrain = std::string(CONVNET_TRAIN_BIN) + " train";
 const std::string kSmall = " --width 0.25 --batch-size 32 --threads 2 ";
 
 // Trains on generated CIFAR-10 files (600 training records: 17 batches of 32 an epoch) into
@@ -121,7 +121,7 @@ void interrupt_training(const TempDir& dir, int sig, long batch) {
   const int status = child.wait();
   ASSERT_TRUE(WIFEXITED(status)) << output;
   ASSERT_EQ(WEXITSTATUS(status), 128 + sig) << output;
-  EXPECT_NE(output.find("resume with: cifar10_train --resume " + (dir / "out/last.ckpt")), std::string::npos) << output;
+  EXPECT_NE(output.find("resume with: convnet train --resume " + (dir / "out/last.ckpt")), std::string::npos) << output;
   const auto position = Checkpoint::load(dir / "out/last.ckpt").u64s("trainer/position");
   EXPECT_EQ(position[0], 0u);
   EXPECT_GE(position[1], static_cast<std::uint64_t>(batch));

@@ -3,8 +3,8 @@
 // stop requests, non-finite losses, and a checkpoint turned into a classifier.
 #include <gtest/gtest.h>
 
-#include <convnet/classifier.hpp>
-#include <convnet/embedding_classifier.hpp>
+#include <convnet/inference/classifier.hpp>
+#include <convnet/inference/embedding_classifier.hpp>
 #include <convnet/data/image.hpp>
 #include <convnet/layers/conv2d.hpp>
 #include <convnet/layers/dense.hpp>
@@ -13,8 +13,8 @@
 #include <convnet/losses/softmax_cross_entropy.hpp>
 #include <convnet/optim/schedules.hpp>
 #include <convnet/optim/sgd.hpp>
-#include <convnet/trainer.hpp>
-#include <convnet/trainer_callbacks.hpp>
+#include <convnet/train/trainer.hpp>
+#include <convnet/train/callbacks.hpp>
 
 #include <atomic>
 #include <csignal>

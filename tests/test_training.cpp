@@ -1,7 +1,7 @@
 // Optimizers, schedules, the training step, and checkpoints.
 #include <gtest/gtest.h>
 
-#include <convnet/alexnet.hpp>
+#include <convnet/models/alexnet.hpp>
 #include <convnet/checkpoint.hpp>
 #include <convnet/distributed/gradient_reducer.hpp>
 #include <convnet/metrics.hpp>
@@ -9,7 +9,7 @@
 #include <convnet/optim/schedules.hpp>
 #include <convnet/optim/sgd.hpp>
 #include <convnet/threading.hpp>
-#include <convnet/training.hpp>
+#include <convnet/train/step.hpp>
 
 #include <algorithm>
 #include <cmath>

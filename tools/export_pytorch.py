@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Converts a PyTorch AlexNet (a state_dict, or a whole pickled model) into a
-convnet checkpoint that examples/predict and restore_training_state() read.
+convnet checkpoint that `convnet predict` and restore_training_state() read.
 
     /usr/bin/python3 tools/export_pytorch.py alexnet-owt-7be5be79.pth alexnet.ckpt --config torchvision
 

@@ -2,14 +2,21 @@
 //
 // Every error of convnet's own is a convnet::Error, so one catch takes them all,
 // and each is also the standard exception it naturally is:
+//   ArgumentError       (std::invalid_argument) an invalid option, flag or argument; names
+//                       the option and the value
 //   ShapeError          (std::invalid_argument) a tensor of the wrong shape handed to
 //                       a layer or loss; names the layer, the expected and the actual shape
-//   DataError           (std::runtime_error, data/image.hpp) a missing, truncated or corrupt file
-//   CheckpointError     (std::runtime_error, checkpoint.hpp) a checkpoint that cannot be read
-//                       or does not fit; names the file and the byte range or layer
-//   NonFiniteLossError  (std::runtime_error, training.hpp) NaN or infinity in a step
-// An invalid option or argument throws std::invalid_argument naming the option
-// and the value. All are thrown at the public boundary, before any work.
+//   DataError           (std::runtime_error) a missing, truncated or corrupt file, an
+//                       undecodable picture, a folder that cannot be read or written
+//   CheckpointError     (std::runtime_error, checkpoint/format.hpp) a checkpoint that cannot be
+//                       read or does not fit; names the file and the byte range or layer
+//   NonFiniteLossError  (std::runtime_error, train/step.hpp) NaN or infinity in a step
+//   LookupError         (std::out_of_range) a layer name or record index that is not there
+//   SystemError         (std::runtime_error) a process, pipe or MPI call that failed
+//   StateError          (std::logic_error) a call out of order (backward before forward, a
+//                       loader read before its epoch started)
+// All are thrown at the public boundary, before any work. tests/test_core.cpp keeps the
+// library to this: no throw in include/convnet names a bare standard exception.
 #pragma once
 
 #include <charconv>
@@ -50,6 +57,36 @@ class ShapeError : public ErrorAs<std::invalid_argument> {
   std::string where_, expected_, actual_;
 };
 
+/// An option, flag or argument out of its range or of the wrong kind.
+class ArgumentError : public ErrorAs<std::invalid_argument> {
+ public:
+  explicit ArgumentError(const std::string& what) : ErrorAs(what) {}
+};
+
+/// Reading or writing data failed: a missing, truncated or corrupt file, an undecodable picture.
+class DataError : public ErrorAs<std::runtime_error> {
+ public:
+  explicit DataError(const std::string& what) : ErrorAs(what) {}
+};
+
+/// A name or an index that is not there: a layer the network does not have, a record past the end.
+class LookupError : public ErrorAs<std::out_of_range> {
+ public:
+  explicit LookupError(const std::string& what) : ErrorAs(what) {}
+};
+
+/// The system around the library failed: a process, a pipe, the MPI library.
+class SystemError : public ErrorAs<std::runtime_error> {
+ public:
+  explicit SystemError(const std::string& what) : ErrorAs(what) {}
+};
+
+/// A call made out of order: the object is not in the state the call needs.
+class StateError : public ErrorAs<std::logic_error> {
+ public:
+  explicit StateError(const std::string& what) : ErrorAs(what) {}
+};
+
 namespace detail {
 
 /// A whole number or a decimal from text, locale-free (std::from_chars), all of the text or an error.
@@ -58,7 +95,7 @@ N parse_number(const std::string& text) {
   N value{};
   const auto result = std::from_chars(text.data(), text.data() + text.size(), value);
   if (result.ec != std::errc() || result.ptr != text.data() + text.size()) {
-    throw std::invalid_argument("not a number: '" + text + "'");
+    throw ArgumentError("not a number: '" + text + "'");
   }
   return value;
 }
@@ -72,12 +109,12 @@ std::string concat(Args&&... args) {
   return out.str();
 }
 
-/// Throws std::invalid_argument("<where>: <option> must be <requirement>, got <value>") unless ok.
+/// Throws ArgumentError("<where>: <option> must be <requirement>, got <value>") unless ok.
 template <class V>
 void require_option(bool ok, const std::string& where, const char* option, const char* requirement,
                     const V& value) {
   if (!ok) {
-    throw std::invalid_argument(concat(where, ": ", option, " must be ", requirement, ", got ", value));
+    throw ArgumentError(concat(where, ": ", option, " must be ", requirement, ", got ", value));
   }
 }
 

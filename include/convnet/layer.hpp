@@ -26,6 +26,7 @@
 #include <utility>
 #include <vector>
 
+#include "errors.hpp"
 #include "parameter.hpp"
 #include "tensor.hpp"
 
@@ -76,7 +77,7 @@ class Layer {
   /// resumed run continues exactly.
   virtual std::vector<std::uint64_t> random_state() const { return {}; }
   virtual void set_random_state(const std::vector<std::uint64_t>& state) {
-    if (!state.empty()) throw std::invalid_argument(name() + ": this layer has no random state to restore");
+    if (!state.empty()) throw ArgumentError(name() + ": this layer has no random state to restore");
   }
 
   /// Where this batch's first example stands in a larger batch split between
@@ -108,7 +109,7 @@ class Layer {
   }
 
   const Tensor<T>& backward(const Tensor<T>& grad_output) {
-    if (input_ == nullptr) throw std::logic_error(name() + ": backward called before forward");
+    if (input_ == nullptr) throw StateError(name() + ": backward called before forward");
     if (shape_of(grad_output) != shape_of(output_)) {
       throw ShapeError(name() + " backward (gradient of the output)", shape_of(output_).str(),
                        shape_of(grad_output).str());

@@ -16,7 +16,7 @@ namespace detail {
 inline void check_labels(const std::vector<int>& labels, Index classes, const char* where) {
   for (std::size_t i = 0; i < labels.size(); ++i) {
     if (labels[i] < 0 || labels[i] >= classes) {
-      throw std::invalid_argument(concat(where, ": label ", labels[i], " of sample ", i, " is outside [0, ", classes,
+      throw ArgumentError(concat(where, ": label ", labels[i], " of sample ", i, " is outside [0, ", classes,
                                          ")"));
     }
   }

@@ -17,12 +17,14 @@
 
 #include <unistd.h>
 
+#include "errors.hpp"
+
 namespace convnet {
 
 class StopSignals {
  public:
   StopSignals() {
-    if (active().exchange(true)) throw std::logic_error("StopSignals: only one may be installed at a time");
+    if (active().exchange(true)) throw StateError("StopSignals: only one may be installed at a time");
     stop_flag().store(false);
     signal_number().store(0);
     struct sigaction action {};

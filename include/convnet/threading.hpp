@@ -12,6 +12,8 @@
 
 #ifdef _OPENMP
 #include <omp.h>
+
+#include "errors.hpp"
 #endif
 
 namespace convnet {
@@ -27,7 +29,7 @@ inline int num_threads() {
 
 /// Sets the thread count for layers and for Eigen's GEMM; n >= 1.
 inline void set_num_threads(int n) {
-  if (n < 1) throw std::invalid_argument("set_num_threads: thread count must be >= 1, got " + std::to_string(n));
+  if (n < 1) throw ArgumentError("set_num_threads: thread count must be >= 1, got " + std::to_string(n));
 #ifdef _OPENMP
   omp_set_num_threads(n);
 #endif

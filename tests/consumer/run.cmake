@@ -23,7 +23,7 @@ if(MODE STREQUAL "install")
   set(configure_args -DCMAKE_PREFIX_PATH=${WORK_DIR}/prefix)
 elseif(MODE STREQUAL "install-openblas")
   run(${CMAKE_COMMAND} -S "${SOURCE_DIR}" -B "${WORK_DIR}/convnet" -DCONVNET_BLAS=openblas -DCONVNET_BUILD_TESTS=OFF
-      -DCONVNET_BUILD_EXAMPLES=OFF -DCONVNET_BUILD_BENCHMARKS=OFF)
+      -DCONVNET_BUILD_APPS=OFF -DCONVNET_BUILD_EXAMPLES=OFF -DCONVNET_BUILD_BENCHMARKS=OFF)
   run(${CMAKE_COMMAND} --install "${WORK_DIR}/convnet" --prefix "${WORK_DIR}/prefix")
   set(configure_args -DCMAKE_PREFIX_PATH=${WORK_DIR}/prefix)
 else()

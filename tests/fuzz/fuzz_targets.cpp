@@ -2,7 +2,7 @@
 
 #include <convnet/data/image_io.hpp>  // first: it compiles stb
 #include <convnet/checkpoint.hpp>
-#include <convnet/classifier.hpp>
+#include <convnet/inference/classifier.hpp>
 #include <convnet/data/cifar10.hpp>
 #include <convnet/data/cifar100.hpp>
 #include <convnet/data/idx.hpp>
@@ -12,7 +12,7 @@
 #include <convnet/layers/flatten.hpp>
 #include <convnet/layers/relu.hpp>
 #include <convnet/optim/sgd.hpp>
-#include <convnet/trainer.hpp>
+#include <convnet/train/trainer.hpp>
 
 #include <cstdio>
 #include <cstdlib>
@@ -21,7 +21,7 @@
 #include <string>
 #include <vector>
 
-#include "../../examples/train_options.hpp"
+#include <convnet/cli/train_settings.hpp>
 
 namespace convnet::fuzz {
 
@@ -370,22 +370,22 @@ int transforms(const std::uint8_t* data, std::size_t size) {
   return 0;
 }
 
-// cifar10_train's command line: the input, split at zero bytes, is the argument list. A parse either
+// convnet train's command line: the input, split at zero bytes, is the argument list. A parse either
 // fails with std::invalid_argument or gives settings in range whose record restores to the same
 // settings, and whose network configuration is bounded. The input is also taken as a checkpoint's
 // record of settings (trainer/options), which a resumed run restores.
 int command_line(const std::uint8_t* data, std::size_t size) {
   {
-    train_program::Settings stored;
-    cli::OptionTable table = train_program::options_of(stored);
+    cli::TrainSettings stored;
+    cli::OptionTable table = cli::train_options_of(stored);
     try {
       table.restore(std::string(reinterpret_cast<const char*>(data), size));
-      train_program::resolve_kind_defaults(stored);
-      train_program::config_of(stored);
+      cli::resolve_kind_defaults(stored);
+      cli::config_of(stored);
     } catch (const std::invalid_argument&) {
     }
   }
-  std::vector<std::string> args{"cifar10_train"};
+  std::vector<std::string> args{"train"};
   std::string current;
   for (std::size_t i = 0; i < size; ++i) {
     if (data[i] == 0) {
@@ -400,16 +400,16 @@ int command_line(const std::uint8_t* data, std::size_t size) {
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
-  train_program::Settings settings;
-  cli::OptionTable table = train_program::options_of(settings);
+  cli::TrainSettings settings;
+  cli::OptionTable table = cli::train_options_of(settings);
   try {
     table.parse(static_cast<int>(args.size()), argv.data());
   } catch (const std::invalid_argument&) {
     return 0;
   }
   const std::string record = table.record();
-  train_program::Settings again;
-  cli::OptionTable other = train_program::options_of(again);
+  cli::TrainSettings again;
+  cli::OptionTable other = cli::train_options_of(again);
   try {
     other.restore(record);
   } catch (const std::invalid_argument&) {
@@ -417,8 +417,8 @@ int command_line(const std::uint8_t* data, std::size_t size) {
   }
   if (other.record() != record) fail("the record does not round-trip");
   try {
-    train_program::resolve_kind_defaults(settings);
-    train_program::config_of(settings);
+    cli::resolve_kind_defaults(settings);
+    cli::config_of(settings);
   } catch (const std::invalid_argument&) {
   }
   return 0;

@@ -2,7 +2,7 @@
 // committed):  make fuzz-corpus
 // Small valid inputs of every format each target reads, and a few broken ones.
 #include <convnet/data/image_io.hpp>
-#include <convnet/alexnet.hpp>
+#include <convnet/models/alexnet.hpp>
 
 #include <filesystem>
 #include <fstream>

@@ -35,7 +35,7 @@
 #include "../optim/optimizer.hpp"
 #include "../optim/schedules.hpp"
 #include "../parameter.hpp"
-#include "../sequential.hpp"
+#include "../models/sequential.hpp"
 #include "format.hpp"
 
 namespace convnet {

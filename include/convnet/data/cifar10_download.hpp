@@ -12,6 +12,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "../errors.hpp"
+
 namespace convnet {
 
 inline constexpr const char* kCifar10Url = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz";
@@ -38,9 +40,9 @@ inline int run_program(const std::vector<std::string>& args, std::string* output
   for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
   int fds[2] = {-1, -1};
-  if (output && ::pipe(fds) != 0) throw std::runtime_error("cannot create a pipe for " + args.at(0));
+  if (output && ::pipe(fds) != 0) throw SystemError("cannot create a pipe for " + args.at(0));
   const pid_t child = ::fork();
-  if (child < 0) throw std::runtime_error("cannot start " + args.at(0));
+  if (child < 0) throw SystemError("cannot start " + args.at(0));
   if (child == 0) {
     if (output) {
       ::dup2(fds[1], STDOUT_FILENO);
@@ -71,14 +73,14 @@ inline void download_cifar10(const std::string& dir) {
   std::printf("downloading %s to %s\n", kCifar10Url, tarball.c_str());
   std::fflush(stdout);
   if (detail::run_program({"curl", "-fL", "--retry", "3", "-o", tarball, kCifar10Url}) != 0) {
-    throw std::runtime_error(std::string("download failed (curl); fetch ") + kCifar10Url + " by hand");
+    throw DataError(std::string("download failed (curl); fetch ") + kCifar10Url + " by hand");
   }
   std::string sum;
   if (detail::run_program({"md5sum", "--", tarball}, &sum) != 0 || sum.rfind(kCifar10Md5, 0) != 0) {
-    throw std::runtime_error(tarball + " does not have the expected MD5 " + kCifar10Md5);
+    throw DataError(tarball + " does not have the expected MD5 " + kCifar10Md5);
   }
   if (detail::run_program({"tar", "-xzf", tarball, "-C", parent.string()}) != 0) {
-    throw std::runtime_error("cannot unpack " + tarball);
+    throw DataError("cannot unpack " + tarball);
   }
   const fs::path unpacked = parent / "cifar-10-batches-bin";
   if (fs::absolute(unpacked) != fs::absolute(target)) fs::rename(unpacked, target);

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "../errors.hpp"
 #include "dataset.hpp"
 #include "image.hpp"
 

@@ -27,7 +27,7 @@ class Dataset {
  protected:
   void check_index(Index i) const {
     if (i < 0 || i >= size()) {
-      throw std::out_of_range(detail::concat("dataset index ", i, " is outside [0, ", size(), ")"));
+      throw LookupError(detail::concat("dataset index ", i, " is outside [0, ", size(), ")"));
     }
   }
 };
@@ -60,7 +60,7 @@ class SubsetDataset : public Dataset {
   SubsetDataset(const Dataset& base, std::vector<Index> indices) : base_(base), indices_(std::move(indices)) {
     for (Index i : indices_) {
       if (i < 0 || i >= base_.size()) {
-        throw std::out_of_range(detail::concat("SubsetDataset: index ", i, " is outside [0, ", base_.size(), ")"));
+        throw LookupError(detail::concat("SubsetDataset: index ", i, " is outside [0, ", base_.size(), ")"));
       }
     }
   }

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "../errors.hpp"
 #include "image.hpp"
 
 namespace convnet {

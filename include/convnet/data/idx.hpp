@@ -27,9 +27,10 @@
 #include <zlib.h>
 #endif
 
+#include "../errors.hpp"
 #include "dataset.hpp"
-#include "image.hpp"
 #include "file_bytes.hpp"
+#include "image.hpp"
 
 namespace convnet {
 
@@ -191,7 +192,7 @@ class IdxDataset : public Dataset {
   static IdxDataset from_memory(std::vector<std::uint8_t> images, std::vector<std::uint8_t> labels,
                                 std::vector<std::string> class_names, const std::string& images_source = "(images)",
                                 const std::string& labels_source = "(labels)", const IdxLimits& limits = {}) {
-    if (class_names.empty()) throw std::invalid_argument("IdxDataset: class_names is empty");
+    if (class_names.empty()) throw ArgumentError("IdxDataset: class_names is empty");
     IdxDataset d;
     d.names_ = std::move(class_names);
     d.images_ = detail::parse_idx(std::move(images), 3, limits, images_source);

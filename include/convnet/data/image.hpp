@@ -12,12 +12,6 @@
 
 namespace convnet {
 
-/// Errors from reading data: a missing, truncated or corrupt file, an undecodable image.
-class DataError : public ErrorAs<std::runtime_error> {
- public:
-  explicit DataError(const std::string& what) : ErrorAs(what) {}
-};
-
 struct Image {
   Index channels = 0, height = 0, width = 0;
   std::vector<float> pixels;  // channels * height * width, CHW

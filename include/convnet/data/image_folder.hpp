@@ -22,6 +22,7 @@
 #include <utility>
 #include <vector>
 
+#include "../errors.hpp"
 #include "../threading.hpp"
 #include "dataset.hpp"
 #include "image_io.hpp"

@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "../errors.hpp"
 #include "file_bytes.hpp"
 #include "image.hpp"
 

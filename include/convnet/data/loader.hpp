@@ -173,7 +173,7 @@ class DataLoader {
 
   /// The next batch of the epoch, or nullptr when it is over.
   const Batch* next() {
-    if (!started_) throw std::logic_error("DataLoader::next: call start_epoch first");
+    if (!started_) throw StateError("DataLoader::next: call start_epoch first");
     std::unique_lock<std::mutex> lock(mutex_);
     if (holding_) {  // the caller is done with the batch it holds
       holding_ = false;

@@ -54,7 +54,7 @@ inline EvalViews parse_eval_views(const std::string& text) {
   if (text == "centre" || text == "center") return EvalViews::Centre;
   if (text == "flip") return EvalViews::Flip;
   if (text == "ten-crop") return EvalViews::TenCrop;
-  throw std::invalid_argument("evaluation views must be centre, flip or ten-crop, got '" + text + "'");
+  throw ArgumentError("evaluation views must be centre, flip or ten-crop, got '" + text + "'");
 }
 inline std::string to_string(EvalViews v) {
   return v == EvalViews::Centre ? "centre" : v == EvalViews::Flip ? "flip" : "ten-crop";
@@ -191,13 +191,13 @@ class Preparation {
     Preparation p(options);
     Normalize check(stats);  // non-empty, equal lengths, positive deviations
     if (stats.mean.size() != static_cast<std::size_t>(p.channels_)) {
-      throw std::invalid_argument(detail::concat("Preparation: ", stats.mean.size(), " channel statistics for ",
+      throw ArgumentError(detail::concat("Preparation: ", stats.mean.size(), " channel statistics for ",
                                                  p.channels_, " channels"));
     }
-    if (p.pca_wanted_ && !pca) throw std::invalid_argument("Preparation: pca augmentation without the components");
+    if (p.pca_wanted_ && !pca) throw ArgumentError("Preparation: pca augmentation without the components");
     if (p.mean_ == MeanKind::Image && !(mean_image.channels == p.channels_ && mean_image.height == p.resize_ &&
                                          mean_image.width == p.resize_)) {
-      throw std::invalid_argument("Preparation: mean=image needs a mean picture of channels x resize x resize");
+      throw ArgumentError("Preparation: mean=image needs a mean picture of channels x resize x resize");
     }
     p.stats_ = std::move(stats);
     p.pca_ = std::move(pca);
@@ -360,19 +360,19 @@ class Preparation {
                              "in [input_size, 4096]", resize_);
     }
     if (mean_ == MeanKind::Image && kind_ != PreparationKind::Paper) {
-      throw std::invalid_argument("Preparation: the mean picture belongs to the paper pipeline (mean=image)");
+      throw ArgumentError("Preparation: the mean picture belongs to the paper pipeline (mean=image)");
     }
     std::istringstream names(augment_);
     for (std::string name; std::getline(names, name, ',');) {
       if (name != "crop" && name != "flip" && name != "pca" && name != "none") {
-        throw std::invalid_argument("augmentation takes crop, flip, pca or none, got '" + name + "'");
+        throw ArgumentError("augmentation takes crop, flip, pca or none, got '" + name + "'");
       }
       crop_ = crop_ || name == "crop";
       flip_ = flip_ || name == "flip";
       pca_wanted_ = pca_wanted_ || name == "pca";
     }
     if (pca_wanted_ && channels_ != 3) {
-      throw std::invalid_argument("pca colour augmentation needs RGB input (channels 3)");
+      throw ArgumentError("pca colour augmentation needs RGB input (channels 3)");
     }
     // The deterministic start of every pipeline: channels, then the picture fitted (small) or
     // resized and centred (paper).

@@ -23,6 +23,7 @@
 #include <utility>
 #include <vector>
 
+#include "../errors.hpp"
 #include "cifar10.hpp"
 #include "cifar100.hpp"
 #include "dataset.hpp"
@@ -31,26 +32,70 @@
 
 namespace convnet {
 
+/// A kind of dataset TrainingData opens: its name, one line of help, and what the kind alone says of
+/// its pictures (MNIST and CIFAR as published), so a run can be checked before any data is read.
+struct DatasetKind {
+  std::string name, help;
+  Index picture_size = 0;    ///< every picture's side; 0: the pictures say (folders)
+  Index channels = 3;        ///< 1 for grey datasets
+  Index classes = 0;         ///< 0: the data says (folders)
+  Index coarse_classes = 0;  ///< cifar100's 20 superclasses; 0 where the kind has no coarse labels
+  bool in_memory = true;     ///< held in memory, so statistics over every picture are cheap
+
+  bool shape_known() const { return picture_size > 0; }
+  Index classes_for(Cifar100Labels labels) const {
+    return labels == Cifar100Labels::Coarse && coarse_classes > 0 ? coarse_classes : classes;
+  }
+};
+
+/// Every kind, in the order --help lists them: the one place a kind is named.
+inline const std::vector<DatasetKind>& dataset_kinds() {
+  static const std::vector<DatasetKind> kinds = {
+      {"cifar10", "CIFAR-10 binary (data_batch_1-5.bin, test_batch.bin)", 32, 3, 10, 0, true},
+      {"cifar100", "CIFAR-100 binary (train.bin, test.bin), fine or coarse labels", 32, 3, 100, 20, true},
+      {"mnist", "MNIST's four IDX files, plain or .gz", 28, 1, 10, 0, true},
+      {"fashion-mnist", "Fashion-MNIST, MNIST's layout", 28, 1, 10, 0, true},
+      {"folder", "pictures in DIR/train/<class>/ (with val/ and test/ when there), or DIR/<class>/", 0, 3, 0, 0, false},
+  };
+  return kinds;
+}
+
+/// "cifar10, cifar100, mnist, fashion-mnist or folder".
+inline std::string dataset_kind_list() {
+  std::string list;
+  const auto& kinds = dataset_kinds();
+  for (std::size_t i = 0; i < kinds.size(); ++i) {
+    list += (i == 0 ? "" : i + 1 == kinds.size() ? " or " : ", ") + kinds[i].name;
+  }
+  return list;
+}
+
+/// The kind of that name; ArgumentError naming the known kinds otherwise.
+inline const DatasetKind& dataset_kind(const std::string& name) {
+  for (const auto& k : dataset_kinds()) {
+    if (k.name == name) return k;
+  }
+  throw ArgumentError("unknown dataset kind '" + name + "': " + dataset_kind_list());
+}
+
 /// "kind:DIR" as a command line names a dataset.
 struct DatasetSpec {
   std::string kind, dir;
-
-  static std::vector<std::string> kinds() { return {"cifar10", "cifar100", "mnist", "fashion-mnist", "folder"}; }
 
   static DatasetSpec parse(const std::string& text) {
     const auto colon = text.find(':');
     DatasetSpec spec{text.substr(0, colon), colon == std::string::npos ? "" : text.substr(colon + 1)};
     bool known = false;
-    for (const auto& k : kinds()) known = known || k == spec.kind;
+    for (const auto& k : dataset_kinds()) known = known || k.name == spec.kind;
     if (colon == std::string::npos || !known || spec.dir.empty()) {
-      throw std::invalid_argument("dataset '" + text +
-                                  "' must be kind:DIR with kind cifar10, cifar100, mnist, fashion-mnist or folder");
+      throw ArgumentError("dataset '" + text + "' must be kind:DIR with kind " + dataset_kind_list());
     }
     return spec;
   }
   std::string str() const { return kind + ":" + dir; }
+  const DatasetKind& info() const { return dataset_kind(kind); }
   /// Pictures held in memory (every kind but folder): statistics over all of them are cheap.
-  bool in_memory() const { return kind != "folder"; }
+  bool in_memory() const { return info().in_memory; }
 };
 
 struct TrainingDataOptions {

@@ -29,7 +29,7 @@
 
 #include "../errors.hpp"
 #include "../parameter.hpp"
-#include "../sequential.hpp"
+#include "../models/sequential.hpp"
 #include "process_group.hpp"
 
 namespace convnet {
@@ -104,7 +104,7 @@ class GradientReducer {
   /// Before backward: this process's share of the global batch (its examples over all of them).
   void begin(double share) {
     if (!(share >= 0.0 && share <= 1.0)) {
-      throw std::invalid_argument(detail::concat("GradientReducer::begin: share ", share, " is not in [0, 1]"));
+      throw ArgumentError(detail::concat("GradientReducer::begin: share ", share, " is not in [0, 1]"));
     }
     share_ = static_cast<T>(share);
     started_ = finished_ = 0;
@@ -121,7 +121,7 @@ class GradientReducer {
 
   /// After backward: starts what is left, waits for every sum and unpacks the staged ones.
   void finish() {
-    if (!active_) throw std::logic_error("GradientReducer::finish without begin");
+    if (!active_) throw StateError("GradientReducer::finish without begin");
     while (started_ < buckets_.size()) start(started_++);
     for (std::size_t b = 0; b < buckets_.size(); ++b) {
       if (b >= finished_) group_.wait(requests_[b]);

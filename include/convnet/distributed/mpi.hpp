@@ -44,7 +44,7 @@ inline void check(int code, const char* call) {
   char text[MPI_MAX_ERROR_STRING];
   int length = 0;
   MPI_Error_string(code, text, &length);
-  throw std::runtime_error(std::string(call) + " failed: " + std::string(text, static_cast<std::size_t>(length)));
+  throw SystemError(std::string(call) + " failed: " + std::string(text, static_cast<std::size_t>(length)));
 }
 
 /// MPI counts are ints: a larger buffer goes in several calls.
@@ -71,7 +71,7 @@ class Environment {
     owns_ = true;
     if (provided < MPI_THREAD_FUNNELED) {
       MPI_Finalize();
-      throw std::runtime_error("MPI: this MPI library does not allow threads (MPI_THREAD_FUNNELED)");
+      throw SystemError("MPI: this MPI library does not allow threads (MPI_THREAD_FUNNELED)");
     }
   }
   ~Environment() {

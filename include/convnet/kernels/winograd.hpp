@@ -34,9 +34,10 @@
 #include <algorithm>
 #include <vector>
 
-#include "../gemm.hpp"
+#include "../errors.hpp"
 #include "../tensor.hpp"
 #include "../threading.hpp"
+#include "gemm.hpp"
 
 namespace convnet {
 namespace winograd {
@@ -128,7 +129,7 @@ struct Workspace {
     if (static_cast<Index>(v.size()) < size) v.resize(static_cast<std::size_t>(size));
   }
   T* thread_scratch(int thread, Index size) {
-    if (static_cast<int>(scratch.size()) <= thread) throw std::logic_error("winograd: scratch not prepared");
+    if (static_cast<int>(scratch.size()) <= thread) throw StateError("winograd: scratch not prepared");
     grow(scratch[static_cast<std::size_t>(thread)], size);
     return scratch[static_cast<std::size_t>(thread)].data();
   }

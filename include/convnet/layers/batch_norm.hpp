@@ -114,7 +114,7 @@ class BatchNorm : public Layer<T> {
     const Index plane = s.h * s.w, count = s.n * plane;
     batch_stats_ = this->training();
     if (batch_stats_ && count < 2) {
-      throw std::invalid_argument(concat(this->name(), ": training needs more than one value per channel, got input ",
+      throw ArgumentError(concat(this->name(), ": training needs more than one value per channel, got input ",
                                          s.str(), " (a batch of one through BatchNorm1d)"));
     }
     const T momentum = static_cast<T>(opt_.momentum()), eps = static_cast<T>(opt_.eps());

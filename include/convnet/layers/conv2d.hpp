@@ -30,7 +30,7 @@
 #include <vector>
 
 #include "../errors.hpp"
-#include "../gemm.hpp"
+#include "../kernels/gemm.hpp"
 #include "../init.hpp"
 #include "../kernels/winograd.hpp"
 #include "../layer.hpp"
@@ -115,7 +115,7 @@ class Conv2d : public Layer<T> {
   /// make_alexnet, a loaded one); the results agree to rounding.
   void set_algorithm(ConvAlgorithm algorithm) {
     if (algorithm == ConvAlgorithm::Winograd && !winograd::supports(opt_.kernel_size(), opt_.stride(), opt_.padding())) {
-      throw std::invalid_argument(detail::concat(
+      throw ArgumentError(detail::concat(
           "Conv2d: algorithm Winograd needs stride 1, kernel_size 3 or 5 and padding <= kernel_size - 1; got stride ",
           opt_.stride(), ", kernel_size ", opt_.kernel_size(), ", padding ", opt_.padding()));
     }

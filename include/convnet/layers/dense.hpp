@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "../errors.hpp"
-#include "../gemm.hpp"
+#include "../kernels/gemm.hpp"
 #include "../init.hpp"
 #include "../layer.hpp"
 

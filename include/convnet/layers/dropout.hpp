@@ -64,7 +64,7 @@ class Dropout : public Layer<T> {
   void set_batch_offset(Index first_example) override { first_example_ = first_example; }
   void set_random_state(const std::vector<std::uint64_t>& state) override {
     if (state.size() != 2) {
-      throw std::invalid_argument(detail::concat(this->name(), ": random state needs 2 values (seed, step), got ",
+      throw ArgumentError(detail::concat(this->name(), ": random state needs 2 values (seed, step), got ",
                                                  state.size()));
     }
     set_random_state(state[0], state[1]);

@@ -63,7 +63,7 @@ class CosineSimilarityLoss : public Loss<T> {
   }
 
   const Tensor<T>& backward() override {
-    if (!ready_) throw std::logic_error("CosineSimilarityLoss: backward called before forward");
+    if (!ready_) throw StateError("CosineSimilarityLoss: backward called before forward");
     return grad_;
   }
 

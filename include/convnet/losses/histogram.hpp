@@ -127,7 +127,7 @@ class HistogramLoss : public Loss<T> {
   }
 
   const Tensor<T>& backward() override {
-    if (!ready_) throw std::logic_error("HistogramLoss: backward called before forward");
+    if (!ready_) throw StateError("HistogramLoss: backward called before forward");
     return grad_;
   }
 

@@ -61,7 +61,7 @@ Shape check_loss_input(const char* where, LossInput kind, const Tensor<T>& input
   }
   for (std::size_t i = 0; i < labels.size(); ++i) {
     if (labels[i] < 0 || (classes > 0 && labels[i] >= classes)) {
-      throw std::invalid_argument(classes > 0 ? concat(where, ": label ", labels[i], " of sample ", i,
+      throw ArgumentError(classes > 0 ? concat(where, ": label ", labels[i], " of sample ", i,
                                                        " is outside [0, ", classes, ")")
                                               : concat(where, ": label ", labels[i], " of sample ", i,
                                                        " is negative"));

@@ -16,6 +16,8 @@
 #include <string>
 #include <vector>
 
+#include "../errors.hpp"
+
 namespace convnet {
 
 class LossSettings {
@@ -33,7 +35,7 @@ class LossSettings {
   /// A flag: 0 or 1.
   bool take_flag(const std::string& key, bool fallback) {
     const double v = take(key, fallback ? 1 : 0);
-    if (v != 0 && v != 1) throw std::invalid_argument("loss '" + spec_ + "': " + key + " is 0 or 1, got " + text(v));
+    if (v != 0 && v != 1) throw ArgumentError("loss '" + spec_ + "': " + key + " is 0 or 1, got " + text(v));
     return v == 1;
   }
   /// Throws when the spec set something no take() asked for.
@@ -44,7 +46,7 @@ class LossSettings {
       if (known) continue;
       std::string list;
       for (const auto& a : accepted_) list += (list.empty() ? "" : ", ") + a;
-      throw std::invalid_argument("loss '" + spec_ + "': unknown setting '" + key + "'" +
+      throw ArgumentError("loss '" + spec_ + "': unknown setting '" + key + "'" +
                                   (list.empty() ? " (this loss takes none)" : "; it takes " + list));
     }
   }
@@ -67,7 +69,7 @@ struct ParsedLossSpec {
 /// "name" or "name(key=value,...)": values are finite numbers, each key once.
 inline ParsedLossSpec parse_loss_spec(const std::string& spec) {
   const auto fail = [&](const std::string& why) {
-    return std::invalid_argument("loss '" + spec + "': " + why + " (expected name or name(key=value,...))");
+    return ArgumentError("loss '" + spec + "': " + why + " (expected name or name(key=value,...))");
   };
   const std::size_t open = spec.find('(');
   if (open == std::string::npos) {
@@ -89,10 +91,8 @@ inline ParsedLossSpec parse_loss_spec(const std::string& spec) {
     const std::string key = item.substr(0, eq), number = item.substr(eq + 1);
     double value = 0;
     try {
-      std::size_t used = 0;
-      value = std::stod(number, &used);
-      if (used != number.size()) throw std::invalid_argument(number);
-    } catch (const std::logic_error&) {
+      value = detail::parse_number<double>(number);
+    } catch (const ArgumentError&) {
       throw fail("the value of " + key + " is not a number: '" + number + "'");
     }
     if (!std::isfinite(value)) throw fail("the value of " + key + " is not finite");

@@ -72,7 +72,7 @@ class MultiClassHinge : public Loss<T> {
   }
 
   const Tensor<T>& backward() override {
-    if (!ready_) throw std::logic_error("MultiClassHinge: backward called before forward");
+    if (!ready_) throw StateError("MultiClassHinge: backward called before forward");
     return grad_;
   }
 

@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "../errors.hpp"
 #include "../tensor.hpp"
 #include "loss.hpp"
 
@@ -73,7 +74,7 @@ class NormalizedEmbeddingLoss : public Loss<T> {
  public:
   explicit NormalizedEmbeddingLoss(std::unique_ptr<Loss<T>> inner) : inner_(std::move(inner)) {
     if (!inner_ || inner_->input() != LossInput::Embedding) {
-      throw std::invalid_argument("NormalizedEmbeddingLoss: the inner loss must read the embedding");
+      throw ArgumentError("NormalizedEmbeddingLoss: the inner loss must read the embedding");
     }
   }
   std::string type_name() const override { return inner_->type_name(); }
@@ -92,7 +93,7 @@ class NormalizedEmbeddingLoss : public Loss<T> {
     return inner_->forward(normalizer_.forward(embedding), labels);
   }
   const Tensor<T>& backward() override {
-    if (!ready_) throw std::logic_error("NormalizedEmbeddingLoss: backward called before forward");
+    if (!ready_) throw StateError("NormalizedEmbeddingLoss: backward called before forward");
     normalizer_.backward(inner_->backward(), grad_);
     return grad_;
   }

@@ -27,7 +27,7 @@
 #include <vector>
 
 #include "../errors.hpp"
-#include "../sequential.hpp"
+#include "../models/sequential.hpp"
 #include "../tensor.hpp"
 #include "contrastive.hpp"
 #include "cosine_similarity.hpp"
@@ -83,9 +83,9 @@ class Objective {
 
   /// Adds `weight` x `loss` to the sum.
   void add(std::unique_ptr<Loss<T>> loss, double weight = 1.0) {
-    if (!loss) throw std::invalid_argument("Objective::add: null loss");
+    if (!loss) throw ArgumentError("Objective::add: null loss");
     if (!(weight >= 0) || !std::isfinite(weight)) {
-      throw std::invalid_argument(detail::concat("Objective: the weight of ", loss->type_name(),
+      throw ArgumentError(detail::concat("Objective: the weight of ", loss->type_name(),
                                                  " must be finite and >= 0, got ", weight));
     }
     terms_.push_back({std::move(loss), weight, 0.0});
@@ -121,12 +121,12 @@ class Objective {
   /// The weighted sum for given logits and embedding (the embedding may be
   /// null when no term reads it).
   T forward(const Tensor<T>& logits, const Tensor<T>* embedding, const std::vector<int>& labels) {
-    if (terms_.empty()) throw std::logic_error("Objective: no loss was added");
+    if (terms_.empty()) throw StateError("Objective: no loss was added");
     double total = 0;
     for (auto& t : terms_) {
       const bool on_embedding = t.loss->input() == LossInput::Embedding;
       if (on_embedding && !embedding) {
-        throw std::invalid_argument("Objective: " + t.loss->type_name() + " needs the embedding (" + embedding_layer_ +
+        throw ArgumentError("Objective: " + t.loss->type_name() + " needs the embedding (" + embedding_layer_ +
                                     "), none was given");
       }
       t.value = static_cast<double>(t.loss->forward(on_embedding ? *embedding : logits, labels));
@@ -146,7 +146,7 @@ class Objective {
   /// d(objective)/d(logits) and d(objective)/d(embedding) of the last forward
   /// (the second is zero-sized when no term reads the embedding).
   void compute_gradients() {
-    if (!ready_) throw std::logic_error("Objective: backward called before forward");
+    if (!ready_) throw StateError("Objective: backward called before forward");
     resize(logits_grad_, logits_shape_);
     flat(logits_grad_).setZero();
     if (reads_embedding()) {
@@ -275,7 +275,7 @@ std::unique_ptr<Loss<T>> make_loss(const std::string& spec, const ObjectiveOptio
   if (!loss) {
     std::string valid;
     for (const auto& n : loss_names()) valid += (valid.empty() ? "" : ", ") + n;
-    throw std::invalid_argument("unknown loss '" + parsed.name + "'; valid names are " + valid +
+    throw ArgumentError("unknown loss '" + parsed.name + "'; valid names are " + valid +
                                 ", and sums of them joined by '+' (cross-entropy+hinge)");
   }
   parsed.settings.require_all_taken();
@@ -290,11 +290,9 @@ inline std::vector<double> parse_loss_weights(const std::string& text) {
   std::istringstream in(text);
   for (std::string part; std::getline(in, part, ',');) {
     try {
-      std::size_t used = 0;
-      weights.push_back(std::stod(part, &used));
-      if (used != part.size()) throw std::invalid_argument(part);
-    } catch (const std::logic_error&) {
-      throw std::invalid_argument("loss weights are numbers separated by commas, got '" + text + "'");
+      weights.push_back(detail::parse_number<double>(part));
+    } catch (const ArgumentError&) {
+      throw ArgumentError("loss weights are numbers separated by commas, got '" + text + "'");
     }
   }
   return weights;
@@ -307,10 +305,10 @@ Objective<T> make_objective(const std::string& spec, const std::vector<double>& 
   bool empty_term = false;
   for (const auto& part : parts) empty_term = empty_term || part.empty();
   if (empty_term) {
-    throw std::invalid_argument("loss '" + spec + "': expected names joined by '+', such as cross-entropy+hinge");
+    throw ArgumentError("loss '" + spec + "': expected names joined by '+', such as cross-entropy+hinge");
   }
   if (!weights.empty() && weights.size() != parts.size()) {
-    throw std::invalid_argument(detail::concat("loss '", spec, "' has ", parts.size(), " terms but ", weights.size(),
+    throw ArgumentError(detail::concat("loss '", spec, "' has ", parts.size(), " terms but ", weights.size(),
                                                " weights were given"));
   }
   Objective<T> objective(options.embedding_layer());

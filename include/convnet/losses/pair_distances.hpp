@@ -18,7 +18,8 @@
 #include <string>
 #include <vector>
 
-#include "../gemm.hpp"
+#include "../errors.hpp"
+#include "../kernels/gemm.hpp"
 #include "../tensor.hpp"
 #include "../threading.hpp"
 #include "loss.hpp"
@@ -88,7 +89,7 @@ class PairLoss : public Loss<T> {
   explicit PairLoss(const char* where) : where_(where) {}
   LossInput input() const override { return LossInput::Embedding; }
   const Tensor<T>& backward() override {
-    if (!ready_) throw std::logic_error(std::string(where_) + ": backward called before forward");
+    if (!ready_) throw StateError(std::string(where_) + ": backward called before forward");
     return grad_;
   }
 

@@ -75,7 +75,7 @@ class SoftmaxCrossEntropy : public Loss<T> {
 
   /// d(mean loss)/d(logits) for the last forward.
   const Tensor<T>& backward() override {
-    if (labels_.empty()) throw std::logic_error("SoftmaxCrossEntropy: backward called before forward");
+    if (labels_.empty()) throw StateError("SoftmaxCrossEntropy: backward called before forward");
     const Shape s = shape_of(probabilities_);
     resize(grad_, s);
     const T inv_n = T(1) / static_cast<T>(s.n);

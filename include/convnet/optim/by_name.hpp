@@ -69,7 +69,7 @@ std::unique_ptr<Optimizer<T>> make_optimizer(const TrainingRecipe& r, std::vecto
   if (r.optimizer() == "adam") {
     return std::make_unique<Adam<T>>(std::move(parameters), AdamOptions(r.lr()).weight_decay(r.weight_decay()));
   }
-  throw std::invalid_argument("unknown optimizer '" + r.optimizer() + "'; valid names are sgd, adam");
+  throw ArgumentError("unknown optimizer '" + r.optimizer() + "'; valid names are sgd, adam");
 }
 
 inline std::unique_ptr<LrSchedule> make_schedule(const TrainingRecipe& r) {
@@ -86,7 +86,7 @@ inline std::unique_ptr<LrSchedule> make_schedule(const TrainingRecipe& r) {
         ReduceOnPlateauOptions(r.lr()).patience(1).threshold(1e-3).max_reductions(3));
   }
   if (name == "constant") return std::make_unique<ConstantLR>(r.lr());
-  throw std::invalid_argument("unknown schedule '" + name + "'; valid names are onecycle, cosine, step, plateau, "
+  throw ArgumentError("unknown schedule '" + name + "'; valid names are onecycle, cosine, step, plateau, "
                               "constant");
 }
 

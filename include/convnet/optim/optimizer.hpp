@@ -71,7 +71,7 @@ class Optimizer {
       if (settings.weight_decay >= 0) decay_[i] = settings.weight_decay;
       return;
     }
-    throw std::invalid_argument(type_name() + ": no parameter named '" + name + "'");
+    throw ArgumentError(type_name() + ": no parameter named '" + name + "'");
   }
   double weight_decay_of(std::size_t i) const { return decay_.at(i); }
 

@@ -38,7 +38,7 @@ class LrSchedule {
  protected:
   void check_state(const std::vector<double>& s, std::size_t expected) const {
     if (s.size() != expected) {
-      throw std::invalid_argument(detail::concat(describe(), ": schedule state needs ", expected, " values, got ",
+      throw ArgumentError(detail::concat(describe(), ": schedule state needs ", expected, " values, got ",
                                                  s.size()));
     }
   }
@@ -46,14 +46,14 @@ class LrSchedule {
   /// (a NaN or a huge value from a damaged checkpoint is refused, not cast).
   std::int64_t state_count(double v, const char* what) const {
     if (!(v >= 0 && v <= 9007199254740992.0) || v != std::floor(v)) {
-      throw std::invalid_argument(detail::concat(describe(), ": schedule state ", what, " must be a whole number >= 0, got ", v));
+      throw ArgumentError(detail::concat(describe(), ": schedule state ", what, " must be a whole number >= 0, got ", v));
     }
     return static_cast<std::int64_t>(v);
   }
   /// A learning rate from a state vector: finite and >= 0.
   double state_rate(double v) const {
     if (!(v >= 0) || !std::isfinite(v)) {
-      throw std::invalid_argument(detail::concat(describe(), ": schedule state learning rate must be finite and >= 0, got ", v));
+      throw ArgumentError(detail::concat(describe(), ": schedule state learning rate must be finite and >= 0, got ", v));
     }
     return v;
   }
@@ -168,7 +168,7 @@ class ReduceOnPlateau : public LrSchedule {
   void set_state(const std::vector<double>& s) override {
     check_state(s, 4);
     const double lr = state_rate(s[0]);
-    if (std::isnan(s[1])) throw std::invalid_argument(describe() + ": schedule state best loss is NaN");
+    if (std::isnan(s[1])) throw ArgumentError(describe() + ": schedule state best loss is NaN");
     const std::int64_t bad_epochs = state_count(s[2], "bad epochs"), reductions = state_count(s[3], "reductions");
     lr_ = lr;
     best_ = s[1];

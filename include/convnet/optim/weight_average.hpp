@@ -26,7 +26,7 @@
 
 #include "../checkpoint/format.hpp"
 #include "../errors.hpp"
-#include "../sequential.hpp"
+#include "../models/sequential.hpp"
 
 namespace convnet {
 

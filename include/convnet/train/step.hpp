@@ -12,16 +12,16 @@
 #include <optional>
 #include <vector>
 
-#include "data/loader.hpp"
-#include "distributed/gradient_reducer.hpp"
-#include "errors.hpp"
-#include "losses/loss.hpp"
-#include "losses/objective.hpp"
-#include "losses/softmax_cross_entropy.hpp"
-#include "metrics.hpp"
-#include "optim/optimizer.hpp"
-#include "optim/schedules.hpp"
-#include "sequential.hpp"
+#include "../data/loader.hpp"
+#include "../distributed/gradient_reducer.hpp"
+#include "../errors.hpp"
+#include "../losses/loss.hpp"
+#include "../losses/objective.hpp"
+#include "../losses/softmax_cross_entropy.hpp"
+#include "../metrics.hpp"
+#include "../optim/optimizer.hpp"
+#include "../optim/schedules.hpp"
+#include "../models/sequential.hpp"
 
 namespace convnet {
 
@@ -91,7 +91,7 @@ StepResult train_step(Sequential<T>& net, Loss<T>& loss, Optimizer<T>& optimizer
                       const std::vector<int>& labels, LrSchedule* schedule = nullptr,
                       GradientReducer<T>* reducer = nullptr) {
   if (loss.input() != LossInput::Logits) {
-    throw std::invalid_argument("train_step: " + loss.type_name() +
+    throw ArgumentError("train_step: " + loss.type_name() +
                                 " reads an embedding, not the logits; wrap it in an Objective");
   }
   return detail::train_step_with(

@@ -23,8 +23,9 @@
 #include <utility>
 #include <vector>
 
-#include "metrics.hpp"
-#include "plot.hpp"
+#include "../errors.hpp"
+#include "../metrics.hpp"
+#include "../plot.hpp"
 #include "trainer.hpp"
 
 namespace convnet {
@@ -139,8 +140,8 @@ class MetricsCsvWriter : public TrainerCallback {
               << r.val_accuracy << "," << r.learning_rate << "\n";
       timing << r.epoch << "," << r.seconds << "\n";
     }
-    if (!metrics.flush()) throw std::runtime_error("cannot write " + metrics_path);
-    if (!timing.flush()) throw std::runtime_error("cannot write " + timing_path);
+    if (!metrics.flush()) throw DataError("cannot write " + metrics_path);
+    if (!timing.flush()) throw DataError("cannot write " + timing_path);
   }
 
  private:

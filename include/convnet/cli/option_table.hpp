@@ -1,6 +1,7 @@
-// Command lines for the example programs: each option is declared once, in a
-// table, and that table drives the parsing, the --help text and the record of
-// a run's settings that checkpoints keep.
+// Command lines: each option is declared once, in a table, and that table
+// drives the parsing, the --help text and the record of a run's settings that
+// checkpoints keep (the convnet program's subcommands are written with it, and
+// so can a user's own program be).
 //
 //   long epochs = 16;
 //   cli::OptionTable table("usage: prog [options]", {
@@ -14,15 +15,15 @@
 #include <charconv>
 #include <cmath>
 #include <limits>
-#include <cstdlib>
 #include <ostream>
 #include <sstream>
-#include <stdexcept>
 #include <string>
 #include <variant>
 #include <vector>
 
-namespace cli {
+#include "../errors.hpp"
+
+namespace convnet::cli {
 
 /// Recorded options are part of a run: checkpoints keep them and a resumed run takes them back.
 enum Scope { PerProcess, Recorded };
@@ -77,30 +78,30 @@ struct Option {
     std::visit([&](auto* p) { out << *p; }, target);
     return out.str();
   }
-  /// Sets the target from text; throws naming the option when the text does not fit its type or range.
+  /// Sets the target from text (numbers locale-free, the whole text or an error); throws ArgumentError
+  /// naming the option when the text does not fit its type or range.
   void set(const std::string& text) const {
+    if (auto* s = std::get_if<std::string*>(&target)) {
+      if (text.find_first_of("\n\r") != std::string::npos) {  // a record keeps one setting a line
+        throw ArgumentError(name + " must not contain a line break");
+      }
+      **s = text;
+      return;
+    }
+    if (auto* b = std::get_if<bool*>(&target)) {
+      **b = text == "1" || text == "true";
+      return;
+    }
+    const bool whole = std::holds_alternative<long*>(target);
     double number = 0;
     try {
-      std::size_t used = text.size();
-      if (auto* s = std::get_if<std::string*>(&target)) {
-        if (text.find_first_of("\n\r") != std::string::npos) {  // a record keeps one setting a line
-          throw std::invalid_argument(name + " must not contain a line break");
-        }
-        **s = text;
-      }
-      if (auto* l = std::get_if<long*>(&target)) number = static_cast<double>(**l = std::stol(text, &used));
-      if (auto* d = std::get_if<double*>(&target)) number = **d = std::stod(text, &used);
-      if (auto* b = std::get_if<bool*>(&target)) **b = text == "1" || text == "true";
-      if (used != text.size()) throw std::invalid_argument(text);
-    } catch (const std::logic_error&) {  // not a number, or out of a long's range (std::out_of_range)
-      if (std::holds_alternative<std::string*>(target)) throw;
-      throw std::invalid_argument(name + (std::holds_alternative<long*>(target) ? " needs an integer" : " needs a number") +
-                                  " in " + range.str() + ", got '" + text + "'");
+      if (auto* l = std::get_if<long*>(&target)) number = static_cast<double>(**l = detail::parse_number<long>(text));
+      if (auto* d = std::get_if<double*>(&target)) number = **d = detail::parse_number<double>(text);
+    } catch (const ArgumentError&) {  // not a number, or out of a long's range
+      throw ArgumentError(name + (whole ? " needs an integer" : " needs a number") + " in " + range.str() + ", got '" +
+                          text + "'");
     }
-    const bool is_number = std::holds_alternative<long*>(target) || std::holds_alternative<double*>(target);
-    if (is_number && !range.contains(number)) {
-      throw std::invalid_argument(name + " must be in " + range.str() + ", got " + text);
-    }
+    if (!range.contains(number)) throw ArgumentError(name + " must be in " + range.str() + ", got " + text);
   }
 };
 
@@ -138,7 +139,7 @@ class OptionTable {
       } else if (o.is_switch()) {
         o.set("1");
       } else {
-        if (i + 1 >= argc) throw std::invalid_argument(a + " needs a value");
+        if (i + 1 >= argc) throw ArgumentError(a + " needs a value");
         o.set(argv[++i]);
       }
       given_.push_back(o.name);
@@ -188,7 +189,7 @@ class OptionTable {
     for (const auto& o : options_) {
       if (o.name == name) return o;
     }
-    throw std::invalid_argument("unknown option " + name + " (see --help)");
+    throw ArgumentError("unknown option " + name + " (see --help)");
   }
 
   std::string synopsis_;
@@ -197,4 +198,4 @@ class OptionTable {
   std::vector<std::string> given_;
 };
 
-}  // namespace cli
+}  // namespace convnet::cli

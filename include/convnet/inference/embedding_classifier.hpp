@@ -20,10 +20,10 @@
 #include <utility>
 #include <vector>
 
-#include "data/loader.hpp"
-#include "errors.hpp"
-#include "sequential.hpp"
-#include "tensor.hpp"
+#include "../data/loader.hpp"
+#include "../errors.hpp"
+#include "../models/sequential.hpp"
+#include "../tensor.hpp"
 
 namespace convnet {
 
@@ -71,7 +71,7 @@ EmbeddingSet embed(Sequential<T>& net, DataLoader& loader, const std::string& la
       }
       const Tensor<T>& out = tap.output();
       const Index per = out.size() / out.dimension(0);
-      if (dim != 0 && per != dim) throw std::logic_error("embed: the embedding changed size between batches");
+      if (dim != 0 && per != dim) throw StateError("embed: the embedding changed size between batches");
       dim = per;
       for (Index i = 0; i < out.size(); ++i) values.push_back(static_cast<float>(out.data()[i]));
       set.labels.insert(set.labels.end(), batch->labels.begin(), batch->labels.end());
@@ -90,14 +90,14 @@ class EmbeddingClassifier {
  public:
   EmbeddingClassifier(EmbeddingSet reference, EmbeddingMetric metric)
       : reference_(std::move(reference)), metric_(metric) {
-    if (reference_.size() == 0) throw std::invalid_argument("EmbeddingClassifier: the reference set is empty");
+    if (reference_.size() == 0) throw ArgumentError("EmbeddingClassifier: the reference set is empty");
     if (static_cast<Index>(reference_.labels.size()) != reference_.size()) {
       throw ShapeError("EmbeddingClassifier (labels)", detail::concat("[", reference_.size(), "]"),
                        detail::concat("[", reference_.labels.size(), "]"));
     }
     classes_ = 0;
     for (int label : reference_.labels) {
-      if (label < 0) throw std::invalid_argument(detail::concat("EmbeddingClassifier: label ", label, " is negative"));
+      if (label < 0) throw ArgumentError(detail::concat("EmbeddingClassifier: label ", label, " is negative"));
       classes_ = std::max<Index>(classes_, label + 1);
     }
     if (metric_ == EmbeddingMetric::Cosine) normalise_rows(reference_.rows);

@@ -1,10 +1,10 @@
-// Classifies pictures with a trained AlexNet checkpoint, through the library's Classifier.
+// convnet predict: classifies pictures with a trained AlexNet checkpoint, through the library's Classifier.
 //
-//   predict --checkpoint FILE [--eval centre|flip|ten-crop] IMAGE...
+//   convnet predict --checkpoint FILE [--eval centre|flip|ten-crop] IMAGE...
 //       the top-5 classes of each picture (any size, any format stb reads)
-//   predict --checkpoint FILE --cifar-test DIR [--eval centre|flip|ten-crop]
+//   convnet predict --checkpoint FILE --cifar-test DIR [--eval centre|flip|ten-crop]
 //       top-1 and top-5 accuracy over the CIFAR-10 test set
-//   predict --checkpoint FILE --cifar-test DIR --random K --out mosaic.png [--seed S]
+//   convnet predict --checkpoint FILE --cifar-test DIR --random K --out mosaic.png [--seed S]
 //       K random test pictures with their true label, the top prediction (green
 //       when right, red when wrong) and the top-5 probabilities as bars
 #include <convnet/convnet.hpp>
@@ -17,25 +17,27 @@
 #include <string>
 #include <vector>
 
-#include "cli.hpp"
+#include <convnet/cli/option_table.hpp>
+
+#include "commands.hpp"
 
 namespace {
 
 using namespace convnet;
 
-struct Settings {
+struct PredictSettings {
   std::string checkpoint, cifar_test, out, eval = "centre";
   long random = 0, seed = 1, threads = 0;
   bool ten_crop = false, help = false;
 };
 
-cli::OptionTable options_of(Settings& s) {
+cli::OptionTable options_of(PredictSettings& s) {
   return cli::OptionTable(
-      "usage: predict --checkpoint FILE [--eval centre|flip|ten-crop] IMAGE...\n"
-      "       predict --checkpoint FILE --cifar-test DIR [--eval centre|flip|ten-crop]\n"
-      "       predict --checkpoint FILE --cifar-test DIR --random K --out mosaic.png [--seed S]\n",
+      "usage: convnet predict --checkpoint FILE [--eval centre|flip|ten-crop] IMAGE...\n"
+      "       convnet predict --checkpoint FILE --cifar-test DIR [--eval centre|flip|ten-crop]\n"
+      "       convnet predict --checkpoint FILE --cifar-test DIR --random K --out mosaic.png [--seed S]\n",
       {{"options",
-        {{"--checkpoint", "FILE", "a checkpoint written by cifar10_train (best.ckpt, last.ckpt)", &s.checkpoint},
+        {{"--checkpoint", "FILE", "a checkpoint written by convnet train (best.ckpt, last.ckpt)", &s.checkpoint},
          {"--eval", "VIEWS", "centre, flip (centre and mirror) or ten-crop: the views whose softmax is averaged, of the kind training drew", &s.eval},
          {"--ten-crop", "", "the same as --eval ten-crop", &s.ten_crop},
          {"--cifar-test", "DIR", "a CIFAR-10 folder: score the test set, or draw --random K pictures", &s.cifar_test},
@@ -79,9 +81,9 @@ void draw_mosaic(const std::string& path, const std::vector<Image>& pictures, co
 }
 
 // K random test pictures, printed and drawn into a mosaic.
-void mosaic(Classifier& model, const Cifar10Dataset& test, const Settings& s) {
-  if (s.out.empty()) throw std::invalid_argument("--random needs --out mosaic.png");
-  if (s.random < 1 || s.random > test.size()) throw std::invalid_argument("--random must be in [1, test set size]");
+void mosaic(Classifier& model, const Cifar10Dataset& test, const PredictSettings& s) {
+  if (s.out.empty()) throw ArgumentError("--random needs --out mosaic.png");
+  if (s.random < 1 || s.random > test.size()) throw ArgumentError("--random must be in [1, test set size]");
   std::vector<Index> order(static_cast<std::size_t>(test.size()));
   std::iota(order.begin(), order.end(), Index{0});
   Rng rng(static_cast<std::uint64_t>(s.seed));
@@ -92,7 +94,7 @@ void mosaic(Classifier& model, const Cifar10Dataset& test, const Settings& s) {
   for (std::size_t i = 0; i < order.size(); ++i) {
     test.load(order[i], pictures[i]);
     labels.push_back(test.label(order[i]));
-    if (labels.back() >= model.classes()) throw std::invalid_argument("the model has fewer classes than CIFAR-10");
+    if (labels.back() >= model.classes()) throw ArgumentError("the model has fewer classes than CIFAR-10");
   }
   std::vector<std::vector<ClassScore>> tops;
   for (const auto& p : model.probabilities(pictures, s.ten_crop ? EvalViews::TenCrop : parse_eval_views(s.eval))) tops.push_back(model.top(p, 5));
@@ -104,16 +106,16 @@ void mosaic(Classifier& model, const Cifar10Dataset& test, const Settings& s) {
   std::cout << "wrote " << s.out << "\n";
 }
 
-EvalViews views_of(const Settings& s) { return s.ten_crop ? EvalViews::TenCrop : parse_eval_views(s.eval); }
+EvalViews views_of(const PredictSettings& s) { return s.ten_crop ? EvalViews::TenCrop : parse_eval_views(s.eval); }
 
 // ", ten crops" or "" (the centre view), as the output names the views.
-std::string views_note(const Settings& s) {
+std::string views_note(const PredictSettings& s) {
   const EvalViews v = views_of(s);
   return v == EvalViews::TenCrop ? ", ten crops" : v == EvalViews::Flip ? ", centre and mirror" : "";
 }
 
-int run(const Settings& s, const std::vector<std::string>& pictures) {
-  if (s.checkpoint.empty()) throw std::invalid_argument("--checkpoint FILE is required");
+int run(const PredictSettings& s, const std::vector<std::string>& pictures) {
+  if (s.checkpoint.empty()) throw ArgumentError("--checkpoint FILE is required");
   if (s.threads > 0) set_num_threads(static_cast<int>(s.threads));
   Classifier model = Classifier::load(s.checkpoint);
   if (!s.cifar_test.empty()) {
@@ -128,7 +130,7 @@ int run(const Settings& s, const std::vector<std::string>& pictures) {
               << 100 * r.metrics.top5_accuracy() << "%\n";
     return 0;
   }
-  if (pictures.empty()) throw std::invalid_argument("give IMAGE files, or --cifar-test DIR");
+  if (pictures.empty()) throw ArgumentError("give IMAGE files, or --cifar-test DIR");
   for (const auto& path : pictures) {
     const Image picture = decode_image(path);
     std::cout << path << " (" << picture.width << "x" << picture.height << views_note(s) << ")\n";
@@ -143,8 +145,8 @@ int run(const Settings& s, const std::vector<std::string>& pictures) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  Settings settings;
+int predict_command(int argc, char** argv) {
+  PredictSettings settings;
   cli::OptionTable table = options_of(settings);
   try {
     const auto pictures = table.parse(argc, argv);
@@ -154,7 +156,7 @@ int main(int argc, char** argv) {
     }
     return run(settings, pictures);
   } catch (const std::exception& e) {
-    std::cerr << "predict: " << e.what() << "\n";
+    std::cerr << "convnet predict: " << e.what() << "\n";
     return 1;
   }
 }

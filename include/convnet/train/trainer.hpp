@@ -66,21 +66,21 @@
 #include <type_traits>
 #include <vector>
 
-#include "checkpoint.hpp"
-#include "data/loader.hpp"
-#include "distributed/gradient_reducer.hpp"
-#include "distributed/process_group.hpp"
-#include "embedding_classifier.hpp"
-#include "errors.hpp"
-#include "losses/loss.hpp"
-#include "losses/objective.hpp"
-#include "metrics.hpp"
-#include "optim/optimizer.hpp"
-#include "optim/schedules.hpp"
-#include "optim/weight_average.hpp"
-#include "sequential.hpp"
-#include "training.hpp"
-#include "version.hpp"
+#include "../checkpoint.hpp"
+#include "../data/loader.hpp"
+#include "../distributed/gradient_reducer.hpp"
+#include "../distributed/process_group.hpp"
+#include "../inference/embedding_classifier.hpp"
+#include "../errors.hpp"
+#include "../losses/loss.hpp"
+#include "../losses/objective.hpp"
+#include "../metrics.hpp"
+#include "../optim/optimizer.hpp"
+#include "../optim/schedules.hpp"
+#include "../optim/weight_average.hpp"
+#include "../models/sequential.hpp"
+#include "step.hpp"
+#include "../version.hpp"
 
 namespace convnet {
 
@@ -194,17 +194,17 @@ inline void prepare_output_folder(const std::string& folder, std::uintmax_t byte
   namespace fs = std::filesystem;
   std::error_code ec;
   fs::create_directories(folder, ec);
-  if (ec) throw std::runtime_error("cannot create output folder " + folder + ": " + ec.message());
+  if (ec) throw DataError("cannot create output folder " + folder + ": " + ec.message());
   const fs::path probe = fs::path(folder) / ".write-test";
   {
     std::ofstream f(probe);
     f << "ok";
-    if (!f.flush()) throw std::runtime_error("output folder " + folder + " is not writable");
+    if (!f.flush()) throw DataError("output folder " + folder + " is not writable");
   }
   fs::remove(probe, ec);
   const fs::space_info space = fs::space(folder, ec);
   if (!ec && space.available < bytes_needed) {
-    throw std::runtime_error(detail::concat("output folder ", folder, " has ", space.available >> 20,
+    throw DataError(detail::concat("output folder ", folder, " has ", space.available >> 20,
                                             " MiB free; the checkpoints of this network need about ",
                                             bytes_needed >> 20, " MiB"));
   }
@@ -308,7 +308,7 @@ class Trainer {
     const DistributedScope scope(*this);
     const Index batches = batches_per_epoch(train);
     if (position_.batch > batches) {
-      throw std::invalid_argument(detail::concat("Trainer::fit: the run stands at batch ", position_.batch,
+      throw ArgumentError(detail::concat("Trainer::fit: the run stands at batch ", position_.batch,
                                                  " of epoch ", position_.epoch + 1, " but an epoch of this loader has ",
                                                  batches, " batches (a checkpoint of another dataset or batch size?)"));
     }
@@ -396,7 +396,7 @@ class Trainer {
       detail::require_option(*opt_.max_batches() >= 1, "Trainer", "max_batches", ">= 1", *opt_.max_batches());
     }
     if (loss_ && loss_->input() != LossInput::Logits) {
-      throw std::invalid_argument("Trainer: " + loss_->type_name() + " reads an embedding, not the logits; use an Objective");
+      throw ArgumentError("Trainer: " + loss_->type_name() + " reads an embedding, not the logits; use an Objective");
     }
     if (opt_.average_weights()) {
       average_ = std::make_unique<WeightAverage<T>>(net_, WeightAverageOptions().decay(*opt_.average_weights()));
@@ -411,7 +411,7 @@ class Trainer {
     const Index processes = group_ ? group_->size() : 1, needed = processes * (batch_statistics_ ? 2 : 1);
     if (all > 0 && train.dataset().size() - (all - 1) * train.options().batch_size() < needed) {
       if (--all == 0) {
-        throw std::invalid_argument(detail::concat("Trainer: ", train.dataset().size(), " training examples make no batch of ",
+        throw ArgumentError(detail::concat("Trainer: ", train.dataset().size(), " training examples make no batch of ",
                                                    needed, " (", processes, " process(es)",
                                                    batch_statistics_ ? ", two examples each for BatchNorm)" : ")"));
       }
@@ -442,7 +442,7 @@ class Trainer {
   /// Checks the processes agree, gives them rank 0's state and their slices of the data.
   void start_distributed(DataLoader& train, DataLoader* validation) {
     if (!group_->all_equal(setup_hash(train, validation))) {
-      throw std::runtime_error(detail::concat(
+      throw DataError(detail::concat(
           "Trainer: the ", group_->size(), " processes do not have the same set-up (network, optimizer, data, "
           "batch size, seed, epochs, position of the run or build differ between ranks); start every rank with "
           "the same program, arguments and checkpoint"));

@@ -20,8 +20,8 @@
 #include <utility>
 #include <vector>
 
-#include "errors.hpp"
-#include "layer.hpp"
+#include "../errors.hpp"
+#include "../layer.hpp"
 
 namespace convnet {
 
@@ -54,10 +54,10 @@ class Sequential {
 
   /// Appends an existing layer under `name` (names must be unique).
   void add(std::unique_ptr<Layer<T>> layer, const std::string& name) {
-    if (!layer) throw std::invalid_argument("Sequential::add: null layer");
-    if (name.empty()) throw std::invalid_argument("Sequential::add: a layer needs a name");
+    if (!layer) throw ArgumentError("Sequential::add: null layer");
+    if (name.empty()) throw ArgumentError("Sequential::add: a layer needs a name");
     for (const auto& l : layers_) {
-      if (l->name() == name) throw std::invalid_argument("Sequential::add: duplicate layer name '" + name + "'");
+      if (l->name() == name) throw ArgumentError("Sequential::add: duplicate layer name '" + name + "'");
     }
     layer->set_name(name);
     layer->set_training(training_);
@@ -72,11 +72,11 @@ class Sequential {
     for (auto& l : layers_) {
       if (l->name() == name) return *l;
     }
-    throw std::out_of_range("Sequential: no layer named '" + name + "'");
+    throw LookupError("Sequential: no layer named '" + name + "'");
   }
 
   const Tensor<T>& forward(const Tensor<T>& input) {
-    if (layers_.empty()) throw std::logic_error("Sequential::forward: the network has no layers");
+    if (layers_.empty()) throw StateError("Sequential::forward: the network has no layers");
     const Tensor<T>* x = &input;
     for (auto& l : layers_) x = &l->forward(*x);
     return *x;
@@ -84,7 +84,7 @@ class Sequential {
 
   /// Backpropagates dLoss/dOutput; returns dLoss/dInput and accumulates parameter gradients.
   const Tensor<T>& backward(const Tensor<T>& grad_output) {
-    if (layers_.empty()) throw std::logic_error("Sequential::backward: the network has no layers");
+    if (layers_.empty()) throw StateError("Sequential::backward: the network has no layers");
     const Tensor<T>* g = &grad_output;
     for (std::size_t i = layers_.size(); i-- > 0;) {
       g = &layers_[i]->backward(*g);
@@ -111,12 +111,12 @@ class Sequential {
   /// on an embedding): the two are added where that layer's output gradient
   /// is formed, so both reach every layer below it.
   const Tensor<T>& backward(const Tensor<T>& grad_output, const std::string& tap_layer, const Tensor<T>& tap_grad) {
-    if (layers_.empty()) throw std::logic_error("Sequential::backward: the network has no layers");
+    if (layers_.empty()) throw StateError("Sequential::backward: the network has no layers");
     std::size_t tap = layers_.size();
     for (std::size_t i = 0; i < layers_.size(); ++i) {
       if (layers_[i]->name() == tap_layer) tap = i;
     }
-    if (tap == layers_.size()) throw std::out_of_range("Sequential::backward: no layer named '" + tap_layer + "'");
+    if (tap == layers_.size()) throw LookupError("Sequential::backward: no layer named '" + tap_layer + "'");
     if (shape_of(tap_grad) != shape_of(layers_[tap]->output())) {
       throw ShapeError("Sequential::backward (gradient at " + tap_layer + ")", shape_of(layers_[tap]->output()).str(),
                        shape_of(tap_grad).str());

@@ -1,6 +1,7 @@
-// Writes CIFAR-10's binary files out as a folder of PNG pictures in the ImageNet layout, so the folder
-// path (train --dataset folder:OUT) can be measured against the binary one on the same pictures:
-//   cifar_to_folder --data DIR --out OUT      OUT/train/<class>/00000.png ..., OUT/test/<class>/...
+// convnet to-folder: writes CIFAR-10's binary files out as a folder of PNG pictures in the ImageNet
+// layout, so the folder path (convnet train --dataset folder:OUT) can be measured against the binary
+// one on the same pictures:
+//   convnet to-folder --data DIR --out OUT      OUT/train/<class>/00000.png ..., OUT/test/<class>/...
 // PNG is lossless: every picture decodes to the bytes of its record. The number in a file's name is
 // the record's index within its part.
 #include <convnet/data/image_io.hpp>  // first: it compiles stb
@@ -14,7 +15,9 @@
 #include <string>
 #include <vector>
 
-#include "cli.hpp"
+#include <convnet/cli/option_table.hpp>
+
+#include "commands.hpp"
 
 namespace {
 
@@ -40,23 +43,23 @@ void write_part(const Cifar10Dataset& part, const fs::path& root) {
       if (error.empty()) error = e.what();
     }
   });
-  if (!error.empty()) throw std::runtime_error(error);
+  if (!error.empty()) throw DataError(error);
 }
 
 }  // namespace
 
-int main(int argc, char** argv) {
+int to_folder_command(int argc, char** argv) {
   std::string data = std::getenv("CIFAR10_DIR") ? std::getenv("CIFAR10_DIR") : "data/cifar-10-batches-bin";
   std::string out = "data/cifar-10-png";
   bool help = false;
-  cli::OptionTable table("usage: cifar_to_folder [--data DIR] [--out DIR]\n\nWrites CIFAR-10 as PNG pictures in "
+  cli::OptionTable table("usage: convnet to-folder [--data DIR] [--out DIR]\n\nWrites CIFAR-10 as PNG pictures in "
                          "train/<class>/ and test/<class>/ folders.\n",
                          {{"options",
                            {{"--data", "DIR", "CIFAR-10 binary folder (default $CIFAR10_DIR)", &data},
                             {"--out", "DIR", "the folder to write", &out},
                             {"--help", "", "this text", &help}}}});
   try {
-    if (!table.parse(argc, argv).empty()) throw std::invalid_argument("unexpected argument");
+    if (!table.parse(argc, argv).empty()) throw ArgumentError("unexpected argument");
     if (help) {
       table.print_usage(std::cout);
       return 0;
@@ -68,7 +71,7 @@ int main(int argc, char** argv) {
     }
     return 0;
   } catch (const std::exception& e) {
-    std::cerr << "cifar_to_folder: " << e.what() << "\n";
+    std::cerr << "convnet to-folder: " << e.what() << "\n";
     return 1;
   }
 }

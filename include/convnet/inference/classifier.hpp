@@ -27,15 +27,16 @@
 #include <utility>
 #include <vector>
 
-#include "alexnet.hpp"
-#include "checkpoint.hpp"
-#include "data/dataset.hpp"
-#include "data/image.hpp"
-#include "data/preparation.hpp"
-#include "data/transforms.hpp"
-#include "layers/softmax.hpp"
-#include "metrics.hpp"
-#include "sequential.hpp"
+#include "../checkpoint.hpp"
+#include "../data/dataset.hpp"
+#include "../data/image.hpp"
+#include "../data/preparation.hpp"
+#include "../data/transforms.hpp"
+#include "../errors.hpp"
+#include "../layers/softmax.hpp"
+#include "../metrics.hpp"
+#include "../models/alexnet.hpp"
+#include "../models/sequential.hpp"
 
 namespace convnet {
 
@@ -245,7 +246,7 @@ class Classifier {
 
   int checked_label(int label) const {
     if (label < 0 || label >= classes_) {
-      throw std::invalid_argument(detail::concat("Classifier::evaluate: label ", label, " is outside the model's ",
+      throw ArgumentError(detail::concat("Classifier::evaluate: label ", label, " is outside the model's ",
                                                  classes_, " classes"));
     }
     return label;

@@ -27,8 +27,9 @@
 #include <cblas.h>
 #endif
 
-#include "tensor.hpp"
-#include "threading.hpp"
+#include "../errors.hpp"
+#include "../tensor.hpp"
+#include "../threading.hpp"
 
 namespace convnet {
 
@@ -137,7 +138,7 @@ void gemm_thin(Transpose ta, Transpose tb, Index m, Index col0, Index cols, Inde
 template <class T>
 void gemm(Transpose ta, Transpose tb, Index m, Index n, Index k, T alpha, const T* a, Index lda, const T* b, Index ldb,
           T beta, T* c, Index ldc) {
-  if (beta != T(0) && beta != T(1)) throw std::invalid_argument("gemm: beta must be 0 or 1");
+  if (beta != T(0) && beta != T(1)) throw ArgumentError("gemm: beta must be 0 or 1");
 #ifdef CONVNET_USE_OPENBLAS
   if constexpr (std::is_same<T, float>::value || std::is_same<T, double>::value) {
     if (m == 0 || n == 0) return;

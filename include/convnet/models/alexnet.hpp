@@ -37,17 +37,17 @@
 #include <string>
 #include <vector>
 
-#include "errors.hpp"
-#include "layers/adaptive_avg_pool2d.hpp"
-#include "layers/batch_norm.hpp"
-#include "layers/conv2d.hpp"
-#include "layers/dense.hpp"
-#include "layers/dropout.hpp"
-#include "layers/flatten.hpp"
-#include "layers/local_response_norm.hpp"
-#include "layers/max_pool2d.hpp"
-#include "layers/relu.hpp"
-#include "random.hpp"
+#include "../errors.hpp"
+#include "../layers/adaptive_avg_pool2d.hpp"
+#include "../layers/batch_norm.hpp"
+#include "../layers/conv2d.hpp"
+#include "../layers/dense.hpp"
+#include "../layers/dropout.hpp"
+#include "../layers/flatten.hpp"
+#include "../layers/local_response_norm.hpp"
+#include "../layers/max_pool2d.hpp"
+#include "../layers/relu.hpp"
+#include "../random.hpp"
 #include "sequential.hpp"
 
 namespace convnet {
@@ -64,11 +64,33 @@ struct AlexNetConvSpec {
 };
 
 
+/// A named AlexNet configuration and one line of help: the one list the names come from.
+struct AlexNetConfigName {
+  std::string name, help;
+};
+inline const std::vector<AlexNetConfigName>& alexnet_config_names() {
+  static const std::vector<AlexNetConfigName> names = {
+      {"paper", "the paper's network: 3x227x227 -> 1000, LRN after conv1 and conv2"},
+      {"cifar", "the study's CIFAR network: 32x32 inputs, 5x5 kernels, 1024-wide fc6/fc7, LRN"},
+      {"cifar-half", "cifar at half width"},
+      {"cifar-bn", "cifar with batch normalisation after every convolution instead of LRN"},
+      {"cifar-half-bn", "cifar-half with batch normalisation instead of LRN"},
+      {"torchvision", "torchvision's variant: 224x224, no LRN, adaptive pooling, dropout before fc6/fc7"},
+  };
+  return names;
+}
+/// "paper, cifar, cifar-half, cifar-bn, cifar-half-bn, torchvision".
+inline std::string alexnet_config_list() {
+  std::string list;
+  for (const auto& n : alexnet_config_names()) list += (list.empty() ? "" : ", ") + n.name;
+  return list;
+}
+
 /// Which AlexNet: a named configuration (named()) with the settings a user may change, set
 /// with chainable setters and read with getters, as every options struct of the library.
 class AlexNetConfig {
  public:
-  /// The named configurations: "paper", "cifar", "cifar-half", "cifar-bn", "cifar-half-bn", "torchvision".
+  /// One of alexnet_config_names().
   static AlexNetConfig named(const std::string& config_name) {
     AlexNetConfig c;
     if (config_name == "paper") return c;
@@ -105,8 +127,7 @@ class AlexNetConfig {
       c.dropout_first_ = true;
       return c;
     }
-    throw std::invalid_argument("AlexNet: unknown configuration '" + config_name +
-                                "'; valid names are paper, cifar, cifar-half, cifar-bn, cifar-half-bn, torchvision");
+    throw ArgumentError("AlexNet: unknown configuration '" + config_name + "'; valid names are " + alexnet_config_list());
   }
 
   AlexNetConfig& classes(Index v) { classes_ = v; return *this; }
@@ -153,23 +174,23 @@ class AlexNetConfig {
   static LrnConvention lrn_convention(const std::string& text) {
     if (text == to_string(LrnConvention::Paper)) return LrnConvention::Paper;
     if (text == to_string(LrnConvention::AlphaOverN)) return LrnConvention::AlphaOverN;
-    throw std::invalid_argument("lrn convention '" + text + "' (paper or alpha/n)");
+    throw ArgumentError("lrn convention '" + text + "' (paper or alpha/n)");
   }
 
-  /// Reads the text form written by str(); throws std::invalid_argument naming a bad field.
+  /// Reads the text form written by str(); throws ArgumentError naming a bad field.
   static AlexNetConfig parse(const std::string& text) {
     std::istringstream in(text);
     std::string field;
     std::map<std::string, std::string> fields;
     while (in >> field) {
       const auto eq = field.find('=');
-      if (eq == std::string::npos) throw std::invalid_argument("AlexNetConfig::parse: malformed field '" + field + "'");
+      if (eq == std::string::npos) throw ArgumentError("AlexNetConfig::parse: malformed field '" + field + "'");
       fields[field.substr(0, eq)] = field.substr(eq + 1);
     }
     auto take = [&](const char* key) {
       auto it = fields.find(key);
       if (it == fields.end()) {
-        throw std::invalid_argument(std::string("AlexNetConfig::parse: missing field '") + key + "' in '" + text + "'");
+        throw ArgumentError(std::string("AlexNetConfig::parse: missing field '") + key + "' in '" + text + "'");
       }
       return it->second;
     };
@@ -182,7 +203,7 @@ class AlexNetConfig {
       c.width_ = detail::parse_number<double>(take("width"));
       c.dropout_ = detail::parse_number<double>(take("dropout"));
       const std::string init = take("init");
-      if (init != "he" && init != "paper") throw std::invalid_argument("init '" + init + "'");
+      if (init != "he" && init != "paper") throw ArgumentError("init '" + init + "'");
       c.init_ = init == "he" ? AlexNetInit::He : AlexNetInit::Paper;
       // "none": a network without LRN. Constants leave the name's choice as it is: the BatchNorm
       // configurations' checkpoints written before "none" existed carry the unused constants.
@@ -193,7 +214,7 @@ class AlexNetConfig {
       std::istringstream lrn(take("lrn"));
       std::string part[5];
       for (auto& p : part) {
-        if (!std::getline(lrn, p, ',')) throw std::invalid_argument("lrn '" + take("lrn") + "'");
+        if (!std::getline(lrn, p, ',')) throw ArgumentError("lrn '" + take("lrn") + "'");
       }
       c.lrn_ = LocalResponseNormOptions(detail::parse_number<Index>(part[0]))
                    .alpha(detail::parse_number<double>(part[1]))
@@ -202,7 +223,7 @@ class AlexNetConfig {
                    .convention(lrn_convention(part[4]));
       return c;
     } catch (const std::logic_error& e) {  // unreadable numbers and the throws above
-      throw std::invalid_argument("AlexNetConfig::parse: cannot read '" + text + "': " + e.what());
+      throw ArgumentError("AlexNetConfig::parse: cannot read '" + text + "': " + e.what());
     }
   }
 
@@ -303,14 +324,14 @@ inline std::vector<ParameterShape> alexnet_parameter_shapes(const AlexNetConfig&
     add(layer, {out, channels / groups, s.kernel, s.kernel}, !config.batch_norm());
     if (config.batch_norm()) add("bn" + std::to_string(i + 1), {out});  // gamma and beta
     if (side + 2 * s.padding < s.kernel) {
-      throw std::invalid_argument(detail::concat(where, ": input_size ", config.input_size(), " is too small: ", layer,
+      throw ArgumentError(detail::concat(where, ": input_size ", config.input_size(), " is too small: ", layer,
                                                  " gets ", side, " x ", side, " for its ", s.kernel, " x ", s.kernel,
                                                  " kernel"));
     }
     side = (side + 2 * s.padding - s.kernel) / s.stride + 1;
     if (i < 2 || i == 4) {
       if (side < 3) {
-        throw std::invalid_argument(detail::concat(where, ": input_size ", config.input_size(), " is too small: pool",
+        throw ArgumentError(detail::concat(where, ": input_size ", config.input_size(), " is too small: pool",
                                                    i + 1, " gets ", side, " x ", side, " for its 3 x 3 window"));
       }
       side = (side - 3) / 2 + 1;

@@ -1,0 +1,59 @@
+// convnet: one program for what the library does end to end.
+//   convnet train | predict | summary | to-folder [options]    (convnet <command> --help)
+#include <cstring>
+#include <iostream>
+#include <string>
+
+#include <convnet/version.hpp>
+
+#include "commands.hpp"
+
+namespace {
+
+struct Command {
+  const char* name;
+  int (*run)(int, char**);
+  const char* help;
+};
+
+// The one list of subcommands: dispatch and --help come from it.
+constexpr Command kCommands[] = {
+    {"train", train_command, "train AlexNet on CIFAR-10, another of the study's datasets or a picture folder"},
+    {"predict", predict_command, "classify pictures, or score a CIFAR-10 test set, with a trained checkpoint"},
+    {"summary", summary_command, "print an AlexNet configuration's layers, parameters and multiply-adds"},
+    {"to-folder", to_folder_command, "write CIFAR-10's binary files out as a folder of PNG pictures"},
+};
+
+void usage(std::ostream& out) {
+  out << "usage: convnet <command> [options]   (convnet <command> --help for its options)\n\ncommands:\n";
+  for (const Command& c : kCommands) {
+    std::string name = c.name;
+    name.resize(12, ' ');
+    out << "  " << name << c.help << "\n";
+  }
+  out << "\nconvnet " << convnet::version << "\n";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    usage(std::cerr);
+    return 1;
+  }
+  const std::string name = argv[1];
+  if (name == "--help" || name == "-h" || name == "help") {
+    usage(std::cout);
+    return 0;
+  }
+  if (name == "--version") {
+    std::cout << "convnet " << convnet::version << "\n";
+    return 0;
+  }
+  for (const Command& c : kCommands) {
+    if (name == c.name) return c.run(argc - 1, argv + 1);
+  }
+  std::cerr << "convnet: unknown command '" << name << "'\n\n";
+  usage(std::cerr);
+  return 1;
+}

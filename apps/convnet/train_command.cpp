@@ -1,0 +1,192 @@
+// convnet train: the command line over the library's TrainingData, Preparation, Trainer and
+// Classifier (the settings and their table are cli/train_settings.hpp, the final report
+// train/report.hpp). Built with MPI and started by mpirun (mpirun -np 2 convnet train --threads 1
+// ...), it trains data-parallel: every rank reads the data, rank 0 prints, writes and reports.
+// Writes to the output folder: metrics.csv, timing.csv, curves.png, last.ckpt (to resume), best.ckpt
+// (best validation accuracy) and report.txt (best.ckpt on the test set). Ctrl-C stops after the
+// current batch, saves last.ckpt and says how to resume.
+#include <convnet/convnet.hpp>
+#include <convnet/cli/train_settings.hpp>
+#include <convnet/train/report.hpp>
+#include <convnet/train/resume.hpp>
+#ifdef CONVNET_WITH_MPI
+#include <convnet/distributed/mpi.hpp>
+#endif
+
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <unistd.h>
+
+#include "commands.hpp"
+
+namespace {
+
+using namespace convnet;
+using cli::TrainSettings;
+
+const char* const kProgram = "convnet train";
+
+// The processes training together under mpirun, or nullptr (set by main).
+ProcessGroup* process_group = nullptr;
+bool is_root() { return process_group == nullptr || process_group->rank() == 0; }
+
+// Trains, then writes the test report; 130 (143) when interrupted by SIGINT (SIGTERM).
+int fit(const TrainSettings& s, const cli::OptionTable& table, const Checkpoint* resume) {
+  std::cout << "loading " << s.dataset << "\n";
+  const auto seed = static_cast<std::uint64_t>(s.seed);
+  const auto data = TrainingData::open(DatasetSpec::parse(s.dataset), cli::data_options_of(s));
+  const AlexNetConfig config = cli::config_for_data(s, *data);
+  if (resume) require_stored_parameters(*resume, alexnet_parameter_shapes(config));
+  Objective<float> objective = cli::objective_of(s);
+  // Statistics once: computed on the first run, read back from the checkpoint on a resumed one.
+  const Preparation prep = resume && resume->contains("data/preparation")
+                               ? Preparation::read(*resume)
+                               : Preparation::compute(data->train(), cli::preparation_of(s, config, data->spec().in_memory()));
+  LoaderOptions train_options = LoaderOptions().batch_size(s.batch_size).workers(static_cast<int>(s.workers)).seed(seed);
+  DataLoader train_loader(data->train(), prep.train_pipeline(), train_options.skip_unreadable(true));
+  // Validation batches of 256 at 32 x 32, fewer for larger inputs (256 of the paper network's 227 x 227
+  // inputs held 2 GB of activations and unfolded patches), never fewer than a training batch.
+  const Index side = config.input_size(), val_batch = std::max<Index>(s.batch_size, std::min<Index>(256, 256 * 32 * 32 / (side * side)));
+  DataLoader val_loader(data->validation(), prep.eval_pipeline(),
+                        LoaderOptions().batch_size(val_batch).shuffle(false).workers(1).skip_unreadable(true));
+  auto net = make_alexnet<float>(config, seed);
+  prepare_output_folder(s.out, checkpoint_bytes(net));
+  net.set_input_gradient(false);  // the pictures need no gradient
+  TrainerOptions options = TrainerOptions().epochs(s.epochs).checkpoint_dir(s.out);
+  if (s.save_every > 0) options.save_every(s.save_every);
+  if (s.patience > 0) options.patience(s.patience);
+  if (s.max_batches > 0) options.max_batches(s.max_batches);
+  if (s.average_weights > 0) options.average_weights(s.average_weights);
+  if (!objective.reads_logits()) {  // fc8 stays untrained: validate by what the embedding classifies
+    options.validate_embedding(objective.embedding_layer(), embedding_metric_of(objective));
+  }
+  const auto recipe = TrainingRecipe().optimizer(s.optimizer).schedule(s.schedule).lr(s.lr).momentum(s.momentum)
+      .nesterov(!s.no_nesterov).weight_decay(s.weight_decay).epochs(s.epochs)
+      .steps_per_epoch(std::min<Index>(options.max_batches().value_or(1L << 40), train_loader.batches_per_epoch()));
+  auto optimizer = make_optimizer(recipe, net.parameters());
+  auto schedule = make_schedule(recipe);
+  Trainer<float> trainer(net, objective, *optimizer, schedule.get(), options);
+  CheckpointNotes notes;  // what the predictor and a resumed run need
+  notes.text("config", config.str()).text("trainer/options", table.record()).text("trainer/loss", objective.describe())
+      .writer([&prep](Checkpoint& c) { prep.write(c); })
+      .lines("data/classes", data->class_names());
+  auto progress_options = ProgressOptions().terminal(::isatty(STDERR_FILENO));
+  if (s.progress_every > 0) progress_options.every_batches(s.progress_every);
+  trainer.add_callback(notes);
+  // Rank 0 alone shows and writes the run (every rank holds the same figures).
+  std::optional<ProgressPrinter> progress;
+  std::optional<MetricsCsvWriter> csv;
+  std::optional<CurvesPlotter> curves;
+  if (is_root()) {
+    trainer.add_callback(progress.emplace(std::cout, std::cerr, progress_options))
+        .add_callback(csv.emplace(s.out))
+        .add_callback(curves.emplace((std::filesystem::path(s.out) / "curves.png").string()));
+  }
+  if (process_group) trainer.distribute(*process_group);
+  if (resume) trainer.resume(*resume);
+  const std::string parallel =
+      process_group ? detail::concat(process_group->size(), " processes (data-parallel, MPI) x ") : "";
+  std::cout << "AlexNet '" << config.name() << "': " << net.parameter_count() << " parameters, input "
+            << config.input_channels() << "x" << config.input_size() << "x" << config.input_size() << "; "
+            << data->describe() << "; " << parallel << num_threads() << " threads\nrecipe: " << optimizer->type_name() << ", "
+            << schedule->describe() << ", batch " << s.batch_size << ", weight decay " << s.weight_decay
+            << "\npictures: " << prep.describe() << "\nloss: " << objective.describe() << "\n";
+  StopSignals signals;
+  trainer.stop_on(signals.flag());
+  const FitResult result = trainer.fit(train_loader, &val_loader);
+  if (const Index skipped = train_loader.skipped() + val_loader.skipped()) {
+    std::cout << "skipped " << skipped << " unreadable pictures during training (the first: "
+              << (train_loader.skipped() ? train_loader : val_loader).first_skip_reason() << ")\n";
+  }
+  auto interrupted = [&](const char* what) {
+    std::cout << "\n" << what << "; resume with: " << kProgram << " --resume " << trainer.last_path()
+              << (s.out == std::filesystem::path(trainer.last_path()).parent_path().string() ? "" : " --out " + s.out)
+              << "\n";
+    return signals.exit_status();
+  };
+  if (result.outcome == FitOutcome::StopRequested) return interrupted("stopped");
+  if (!is_root()) return 0;  // the report is rank 0's
+  std::ostringstream report;
+  write_test_report(report, trainer, config, cli::eval_views_of(s), objective, *data, options.max_batches(), signals.flag());
+  if (signals.received()) return interrupted("stopped during the test report (training is complete)");
+  std::ofstream((std::filesystem::path(s.out) / "report.txt").string()) << report.str();
+  std::cout << "\n" << report.str() << "\nwrote " << s.out
+            << "/{metrics.csv, timing.csv, curves.png, last.ckpt, best.ckpt, report.txt}\n";
+  return 0;
+}
+
+int train(TrainSettings& s, cli::OptionTable& table) {
+  Checkpoint resume;
+  if (!s.resume.empty()) {
+    resume = Checkpoint::load(s.resume);
+    // The data may have moved since: a --dataset (or --data) given now names where it is, of the kind recorded.
+    const std::string given = table.given("--dataset") ? s.dataset : table.given("--data") ? "cifar10:" + s.data : "";
+    table.restore(resume.text("trainer/options"));
+    if (!given.empty() && !s.dataset.empty()) {
+      const std::string recorded = DatasetSpec::parse(s.dataset).kind, now = DatasetSpec::parse(given).kind;
+      if (recorded != now) throw ArgumentError("cannot resume a run on " + recorded + " data with " + given);
+    }
+    if (!given.empty()) s.dataset = given;
+    if (!table.given("--out")) s.out = std::filesystem::path(s.resume).parent_path().string();
+    if (s.out.empty()) s.out = ".";
+  }
+  if (s.threads > 0) set_num_threads(static_cast<int>(s.threads));
+  cli::resolve_kind_defaults(s);
+  if (!table.given("--lr") && s.resume.empty()) {
+    if (s.optimizer == "adam") s.lr = 1e-3;  // adam's usual rate
+    // The 227 x 227 networks diverge at the small networks' 0.05 (the paper network's loss passed 1e12
+    // by step 5 of a one-cycle run): the paper's rate.
+    else if (s.config == "paper" || s.config == "torchvision") s.lr = 0.01;
+  }
+  const DatasetSpec spec = DatasetSpec::parse(s.dataset);
+  if (!table.given("--out") && s.resume.empty()) s.out = "runs/" + spec.kind;
+  if (spec.kind == "cifar10" && !cifar10_present(spec.dir) && !s.download) {
+    std::cerr << kProgram << ": " << cifar10_missing_message(spec.dir) << "\n";
+    return 2;
+  }
+  // The flags' bounds and, resuming, the stored parameters against the configuration, before any data
+  // is read (for a folder, whose pictures are not known yet, checked again once it is open).
+  const AlexNetConfig config = cli::config_before_data(s);
+  cli::objective_of(s);
+  if (!s.resume.empty()) {
+    if (spec.info().shape_known()) require_stored_parameters(resume, alexnet_parameter_shapes(config));
+    ensure_best_checkpoint(s.out, s.resume, resume);
+  }
+  if (spec.kind == "cifar10" && !cifar10_present(spec.dir)) download_cifar10(spec.dir);
+  prepare_output_folder(s.out);
+  return fit(s, table, s.resume.empty() ? nullptr : &resume);
+}
+
+}  // namespace
+
+// The whole command: parse, train, report; errors as "convnet train: message" and exit status 1.
+int train_command(int argc, char** argv) {
+#ifdef CONVNET_WITH_MPI
+  mpi::World world(argc, argv);  // MPI only when started by mpirun
+  process_group = world.group();
+  if (world.rank() != 0) std::cout.rdbuf(nullptr);  // one rank speaks; errors still reach stderr
+  const std::string rank = world.size() > 1 ? detail::concat("rank ", world.rank(), " of ", world.size(), ": ") : "";
+#else
+  const std::string rank;
+#endif
+  TrainSettings settings;
+  cli::OptionTable table = cli::train_options_of(settings, kProgram);
+  try {
+    const auto positional = table.parse(argc, argv);
+    if (settings.help) {
+      table.print_usage(std::cout);
+      return 0;
+    }
+    if (!positional.empty()) throw ArgumentError("unexpected argument " + positional[0]);
+    return train(settings, table);
+  } catch (const std::exception& e) {
+    std::cerr << kProgram << ": " << rank << e.what() << std::endl;
+#ifdef CONVNET_WITH_MPI
+    world.abort_job();  // the other ranks may be waiting for this one
+#endif
+    return 1;
+  }
+}
+
