@@ -11,9 +11,9 @@ It checks
       GitHub slug;
   (b) that README.md has at most 250 lines (it is a front page; the rest belongs in docs/);
   (c) unless --no-run: the commands of every fenced code block immediately preceded by the line
-      `<!-- doc-test -->`, each line run with bash from the repository root, with $BUILD set to
-      --build (default build). Only cheap commands belong there (--help, a summary): no training,
-      no network.
+      `<!-- doc-test -->`, each line run with bash from the repository root as a reader would
+      type it, a path starting build/ taken from --build instead (default build). Only cheap
+      commands belong there (--help, a summary): no training, no network.
 It prints every problem, then a last line "check_docs: N passed, M failed", and exits 1 if any
 check failed. --allow-missing-file PATH (repeatable; a PATH ending in / stands for everything
 under it) accepts links to files that do not exist yet, such as those a change in flight adds.
@@ -199,23 +199,25 @@ def commands(block):
 
 
 def run_doc_tests(root, files, build, tally):
-    env = dict(os.environ, BUILD=build)
+    env = dict(os.environ)
     for doc in files:
         shown = os.path.relpath(doc, root)
         for block in scan(doc)[2]:
-            for number, command in commands(block):
+            for number, shown_command in commands(block):
+                # As written for a reader (build/bin/convnet ...), run on the build folder given.
+                command = re.sub(r"(^|[\s=])build/", lambda m: m.group(1) + build.rstrip("/") + "/", shown_command)
                 try:
                     run = subprocess.run(["bash", "-c", command], cwd=root, env=env, stdout=subprocess.PIPE,
                                          stderr=subprocess.STDOUT, text=True, timeout=COMMAND_TIMEOUT_S)
                 except subprocess.TimeoutExpired:
                     tally.fail("%s:%d: `%s` ran past %d s (doc-test commands must be cheap)"
-                               % (shown, number, command, COMMAND_TIMEOUT_S))
+                               % (shown, number, shown_command, COMMAND_TIMEOUT_S))
                     continue
                 if run.returncode != 0:
                     output = run.stdout.strip().splitlines()
                     tail = "\n".join("    " + l for l in output[-15:]) or "    (no output)"
-                    tally.fail("%s:%d: `%s` exited %d (BUILD=%s):\n%s"
-                               % (shown, number, command, run.returncode, build, tail))
+                    tally.fail("%s:%d: `%s` exited %d (build folder %s):\n%s"
+                               % (shown, number, shown_command, run.returncode, build, tail))
                 else:
                     tally.ok()
 
@@ -224,7 +226,7 @@ def main():
     here = os.path.dirname(os.path.abspath(__file__))
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--root", default=os.path.dirname(here), help="the repository (default: the one holding this script)")
-    p.add_argument("--build", default="build", help="the build folder doc-test commands find as $BUILD (default build)")
+    p.add_argument("--build", default="build", help="the build folder that doc-test commands' build/ paths stand for (default build)")
     p.add_argument("--no-run", action="store_true", help="check links and the README's length only")
     p.add_argument("--allow-missing-file", action="append", default=[], metavar="PATH",
                    help="accept links to PATH (relative to the root; PATH/ for a folder) although it does not exist")
