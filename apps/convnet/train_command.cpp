@@ -179,6 +179,10 @@ int train_command(int argc, char** argv) {
       table.print_usage(std::cout);
       return 0;
     }
+    if (settings.list) {
+      cli::print_train_choices(std::cout);
+      return 0;
+    }
     if (!positional.empty()) throw ArgumentError("unexpected argument " + positional[0]);
     return train(settings, table);
   } catch (const std::exception& e) {

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "../errors.hpp"
+#include "../key_values.hpp"
 
 namespace convnet::cli {
 
@@ -158,13 +159,13 @@ class OptionTable {
     return out;
   }
 
-  /// Takes the recorded options back from record()'s text; keys it does not know are skipped.
+  /// Takes the recorded options back from record()'s text; keys it does not know are skipped (a
+  /// checkpoint may come from a version with options this one no longer has).
   void restore(const std::string& text) {
-    std::istringstream in(text);
-    for (std::string line; std::getline(in, line);) {
-      const auto eq = line.find('=');
+    const KeyValues record = KeyValues::parse(text, '\n', "the recorded settings");
+    for (const auto& [key, value] : record.pairs()) {
       for (const auto& o : options_) {
-        if (o.scope == Recorded && eq != std::string::npos && o.key() == line.substr(0, eq)) o.set(line.substr(eq + 1));
+        if (o.scope == Recorded && o.key() == key) o.set(value);
       }
     }
   }

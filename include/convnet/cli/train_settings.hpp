@@ -4,7 +4,9 @@
 // one's own can offer the same options, and so that the command-line fuzz target parses the real table.
 #pragma once
 
+#include <algorithm>
 #include <cstdlib>
+#include <ostream>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -15,6 +17,7 @@
 #include "../inference/classifier.hpp"
 #include "../losses/objective.hpp"
 #include "../models/alexnet.hpp"
+#include "../optim/by_name.hpp"
 #include "option_table.hpp"
 
 namespace convnet::cli {
@@ -31,7 +34,7 @@ struct TrainSettings {
   long classes = 0, channels = 0, input_size = 0, resize = 256, statistics_sample = 0;
   long epochs = 28, batch_size = 128, patience = 0, threads = 0, workers = 1, seed = 1;
   long max_batches = 0, save_every = 0, progress_every = 0;
-  bool no_nesterov = false, download = false, verify = false, help = false;
+  bool no_nesterov = false, download = false, verify = false, help = false, list = false;
 };
 
 inline OptionTable train_options_of(TrainSettings& s, const std::string& program = "convnet train") {
@@ -69,13 +72,13 @@ inline OptionTable train_options_of(TrainSettings& s, const std::string& program
        {"training",
         {{"--epochs", "N", "epochs to train", &s.epochs, R, Range::closed(1, 100000)},
          {"--batch-size", "N", "pictures per step", &s.batch_size, R, Range::closed(1, 65536)},
-         {"--optimizer", "sgd|adam", "sgd: Nesterov momentum", &s.optimizer, R},
+         {"--optimizer", "NAME", detail::name_list(optimizer_types<float>()) + " (convnet train --list shows each)", &s.optimizer, R},
          {"--lr", "LR", "peak learning rate (default 0.05; 0.01 for paper and torchvision, 1e-3 for adam; about 0.01 for the hinge losses)", &s.lr, R, Range::above(0, 100)},
-         {"--schedule", "NAME", "onecycle, cosine, step (x0.1 each third), plateau (x0.1), constant", &s.schedule, R},
+         {"--schedule", "NAME", detail::name_list(schedule_types()) + " (convnet train --list shows each)", &s.schedule, R},
          {"--weight-decay", "WD", "L2 on weights (biases are not decayed)", &s.weight_decay, R, Range::closed(0, 1)},
          {"--momentum", "M", "one-cycle swings it 0.05 either side, as PyTorch does", &s.momentum, R, Range::closed(0, 0.999)},
          {"--no-nesterov", "", "plain momentum", &s.no_nesterov, R},
-         {"--loss", "NAME", "cross-entropy, hinge, squared-hinge, cosine, an embedding loss (triplet, contrastive, pair-hinge, double-margin, siamese-global, lmnn, improved-triplet, distance-ratio, softpn, lifted, triplet-global, histogram), or sums: cross-entropy+triplet; settings in brackets: contrastive(margin=0.5,normalize=1)", &s.loss, R},
+         {"--loss", "NAME", detail::name_list(loss_types<float>()) + ", or sums: cross-entropy+triplet; settings in brackets: contrastive(margin=0.5,normalize=1) (convnet train --list shows each)", &s.loss, R},
          {"--loss-weights", "LIST", "a weight per term of --loss, comma-separated (default all 1)", &s.loss_weights, R},
          {"--hinge-margin", "M", "margin of hinge and squared-hinge", &s.hinge_margin, R, Range::above(0, 1000)},
          {"--triplet-margin", "M", "margin of the triplet loss (batch-hard, on fc7)", &s.triplet_margin, R, Range::above(0, 1000)},
@@ -90,7 +93,25 @@ inline OptionTable train_options_of(TrainSettings& s, const std::string& program
          {"--workers", "N", "data-loading threads", &s.workers, PerProcess, Range::closed(0, 64)},
          {"--save-every", "N", "also write last.ckpt every N batches (0: at epoch ends only)", &s.save_every, PerProcess, Range::closed(0, 1e9)},
          {"--progress-every", "N", "without a terminal, progress every N batches (0: each 30 s)", &s.progress_every, PerProcess, Range::closed(0, 1e9)},
+         {"--list", "", "every dataset kind, network, optimizer, schedule and loss, a line each", &s.list},
          {"--help", "", "this text", &s.help}}}});
+}
+
+/// What --list prints: each registry's names with their one line of help, as the code defines them.
+inline void print_train_choices(std::ostream& out) {
+  auto section = [&out](const char* title, const auto& entries) {
+    out << title << "\n";
+    for (const auto& e : entries) {
+      std::string name = "  " + e.name;
+      name.resize(std::max<std::size_t>(name.size() + 2, 20), ' ');
+      out << name << e.help << "\n";
+    }
+  };
+  section("dataset kinds (--dataset KIND:DIR)", dataset_kinds());
+  section("networks (--config)", alexnet_config_names());
+  section("optimizers (--optimizer)", optimizer_types<float>());
+  section("schedules (--schedule)", schedule_types());
+  section("losses (--loss; join with + to sum them)", loss_types<float>());
 }
 
 /// The test views --eval lists, in its order (the first gives the full report).

@@ -86,20 +86,20 @@ struct Batch {
 class DataLoader {
  public:
   DataLoader(const Dataset& data, Pipeline pipeline, const LoaderOptions& options = LoaderOptions())
-      : data_(data), pipeline_(std::move(pipeline)), opt_(options) {
-    detail::require_option(opt_.batch_size() >= 1, "DataLoader", "batch_size", ">= 1", opt_.batch_size());
-    detail::require_option(opt_.batch_size() <= kMaxBatchSize, "DataLoader", "batch_size", "at most 65536",
-                           opt_.batch_size());
-    detail::require_option(opt_.workers() >= 0 && opt_.workers() <= kMaxWorkers, "DataLoader", "workers",
-                           "in [0, 256]", opt_.workers());
-    detail::require_option(opt_.prefetch() >= 1 && opt_.prefetch() <= kMaxPrefetch, "DataLoader", "prefetch",
-                           "in [1, 1024]", opt_.prefetch());
-    detail::require_option(opt_.per_class() >= 0 && opt_.per_class() <= opt_.batch_size(), "DataLoader", "per_class",
-                           "in [0, batch_size]", opt_.per_class());
+      : data_(data), pipeline_(std::move(pipeline)), options_(options) {
+    detail::require_option(options_.batch_size() >= 1, "DataLoader", "batch_size", ">= 1", options_.batch_size());
+    detail::require_option(options_.batch_size() <= kMaxBatchSize, "DataLoader", "batch_size", "at most 65536",
+                           options_.batch_size());
+    detail::require_option(options_.workers() >= 0 && options_.workers() <= kMaxWorkers, "DataLoader", "workers",
+                           "in [0, 256]", options_.workers());
+    detail::require_option(options_.prefetch() >= 1 && options_.prefetch() <= kMaxPrefetch, "DataLoader", "prefetch",
+                           "in [1, 1024]", options_.prefetch());
+    detail::require_option(options_.per_class() >= 0 && options_.per_class() <= options_.batch_size(), "DataLoader", "per_class",
+                           "in [0, batch_size]", options_.per_class());
     if (data_.size() == 0) throw DataError("DataLoader: the dataset is empty");
-    slots_.resize(static_cast<std::size_t>(opt_.workers() == 0 ? 1 : opt_.prefetch()));
+    slots_.resize(static_cast<std::size_t>(options_.workers() == 0 ? 1 : options_.prefetch()));
     try {
-      for (int w = 0; w < opt_.workers(); ++w) threads_.emplace_back([this] { work(); });
+      for (int w = 0; w < options_.workers(); ++w) threads_.emplace_back([this] { work(); });
     } catch (...) {  // a thread could not start (std::system_error): end the ones that did, then report it
       stop_workers();
       throw;
@@ -115,8 +115,8 @@ class DataLoader {
   DataLoader& operator=(const DataLoader&) = delete;
 
   Index batches_per_epoch() const {
-    const Index n = data_.size(), b = opt_.batch_size();
-    return opt_.drop_last() ? n / b : (n + b - 1) / b;
+    const Index n = data_.size(), b = options_.batch_size();
+    return options_.drop_last() ? n / b : (n + b - 1) / b;
   }
   const Dataset& dataset() const { return data_; }
   /// Pictures replaced because they could not be loaded (skip_unreadable), over every epoch so far.
@@ -126,7 +126,7 @@ class DataLoader {
     std::lock_guard<std::mutex> lock(skip_mutex_);
     return first_skip_reason_;
   }
-  const LoaderOptions& options() const { return opt_; }
+  const LoaderOptions& options() const { return options_; }
 
   /// Data-parallel training: from the next start_epoch on, every batch is this
   /// process's slice (`rank` of `processes`, contiguous, sizes differing by at most
@@ -157,10 +157,10 @@ class DataLoader {
     epoch_ = epoch;
     order_.resize(static_cast<std::size_t>(data_.size()));
     for (Index i = 0; i < data_.size(); ++i) order_[static_cast<std::size_t>(i)] = i;
-    if (opt_.shuffle()) {
-      Rng rng(detail::mix64(opt_.seed() + detail::kGolden * (epoch + 1)) ^ 0x5DEECE66DULL);
+    if (options_.shuffle()) {
+      Rng rng(detail::mix64(options_.seed() + detail::kGolden * (epoch + 1)) ^ 0x5DEECE66DULL);
       rng.shuffle(order_.begin(), order_.end());
-      if (opt_.per_class() > 0) group_by_class(rng);
+      if (options_.per_class() > 0) group_by_class(rng);
     }
     for (auto& s : slots_) s.state = Slot::Empty;
     next_task_ = released_ = next_out_ = first_batch;
@@ -259,7 +259,7 @@ class DataLoader {
       by_class[static_cast<std::size_t>(label)].push_back(i);
     }
     std::vector<std::pair<std::size_t, std::size_t>> runs;  // (class, first picture of the run)
-    const auto k = static_cast<std::size_t>(opt_.per_class());
+    const auto k = static_cast<std::size_t>(options_.per_class());
     for (std::size_t c = 0; c < by_class.size(); ++c) {
       for (std::size_t first = 0; first < by_class[c].size(); first += k) runs.emplace_back(c, first);
     }
@@ -276,8 +276,8 @@ class DataLoader {
   // thread touches the slot's buffers). On failure the error is kept in the slot.
   bool fill(Slot& slot, Index task) {
     try {
-      const Index global_begin = task * opt_.batch_size();
-      const Index global_count = std::min(opt_.batch_size(), data_.size() - global_begin);
+      const Index global_begin = task * options_.batch_size();
+      const Index global_count = std::min(options_.batch_size(), data_.size() - global_begin);
       const Index offset = global_count * shard_rank_ / shard_count_;
       const Index begin = global_begin + offset;
       const Index count = global_count * (shard_rank_ + 1) / shard_count_ - offset;
@@ -290,7 +290,7 @@ class DataLoader {
       for (Index k = 0; k < count; ++k) {
         const Index position = begin + k;
         const Index index = load_or_skip(position, slot.image);
-        Rng rng(detail::mix64(detail::mix64(opt_.seed() + detail::kGolden * (epoch_ + 1)) ^
+        Rng rng(detail::mix64(detail::mix64(options_.seed() + detail::kGolden * (epoch_ + 1)) ^
                               detail::mix64(static_cast<std::uint64_t>(position))));
         pipeline_.apply(slot.image, rng);
         const Shape shape{count, slot.image.channels, slot.image.height, slot.image.width};
@@ -317,7 +317,7 @@ class DataLoader {
   // skip_unreadable, an unreadable one is counted and the following positions are tried in turn.
   Index load_or_skip(Index position, Image& image) {
     const Index n = data_.size();
-    const Index attempts = opt_.skip_unreadable() ? std::min(n, detail::kMaxUnreadableInARow) : 1;
+    const Index attempts = options_.skip_unreadable() ? std::min(n, detail::kMaxUnreadableInARow) : 1;
     return detail::load_first_readable(
         data_, image, attempts, [&](Index step) { return order_[static_cast<std::size_t>((position + step) % n)]; },
         [&](const DataError& e) {
@@ -330,7 +330,7 @@ class DataLoader {
 
   const Dataset& data_;
   Pipeline pipeline_;
-  LoaderOptions opt_;
+  LoaderOptions options_;
   std::vector<Slot> slots_;
   std::vector<std::thread> threads_;
   std::vector<Index> order_;

@@ -38,6 +38,7 @@
 
 #include "../checkpoint/format.hpp"
 #include "../errors.hpp"
+#include "../key_values.hpp"
 #include "../random.hpp"
 #include "dataset.hpp"
 #include "image.hpp"
@@ -401,31 +402,23 @@ class Preparation {
   };
 
   static PreparationOptions parse(const std::string& text, const std::string& source) {
-    std::map<std::string, std::string> fields;
-    std::istringstream in(text);
-    for (std::string field; in >> field;) {
-      const auto eq = field.find('=');
-      if (eq == std::string::npos) throw CheckpointError(source + ": data/preparation: malformed field '" + field + "'");
-      fields[field.substr(0, eq)] = field.substr(eq + 1);
+    std::string kind, mean, augment;
+    Index input = 0, channels = 0, resize = 0, padding = 0;
+    try {
+      KeyValues fields = KeyValues::parse(text, ' ', "data/preparation");
+      kind = fields.take<std::string>("kind");
+      mean = fields.take<std::string>("mean");
+      augment = fields.take<std::string>("augment");
+      input = fields.take<Index>("input");
+      channels = fields.take<Index>("channels");
+      resize = fields.take<Index>("resize");
+      padding = fields.take<Index>("padding");
+      fields.finish();
+    } catch (const ArgumentError& e) {
+      throw CheckpointError(source + ": " + e.what());
     }
-    auto take = [&](const char* key) {
-      auto it = fields.find(key);
-      if (it == fields.end()) throw CheckpointError(source + ": data/preparation has no '" + key + "'");
-      return it->second;
-    };
-    auto number = [&](const char* key) {
-      const std::string v = take(key);
-      try {
-        return detail::parse_number<Index>(v);
-      } catch (const std::invalid_argument&) {
-        throw CheckpointError(source + ": data/preparation: " + key + " '" + v + "' is not a whole number");
-      }
-    };
-    const std::string kind = take("kind"), mean = take("mean");
     if (kind != "small" && kind != "paper") throw CheckpointError(source + ": data/preparation: kind '" + kind + "'");
     if (mean != "channel" && mean != "image") throw CheckpointError(source + ": data/preparation: mean '" + mean + "'");
-    const Index input = number("input"), channels = number("channels"), resize = number("resize"),
-                padding = number("padding");
     auto bounded = [&](const char* key, Index v, Index lo, Index hi) {
       if (v < lo || v > hi) throw CheckpointError(detail::concat(source, ": data/preparation: ", key, " ", v, " is outside [", lo, ", ", hi, "]"));
     };
@@ -435,7 +428,7 @@ class Preparation {
     bounded("channels", channels, 1, 3);
     return PreparationOptions()
         .kind(kind == "small" ? PreparationKind::Small : PreparationKind::Paper)
-        .input_size(input).channels(channels).resize(resize).padding(padding).augment(take("augment"))
+        .input_size(input).channels(channels).resize(resize).padding(padding).augment(augment)
         .mean(mean == "image" ? MeanKind::Image : MeanKind::Channel);
   }
 

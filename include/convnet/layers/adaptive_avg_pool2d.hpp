@@ -9,10 +9,12 @@
 // output's gradient evenly over its window.
 #pragma once
 
+#include <memory>
 #include <algorithm>
 #include <string>
 
 #include "../errors.hpp"
+#include "../key_values.hpp"
 #include "../layer.hpp"
 #include "../threading.hpp"
 
@@ -27,6 +29,9 @@ class AdaptiveAvgPool2d : public Layer<T> {
   }
 
   std::string type_name() const override { return "AdaptiveAvgPool2d"; }
+  static std::unique_ptr<AdaptiveAvgPool2d> from_settings(KeyValues& s) {
+    return std::make_unique<AdaptiveAvgPool2d>(s.take<Index>("output_height"), s.take<Index>("output_width"));
+  }
   LayerSettings settings() const override {
     return {{"output_height", detail::setting_value(oh_)}, {"output_width", detail::setting_value(ow_)}};
   }

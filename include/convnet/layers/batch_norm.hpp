@@ -22,10 +22,12 @@
 #pragma once
 
 #include <cmath>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "../errors.hpp"
+#include "../key_values.hpp"
 #include "../layer.hpp"
 #include "../threading.hpp"
 
@@ -49,19 +51,26 @@ struct BatchNormOptions {
 };
 
 namespace detail {
+inline BatchNormOptions batch_norm_options_from(KeyValues& s) {
+  return BatchNormOptions(s.take<Index>("num_features"))
+      .eps(s.take<double>("eps"))
+      .momentum(s.take<double>("momentum"))
+      .affine(s.take("affine", true));
+}
+
 template <class T, bool Spatial>
 class BatchNorm : public Layer<T> {
  public:
-  explicit BatchNorm(const BatchNormOptions& options) : opt_(options) {
+  explicit BatchNorm(const BatchNormOptions& options) : options_(options) {
     const char* where = Spatial ? "BatchNorm2d" : "BatchNorm1d";
-    require_option(opt_.num_features() >= 1 && opt_.num_features() <= (Index{1} << 24), where, "num_features",
-                   "in [1, 2^24]", opt_.num_features());
-    require_option(opt_.eps() > 0 && std::isfinite(opt_.eps()), where, "eps", "finite and > 0", opt_.eps());
-    require_option(opt_.momentum() >= 0 && opt_.momentum() <= 1, where, "momentum", "in [0, 1]", opt_.momentum());
-    const Index c = opt_.num_features();
+    require_option(options_.num_features() >= 1 && options_.num_features() <= (Index{1} << 24), where, "num_features",
+                   "in [1, 2^24]", options_.num_features());
+    require_option(options_.eps() > 0 && std::isfinite(options_.eps()), where, "eps", "finite and > 0", options_.eps());
+    require_option(options_.momentum() >= 0 && options_.momentum() <= 1, where, "momentum", "in [0, 1]", options_.momentum());
+    const Index c = options_.num_features();
     running_mean_ = Vector<T>::Zero(c);
     running_var_ = Vector<T>::Ones(c);
-    if (opt_.affine()) {
+    if (options_.affine()) {
       weight_ = Vector<T>::Ones(c);
       bias_ = Vector<T>::Zero(c);
       weight_grad_ = GradientBuffer<T>(c);
@@ -71,34 +80,34 @@ class BatchNorm : public Layer<T> {
     inv_std_ = Vector<T>::Zero(c);
   }
 
-  const BatchNormOptions& options() const { return opt_; }
+  const BatchNormOptions& options() const { return options_; }
   std::string type_name() const override { return Spatial ? "BatchNorm2d" : "BatchNorm1d"; }
   LayerSettings settings() const override {
     using detail::setting_value;
-    return {{"num_features", setting_value(opt_.num_features())},
-            {"eps", setting_value(opt_.eps())},
-            {"momentum", setting_value(opt_.momentum())},
-            {"affine", setting_value(opt_.affine())}};
+    return {{"num_features", setting_value(options_.num_features())},
+            {"eps", setting_value(options_.eps())},
+            {"momentum", setting_value(options_.momentum())},
+            {"affine", setting_value(options_.affine())}};
   }
   std::string describe() const override {
-    return concat(type_name(), "(", opt_.num_features(), opt_.affine() ? "" : ", no affine", ")");
+    return concat(type_name(), "(", options_.num_features(), options_.affine() ? "" : ", no affine", ")");
   }
   Shape output_shape(const Shape& in) const override {
-    const bool ok = in.n >= 1 && in.c == opt_.num_features() && in.h >= 1 && in.w >= 1 && (Spatial || (in.h == 1 && in.w == 1));
+    const bool ok = in.n >= 1 && in.c == options_.num_features() && in.h >= 1 && in.w >= 1 && (Spatial || (in.h == 1 && in.w == 1));
     if (!ok) {
-      this->input_error(concat("[N >= 1, ", opt_.num_features(), Spatial ? ", H >= 1, W >= 1]" : ", 1, 1]"), in);
+      this->input_error(concat("[N >= 1, ", options_.num_features(), Spatial ? ", H >= 1, W >= 1]" : ", 1, 1]"), in);
     }
     return in;
   }
 
   std::vector<Parameter<T>> parameters() override {
-    if (!opt_.affine()) return {};
-    const Index c = opt_.num_features();
+    if (!options_.affine()) return {};
+    const Index c = options_.num_features();
     return {Parameter<T>{"weight", {c}, weight_.data(), weight_grad_.data(), c, false},
             Parameter<T>{"bias", {c}, bias_.data(), bias_grad_.data(), c, false}};
   }
   std::vector<Buffer<T>> buffers() override {
-    const Index c = opt_.num_features();
+    const Index c = options_.num_features();
     return {Buffer<T>{"running_mean", {c}, running_mean_.data(), c},
             Buffer<T>{"running_var", {c}, running_var_.data(), c}};
   }
@@ -117,7 +126,7 @@ class BatchNorm : public Layer<T> {
       throw ArgumentError(concat(this->name(), ": training needs more than one value per channel, got input ",
                                          s.str(), " (a batch of one through BatchNorm1d)"));
     }
-    const T momentum = static_cast<T>(opt_.momentum()), eps = static_cast<T>(opt_.eps());
+    const T momentum = static_cast<T>(options_.momentum()), eps = static_cast<T>(options_.eps());
     parallel_for(s.c, s.n * s.c * plane > 16384, [&](Index c, int) {
       T mean = running_mean_[c], var = running_var_[c];
       if (batch_stats_) {
@@ -137,8 +146,8 @@ class BatchNorm : public Layer<T> {
       const T inv_std = T(1) / std::sqrt(var + eps);
       mean_[c] = mean;
       inv_std_[c] = inv_std;
-      const T scale = (opt_.affine() ? weight_[c] : T(1)) * inv_std;
-      const T shift = (opt_.affine() ? bias_[c] : T(0)) - mean * scale;
+      const T scale = (options_.affine() ? weight_[c] : T(1)) * inv_std;
+      const T shift = (options_.affine() ? bias_[c] : T(0)) - mean * scale;
       for (Index n = 0; n < s.n; ++n) {
         const T* x = input.data() + (n * s.c + c) * plane;
         T* y = output.data() + (n * s.c + c) * plane;
@@ -158,12 +167,12 @@ class BatchNorm : public Layer<T> {
         sum_dy += static_cast<double>(dy.sum());
         sum_dy_xhat += static_cast<double>((dy * (plane_of(input, n, c, s) - mean)).sum() * inv_std);
       }
-      if (opt_.affine()) {
+      if (options_.affine()) {
         weight_grad_.data()[c] += static_cast<T>(sum_dy_xhat);
         bias_grad_.data()[c] += static_cast<T>(sum_dy);
       }
       if (!this->input_gradient()) return;
-      const T gamma = opt_.affine() ? weight_[c] : T(1);
+      const T gamma = options_.affine() ? weight_[c] : T(1);
       // Evaluation statistics are constants: dx = gamma inv_std dy. Batch statistics add the two means.
       const T mean_dy = batch_stats_ ? static_cast<T>(sum_dy / static_cast<double>(count)) : T(0);
       const T mean_dy_xhat = batch_stats_ ? static_cast<T>(sum_dy_xhat / static_cast<double>(count)) : T(0);
@@ -183,7 +192,7 @@ class BatchNorm : public Layer<T> {
     return {t.data() + (n * s.c + c) * s.h * s.w, s.h * s.w};
   }
 
-  BatchNormOptions opt_;
+  BatchNormOptions options_;
   Vector<T> weight_, bias_, running_mean_, running_var_;
   GradientBuffer<T> weight_grad_, bias_grad_;
   Vector<T> mean_, inv_std_;  // what the last forward normalised with
@@ -196,6 +205,9 @@ template <class T>
 class BatchNorm2d : public detail::BatchNorm<T, true> {
  public:
   explicit BatchNorm2d(const BatchNormOptions& options) : detail::BatchNorm<T, true>(options) {}
+  static std::unique_ptr<BatchNorm2d> from_settings(KeyValues& s) {
+    return std::make_unique<BatchNorm2d>(detail::batch_norm_options_from(s));
+  }
 };
 
 /// Batch normalisation over N of [N, C, 1, 1] (after a dense layer).
@@ -203,6 +215,9 @@ template <class T>
 class BatchNorm1d : public detail::BatchNorm<T, false> {
  public:
   explicit BatchNorm1d(const BatchNormOptions& options) : detail::BatchNorm<T, false>(options) {}
+  static std::unique_ptr<BatchNorm1d> from_settings(KeyValues& s) {
+    return std::make_unique<BatchNorm1d>(detail::batch_norm_options_from(s));
+  }
 };
 
 }  // namespace convnet

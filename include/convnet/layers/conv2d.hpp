@@ -23,6 +23,7 @@
 // and Eigen parallelises each product.
 #pragma once
 
+#include <memory>
 #include <algorithm>
 #include <cstdint>
 #include <optional>
@@ -33,6 +34,7 @@
 #include "../kernels/gemm.hpp"
 #include "../init.hpp"
 #include "../kernels/winograd.hpp"
+#include "../key_values.hpp"
 #include "../layer.hpp"
 #include "../threading.hpp"
 
@@ -77,75 +79,84 @@ struct Conv2dOptions {
 template <class T>
 class Conv2d : public Layer<T> {
  public:
-  explicit Conv2d(const Conv2dOptions& options) : opt_(options) {
+  explicit Conv2d(const Conv2dOptions& options) : options_(options) {
     const std::string where = "Conv2d";
-    detail::require_option(opt_.in_channels() >= 1, where, "in_channels", ">= 1", opt_.in_channels());
-    detail::require_option(opt_.out_channels() >= 1, where, "out_channels", ">= 1", opt_.out_channels());
-    detail::require_option(opt_.kernel_size() >= 1, where, "kernel_size", ">= 1", opt_.kernel_size());
-    detail::require_option(opt_.stride() >= 1, where, "stride", ">= 1", opt_.stride());
-    detail::require_option(opt_.padding() >= 0, where, "padding", ">= 0", opt_.padding());
-    detail::require_option(opt_.groups() >= 1, where, "groups", ">= 1", opt_.groups());
-    detail::require_option(opt_.in_channels() % opt_.groups() == 0, where, "groups",
-                           detail::concat("a divisor of in_channels (", opt_.in_channels(), ")").c_str(),
-                           opt_.groups());
-    detail::require_option(opt_.out_channels() % opt_.groups() == 0, where, "groups",
-                           detail::concat("a divisor of out_channels (", opt_.out_channels(), ")").c_str(),
-                           opt_.groups());
+    detail::require_option(options_.in_channels() >= 1, where, "in_channels", ">= 1", options_.in_channels());
+    detail::require_option(options_.out_channels() >= 1, where, "out_channels", ">= 1", options_.out_channels());
+    detail::require_option(options_.kernel_size() >= 1, where, "kernel_size", ">= 1", options_.kernel_size());
+    detail::require_option(options_.stride() >= 1, where, "stride", ">= 1", options_.stride());
+    detail::require_option(options_.padding() >= 0, where, "padding", ">= 0", options_.padding());
+    detail::require_option(options_.groups() >= 1, where, "groups", ">= 1", options_.groups());
+    detail::require_option(options_.in_channels() % options_.groups() == 0, where, "groups",
+                           detail::concat("a divisor of in_channels (", options_.in_channels(), ")").c_str(),
+                           options_.groups());
+    detail::require_option(options_.out_channels() % options_.groups() == 0, where, "groups",
+                           detail::concat("a divisor of out_channels (", options_.out_channels(), ")").c_str(),
+                           options_.groups());
     // The weight's size, checked before it is computed in Index (or allocated): at most 2^31 values.
-    const double weights = static_cast<double>(opt_.out_channels()) * static_cast<double>(opt_.in_channels()) /
-                           static_cast<double>(opt_.groups()) * static_cast<double>(opt_.kernel_size()) *
-                           static_cast<double>(opt_.kernel_size());
+    const double weights = static_cast<double>(options_.out_channels()) * static_cast<double>(options_.in_channels()) /
+                           static_cast<double>(options_.groups()) * static_cast<double>(options_.kernel_size()) *
+                           static_cast<double>(options_.kernel_size());
     detail::require_option(weights <= 2147483648.0, where, "out_channels x in_channels / groups x kernel_size^2",
                            "at most 2^31 weights", weights);
-    set_algorithm(opt_.algorithm());
-    weight_ = Vector<T>::Zero(opt_.out_channels() * col_rows());
+    set_algorithm(options_.algorithm());
+    weight_ = Vector<T>::Zero(options_.out_channels() * col_rows());
     weight_grad_ = GradientBuffer<T>(weight_.size());
-    if (opt_.bias()) {
-      bias_ = Vector<T>::Zero(opt_.out_channels());
-      bias_grad_ = GradientBuffer<T>(opt_.out_channels());
+    if (options_.bias()) {
+      bias_ = Vector<T>::Zero(options_.out_channels());
+      bias_grad_ = GradientBuffer<T>(options_.out_channels());
     }
     const auto params = parameters();
-    const std::uint64_t seed = opt_.seed() ? *opt_.seed() : next_default_seed();
-    init::layer_default(params[0], opt_.bias() ? &params[1] : nullptr, seed);
+    const std::uint64_t seed = options_.seed() ? *options_.seed() : next_default_seed();
+    init::layer_default(params[0], options_.bias() ? &params[1] : nullptr, seed);
   }
 
-  const Conv2dOptions& options() const { return opt_; }
+  const Conv2dOptions& options() const { return options_; }
 
   /// Changes how this layer computes from its next call on (a network built by
   /// make_alexnet, a loaded one); the results agree to rounding.
   void set_algorithm(ConvAlgorithm algorithm) {
-    if (algorithm == ConvAlgorithm::Winograd && !winograd::supports(opt_.kernel_size(), opt_.stride(), opt_.padding())) {
+    if (algorithm == ConvAlgorithm::Winograd && !winograd::supports(options_.kernel_size(), options_.stride(), options_.padding())) {
       throw ArgumentError(detail::concat(
           "Conv2d: algorithm Winograd needs stride 1, kernel_size 3 or 5 and padding <= kernel_size - 1; got stride ",
-          opt_.stride(), ", kernel_size ", opt_.kernel_size(), ", padding ", opt_.padding()));
+          options_.stride(), ", kernel_size ", options_.kernel_size(), ", padding ", options_.padding()));
     }
-    opt_.algorithm(algorithm);
+    options_.algorithm(algorithm);
   }
   std::string type_name() const override { return "Conv2d"; }
+  /// The layer settings() describes (the registry's factory; models/layer_registry.hpp).
+  static std::unique_ptr<Conv2d> from_settings(KeyValues& s) {
+    return std::make_unique<Conv2d>(Conv2dOptions(s.take<Index>("in_channels"), s.take<Index>("out_channels"),
+                                                  s.take<Index>("kernel_size"))
+                                        .stride(s.take<Index>("stride", 1))
+                                        .padding(s.take<Index>("padding", 0))
+                                        .groups(s.take<Index>("groups", 1))
+                                        .bias(s.take("bias", true)));
+  }
   LayerSettings settings() const override {
     using detail::setting_value;
-    return {{"in_channels", setting_value(opt_.in_channels())}, {"out_channels", setting_value(opt_.out_channels())},
-            {"kernel_size", setting_value(opt_.kernel_size())},  {"stride", setting_value(opt_.stride())},
-            {"padding", setting_value(opt_.padding())},          {"groups", setting_value(opt_.groups())},
-            {"bias", setting_value(opt_.bias())}};
+    return {{"in_channels", setting_value(options_.in_channels())}, {"out_channels", setting_value(options_.out_channels())},
+            {"kernel_size", setting_value(options_.kernel_size())},  {"stride", setting_value(options_.stride())},
+            {"padding", setting_value(options_.padding())},          {"groups", setting_value(options_.groups())},
+            {"bias", setting_value(options_.bias())}};
   }
   std::string describe() const override {
-    return detail::concat("Conv2d(", opt_.in_channels(), " -> ", opt_.out_channels(), ", kernel ",
-                          opt_.kernel_size(), ", stride ", opt_.stride(), ", padding ", opt_.padding(),
-                          ", groups ", opt_.groups(), opt_.bias() ? "" : ", no bias", ")");
+    return detail::concat("Conv2d(", options_.in_channels(), " -> ", options_.out_channels(), ", kernel ",
+                          options_.kernel_size(), ", stride ", options_.stride(), ", padding ", options_.padding(),
+                          ", groups ", options_.groups(), options_.bias() ? "" : ", no bias", ")");
   }
 
   Shape output_shape(const Shape& in) const override {
-    const Index k = opt_.kernel_size();
-    if (in.n < 1 || in.c != opt_.in_channels() || in.h + 2 * opt_.padding() < k ||
-        in.w + 2 * opt_.padding() < k) {
-      const Index min_side = std::max<Index>(1, k - 2 * opt_.padding());
-      this->input_error(detail::concat("[N >= 1, ", opt_.in_channels(), ", H >= ", min_side, ", W >= ",
+    const Index k = options_.kernel_size();
+    if (in.n < 1 || in.c != options_.in_channels() || in.h + 2 * options_.padding() < k ||
+        in.w + 2 * options_.padding() < k) {
+      const Index min_side = std::max<Index>(1, k - 2 * options_.padding());
+      this->input_error(detail::concat("[N >= 1, ", options_.in_channels(), ", H >= ", min_side, ", W >= ",
                                        min_side, "]"),
                         in);
     }
-    return Shape{in.n, opt_.out_channels(), (in.h + 2 * opt_.padding() - k) / opt_.stride() + 1,
-                 (in.w + 2 * opt_.padding() - k) / opt_.stride() + 1};
+    return Shape{in.n, options_.out_channels(), (in.h + 2 * options_.padding() - k) / options_.stride() + 1,
+                 (in.w + 2 * options_.padding() - k) / options_.stride() + 1};
   }
 
   Index macs_per_sample(const Shape& in) const override {
@@ -154,33 +165,33 @@ class Conv2d : public Layer<T> {
   }
 
   std::vector<Parameter<T>> parameters() override {
-    const Index k = opt_.kernel_size();
+    const Index k = options_.kernel_size();
     std::vector<Parameter<T>> params;
-    params.push_back(Parameter<T>{"weight", {opt_.out_channels(), opt_.in_channels() / opt_.groups(), k, k},
+    params.push_back(Parameter<T>{"weight", {options_.out_channels(), options_.in_channels() / options_.groups(), k, k},
                                   weight_.data(), weight_grad_.data(), weight_.size(), true});
-    if (opt_.bias()) {
-      params.push_back(Parameter<T>{"bias", {opt_.out_channels()}, bias_.data(), bias_grad_.data(),
+    if (options_.bias()) {
+      params.push_back(Parameter<T>{"bias", {options_.out_channels()}, bias_.data(), bias_grad_.data(),
                                     bias_.size(), false});
     }
     return params;
   }
 
   /// Weight as [C_out, C_in/groups * k * k] (row g*C_out/groups + i holds filter i of group g).
-  MatrixMap<T> weight() { return MatrixMap<T>(weight_.data(), opt_.out_channels(), col_rows()); }
+  MatrixMap<T> weight() { return MatrixMap<T>(weight_.data(), options_.out_channels(), col_rows()); }
   VectorMap<T> bias() { return VectorMap<T>(bias_.data(), bias_.size()); }
-  MatrixMap<T> weight_grad() { return weight_grad_.matrix(opt_.out_channels(), col_rows()); }
+  MatrixMap<T> weight_grad() { return weight_grad_.matrix(options_.out_channels(), col_rows()); }
   VectorMap<T> bias_grad() { return bias_grad_.vector(); }
 
  protected:
   void forward_impl(const Tensor<T>& input, Tensor<T>& output) override {
     const Shape in = shape_of(input), out = shape_of(output);
-    const Index groups = opt_.groups(), cout_g = opt_.out_channels() / groups;
-    const Index cin_g = opt_.in_channels() / groups, plane_out = out.plane();
+    const Index groups = options_.groups(), cout_g = options_.out_channels() / groups;
+    const Index cin_g = options_.in_channels() / groups, plane_out = out.plane();
     if (uses_winograd(in)) {
       const winograd::Geometry geo = winograd_geometry(in, out);
       for (Index g = 0; g < groups; ++g) {
         winograd_transform_weights(g, false);
-        const T* bias = opt_.bias() ? bias_.data() + g * cout_g : nullptr;
+        const T* bias = options_.bias() ? bias_.data() + g * cout_g : nullptr;
         winograd_correlate(geo, input.data() + g * cin_g * in.plane(), bias, output.data() + g * cout_g * plane_out);
       }
       return;
@@ -196,14 +207,14 @@ class Conv2d : public Layer<T> {
       T* out_g = output.data() + (n * out.c + g * cout_g) * plane_out;
       gemm(Transpose::No, Transpose::No, cout_g, plane_out, col_rows(), T(1), weight_.data() + g * cout_g * col_rows(),
            col_rows(), col.data(), plane_out, T(0), out_g, plane_out);
-      if (opt_.bias()) MatrixMap<T>(out_g, cout_g, plane_out).colwise() += bias_.segment(g * cout_g, cout_g);
+      if (options_.bias()) MatrixMap<T>(out_g, cout_g, plane_out).colwise() += bias_.segment(g * cout_g, cout_g);
     });
   }
 
   void backward_impl(const Tensor<T>& input, const Tensor<T>& grad_output, Tensor<T>& grad_input) override {
     const Shape in = shape_of(input), out = shape_of(grad_output);
-    const Index groups = opt_.groups(), cout_g = opt_.out_channels() / groups;
-    const Index cin_g = opt_.in_channels() / groups, plane_out = out.plane();
+    const Index groups = options_.groups(), cout_g = options_.out_channels() / groups;
+    const Index cin_g = options_.in_channels() / groups, plane_out = out.plane();
     if (uses_winograd(in)) {
       winograd_backward(input, grad_output, grad_input);
       return;
@@ -212,7 +223,7 @@ class Conv2d : public Layer<T> {
     prepare_workspace(threads, plane_out, true);
     for (int t = 0; t < threads; ++t) {
       partial_weight_grad_[t].setZero();
-      if (opt_.bias()) partial_bias_grad_[t].setZero();
+      if (options_.bias()) partial_bias_grad_[t].setZero();
     }
     detail::parallel_for(in.n, threads > 1, [&](Index n, int thread) {
       Matrix<T>& col = columns_[thread];
@@ -225,7 +236,7 @@ class Conv2d : public Layer<T> {
         // dW_g += dout_g * col^T;  dcol = W_g^T * dout_g
         gemm(Transpose::No, Transpose::Yes, cout_g, col_rows(), plane_out, T(1), dout_g, plane_out, col.data(),
              plane_out, T(1), partial_weight_grad_[thread].data() + g * cout_g * col_rows(), col_rows());
-        if (opt_.bias()) {
+        if (options_.bias()) {
           partial_bias_grad_[thread].segment(g * cout_g, cout_g) +=
               ConstMatrixMap<T>(dout_g, cout_g, plane_out).rowwise().sum();
         }
@@ -237,7 +248,7 @@ class Conv2d : public Layer<T> {
     });
     for (int t = 0; t < threads; ++t) {
       weight_grad_.vector() += partial_weight_grad_[t];
-      if (opt_.bias()) bias_grad_.vector() += partial_bias_grad_[t];
+      if (options_.bias()) bias_grad_.vector() += partial_bias_grad_[t];
     }
   }
 
@@ -252,15 +263,15 @@ class Conv2d : public Layer<T> {
   /// Winograd); 5 x 5 saves 6.25x the products instead of 4x and wins even at
   /// batch 1 (paper conv2: 5.9 -> 1.8 ms, cifar conv2: 1.4 -> 0.7 ms).
   bool uses_winograd(const Shape& in) const {
-    if (opt_.algorithm() == ConvAlgorithm::Direct) return false;
-    if (!winograd::supports(opt_.kernel_size(), opt_.stride(), opt_.padding())) return false;
-    if (opt_.algorithm() == ConvAlgorithm::Winograd) return true;
-    if (opt_.in_channels() / opt_.groups() < 16 || opt_.out_channels() / opt_.groups() < 16) return false;
+    if (options_.algorithm() == ConvAlgorithm::Direct) return false;
+    if (!winograd::supports(options_.kernel_size(), options_.stride(), options_.padding())) return false;
+    if (options_.algorithm() == ConvAlgorithm::Winograd) return true;
+    if (options_.in_channels() / options_.groups() < 16 || options_.out_channels() / options_.groups() < 16) return false;
     const Shape out = output_shape(in);
     static_assert(kTile3 == kTile5, "the rule counts tiles of one size");
     constexpr Index tile = kTile3;
     const Index tiles = in.n * ((out.h + tile - 1) / tile) * ((out.w + tile - 1) / tile);
-    return tiles >= (opt_.kernel_size() == 5 ? kMinTiles5 : kMinTiles3);
+    return tiles >= (options_.kernel_size() == 5 ? kMinTiles5 : kMinTiles3);
   }
 
  private:
@@ -272,13 +283,13 @@ class Conv2d : public Layer<T> {
   winograd::Geometry winograd_geometry(const Shape& in, const Shape& out) const {
     winograd::Geometry geo;
     geo.batch = in.n;
-    geo.in_channels = opt_.in_channels() / opt_.groups();
-    geo.out_channels = opt_.out_channels() / opt_.groups();
+    geo.in_channels = options_.in_channels() / options_.groups();
+    geo.out_channels = options_.out_channels() / options_.groups();
     geo.height = in.h;
     geo.width = in.w;
     geo.out_height = out.h;
     geo.out_width = out.w;
-    geo.padding = opt_.padding();
+    geo.padding = options_.padding();
     geo.in_image_stride = in.c * in.plane();
     geo.out_image_stride = out.c * out.plane();
     return geo;
@@ -286,12 +297,12 @@ class Conv2d : public Layer<T> {
 
   // Group g's weights into the shared workspace, for the forward pass or (flip) the input gradient.
   void winograd_transform_weights(Index g, bool flip) {
-    const Index cout_g = opt_.out_channels() / opt_.groups(), cin_g = opt_.in_channels() / opt_.groups();
-    const Index alpha = (opt_.kernel_size() == 3 ? kTile3 : kTile5) + opt_.kernel_size() - 1;
+    const Index cout_g = options_.out_channels() / options_.groups(), cin_g = options_.in_channels() / options_.groups();
+    const Index alpha = (options_.kernel_size() == 3 ? kTile3 : kTile5) + options_.kernel_size() - 1;
     winograd::Workspace<T>& ws = winograd::shared_workspace<T>();
     winograd::Workspace<T>::grow(ws.weights, alpha * alpha * cout_g * cin_g);
     const T* w = weight_.data() + g * cout_g * col_rows();
-    if (opt_.kernel_size() == 3) {
+    if (options_.kernel_size() == 3) {
       winograd::transform_weights<kTile3, 3>(w, cout_g, cin_g, flip, ws.weights.data(), ws);
     } else {
       winograd::transform_weights<kTile5, 5>(w, cout_g, cin_g, flip, ws.weights.data(), ws);
@@ -300,7 +311,7 @@ class Conv2d : public Layer<T> {
 
   void winograd_correlate(const winograd::Geometry& geo, const T* in, const T* bias, T* out) {
     winograd::Workspace<T>& ws = winograd::shared_workspace<T>();
-    if (opt_.kernel_size() == 3) {
+    if (options_.kernel_size() == 3) {
       winograd::correlate<kTile3, 3>(geo, in, ws.weights.data(), bias, out, ws);
     } else {
       winograd::correlate<kTile5, 5>(geo, in, ws.weights.data(), bias, out, ws);
@@ -309,13 +320,13 @@ class Conv2d : public Layer<T> {
 
   void winograd_backward(const Tensor<T>& input, const Tensor<T>& grad_output, Tensor<T>& grad_input) {
     const Shape in = shape_of(input), out = shape_of(grad_output);
-    const Index groups = opt_.groups(), cout_g = opt_.out_channels() / groups, cin_g = opt_.in_channels() / groups;
+    const Index groups = options_.groups(), cout_g = options_.out_channels() / groups, cin_g = options_.in_channels() / groups;
     const winograd::Geometry geo = winograd_geometry(in, out);
     for (Index g = 0; g < groups; ++g) {
       const T* x = input.data() + g * cin_g * in.plane();
       const T* dy = grad_output.data() + g * cout_g * out.plane();
       T* dw = weight_grad_.data() + g * cout_g * col_rows();
-      if (opt_.kernel_size() == 3) {
+      if (options_.kernel_size() == 3) {
         winograd::weight_gradient<kTile3, 3>(geo, x, dy, dw, winograd::shared_workspace<T>());
       } else {
         winograd::weight_gradient<kTile5, 5>(geo, x, dy, dw, winograd::shared_workspace<T>());
@@ -331,13 +342,13 @@ class Conv2d : public Layer<T> {
       back.width = out.w;
       back.out_height = in.h;
       back.out_width = in.w;
-      back.padding = opt_.kernel_size() - 1 - opt_.padding();
+      back.padding = options_.kernel_size() - 1 - options_.padding();
       back.in_image_stride = out.c * out.plane();
       back.out_image_stride = in.c * in.plane();
       winograd_transform_weights(g, true);
       winograd_correlate(back, dy, nullptr, grad_input.data() + g * cin_g * in.plane());
     }
-    if (opt_.bias()) {
+    if (options_.bias()) {
       for (Index n = 0; n < in.n; ++n) {
         bias_grad_.vector() += ConstMatrixMap<T>(grad_output.data() + n * out.c * out.plane(), out.c, out.plane()).rowwise().sum();
       }
@@ -345,7 +356,7 @@ class Conv2d : public Layer<T> {
   }
 
   Index col_rows() const {
-    return opt_.in_channels() / opt_.groups() * opt_.kernel_size() * opt_.kernel_size();
+    return options_.in_channels() / options_.groups() * options_.kernel_size() * options_.kernel_size();
   }
 
   void prepare_workspace(int threads, Index plane_out, bool backward) {
@@ -368,8 +379,8 @@ class Conv2d : public Layer<T> {
 
   // col[(c*k + i)*k + j, oy*W_out + ox] = x[c, oy*stride - pad + i, ox*stride - pad + j], 0 outside.
   void im2col(const T* x, Index h, Index w, Index h_out, Index w_out, Matrix<T>& col) const {
-    const Index k = opt_.kernel_size(), s = opt_.stride(), p = opt_.padding();
-    const Index channels = opt_.in_channels() / opt_.groups();
+    const Index k = options_.kernel_size(), s = options_.stride(), p = options_.padding();
+    const Index channels = options_.in_channels() / options_.groups();
     for (Index c = 0; c < channels; ++c) {
       for (Index i = 0; i < k; ++i) {
         for (Index j = 0; j < k; ++j) {
@@ -394,8 +405,8 @@ class Conv2d : public Layer<T> {
 
   // The adjoint of im2col: overwrites dx with the sum of every column entry that reads it.
   void col2im(const Matrix<T>& col, Index h, Index w, Index h_out, Index w_out, T* dx) const {
-    const Index k = opt_.kernel_size(), s = opt_.stride(), p = opt_.padding();
-    const Index channels = opt_.in_channels() / opt_.groups();
+    const Index k = options_.kernel_size(), s = options_.stride(), p = options_.padding();
+    const Index channels = options_.in_channels() / options_.groups();
     std::fill(dx, dx + channels * h * w, T(0));
     for (Index c = 0; c < channels; ++c) {
       for (Index i = 0; i < k; ++i) {
@@ -416,7 +427,7 @@ class Conv2d : public Layer<T> {
     }
   }
 
-  Conv2dOptions opt_;
+  Conv2dOptions options_;
   Vector<T> weight_, bias_;
   GradientBuffer<T> weight_grad_, bias_grad_;
   // Workspaces, one per thread, kept across calls so steady-state steps do not allocate.

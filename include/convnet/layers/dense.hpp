@@ -6,6 +6,7 @@
 // Forward and backward are single GEMMs over the whole batch.
 #pragma once
 
+#include <memory>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -14,6 +15,7 @@
 #include "../errors.hpp"
 #include "../kernels/gemm.hpp"
 #include "../init.hpp"
+#include "../key_values.hpp"
 #include "../layer.hpp"
 
 namespace convnet {
@@ -39,79 +41,83 @@ struct DenseOptions {
 template <class T>
 class Dense : public Layer<T> {
  public:
-  explicit Dense(const DenseOptions& options) : opt_(options) {
-    detail::require_option(opt_.in_features() >= 1, "Dense", "in_features", ">= 1", opt_.in_features());
-    detail::require_option(opt_.out_features() >= 1, "Dense", "out_features", ">= 1", opt_.out_features());
-    const double weights = static_cast<double>(opt_.out_features()) * static_cast<double>(opt_.in_features());
+  explicit Dense(const DenseOptions& options) : options_(options) {
+    detail::require_option(options_.in_features() >= 1, "Dense", "in_features", ">= 1", options_.in_features());
+    detail::require_option(options_.out_features() >= 1, "Dense", "out_features", ">= 1", options_.out_features());
+    const double weights = static_cast<double>(options_.out_features()) * static_cast<double>(options_.in_features());
     detail::require_option(weights <= 2147483648.0, "Dense", "out_features x in_features", "at most 2^31 weights",
                            weights);
-    weight_ = Matrix<T>::Zero(opt_.out_features(), opt_.in_features());
+    weight_ = Matrix<T>::Zero(options_.out_features(), options_.in_features());
     weight_grad_ = GradientBuffer<T>(weight_.size());
-    if (opt_.bias()) {
-      bias_ = Vector<T>::Zero(opt_.out_features());
-      bias_grad_ = GradientBuffer<T>(opt_.out_features());
+    if (options_.bias()) {
+      bias_ = Vector<T>::Zero(options_.out_features());
+      bias_grad_ = GradientBuffer<T>(options_.out_features());
     }
     const auto params = parameters();
-    const std::uint64_t seed = opt_.seed() ? *opt_.seed() : next_default_seed();
-    init::layer_default(params[0], opt_.bias() ? &params[1] : nullptr, seed);
+    const std::uint64_t seed = options_.seed() ? *options_.seed() : next_default_seed();
+    init::layer_default(params[0], options_.bias() ? &params[1] : nullptr, seed);
   }
 
-  const DenseOptions& options() const { return opt_; }
+  const DenseOptions& options() const { return options_; }
   std::string type_name() const override { return "Dense"; }
+  static std::unique_ptr<Dense> from_settings(KeyValues& s) {
+    return std::make_unique<Dense>(
+        DenseOptions(s.take<Index>("in_features"), s.take<Index>("out_features")).bias(s.take("bias", true)));
+  }
   LayerSettings settings() const override {
     using detail::setting_value;
-    return {{"in_features", setting_value(opt_.in_features())},
-            {"out_features", setting_value(opt_.out_features())},
-            {"bias", setting_value(opt_.bias())}};
+    return {{"in_features", setting_value(options_.in_features())},
+            {"out_features", setting_value(options_.out_features())},
+            {"bias", setting_value(options_.bias())}};
   }
   std::string describe() const override {
-    return detail::concat("Dense(", opt_.in_features(), " -> ", opt_.out_features(), opt_.bias() ? "" : ", no bias",
+    return detail::concat("Dense(", options_.in_features(), " -> ", options_.out_features(), options_.bias() ? "" : ", no bias",
                           ")");
   }
   Shape output_shape(const Shape& in) const override {
-    if (in.n < 1 || in.c != opt_.in_features() || in.h != 1 || in.w != 1) {
-      this->input_error(detail::concat("[N >= 1, ", opt_.in_features(), ", 1, 1]"), in);
+    if (in.n < 1 || in.c != options_.in_features() || in.h != 1 || in.w != 1) {
+      this->input_error(detail::concat("[N >= 1, ", options_.in_features(), ", 1, 1]"), in);
     }
-    return Shape{in.n, opt_.out_features(), 1, 1};
+    return Shape{in.n, options_.out_features(), 1, 1};
   }
-  Index macs_per_sample(const Shape&) const override { return opt_.in_features() * opt_.out_features(); }
+  Index macs_per_sample(const Shape&) const override { return options_.in_features() * options_.out_features(); }
 
   std::vector<Parameter<T>> parameters() override {
     std::vector<Parameter<T>> params;
-    params.push_back(Parameter<T>{"weight", {opt_.out_features(), opt_.in_features()}, weight_.data(),
+    params.push_back(Parameter<T>{"weight", {options_.out_features(), options_.in_features()}, weight_.data(),
                                   weight_grad_.data(), weight_.size(), true});
-    if (opt_.bias()) {
+    if (options_.bias()) {
       params.push_back(
-          Parameter<T>{"bias", {opt_.out_features()}, bias_.data(), bias_grad_.data(), bias_.size(), false});
+          Parameter<T>{"bias", {options_.out_features()}, bias_.data(), bias_grad_.data(), bias_.size(), false});
     }
     return params;
   }
 
   Matrix<T>& weight() { return weight_; }
   Vector<T>& bias() { return bias_; }
-  MatrixMap<T> weight_grad() { return weight_grad_.matrix(opt_.out_features(), opt_.in_features()); }
+  MatrixMap<T> weight_grad() { return weight_grad_.matrix(options_.out_features(), options_.in_features()); }
   VectorMap<T> bias_grad() { return bias_grad_.vector(); }
 
  protected:
   void forward_impl(const Tensor<T>& input, Tensor<T>& output) override {
-    const Index n = input.dimension(0), in = opt_.in_features(), out = opt_.out_features();
+    const Index n = input.dimension(0), in = options_.in_features(), out = options_.out_features();
     // Y = X W^T
     gemm(Transpose::No, Transpose::Yes, n, out, in, T(1), input.data(), in, weight_.data(), in, T(0), output.data(), out);
-    if (opt_.bias()) rows_per_sample(output).rowwise() += bias_.transpose();
+    if (options_.bias()) rows_per_sample(output).rowwise() += bias_.transpose();
   }
 
   void backward_impl(const Tensor<T>& input, const Tensor<T>& grad_output, Tensor<T>& grad_input) override {
-    const Index n = input.dimension(0), in = opt_.in_features(), out = opt_.out_features();
+    const Index n = input.dimension(0), in = options_.in_features(), out = options_.out_features();
     // dW += dY^T X;  dX = dY W
     gemm(Transpose::Yes, Transpose::No, out, in, n, T(1), grad_output.data(), out, input.data(), in, T(1),
          weight_grad_.data(), in);
-    if (opt_.bias()) bias_grad_.vector() += rows_per_sample(grad_output).colwise().sum().transpose();
+    if (options_.bias()) bias_grad_.vector() += rows_per_sample(grad_output).colwise().sum().transpose();
     gemm(Transpose::No, Transpose::No, n, in, out, T(1), grad_output.data(), out, weight_.data(), in, T(0),
          grad_input.data(), in);
   }
 
  private:
-  DenseOptions opt_;
+  DenseOptions options_;
   Matrix<T> weight_;
   Vector<T> bias_;
   GradientBuffer<T> weight_grad_, bias_grad_;

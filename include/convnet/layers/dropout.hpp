@@ -11,12 +11,14 @@
 // are those of one process training the whole batch.
 #pragma once
 
+#include <memory>
 #include <algorithm>
 #include <cstdint>
 #include <string>
 #include <vector>
 
 #include "../errors.hpp"
+#include "../key_values.hpp"
 #include "../layer.hpp"
 #include "../random.hpp"
 #include "../threading.hpp"
@@ -40,14 +42,17 @@ struct DropoutOptions {
 template <class T>
 class Dropout : public Layer<T> {
  public:
-  explicit Dropout(const DropoutOptions& options = DropoutOptions()) : opt_(options), seed_(options.seed()) {
-    detail::require_option(opt_.p() >= 0.0 && opt_.p() < 1.0, "Dropout", "p", "in [0, 1)", opt_.p());
+  explicit Dropout(const DropoutOptions& options = DropoutOptions()) : options_(options), seed_(options.seed()) {
+    detail::require_option(options_.p() >= 0.0 && options_.p() < 1.0, "Dropout", "p", "in [0, 1)", options_.p());
   }
 
-  const DropoutOptions& options() const { return opt_; }
+  const DropoutOptions& options() const { return options_; }
   std::string type_name() const override { return "Dropout"; }
-  LayerSettings settings() const override { return {{"p", detail::setting_value(opt_.p())}}; }
-  std::string describe() const override { return detail::concat("Dropout(p ", opt_.p(), ")"); }
+  static std::unique_ptr<Dropout> from_settings(KeyValues& s) {
+    return std::make_unique<Dropout>(DropoutOptions().p(s.take<double>("p")));
+  }
+  LayerSettings settings() const override { return {{"p", detail::setting_value(options_.p())}}; }
+  std::string describe() const override { return detail::concat("Dropout(p ", options_.p(), ")"); }
   Shape output_shape(const Shape& in) const override {
     if (in.size() == 0) this->input_error("[N >= 1, C >= 1, H >= 1, W >= 1]", in);
     return in;
@@ -72,14 +77,14 @@ class Dropout : public Layer<T> {
 
  protected:
   void forward_impl(const Tensor<T>& input, Tensor<T>& output) override {
-    masked_ = this->training() && opt_.p() > 0.0;
+    masked_ = this->training() && options_.p() > 0.0;
     if (!masked_) {
       output = input;
       return;
     }
     resize(mask_, shape_of(input));
-    const T keep_scale = T(1) / static_cast<T>(1.0 - opt_.p());
-    const double p = opt_.p();
+    const T keep_scale = T(1) / static_cast<T>(1.0 - options_.p());
+    const double p = options_.p();
     const std::uint64_t seed = seed_, step = step_++;
     const Index total = input.size(), chunk = 4096;
     const std::uint64_t first = static_cast<std::uint64_t>(first_example_ * (total / input.dimension(0)));
@@ -102,7 +107,7 @@ class Dropout : public Layer<T> {
   }
 
  private:
-  DropoutOptions opt_;
+  DropoutOptions options_;
   std::uint64_t seed_, step_ = 0;
   Index first_example_ = 0;
   bool masked_ = false;

@@ -2,8 +2,10 @@
 // Caffe's), so dense weights move between frameworks unchanged.
 #pragma once
 
+#include <memory>
 #include <string>
 
+#include "../key_values.hpp"
 #include "../layer.hpp"
 
 namespace convnet {
@@ -12,6 +14,7 @@ template <class T>
 class Flatten : public Layer<T> {
  public:
   std::string type_name() const override { return "Flatten"; }
+  static std::unique_ptr<Flatten> from_settings(KeyValues&) { return std::make_unique<Flatten>(); }
   std::string describe() const override { return "Flatten"; }
   Shape output_shape(const Shape& in) const override {
     if (in.size() == 0) this->input_error("[N >= 1, C >= 1, H >= 1, W >= 1]", in);

@@ -17,6 +17,7 @@
 // no more than the output, as PyTorch's no_grad inference does).
 #pragma once
 
+#include <memory>
 #include <algorithm>
 #include <cmath>
 #include <stdexcept>
@@ -24,6 +25,7 @@
 #include <vector>
 
 #include "../errors.hpp"
+#include "../key_values.hpp"
 #include "../layer.hpp"
 #include "../threading.hpp"
 
@@ -65,25 +67,37 @@ struct LocalResponseNormOptions {
 template <class T>
 class LocalResponseNorm : public Layer<T> {
  public:
-  explicit LocalResponseNorm(const LocalResponseNormOptions& options = {}) : opt_(options) {
+  explicit LocalResponseNorm(const LocalResponseNormOptions& options = {}) : options_(options) {
     const std::string where = "LocalResponseNorm";
-    detail::require_option(opt_.size() >= 1 && opt_.size() % 2 == 1, where, "size", "odd and >= 1", opt_.size());
-    detail::require_option(opt_.alpha() >= 0, where, "alpha", ">= 0", opt_.alpha());
-    detail::require_option(opt_.beta() >= 0, where, "beta", ">= 0", opt_.beta());
-    detail::require_option(opt_.k() > 0, where, "k", "> 0", opt_.k());
+    detail::require_option(options_.size() >= 1 && options_.size() % 2 == 1, where, "size", "odd and >= 1", options_.size());
+    detail::require_option(options_.alpha() >= 0, where, "alpha", ">= 0", options_.alpha());
+    detail::require_option(options_.beta() >= 0, where, "beta", ">= 0", options_.beta());
+    detail::require_option(options_.k() > 0, where, "k", "> 0", options_.k());
   }
 
-  const LocalResponseNormOptions& options() const { return opt_; }
+  const LocalResponseNormOptions& options() const { return options_; }
   std::string type_name() const override { return "LocalResponseNorm"; }
+  static std::unique_ptr<LocalResponseNorm> from_settings(KeyValues& s) {
+    const std::string convention = s.take<std::string>("convention", "paper");
+    if (convention != "paper" && convention != "alpha_over_n") {
+      throw ArgumentError(s.owner() + ": convention is paper or alpha_over_n, got '" + convention + "'");
+    }
+    return std::make_unique<LocalResponseNorm>(
+        LocalResponseNormOptions(s.take<Index>("size"))
+            .alpha(s.take<double>("alpha"))
+            .beta(s.take<double>("beta"))
+            .k(s.take<double>("k"))
+            .convention(convention == "paper" ? LrnConvention::Paper : LrnConvention::AlphaOverN));
+  }
   LayerSettings settings() const override {
     using detail::setting_value;
-    return {{"size", setting_value(opt_.size())}, {"alpha", setting_value(opt_.alpha())},
-            {"beta", setting_value(opt_.beta())}, {"k", setting_value(opt_.k())},
-            {"convention", opt_.convention() == LrnConvention::Paper ? "paper" : "alpha_over_n"}};
+    return {{"size", setting_value(options_.size())}, {"alpha", setting_value(options_.alpha())},
+            {"beta", setting_value(options_.beta())}, {"k", setting_value(options_.k())},
+            {"convention", options_.convention() == LrnConvention::Paper ? "paper" : "alpha_over_n"}};
   }
   std::string describe() const override {
-    return detail::concat("LocalResponseNorm(size ", opt_.size(), ", alpha ", opt_.alpha(), ", beta ", opt_.beta(),
-                          ", k ", opt_.k(), ", ", to_string(opt_.convention()), ")");
+    return detail::concat("LocalResponseNorm(size ", options_.size(), ", alpha ", options_.alpha(), ", beta ", options_.beta(),
+                          ", k ", options_.k(), ", ", to_string(options_.convention()), ")");
   }
   Shape output_shape(const Shape& in) const override {
     if (in.size() == 0) this->input_error("[N >= 1, C >= 1, H >= 1, W >= 1]", in);
@@ -119,8 +133,8 @@ class LocalResponseNorm : public Layer<T> {
       });
       scale_kept_ = true;
     }
-    const Index size = opt_.size(), half = size / 2, plane = s.plane();
-    const T factor = T(2) * static_cast<T>(opt_.effective_alpha()) * static_cast<T>(opt_.beta());
+    const Index size = options_.size(), half = size / 2, plane = s.plane();
+    const T factor = T(2) * static_cast<T>(options_.effective_alpha()) * static_cast<T>(options_.beta());
     const Tensor<T>& output = this->output();
     prepare_planes(size, plane);
     detail::parallel_for(s.n, true, [&](Index n, int thread) {
@@ -156,9 +170,9 @@ class LocalResponseNorm : public Layer<T> {
   // scale = k + alpha' * sum of the squares of the window around plane nc (= n * C + c).
   void compute_scale(const Tensor<T>& input, Index nc, ArrayMap& scale) const {
     const Shape s = shape_of(input);
-    const Index half = opt_.size() / 2, plane = s.plane(), n = nc / s.c, c = nc % s.c;
+    const Index half = options_.size() / 2, plane = s.plane(), n = nc / s.c, c = nc % s.c;
     const Index lo = std::max<Index>(0, c - half), hi = std::min<Index>(s.c - 1, c + half);
-    const T alpha = static_cast<T>(opt_.effective_alpha()), k = static_cast<T>(opt_.k());
+    const T alpha = static_cast<T>(options_.effective_alpha()), k = static_cast<T>(options_.k());
     scale = plane_of(input, n * s.c + lo, plane).square();
     for (Index j = lo + 1; j <= hi; ++j) scale += plane_of(input, n * s.c + j, plane).square();
     scale = k + alpha * scale;
@@ -177,17 +191,17 @@ class LocalResponseNorm : public Layer<T> {
   // -fmath-errno). beta = 0.75, the paper's, avoids pow: s^-3/4 = 1 / (sqrt(s) * sqrt(sqrt(s))).
   template <class Scale, class Use>
   void with_inverse_power(const Scale& scale, const Use& use) const {
-    if (opt_.beta() == 0.75) {
+    if (options_.beta() == 0.75) {
       use((scale.sqrt() * scale.sqrt().sqrt()).inverse());
     } else {
       // Any other beta: std::pow, element by element (Eigen's vectorised pow
       // trips a false -Wuninitialized in GCC 12's AVX-512 headers).
-      const T beta = static_cast<T>(opt_.beta());
+      const T beta = static_cast<T>(options_.beta());
       use(scale.unaryExpr([beta](T x) { return std::pow(x, -beta); }));
     }
   }
 
-  LocalResponseNormOptions opt_;
+  LocalResponseNormOptions options_;
   Tensor<T> scale_;                   // k + alpha' * sum of squares, kept in training for backward
   bool scale_kept_ = false;           // whether scale_ belongs to the last forward
   std::vector<std::vector<T>> planes_;  // per thread: a ring of ratios, or a scale plane in evaluation

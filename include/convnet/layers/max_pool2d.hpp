@@ -8,6 +8,7 @@
 // forward as an index into the input plane.
 #pragma once
 
+#include <memory>
 #include <algorithm>
 #include <cstdint>
 #include <limits>
@@ -15,6 +16,7 @@
 #include <string>
 
 #include "../errors.hpp"
+#include "../key_values.hpp"
 #include "../layer.hpp"
 #include "../threading.hpp"
 
@@ -35,34 +37,37 @@ struct MaxPool2dOptions {
 template <class T>
 class MaxPool2d : public Layer<T> {
  public:
-  explicit MaxPool2d(const MaxPool2dOptions& options) : opt_(options) {
-    detail::require_option(opt_.kernel_size() >= 1, "MaxPool2d", "kernel_size", ">= 1", opt_.kernel_size());
-    detail::require_option(opt_.stride() >= 1, "MaxPool2d", "stride", ">= 1", opt_.stride());
+  explicit MaxPool2d(const MaxPool2dOptions& options) : options_(options) {
+    detail::require_option(options_.kernel_size() >= 1, "MaxPool2d", "kernel_size", ">= 1", options_.kernel_size());
+    detail::require_option(options_.stride() >= 1, "MaxPool2d", "stride", ">= 1", options_.stride());
   }
 
-  const MaxPool2dOptions& options() const { return opt_; }
+  const MaxPool2dOptions& options() const { return options_; }
   std::string type_name() const override { return "MaxPool2d"; }
+  static std::unique_ptr<MaxPool2d> from_settings(KeyValues& s) {
+    return std::make_unique<MaxPool2d>(MaxPool2dOptions(s.take<Index>("kernel_size")).stride(s.take<Index>("stride")));
+  }
   LayerSettings settings() const override {
-    return {{"kernel_size", detail::setting_value(opt_.kernel_size())}, {"stride", detail::setting_value(opt_.stride())}};
+    return {{"kernel_size", detail::setting_value(options_.kernel_size())}, {"stride", detail::setting_value(options_.stride())}};
   }
   std::string describe() const override {
-    return detail::concat("MaxPool2d(kernel ", opt_.kernel_size(), ", stride ", opt_.stride(), ")");
+    return detail::concat("MaxPool2d(kernel ", options_.kernel_size(), ", stride ", options_.stride(), ")");
   }
   Shape output_shape(const Shape& in) const override {
-    const Index k = opt_.kernel_size();
+    const Index k = options_.kernel_size();
     // The argmax of each window is kept as a 32-bit index into its input plane.
     const bool plane_fits = in.h <= (Index{1} << 31) / std::max<Index>(in.w, 1);
     if (in.n < 1 || in.c < 1 || in.h < k || in.w < k || !plane_fits) {
       this->input_error(detail::concat("[N >= 1, C >= 1, H >= ", k, ", W >= ", k, ", H * W < 2^31]"), in);
     }
-    return Shape{in.n, in.c, (in.h - k) / opt_.stride() + 1, (in.w - k) / opt_.stride() + 1};
+    return Shape{in.n, in.c, (in.h - k) / options_.stride() + 1, (in.w - k) / options_.stride() + 1};
   }
 
  protected:
   void forward_impl(const Tensor<T>& input, Tensor<T>& output) override {
     const Shape in = shape_of(input), out = shape_of(output);
     argmax_.resize(static_cast<std::size_t>(out.size()));
-    const Index k = opt_.kernel_size(), s = opt_.stride();
+    const Index k = options_.kernel_size(), s = options_.stride();
     detail::parallel_for(in.n * in.c, true, [&](Index nc, int) {
       const T* x = input.data() + nc * in.plane();
       T* y = output.data() + nc * out.plane();
@@ -99,7 +104,7 @@ class MaxPool2d : public Layer<T> {
   }
 
  private:
-  MaxPool2dOptions opt_;
+  MaxPool2dOptions options_;
   std::vector<std::int32_t> argmax_;  // per output element: the index of its maximum in the input plane
 };
 

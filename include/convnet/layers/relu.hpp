@@ -1,8 +1,10 @@
 // ReLU: max(0, x), element-wise (paper §3.1).
 #pragma once
 
+#include <memory>
 #include <string>
 
+#include "../key_values.hpp"
 #include "../layer.hpp"
 #include "../threading.hpp"
 
@@ -12,6 +14,7 @@ template <class T>
 class ReLU : public Layer<T> {
  public:
   std::string type_name() const override { return "ReLU"; }
+  static std::unique_ptr<ReLU> from_settings(KeyValues&) { return std::make_unique<ReLU>(); }
   std::string describe() const override { return "ReLU"; }
   Shape output_shape(const Shape& in) const override {
     if (in.size() == 0) this->input_error("[N >= 1, C >= 1, H >= 1, W >= 1]", in);

@@ -5,8 +5,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <memory>
 #include <string>
 
+#include "../key_values.hpp"
 #include "../layer.hpp"
 #include "../threading.hpp"
 
@@ -16,6 +18,7 @@ template <class T>
 class Softmax : public Layer<T> {
  public:
   std::string type_name() const override { return "Softmax"; }
+  static std::unique_ptr<Softmax> from_settings(KeyValues&) { return std::make_unique<Softmax>(); }
   std::string describe() const override { return "Softmax"; }
   Shape output_shape(const Shape& in) const override {
     if (in.size() == 0) this->input_error("[N >= 1, C >= 1, H >= 1, W >= 1]", in);

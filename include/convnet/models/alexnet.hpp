@@ -31,13 +31,13 @@
 #include <locale>
 #include <cmath>
 #include <cstdint>
-#include <map>
 #include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include "../errors.hpp"
+#include "../key_values.hpp"
 #include "../layers/adaptive_avg_pool2d.hpp"
 #include "../layers/batch_norm.hpp"
 #include "../layers/conv2d.hpp"
@@ -179,52 +179,45 @@ class AlexNetConfig {
 
   /// Reads the text form written by str(); throws ArgumentError naming a bad field.
   static AlexNetConfig parse(const std::string& text) {
-    std::istringstream in(text);
-    std::string field;
-    std::map<std::string, std::string> fields;
-    while (in >> field) {
-      const auto eq = field.find('=');
-      if (eq == std::string::npos) throw ArgumentError("AlexNetConfig::parse: malformed field '" + field + "'");
-      fields[field.substr(0, eq)] = field.substr(eq + 1);
+    KeyValues fields = KeyValues::parse(text, ' ', "AlexNetConfig::parse: '" + text + "'");
+    AlexNetConfig c = named(fields.take<std::string>("name"));
+    c.input_size_ = fields.take<Index>("input");
+    c.input_channels_ = fields.take<Index>("channels", 3);  // absent: 3, as before the field existed
+    c.classes_ = fields.take<Index>("classes");
+    c.groups_ = fields.take<Index>("groups");
+    c.width_ = fields.take<double>("width");
+    c.dropout_ = fields.take<double>("dropout");
+    const std::string init = fields.take<std::string>("init");
+    if (init != "he" && init != "paper") throw ArgumentError("AlexNetConfig::parse: init '" + init + "' (he or paper)");
+    c.init_ = init == "he" ? AlexNetInit::He : AlexNetInit::Paper;
+    // "none": a network without LRN. Constants leave the name's choice as it is: the BatchNorm
+    // configurations' checkpoints written before "none" existed carry the unused constants.
+    const std::string lrn = fields.take<std::string>("lrn");
+    fields.finish();
+    if (lrn == "none") {
+      c.use_lrn_ = false;
+      return c;
     }
-    auto take = [&](const char* key) {
-      auto it = fields.find(key);
-      if (it == fields.end()) {
-        throw ArgumentError(std::string("AlexNetConfig::parse: missing field '") + key + "' in '" + text + "'");
+    std::string part[5];
+    std::size_t at = 0;
+    for (std::size_t i = 0; i < 5; ++i) {
+      const std::size_t comma = i < 4 ? lrn.find(',', at) : lrn.size();
+      if (comma == std::string::npos || (i == 4 && lrn.find(',', at) != std::string::npos)) {
+        throw ArgumentError("AlexNetConfig::parse: lrn '" + lrn + "' is not size,alpha,beta,k,convention");
       }
-      return it->second;
-    };
+      part[i] = lrn.substr(at, comma - at);
+      at = comma + 1;
+    }
     try {
-      AlexNetConfig c = named(take("name"));
-      c.input_size_ = detail::parse_number<Index>(take("input"));
-      if (fields.count("channels")) c.input_channels_ = detail::parse_number<Index>(take("channels"));
-      c.classes_ = detail::parse_number<Index>(take("classes"));
-      c.groups_ = detail::parse_number<Index>(take("groups"));
-      c.width_ = detail::parse_number<double>(take("width"));
-      c.dropout_ = detail::parse_number<double>(take("dropout"));
-      const std::string init = take("init");
-      if (init != "he" && init != "paper") throw ArgumentError("init '" + init + "'");
-      c.init_ = init == "he" ? AlexNetInit::He : AlexNetInit::Paper;
-      // "none": a network without LRN. Constants leave the name's choice as it is: the BatchNorm
-      // configurations' checkpoints written before "none" existed carry the unused constants.
-      if (take("lrn") == "none") {
-        c.use_lrn_ = false;
-        return c;
-      }
-      std::istringstream lrn(take("lrn"));
-      std::string part[5];
-      for (auto& p : part) {
-        if (!std::getline(lrn, p, ',')) throw ArgumentError("lrn '" + take("lrn") + "'");
-      }
       c.lrn_ = LocalResponseNormOptions(detail::parse_number<Index>(part[0]))
                    .alpha(detail::parse_number<double>(part[1]))
                    .beta(detail::parse_number<double>(part[2]))
                    .k(detail::parse_number<double>(part[3]))
                    .convention(lrn_convention(part[4]));
-      return c;
-    } catch (const std::logic_error& e) {  // unreadable numbers and the throws above
-      throw ArgumentError("AlexNetConfig::parse: cannot read '" + text + "': " + e.what());
+    } catch (const ArgumentError& e) {
+      throw ArgumentError("AlexNetConfig::parse: lrn '" + lrn + "': " + e.what());
     }
+    return c;
   }
 
   /// A one-line text form ("name=cifar classes=10 ..."), stored in checkpoints.

@@ -44,30 +44,30 @@ class Adam : public Optimizer<T> {
  public:
   Adam(std::vector<Parameter<T>> parameters, const AdamOptions& options = AdamOptions())
       : Optimizer<T>(std::move(parameters), options.lr(), options.weight_decay(), options.decay_biases()),
-        opt_(options) {
-    detail::require_option(opt_.beta1() >= 0 && opt_.beta1() < 1, "Adam", "beta1", "in [0, 1)", opt_.beta1());
-    detail::require_option(opt_.beta2() >= 0 && opt_.beta2() < 1, "Adam", "beta2", "in [0, 1)", opt_.beta2());
-    detail::require_option(opt_.eps() > 0, "Adam", "eps", "> 0", opt_.eps());
+        options_(options) {
+    detail::require_option(options_.beta1() >= 0 && options_.beta1() < 1, "Adam", "beta1", "in [0, 1)", options_.beta1());
+    detail::require_option(options_.beta2() >= 0 && options_.beta2() < 1, "Adam", "beta2", "in [0, 1)", options_.beta2());
+    detail::require_option(options_.eps() > 0, "Adam", "eps", "> 0", options_.eps());
     for (const auto& p : this->parameters_) {
       m_.push_back(Vector<T>::Zero(p.size));
       v_.push_back(Vector<T>::Zero(p.size));
     }
   }
 
-  std::string type_name() const override { return opt_.decoupled() ? "AdamW" : "Adam"; }
-  const AdamOptions& options() const { return opt_; }
+  std::string type_name() const override { return options_.decoupled() ? "AdamW" : "Adam"; }
+  const AdamOptions& options() const { return options_; }
 
   void set_momentum(double beta1) override {
     detail::require_option(beta1 >= 0 && beta1 < 1, "Adam", "beta1", "in [0, 1)", beta1);
-    opt_.beta1(beta1);
+    options_.beta1(beta1);
   }
 
   void step() override {
     ++this->steps_;
     const double t = static_cast<double>(this->steps_);
-    const T b1 = static_cast<T>(opt_.beta1()), b2 = static_cast<T>(opt_.beta2()), eps = static_cast<T>(opt_.eps());
-    const T correction1 = static_cast<T>(1.0 - std::pow(opt_.beta1(), t));
-    const T correction2 = static_cast<T>(1.0 - std::pow(opt_.beta2(), t));
+    const T b1 = static_cast<T>(options_.beta1()), b2 = static_cast<T>(options_.beta2()), eps = static_cast<T>(options_.eps());
+    const T correction1 = static_cast<T>(1.0 - std::pow(options_.beta1(), t));
+    const T correction2 = static_cast<T>(1.0 - std::pow(options_.beta2(), t));
     for (std::size_t i = 0; i < this->parameters_.size(); ++i) {
       const Parameter<T>& p = this->parameters_[i];
       const T lr = static_cast<T>(this->learning_rate_ * this->lr_scale_[i]);
@@ -76,7 +76,7 @@ class Adam : public Optimizer<T> {
       auto g = p.grads().array();
       auto m = m_[i].array();
       auto v = v_[i].array();
-      if (opt_.decoupled()) {
+      if (options_.decoupled()) {
         w -= lr * wd * w;
         m = b1 * m + (T(1) - b1) * g;
         v = b2 * v + (T(1) - b2) * g.square();
@@ -98,7 +98,7 @@ class Adam : public Optimizer<T> {
   }
 
  private:
-  AdamOptions opt_;
+  AdamOptions options_;
   std::vector<Vector<T>> m_, v_;
 };
 

@@ -49,45 +49,94 @@ struct TrainingRecipe {
   Index steps_per_epoch_ = 1;
 };
 
-inline const std::vector<std::string>& optimizer_names() {
-  static const std::vector<std::string> names{"sgd", "adam"};
-  return names;
+/// An optimizer by the name --optimizer takes, with one line of help and its factory.
+template <class T>
+struct OptimizerType {
+  std::string name, help;
+  std::unique_ptr<Optimizer<T>> (*make)(const TrainingRecipe& recipe, std::vector<Parameter<T>> parameters);
+};
+
+/// Every optimizer --optimizer names: the one list.
+template <class T>
+const std::vector<OptimizerType<T>>& optimizer_types() {
+  using P = std::vector<Parameter<T>>;
+  static const std::vector<OptimizerType<T>> types = {
+      {"sgd", "SGD with momentum, Nesterov unless --no-nesterov",
+       [](const TrainingRecipe& r, P p) -> std::unique_ptr<Optimizer<T>> {
+         return std::make_unique<Sgd<T>>(
+             std::move(p), SgdOptions(r.lr()).momentum(r.momentum()).weight_decay(r.weight_decay()).nesterov(r.nesterov()));
+       }},
+      {"adam", "Adam (L2 weight decay added to the gradient)",
+       [](const TrainingRecipe& r, P p) -> std::unique_ptr<Optimizer<T>> {
+         return std::make_unique<Adam<T>>(std::move(p), AdamOptions(r.lr()).weight_decay(r.weight_decay()));
+       }},
+  };
+  return types;
 }
-inline const std::vector<std::string>& schedule_names() {
-  static const std::vector<std::string> names{"onecycle", "cosine", "step", "plateau", "constant"};
-  return names;
+
+/// A learning-rate schedule by the name --schedule takes, with one line of help and its factory.
+struct ScheduleType {
+  std::string name, help;
+  std::unique_ptr<LrSchedule> (*make)(const TrainingRecipe& recipe);
+};
+
+namespace detail {
+/// The run's length in steps, at least 2 (a one-step run still has a start and an end).
+inline Index schedule_steps(const TrainingRecipe& r) { return std::max<Index>(2, r.epochs() * r.steps_per_epoch()); }
+}  // namespace detail
+
+/// Every schedule --schedule names: the one list.
+inline const std::vector<ScheduleType>& schedule_types() {
+  using P = std::unique_ptr<LrSchedule>;
+  static const std::vector<ScheduleType> types = {
+      {"onecycle", "one cycle: warm up to the peak rate, anneal to near zero; momentum swings 0.05 the other way",
+       [](const TrainingRecipe& r) -> P {
+         return std::make_unique<OneCycleLR>(OneCycleLROptions(r.lr(), detail::schedule_steps(r))
+                                                 .momentum_range(std::max(0.0, r.momentum() - 0.05),
+                                                                 std::min(0.999, r.momentum() + 0.05)));
+       }},
+      {"cosine", "cosine annealing from the rate to near zero, per step",
+       [](const TrainingRecipe& r) -> P {
+         return std::make_unique<CosineLR>(CosineLROptions(r.lr(), detail::schedule_steps(r)));
+       }},
+      {"step", "x0.1 every third of the run",
+       [](const TrainingRecipe& r) -> P {
+         return std::make_unique<StepLR>(StepLROptions(r.lr(), std::max<long>(1, r.epochs() / 3)));
+       }},
+      {"plateau", "x0.1 after an epoch without a 0.1% lower validation loss, at most 3 times",
+       [](const TrainingRecipe& r) -> P {
+         return std::make_unique<ReduceOnPlateau>(ReduceOnPlateauOptions(r.lr()).patience(1).threshold(1e-3).max_reductions(3));
+       }},
+      {"constant", "the rate throughout", [](const TrainingRecipe& r) -> P { return std::make_unique<ConstantLR>(r.lr()); }},
+  };
+  return types;
 }
+
+namespace detail {
+/// "a, b or c" of a registry's names.
+template <class Types>
+std::string name_list(const Types& types) {
+  std::string list;
+  for (std::size_t i = 0; i < types.size(); ++i) {
+    list += (i == 0 ? "" : i + 1 == types.size() ? " or " : ", ") + types[i].name;
+  }
+  return list;
+}
+}  // namespace detail
 
 template <class T>
 std::unique_ptr<Optimizer<T>> make_optimizer(const TrainingRecipe& r, std::vector<Parameter<T>> parameters) {
-  if (r.optimizer() == "sgd") {
-    return std::make_unique<Sgd<T>>(std::move(parameters), SgdOptions(r.lr())
-                                                               .momentum(r.momentum())
-                                                               .weight_decay(r.weight_decay())
-                                                               .nesterov(r.nesterov()));
+  for (const auto& t : optimizer_types<T>()) {
+    if (t.name == r.optimizer()) return t.make(r, std::move(parameters));
   }
-  if (r.optimizer() == "adam") {
-    return std::make_unique<Adam<T>>(std::move(parameters), AdamOptions(r.lr()).weight_decay(r.weight_decay()));
-  }
-  throw ArgumentError("unknown optimizer '" + r.optimizer() + "'; valid names are sgd, adam");
+  throw ArgumentError("unknown optimizer '" + r.optimizer() + "'; valid names are " + detail::name_list(optimizer_types<T>()));
 }
 
 inline std::unique_ptr<LrSchedule> make_schedule(const TrainingRecipe& r) {
-  const Index total = std::max<Index>(2, r.epochs() * r.steps_per_epoch());
-  const std::string& name = r.schedule();
-  if (name == "onecycle") {
-    return std::make_unique<OneCycleLR>(OneCycleLROptions(r.lr(), total).momentum_range(
-        std::max(0.0, r.momentum() - 0.05), std::min(0.999, r.momentum() + 0.05)));
+  for (const auto& t : schedule_types()) {
+    if (t.name == r.schedule()) return t.make(r);
   }
-  if (name == "cosine") return std::make_unique<CosineLR>(CosineLROptions(r.lr(), total));
-  if (name == "step") return std::make_unique<StepLR>(StepLROptions(r.lr(), std::max<long>(1, r.epochs() / 3)));
-  if (name == "plateau") {
-    return std::make_unique<ReduceOnPlateau>(
-        ReduceOnPlateauOptions(r.lr()).patience(1).threshold(1e-3).max_reductions(3));
-  }
-  if (name == "constant") return std::make_unique<ConstantLR>(r.lr());
-  throw ArgumentError("unknown schedule '" + name + "'; valid names are onecycle, cosine, step, plateau, "
-                              "constant");
+  throw ArgumentError("unknown schedule '" + r.schedule() + "'; valid names are " + detail::name_list(schedule_types()));
 }
 
 }  // namespace convnet

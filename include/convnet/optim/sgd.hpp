@@ -40,22 +40,22 @@ class Sgd : public Optimizer<T> {
  public:
   Sgd(std::vector<Parameter<T>> parameters, const SgdOptions& options = SgdOptions())
       : Optimizer<T>(std::move(parameters), options.lr(), options.weight_decay(), options.decay_biases()),
-        opt_(options) {
-    detail::require_option(opt_.momentum() >= 0 && opt_.momentum() < 1, "Sgd", "momentum", "in [0, 1)",
-                           opt_.momentum());
+        options_(options) {
+    detail::require_option(options_.momentum() >= 0 && options_.momentum() < 1, "Sgd", "momentum", "in [0, 1)",
+                           options_.momentum());
     for (const auto& p : this->parameters_) velocity_.push_back(Vector<T>::Zero(p.size));
   }
 
-  std::string type_name() const override { return opt_.nesterov() ? "Sgd(nesterov)" : "Sgd"; }
-  const SgdOptions& options() const { return opt_; }
+  std::string type_name() const override { return options_.nesterov() ? "Sgd(nesterov)" : "Sgd"; }
+  const SgdOptions& options() const { return options_; }
 
   void set_momentum(double momentum) override {
     detail::require_option(momentum >= 0 && momentum < 1, "Sgd", "momentum", "in [0, 1)", momentum);
-    opt_.momentum(momentum);
+    options_.momentum(momentum);
   }
 
   void step() override {
-    const T mu = static_cast<T>(opt_.momentum());
+    const T mu = static_cast<T>(options_.momentum());
     for (std::size_t i = 0; i < this->parameters_.size(); ++i) {
       const Parameter<T>& p = this->parameters_[i];
       const T lr = static_cast<T>(this->learning_rate_ * this->lr_scale_[i]);
@@ -63,7 +63,7 @@ class Sgd : public Optimizer<T> {
       auto w = p.values().array();
       auto g = p.grads().array();
       auto v = velocity_[i].array();
-      if (opt_.nesterov()) {
+      if (options_.nesterov()) {
         v = mu * v - lr * (g + wd * w);
         w += mu * v - lr * (g + wd * w);
       } else {
@@ -83,7 +83,7 @@ class Sgd : public Optimizer<T> {
   }
 
  private:
-  SgdOptions opt_;
+  SgdOptions options_;
   std::vector<Vector<T>> velocity_;
 };
 

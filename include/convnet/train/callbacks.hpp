@@ -56,10 +56,10 @@ struct ProgressOptions {
 class ProgressPrinter : public TrainerCallback {
  public:
   ProgressPrinter(std::ostream& out, std::ostream& bar, ProgressOptions options = ProgressOptions())
-      : out_(out), bar_(bar), opt_(std::move(options)) {
-    if (opt_.every_batches()) {
-      detail::require_option(*opt_.every_batches() >= 1, "ProgressPrinter", "every_batches", ">= 1",
-                             *opt_.every_batches());
+      : out_(out), bar_(bar), options_(std::move(options)) {
+    if (options_.every_batches()) {
+      detail::require_option(*options_.every_batches() >= 1, "ProgressPrinter", "every_batches", ">= 1",
+                             *options_.every_batches());
     }
   }
 
@@ -86,8 +86,8 @@ class ProgressPrinter : public TrainerCallback {
 
   void on_batch_end(const BatchReport& r) override {
     const bool last = r.batch == r.batches;
-    const bool due = opt_.terminal() ? r.seconds - last_print_ > 0.25
-                                     : (opt_.every_batches() ? r.batch % *opt_.every_batches() == 0
+    const bool due = options_.terminal() ? r.seconds - last_print_ > 0.25
+                                     : (options_.every_batches() ? r.batch % *options_.every_batches() == 0
                                                              : r.seconds - last_print_ > 30);
     if (!due && !last) return;
     last_print_ = r.seconds;
@@ -96,11 +96,11 @@ class ProgressPrinter : public TrainerCallback {
     const int width = 30, filled = static_cast<int>(width * r.batch / std::max<Index>(1, r.batches));
     char line[256];
     std::snprintf(line, sizeof line, "%s[%s%s] %ld/%ld  %.0f img/s  ETA %s  loss %.4f  acc %.2f%%",
-                  opt_.terminal() ? "\r" : "  ", std::string(static_cast<std::size_t>(filled), '#').c_str(),
+                  options_.terminal() ? "\r" : "  ", std::string(static_cast<std::size_t>(filled), '#').c_str(),
                   std::string(static_cast<std::size_t>(width - filled), '.').c_str(), static_cast<long>(r.batch),
                   static_cast<long>(r.batches), rate,
                   format_hms(per_batch * static_cast<double>(r.batches - r.batch)).c_str(), r.loss, 100 * r.accuracy);
-    bar_ << line << (opt_.terminal() ? (last ? "\n" : "") : "\n") << std::flush;
+    bar_ << line << (options_.terminal() ? (last ? "\n" : "") : "\n") << std::flush;
   }
 
   void on_epoch_end(const EpochReport& e) override {
@@ -118,7 +118,7 @@ class ProgressPrinter : public TrainerCallback {
  private:
   std::ostream& out_;
   std::ostream& bar_;
-  ProgressOptions opt_;
+  ProgressOptions options_;
   double last_print_ = 0;
 };
 

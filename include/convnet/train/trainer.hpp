@@ -267,9 +267,9 @@ class Trainer {
     if (position.size() != 2 || partial.size() != 4) {
       throw CheckpointError(where + ": trainer/position needs 2 values and trainer/partial 4");
     }
-    if (position[0] > static_cast<std::uint64_t>(opt_.epochs()) || position[1] > (std::uint64_t{1} << 40)) {
+    if (position[0] > static_cast<std::uint64_t>(options_.epochs()) || position[1] > (std::uint64_t{1} << 40)) {
       throw CheckpointError(detail::concat(where, ": trainer/position (", position[0], ", ", position[1],
-                                           ") is outside this run of ", opt_.epochs(), " epochs"));
+                                           ") is outside this run of ", options_.epochs(), " epochs"));
     }
     for (std::size_t i : {1, 2}) detail::stored_count(partial[i], where, "trainer/partial (correct, count)");
     for (std::size_t i : {0, 3}) {
@@ -303,7 +303,7 @@ class Trainer {
   FitResult fit(DataLoader& train, DataLoader* validation = nullptr) {
     stop_requested_.store(false);
     has_validation_ = validation != nullptr;
-    if (opt_.checkpoint_dir() && is_root()) prepare_output_folder(*opt_.checkpoint_dir());
+    if (options_.checkpoint_dir() && is_root()) prepare_output_folder(*options_.checkpoint_dir());
     if (group_) start_distributed(train, validation);
     const DistributedScope scope(*this);
     const Index batches = batches_per_epoch(train);
@@ -312,9 +312,9 @@ class Trainer {
                                                  " of epoch ", position_.epoch + 1, " but an epoch of this loader has ",
                                                  batches, " batches (a checkpoint of another dataset or batch size?)"));
     }
-    for (auto* cb : callbacks_) cb->on_fit_begin(position_, opt_.epochs());
+    for (auto* cb : callbacks_) cb->on_fit_begin(position_, options_.epochs());
     FitResult result;
-    while (position_.epoch < opt_.epochs()) {
+    while (position_.epoch < options_.epochs()) {
       if (stop_agreed()) {  // between epochs: last.ckpt is already this position
         result.outcome = FitOutcome::StopRequested;
         break;
@@ -328,7 +328,7 @@ class Trainer {
         result.outcome = FitOutcome::StopRequested;
         break;
       }
-      if (opt_.patience() && epochs_without_improvement() >= *opt_.patience()) {
+      if (options_.patience() && epochs_without_improvement() >= *options_.patience()) {
         result.outcome = FitOutcome::EarlyStopped;
         break;
       }
@@ -355,7 +355,7 @@ class Trainer {
 
   const std::vector<EpochRecord>& history() const { return history_; }
   const TrainPosition& position() const { return position_; }
-  const TrainerOptions& options() const { return opt_; }
+  const TrainerOptions& options() const { return options_; }
   Sequential<T>& network() { return net_; }
   /// last.ckpt and best.ckpt in the checkpoint folder ("" without one).
   std::string last_path() const { return checkpoint_path("last.ckpt"); }
@@ -388,18 +388,18 @@ class Trainer {
   Trainer(Sequential<T>& net, Objective<T>* objective, Loss<T>* loss, Optimizer<T>& optimizer,
           LrSchedule* schedule, TrainerOptions options)
       : net_(net), objective_(objective), loss_(loss), optimizer_(optimizer), schedule_(schedule),
-        opt_(std::move(options)), batch_statistics_(!net.buffers().empty()) {
-    detail::require_option(opt_.epochs() >= 1, "Trainer", "epochs", ">= 1", opt_.epochs());
-    if (opt_.save_every()) detail::require_option(*opt_.save_every() >= 1, "Trainer", "save_every", ">= 1", *opt_.save_every());
-    if (opt_.patience()) detail::require_option(*opt_.patience() >= 1, "Trainer", "patience", ">= 1", *opt_.patience());
-    if (opt_.max_batches()) {
-      detail::require_option(*opt_.max_batches() >= 1, "Trainer", "max_batches", ">= 1", *opt_.max_batches());
+        options_(std::move(options)), batch_statistics_(!net.buffers().empty()) {
+    detail::require_option(options_.epochs() >= 1, "Trainer", "epochs", ">= 1", options_.epochs());
+    if (options_.save_every()) detail::require_option(*options_.save_every() >= 1, "Trainer", "save_every", ">= 1", *options_.save_every());
+    if (options_.patience()) detail::require_option(*options_.patience() >= 1, "Trainer", "patience", ">= 1", *options_.patience());
+    if (options_.max_batches()) {
+      detail::require_option(*options_.max_batches() >= 1, "Trainer", "max_batches", ">= 1", *options_.max_batches());
     }
     if (loss_ && loss_->input() != LossInput::Logits) {
       throw ArgumentError("Trainer: " + loss_->type_name() + " reads an embedding, not the logits; use an Objective");
     }
-    if (opt_.average_weights()) {
-      average_ = std::make_unique<WeightAverage<T>>(net_, WeightAverageOptions().decay(*opt_.average_weights()));
+    if (options_.average_weights()) {
+      average_ = std::make_unique<WeightAverage<T>>(net_, WeightAverageOptions().decay(*options_.average_weights()));
     }
   }
 
@@ -416,7 +416,7 @@ class Trainer {
                                                    batch_statistics_ ? ", two examples each for BatchNorm)" : ")"));
       }
     }
-    return opt_.max_batches() ? std::min(*opt_.max_batches(), all) : all;
+    return options_.max_batches() ? std::min(*options_.max_batches(), all) : all;
   }
 
   // ---- data-parallel training -----------------------------------------------------------
@@ -478,7 +478,7 @@ class Trainer {
     };
     loader(train);
     if (validation) loader(*validation);
-    mix(detail::concat(opt_.epochs(), " ", opt_.max_batches().value_or(0), " ", position_.epoch, " ",
+    mix(detail::concat(options_.epochs(), " ", options_.max_batches().value_or(0), " ", position_.epoch, " ",
                        position_.batch, " ", history_.size()));
     return h;
   }
@@ -507,7 +507,7 @@ class Trainer {
   }
 
   std::string checkpoint_path(const char* name) const {
-    return opt_.checkpoint_dir() ? (std::filesystem::path(*opt_.checkpoint_dir()) / name).string() : std::string();
+    return options_.checkpoint_dir() ? (std::filesystem::path(*options_.checkpoint_dir()) / name).string() : std::string();
   }
 
   double watched_loss(const EpochRecord& r) const { return has_validation_ ? r.val_loss : r.train_loss; }
@@ -533,10 +533,10 @@ class Trainer {
 
   /// Trains the rest of the current epoch; its training seconds, or nothing when a stop was requested.
   std::optional<double> train_epoch(DataLoader& train, Index batches) {
-    for (auto* cb : callbacks_) cb->on_epoch_begin(position_.epoch, opt_.epochs(), batches);
+    for (auto* cb : callbacks_) cb->on_epoch_begin(position_.epoch, options_.epochs(), batches);
     train.start_epoch(static_cast<std::uint64_t>(position_.epoch), position_.batch);
     const auto start = std::chrono::steady_clock::now();
-    BatchReport report{position_.epoch, opt_.epochs(), position_.batch, batches, position_.batch, 0, 0, 0, 0};
+    BatchReport report{position_.epoch, options_.epochs(), position_.batch, batches, position_.batch, 0, 0, 0, 0};
     while (position_.batch < batches) {
       const Batch* batch = train.next();
       const StepResult result = step(*batch);
@@ -554,8 +554,8 @@ class Trainer {
       report.accuracy = partial_.correct / partial_.count;
       for (auto* cb : callbacks_) cb->on_batch_end(report);
       const bool stop = stop_agreed();
-      const bool scheduled = opt_.save_every() && position_.batch % *opt_.save_every() == 0 && position_.batch < batches;
-      if ((stop || scheduled) && opt_.checkpoint_dir()) save_at(last_path(), partial_.seconds + report.seconds);
+      const bool scheduled = options_.save_every() && position_.batch % *options_.save_every() == 0 && position_.batch < batches;
+      if ((stop || scheduled) && options_.checkpoint_dir()) save_at(last_path(), partial_.seconds + report.seconds);
       if (stop) {
         partial_.seconds += report.seconds;
         return std::nullopt;
@@ -573,7 +573,7 @@ class Trainer {
     ClassificationMetrics val;
     if (validation) {
       validation->start_epoch(0);
-      val = detail::evaluate_with(net_, *validation, nullptr, opt_.max_batches(), objective_, loss_,
+      val = detail::evaluate_with(net_, *validation, nullptr, options_.max_batches(), objective_, loss_,
                                   [this] { return stop_requested(); });
       double figures[4] = {val.loss_sum, static_cast<double>(val.top1), static_cast<double>(val.top5),
                            static_cast<double>(val.count)};
@@ -583,10 +583,10 @@ class Trainer {
       val.top5 = static_cast<Index>(figures[2]);
       val.count = static_cast<Index>(figures[3]);
       // Every process, stop requested or not: embedding_correct sums over them.
-      if (opt_.embedding_validation()) val.top1 = embedding_correct(*validation);
+      if (options_.embedding_validation()) val.top1 = embedding_correct(*validation);
       if (stop_agreed()) {
         partial_.seconds = train_seconds;
-        if (opt_.checkpoint_dir()) save_at(last_path(), partial_.seconds);
+        if (options_.checkpoint_dir()) save_at(last_path(), partial_.seconds);
         return false;
       }
     }
@@ -595,7 +595,7 @@ class Trainer {
       averaged = validate_average(*validation);
       if (!averaged) {
         partial_.seconds = train_seconds;
-        if (opt_.checkpoint_dir()) save_at(last_path(), partial_.seconds);
+        if (options_.checkpoint_dir()) save_at(last_path(), partial_.seconds);
         return false;
       }
     }
@@ -604,7 +604,7 @@ class Trainer {
                        optimizer_.learning_rate(), 0};
     record.seconds = train_seconds + std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     const bool best = std::all_of(history_.begin(), history_.end(), [&](const EpochRecord& r) {
-      return opt_.best_by() == BestBy::Accuracy ? watched_accuracy(record) > watched_accuracy(r)
+      return options_.best_by() == BestBy::Accuracy ? watched_accuracy(record) > watched_accuracy(r)
                                                 : watched_loss(record) < watched_loss(r);
     });
     const bool best_average = averaged && std::all_of(average_history_.begin(), average_history_.end(),
@@ -616,12 +616,12 @@ class Trainer {
     if (schedule_) schedule_->epoch_end(watched_loss(record));
     position_ = {position_.epoch + 1, 0};
     partial_ = Partial();
-    if (opt_.checkpoint_dir()) {
+    if (options_.checkpoint_dir()) {
       save_at(last_path(), 0);
       if (best) save_at(best_path(), 0);
       if (best_average) save_at(best_average_path(), 0, true);
     }
-    const EpochReport report{history_.back(), history_, opt_.epochs(), best, train_seconds,
+    const EpochReport report{history_.back(), history_, options_.epochs(), best, train_seconds,
                              averaged ? &average_history_.back() : nullptr};
     for (auto* cb : callbacks_) cb->on_epoch_end(report);
     return true;
@@ -630,9 +630,9 @@ class Trainer {
   /// Validation pictures the embedding classifies right (validate_embedding), over every process; the
   /// same batches as the loss's validation, so that the count is the same.
   Index embedding_correct(DataLoader& validation) {
-    const auto& e = *opt_.embedding_validation();
+    const auto& e = *options_.embedding_validation();
     validation.start_epoch(0);
-    const EmbeddingSet set = embed(net_, validation, e.layer, opt_.max_batches().value_or(Index{1} << 40));
+    const EmbeddingSet set = embed(net_, validation, e.layer, options_.max_batches().value_or(Index{1} << 40));
     double correct = static_cast<double>(split_half_centroid_correct(set, e.metric));
     sum_over_processes(&correct, 1);
     return static_cast<Index>(correct);
@@ -644,7 +644,7 @@ class Trainer {
     {
       typename WeightAverage<T>::Swapped in(*average_);
       validation.start_epoch(0);
-      val = detail::evaluate_with(net_, validation, nullptr, opt_.max_batches(), objective_, loss_,
+      val = detail::evaluate_with(net_, validation, nullptr, options_.max_batches(), objective_, loss_,
                                   [this] { return stop_requested(); });
     }
     double figures[3] = {val.loss_sum, static_cast<double>(val.top1), static_cast<double>(val.count)};
@@ -701,7 +701,7 @@ class Trainer {
   Loss<T>* loss_;
   Optimizer<T>& optimizer_;
   LrSchedule* schedule_;
-  TrainerOptions opt_;
+  TrainerOptions options_;
   std::vector<TrainerCallback*> callbacks_;
   TrainPosition position_;
   Partial partial_;
