@@ -2,6 +2,8 @@
 #include <gtest/gtest.h>
 
 #include <convnet/errors.hpp>
+#include <convnet/threading.hpp>
+#include <convnet/version.hpp>
 
 #include <filesystem>
 #include <fstream>
@@ -56,6 +58,32 @@ TEST(Errors, TheLibraryThrowsOnlyItsOwnErrors) {
   std::ostringstream list;
   for (const auto& o : offenders) list << o << "\n";
   EXPECT_TRUE(offenders.empty()) << list.str();
+}
+
+}  // namespace
+
+// ---- the rest of the core: version, threads ------------------------------------------------
+
+namespace {
+
+using namespace convnet;
+
+// One version, written in version.hpp, read by CMake for the package.
+TEST(Version, TheHeaderAndThePackageAgree) {
+  EXPECT_STREQ(convnet::version, CONVNET_PACKAGE_VERSION);
+  EXPECT_EQ(std::to_string(CONVNET_VERSION_MAJOR) + "." + std::to_string(CONVNET_VERSION_MINOR) + "." +
+                std::to_string(CONVNET_VERSION_PATCH),
+            CONVNET_PACKAGE_VERSION);
+}
+
+TEST(Threads, SetFromCode) {
+  const int before = num_threads();
+  set_num_threads(1);
+  EXPECT_EQ(num_threads(), 1);
+  EXPECT_EQ(Eigen::nbThreads(), 1);
+  set_num_threads(2);
+  EXPECT_EQ(num_threads(), 2);
+  set_num_threads(before);
 }
 
 }  // namespace
