@@ -269,6 +269,21 @@ TEST(AlexNet, HeInitialisationAndSeeding) {
   EXPECT_FALSE(a.parameters()[0].values() == c.parameters()[0].values());
 }
 
+TEST(AlexNetConfig, GreyInputChannelsRoundTripAndShapeConv1) {
+  const AlexNetConfig grey = AlexNetConfig::named("cifar-half").input_size(28).input_channels(1);
+  EXPECT_NE(grey.str().find(" channels=1 "), std::string::npos);
+  EXPECT_EQ(AlexNetConfig::parse(grey.str()).input_channels(), 1);
+  // Configurations stored before the field existed read as RGB, and RGB ones are written as before.
+  EXPECT_EQ(AlexNetConfig::named("cifar").str().find("channels"), std::string::npos);
+  EXPECT_EQ(AlexNetConfig::parse(AlexNetConfig::named("cifar").str()).input_channels(), 3);
+  const auto shapes = alexnet_parameter_shapes(grey);
+  EXPECT_EQ(shapes[0].shape, (std::vector<Index>{32, 1, 5, 5}));
+  auto net = make_alexnet<float>(grey);
+  EXPECT_EQ(net.output_shape(Shape{2, 1, 28, 28}), (Shape{2, 10, 1, 1}));
+  EXPECT_THROW(alexnet_parameter_shapes(AlexNetConfig(grey).input_channels(0)), std::invalid_argument);
+  EXPECT_THROW(alexnet_parameter_shapes(AlexNetConfig(grey).input_channels(65)), std::invalid_argument);
+}
+
 TEST(Sequential, TrainAndEvalReachEveryLayer) {
   auto net = make_alexnet<float>(AlexNetConfig::named("cifar-half"));
   net.eval();
