@@ -2,13 +2,28 @@
 #include <gtest/gtest.h>
 
 #include <convnet/errors.hpp>
+#include <convnet/checkpoint/format.hpp>
+#include <convnet/layers/dense.hpp>
+#include <convnet/metrics.hpp>
+#include <convnet/stop_signals.hpp>
+#include <convnet/tensor.hpp>
+#include <convnet/threading.hpp>
+#include <convnet/train/step.hpp>
+#include <convnet/version.hpp>
 
+#include <csignal>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <regex>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "processes.hpp"
 
 namespace {
 
@@ -56,6 +71,95 @@ TEST(Errors, TheLibraryThrowsOnlyItsOwnErrors) {
   std::ostringstream list;
   for (const auto& o : offenders) list << o << "\n";
   EXPECT_TRUE(offenders.empty()) << list.str();
+}
+
+}  // namespace
+
+// ---- the rest of the core: the error family, version, threads, metrics, stop signals -----------
+
+namespace {
+
+using namespace convnet;
+
+// One catch takes every error of convnet's own, and each is still the standard exception it naturally is.
+TEST(Errors, EveryConvnetErrorIsAConvnetError) {
+  auto message_of = [](const std::function<void()>& f) -> std::string {
+    try {
+      f();
+    } catch (const convnet::Error& e) {
+      return e.what();
+    }
+    return "(nothing thrown)";
+  };
+  Dense<float> dense(DenseOptions(4, 2));
+  EXPECT_NE(message_of([&] { dense.forward(Tensor<float>(1, 5, 1, 1)); }).find("expected shape"), std::string::npos);
+  EXPECT_NE(message_of([] { Checkpoint::parse("nonsense", "x.ckpt"); }).find("x.ckpt"), std::string::npos);
+  EXPECT_NE(message_of([] { throw DataError("bad file"); }), "(nothing thrown)");
+  EXPECT_NE(message_of([] { throw NonFiniteLossError("nan"); }), "(nothing thrown)");
+  EXPECT_THROW(dense.forward(Tensor<float>(1, 5, 1, 1)), std::invalid_argument);
+  EXPECT_THROW(Checkpoint::parse("nonsense"), std::runtime_error);
+}
+
+// One version, written in version.hpp, read by CMake for the package.
+TEST(Version, TheHeaderAndThePackageAgree) {
+  EXPECT_STREQ(convnet::version, CONVNET_PACKAGE_VERSION);
+  EXPECT_EQ(std::to_string(CONVNET_VERSION_MAJOR) + "." + std::to_string(CONVNET_VERSION_MINOR) + "." +
+                std::to_string(CONVNET_VERSION_PATCH),
+            CONVNET_PACKAGE_VERSION);
+}
+
+TEST(Threads, SetFromCode) {
+  const int before = num_threads();
+  set_num_threads(1);
+  EXPECT_EQ(num_threads(), 1);
+  EXPECT_EQ(Eigen::nbThreads(), 1);
+  set_num_threads(2);
+  EXPECT_EQ(num_threads(), 2);
+  set_num_threads(before);
+}
+
+TEST(Metrics, LabelsOutsideTheClassesAreRefusedBeforeIndexing) {
+  Tensor<float> scores(2, 3, 1, 1);
+  scores.setZero();
+  try {
+    top_k_correct(scores, {0, 7}, 1);
+    FAIL();
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("label 7 of sample 1 is outside [0, 3)"), std::string::npos) << e.what();
+  }
+  ConfusionMatrix confusion(3);
+  EXPECT_THROW(confusion.add(scores, {-1, 0}), std::invalid_argument);
+  EXPECT_EQ(confusion.count(0, 0), 0);  // nothing counted from the refused batch
+}
+
+// SIGINT and SIGTERM alike: the first sets the flag and says which signal; a second ends the
+// process at once, with 128 + its number, without running anything more.
+TEST(StopSignals, FirstSignalSetsTheFlagASecondExitsAtOnce) {
+  for (const auto& [first, second] : {std::pair<int, int>{SIGTERM, SIGINT}, std::pair<int, int>{SIGINT, SIGTERM}}) {
+    convnet::testing::ChildProcess child([first = first, second = second](int fd) {
+      ::dup2(fd, STDERR_FILENO);  // where the second signal's message goes
+      StopSignals signals;
+      ::raise(first);
+      const bool seen = signals.received() && signals.signal() == first && signals.exit_status() == 128 + first;
+      ::write(fd, seen ? "y" : "n", 1);
+      ::raise(second);
+      ::write(fd, " and carried on", 15);
+    });
+    const std::string said = child.read_rest();
+    const int status = child.wait();
+    EXPECT_EQ(said, "y\nsecond signal: exiting without saving\n");
+    ASSERT_TRUE(WIFEXITED(status));
+    EXPECT_EQ(WEXITSTATUS(status), 128 + second);
+  }
+  // Handlers are restored when the guard ends, and only one guard may be installed at a time.
+  struct sigaction before {}, after {};
+  sigaction(SIGTERM, nullptr, &before);
+  {
+    StopSignals signals;
+    EXPECT_THROW(StopSignals(), std::logic_error);
+  }
+  sigaction(SIGTERM, nullptr, &after);
+  EXPECT_EQ(before.sa_handler, after.sa_handler);
 }
 
 }  // namespace

@@ -1,12 +1,35 @@
-// Layer forward values pinned by hand, float/double agreement, and the errors
-// every public call gives on bad shapes and bad options.
+// The layers (layers/, layer.hpp, init.hpp) and the kernels/ they run on: forward values pinned by
+// hand, float/double agreement, initialisation, the errors every public call gives on bad shapes and
+// bad options, and Winograd and gemm against the direct path and Eigen's product.
 #include <gtest/gtest.h>
 
-#include <convnet/convnet.hpp>
+#include <convnet/init.hpp>
+#include <convnet/kernels/gemm.hpp>
+#include <convnet/kernels/winograd.hpp>
+#include <convnet/layer.hpp>
+#include <convnet/layers/batch_norm.hpp>
+#include <convnet/layers/conv2d.hpp>
+#include <convnet/layers/dense.hpp>
+#include <convnet/layers/dropout.hpp>
+#include <convnet/layers/flatten.hpp>
+#include <convnet/layers/local_response_norm.hpp>
+#include <convnet/layers/max_pool2d.hpp>
+#include <convnet/layers/relu.hpp>
+#include <convnet/layers/softmax.hpp>
+#include <convnet/losses/softmax_cross_entropy.hpp>  // ShapeErrors.LossChecksLogitsAndLabels
+#include <convnet/models/alexnet.hpp>                // Winograd's choice on the paper's network
+#include <convnet/models/sequential.hpp>
+#include <convnet/parameter.hpp>
+#include <convnet/random.hpp>
+#include <convnet/tensor.hpp>
+#include <convnet/threading.hpp>
 
+#include <algorithm>
 #include <cmath>
-#include <memory>
+#include <cstdint>
+#include <initializer_list>
 #include <string>
+#include <vector>
 
 namespace {
 
@@ -84,163 +107,6 @@ TEST(Conv2dForward, BatchSplitAcrossThreadsMatchesOneThread) {
   for (Index i = 0; i < x.size(); ++i) x.data()[i] = static_cast<float>(rng.uniform(-1, 1));
   const Tensor<float> one = forward_on_threads(conv, x, 1), two = forward_on_threads(conv, x, 2);
   for (Index i = 0; i < one.size(); ++i) ASSERT_NEAR(one.data()[i], two.data()[i], 1e-5f) << i;
-}
-
-// ---- Winograd against the direct path ------------------------------------------
-
-// One-dimensional F(M, R) from the generated matrices against the correlation it stands for.
-template <int M, int R>
-void expect_minimal_filter_correlates() {
-  constexpr auto mat = winograd::make_matrices<M, R>();
-  constexpr int alpha = M + R - 1;
-  Rng rng(M * 10 + R);
-  double d[alpha], g[R];
-  for (double& v : d) v = rng.uniform(-1, 1);
-  for (double& v : g) v = rng.uniform(-1, 1);
-  double product[alpha];
-  for (int j = 0; j < alpha; ++j) {
-    double gj = 0, dj = 0;
-    for (int k = 0; k < R; ++k) gj += mat.g[j][k] * g[k];
-    for (int k = 0; k < alpha; ++k) dj += mat.bt[j][k] * d[k];
-    product[j] = gj * dj;
-  }
-  for (int i = 0; i < M; ++i) {
-    double y = 0, want = 0;
-    for (int j = 0; j < alpha; ++j) y += mat.at[i][j] * product[j];
-    for (int k = 0; k < R; ++k) want += d[i + k] * g[k];
-    EXPECT_NEAR(y, want, 1e-12) << "F(" << M << ", " << R << ") output " << i;
-  }
-}
-
-TEST(Winograd, GeneratedMatricesComputeTheCorrelation) {
-  expect_minimal_filter_correlates<2, 3>();
-  expect_minimal_filter_correlates<4, 3>();  // 3 x 3 layers
-  expect_minimal_filter_correlates<3, 4>();  // their weight gradient
-  expect_minimal_filter_correlates<4, 5>();  // 5 x 5 layers
-  expect_minimal_filter_correlates<5, 4>();  // their weight gradient
-  expect_minimal_filter_correlates<6, 3>();
-}
-
-TEST(Winograd, TheTextbookF23Transform) {
-  // Lavin & Gray's F(2, 3) up to the sign of each row: BT rows (1, 0, -1, 0), (0, 1, 1, 0), (0, -1, 1, 0), (0, 1, 0, -1).
-  constexpr auto mat = winograd::make_matrices<2, 3>();
-  const double bt[4][4] = {{1, 0, -1, 0}, {0, 1, 1, 0}, {0, -1, 1, 0}, {0, 1, 0, -1}};
-  for (int i = 0; i < 4; ++i) {
-    double dot = 0, norm = 0;
-    for (int j = 0; j < 4; ++j) dot += mat.bt[i][j] * bt[i][j], norm += bt[i][j] * bt[i][j];
-    for (int j = 0; j < 4; ++j) EXPECT_DOUBLE_EQ(std::abs(mat.bt[i][j]), std::abs(bt[i][j])) << i << ", " << j;
-    EXPECT_DOUBLE_EQ(std::abs(dot), norm) << "row " << i;
-  }
-}
-
-struct ConvCase {
-  const char* name;
-  Index batch, in, out, kernel, padding, groups, h, w;
-  bool bias;
-};
-
-// Forward, input gradient, weight and bias gradients of Winograd and direct layers with the same weights.
-template <class T>
-void expect_winograd_matches_direct(const ConvCase& c, double tolerance) {
-  auto options = [&](ConvAlgorithm a) {
-    return Conv2dOptions(c.in, c.out, c.kernel).padding(c.padding).groups(c.groups).bias(c.bias).seed(3).algorithm(a);
-  };
-  Conv2d<T> direct(options(ConvAlgorithm::Direct)), fast(options(ConvAlgorithm::Winograd));
-  const Shape in{c.batch, c.in, c.h, c.w};
-  ASSERT_TRUE(fast.uses_winograd(in)) << c.name;
-  ASSERT_FALSE(direct.uses_winograd(in)) << c.name;
-  Rng rng(11);
-  Tensor<T> x = make_tensor<T>(in);
-  for (Index i = 0; i < x.size(); ++i) x.data()[i] = static_cast<T>(rng.uniform(-1, 1));
-  Tensor<T> g = make_tensor<T>(direct.output_shape(in));
-  for (Index i = 0; i < g.size(); ++i) g.data()[i] = static_cast<T>(rng.uniform(-1, 1));
-  auto expect_close = [&](const T* want, const T* got, Index size, const char* what) {
-    double scale = 0;
-    for (Index i = 0; i < size; ++i) scale = std::max(scale, std::abs(static_cast<double>(want[i])));
-    for (Index i = 0; i < size; ++i) {
-      ASSERT_NEAR(static_cast<double>(got[i]), static_cast<double>(want[i]), tolerance * scale)
-          << c.name << ": " << what << " " << i;
-    }
-  };
-  const Tensor<T> y_direct = direct.forward(x), y_fast = fast.forward(x);
-  expect_close(y_direct.data(), y_fast.data(), y_direct.size(), "output");
-  // Twice, so the gradients accumulate as they do over a batch split in two.
-  for (int pass = 0; pass < 2; ++pass) {
-    const Tensor<T> dx_direct = direct.backward(g), dx_fast = fast.backward(g);
-    expect_close(dx_direct.data(), dx_fast.data(), dx_direct.size(), "input gradient");
-  }
-  expect_close(direct.weight_grad().data(), fast.weight_grad().data(), direct.weight_grad().size(), "weight gradient");
-  if (c.bias) expect_close(direct.bias_grad().data(), fast.bias_grad().data(), c.out, "bias gradient");
-}
-
-const ConvCase kAwkwardConvolutions[] = {
-    {"3x3, odd non-square planes", 2, 3, 4, 3, 1, 1, 7, 9, true},
-    {"3x3, one channel, batch 1, no padding", 1, 1, 1, 3, 0, 1, 5, 5, true},
-    {"3x3, padding 2, two groups", 2, 4, 4, 3, 2, 2, 4, 13, false},
-    {"3x3, plane smaller than a tile", 3, 2, 3, 3, 1, 1, 2, 3, true},
-    {"5x5, two groups", 3, 4, 6, 5, 2, 2, 11, 6, true},
-    {"5x5, padding 4 on a 3 x 3 plane", 1, 2, 2, 5, 4, 1, 3, 3, true},
-    {"5x5, no padding", 2, 3, 5, 5, 0, 1, 9, 8, true},
-    {"3x3, more tiles than one block", 3, 5, 7, 3, 1, 1, 27, 27, true},
-    {"5x5, more tiles than one block", 2, 3, 4, 5, 2, 1, 45, 33, true},
-};
-
-TEST(Winograd, MatchesTheDirectPathInDoubleOnAwkwardShapes) {
-  for (const ConvCase& c : kAwkwardConvolutions) expect_winograd_matches_direct<double>(c, 1e-12);
-}
-
-TEST(Winograd, MatchesTheDirectPathInFloatOnAlexNetShapes) {
-  // cifar conv3 and a paper conv2 with two groups, at a small batch.
-  expect_winograd_matches_direct<float>({"cifar conv3", 2, 192, 384, 3, 1, 1, 7, 7, true}, 2e-5);
-  expect_winograd_matches_direct<float>({"paper conv2, groups 2", 2, 96, 256, 5, 2, 2, 27, 27, true}, 2e-5);
-}
-
-TEST(Winograd, SameResultOnOneThreadAndOnTwo) {
-  Conv2d<float> conv(Conv2dOptions(16, 24, 3).padding(1).seed(4));
-  ASSERT_TRUE(conv.uses_winograd(Shape{8, 16, 9, 9}));
-  Tensor<float> x(8, 16, 9, 9);
-  Rng rng(6);
-  for (Index i = 0; i < x.size(); ++i) x.data()[i] = static_cast<float>(rng.uniform(-1, 1));
-  const Tensor<float> one = forward_on_threads(conv, x, 1), two = forward_on_threads(conv, x, 2);
-  for (Index i = 0; i < one.size(); ++i) ASSERT_EQ(one.data()[i], two.data()[i]) << i;
-}
-
-TEST(Winograd, TheAutomaticChoiceFollowsTheMeasuredRule) {
-  const AlexNetConfig paper = AlexNetConfig::named("paper");
-  Sequential<float> net = make_alexnet<float>(paper, 1);
-  std::vector<std::string> fast;
-  Shape shape{64, 3, 227, 227};
-  for (std::size_t i = 0; i < net.size(); ++i) {
-    if (auto* conv = dynamic_cast<Conv2d<float>*>(&net[i])) {
-      if (conv->uses_winograd(shape)) fast.push_back(net[i].name());
-    }
-    shape = net[i].output_shape(shape);
-  }
-  EXPECT_EQ(fast, (std::vector<std::string>{"conv2", "conv3", "conv4", "conv5"}));  // not conv1: 11 x 11, stride 4
-  Conv2d<float> few(Conv2dOptions(3, 64, 5).padding(2));  // cifar conv1: three input channels
-  EXPECT_FALSE(few.uses_winograd(Shape{128, 3, 32, 32}));
-  Conv2d<float> conv3(Conv2dOptions(256, 384, 3).padding(1));
-  EXPECT_FALSE(conv3.uses_winograd(Shape{1, 256, 13, 13}));  // 16 tiles: the weights' transform would dominate
-  EXPECT_TRUE(conv3.uses_winograd(Shape{4, 256, 13, 13}));   // 64 tiles
-  Conv2d<float> conv2(Conv2dOptions(96, 256, 5).padding(2).groups(2));
-  EXPECT_TRUE(conv2.uses_winograd(Shape{1, 96, 27, 27}));   // 5 x 5 saves more: 49 tiles are enough
-  EXPECT_TRUE(conv2.uses_winograd(Shape{1, 96, 16, 16}));   // 16 tiles
-  EXPECT_FALSE(conv2.uses_winograd(Shape{1, 96, 12, 12}));  // 9 tiles
-  Conv2d<float> direct(Conv2dOptions(256, 384, 3).padding(1).algorithm(ConvAlgorithm::Direct));
-  EXPECT_FALSE(direct.uses_winograd(Shape{64, 256, 13, 13}));
-}
-
-TEST(Winograd, RefusedWhereItCannotRun) {
-  for (const auto& options : {Conv2dOptions(4, 4, 3).stride(2).padding(1), Conv2dOptions(4, 4, 11).stride(4),
-                              Conv2dOptions(4, 4, 3).padding(3), Conv2dOptions(4, 4, 2)}) {
-    Conv2dOptions o = options;
-    try {
-      Conv2d<float> conv(o.algorithm(ConvAlgorithm::Winograd));
-      ADD_FAILURE() << "accepted " << conv.describe();
-    } catch (const std::invalid_argument& e) {
-      EXPECT_NE(std::string(e.what()).find("Winograd needs stride 1"), std::string::npos) << e.what();
-    }
-  }
 }
 
 TEST(Conv2dBackward, WithoutInputGradientTheWeightGradientIsUnchanged) {
@@ -450,26 +316,6 @@ TEST(FlattenForward, KeepsNchwOrder) {
   EXPECT_DOUBLE_EQ(y(1, 7, 0, 0), x(1, 1, 0, 1));
 }
 
-TEST(SoftmaxCrossEntropyForward, ByHandAndStableForHugeLogits) {
-  SoftmaxCrossEntropy<double> loss;
-  Tensor<double> logits(1, 3, 1, 1);
-  logits.setValues({{{{1}}, {{2}}, {{3}}}});
-  const double expected = -(1 - std::log(std::exp(1) + std::exp(2) + std::exp(3)));
-  EXPECT_NEAR(loss.forward(logits, {0}), expected, 1e-14);
-
-  SoftmaxCrossEntropy<float> stable;
-  Tensor<float> huge(2, 3, 1, 1);
-  huge.setValues({{{{1e4f}}, {{-1e4f}}, {{0}}}, {{{-1e4f}}, {{1e4f}}, {{1e4f}}}});
-  const float l = stable.forward(huge, {1, 0});
-  EXPECT_TRUE(std::isfinite(l));
-  // Sample 0: -log p(class 1) = 2e4; sample 1: -log p(class 0) = 2e4 + log 2.
-  EXPECT_NEAR(l, (2e4f + 2e4f + std::log(2.0f)) / 2, 1.0f);
-  const Tensor<float>& g = stable.backward();
-  for (Index i = 0; i < g.size(); ++i) EXPECT_TRUE(std::isfinite(g.data()[i]));
-  EXPECT_NEAR(g(0, 0, 0, 0), 0.5f, 1e-6f);   // p = 1 on a wrong class, / N
-  EXPECT_NEAR(g(0, 1, 0, 0), -0.5f, 1e-6f);  // (0 - 1) / N
-}
-
 TEST(SoftmaxForward, RowsSumToOne) {
   Softmax<float> softmax;
   Tensor<float> x(3, 5, 1, 1);
@@ -520,6 +366,61 @@ TEST(Precision, FloatAndDoubleAgree) {
   for (Index i = 0; i < yd.size(); ++i) {
     EXPECT_NEAR(yf.data()[i], yd.data()[i], 1e-4 * std::max(1.0, std::abs(yd.data()[i])));
   }
+}
+
+// ---- initialisation (init.hpp) ---------------------------------------------------
+
+TEST(Init, LayersStartFromTheirSeedAsPyTorchDoes) {
+  Conv2d<float> a(Conv2dOptions(16, 8, 3).seed(3));
+  Conv2d<float> b(Conv2dOptions(16, 8, 3).seed(3));
+  Conv2d<float> c(Conv2dOptions(16, 8, 3).seed(4));
+  EXPECT_TRUE(a.parameters()[0].values() == b.parameters()[0].values());
+  EXPECT_TRUE(a.parameters()[1].values() == b.parameters()[1].values());
+  EXPECT_FALSE(a.parameters()[0].values() == c.parameters()[0].values());
+  // U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weight and bias, fan_in = 16 * 3 * 3.
+  const double bound = 1.0 / std::sqrt(144.0);
+  const auto w = a.parameters()[0].values();
+  EXPECT_LE(w.cwiseAbs().maxCoeff(), bound);
+  EXPECT_GT(w.cwiseAbs().maxCoeff(), 0.9 * bound);
+  EXPECT_NEAR(w.mean(), 0.0, 0.1 * bound);
+  EXPECT_NEAR(std::sqrt(w.squaredNorm() / static_cast<double>(w.size())), bound / std::sqrt(3.0), 0.1 * bound);
+  EXPECT_LE(a.parameters()[1].values().cwiseAbs().maxCoeff(), bound);
+
+  Dense<double> d(DenseOptions(100, 7).seed(9)), e(DenseOptions(100, 7).seed(9)), f(DenseOptions(100, 7).seed(10));
+  EXPECT_TRUE(d.weight() == e.weight());
+  EXPECT_FALSE(d.weight() == f.weight());
+  EXPECT_LE(d.weight().cwiseAbs().maxCoeff(), 0.1);
+  EXPECT_GT(d.bias().cwiseAbs().maxCoeff(), 0.0);
+
+  // Without a seed: two layers differ, and manual_seed makes a program's network repeatable.
+  manual_seed(42);
+  Dense<float> g(DenseOptions(10, 10)), h(DenseOptions(10, 10));
+  EXPECT_FALSE(g.weight() == h.weight());
+  manual_seed(42);
+  Dense<float> g2(DenseOptions(10, 10));
+  EXPECT_TRUE(g.weight() == g2.weight());
+}
+
+TEST(Init, HelpersDrawTheirDistributionsOnAnyParameter) {
+  Conv2d<double> conv(Conv2dOptions(32, 64, 5).seed(1));
+  const Parameter<double> w = conv.parameters()[0];  // [64, 32, 5, 5]: fan_in 800, fan_out 1600
+  EXPECT_EQ(init::fan_in(w.shape), 800);
+  EXPECT_EQ(init::fan_out(w.shape), 1600);
+  auto rms = [&] { return std::sqrt(w.values().squaredNorm() / static_cast<double>(w.size)); };
+  Rng rng(5);
+  init::he_normal(w, rng);
+  EXPECT_NEAR(rms(), std::sqrt(2.0 / 800), 0.02 * std::sqrt(2.0 / 800));
+  init::xavier_uniform(w, rng);
+  const double bound = std::sqrt(6.0 / 2400);
+  EXPECT_LE(w.values().cwiseAbs().maxCoeff(), bound);
+  EXPECT_NEAR(rms(), bound / std::sqrt(3.0), 0.02 * bound);
+  init::normal(w, 0.01, rng);
+  EXPECT_NEAR(rms(), 0.01, 0.0005);
+  init::constant(w, 0.25);
+  EXPECT_EQ(w.values().minCoeff(), 0.25);
+  EXPECT_EQ(w.values().maxCoeff(), 0.25);
+  EXPECT_THROW(init::normal(w, -1.0, rng), std::invalid_argument);
+  EXPECT_THROW(init::uniform(w, 1.0, 0.0, rng), std::invalid_argument);
 }
 
 // ---- errors ----------------------------------------------------------------
@@ -637,14 +538,161 @@ TEST(LayerOptions, SizesThatCannotBeHeldAreRefusedUpFront) {
   EXPECT_EQ(pool.output_shape(Shape{1, 1, 4, 4}), (Shape{1, 1, 2, 2}));
 }
 
-TEST(Threads, SetFromCode) {
-  const int before = num_threads();
-  set_num_threads(1);
-  EXPECT_EQ(num_threads(), 1);
-  EXPECT_EQ(Eigen::nbThreads(), 1);
-  set_num_threads(2);
-  EXPECT_EQ(num_threads(), 2);
-  set_num_threads(before);
+// ---- kernels/: Winograd against the direct path, then gemm against Eigen's product ---------
+
+// One-dimensional F(M, R) from the generated matrices against the correlation it stands for.
+template <int M, int R>
+void expect_minimal_filter_correlates() {
+  constexpr auto mat = winograd::make_matrices<M, R>();
+  constexpr int alpha = M + R - 1;
+  Rng rng(M * 10 + R);
+  double d[alpha], g[R];
+  for (double& v : d) v = rng.uniform(-1, 1);
+  for (double& v : g) v = rng.uniform(-1, 1);
+  double product[alpha];
+  for (int j = 0; j < alpha; ++j) {
+    double gj = 0, dj = 0;
+    for (int k = 0; k < R; ++k) gj += mat.g[j][k] * g[k];
+    for (int k = 0; k < alpha; ++k) dj += mat.bt[j][k] * d[k];
+    product[j] = gj * dj;
+  }
+  for (int i = 0; i < M; ++i) {
+    double y = 0, want = 0;
+    for (int j = 0; j < alpha; ++j) y += mat.at[i][j] * product[j];
+    for (int k = 0; k < R; ++k) want += d[i + k] * g[k];
+    EXPECT_NEAR(y, want, 1e-12) << "F(" << M << ", " << R << ") output " << i;
+  }
+}
+
+TEST(Winograd, GeneratedMatricesComputeTheCorrelation) {
+  expect_minimal_filter_correlates<2, 3>();
+  expect_minimal_filter_correlates<4, 3>();  // 3 x 3 layers
+  expect_minimal_filter_correlates<3, 4>();  // their weight gradient
+  expect_minimal_filter_correlates<4, 5>();  // 5 x 5 layers
+  expect_minimal_filter_correlates<5, 4>();  // their weight gradient
+  expect_minimal_filter_correlates<6, 3>();
+}
+
+TEST(Winograd, TheTextbookF23Transform) {
+  // Lavin & Gray's F(2, 3) up to the sign of each row: BT rows (1, 0, -1, 0), (0, 1, 1, 0), (0, -1, 1, 0), (0, 1, 0, -1).
+  constexpr auto mat = winograd::make_matrices<2, 3>();
+  const double bt[4][4] = {{1, 0, -1, 0}, {0, 1, 1, 0}, {0, -1, 1, 0}, {0, 1, 0, -1}};
+  for (int i = 0; i < 4; ++i) {
+    double dot = 0, norm = 0;
+    for (int j = 0; j < 4; ++j) dot += mat.bt[i][j] * bt[i][j], norm += bt[i][j] * bt[i][j];
+    for (int j = 0; j < 4; ++j) EXPECT_DOUBLE_EQ(std::abs(mat.bt[i][j]), std::abs(bt[i][j])) << i << ", " << j;
+    EXPECT_DOUBLE_EQ(std::abs(dot), norm) << "row " << i;
+  }
+}
+
+struct ConvCase {
+  const char* name;
+  Index batch, in, out, kernel, padding, groups, h, w;
+  bool bias;
+};
+
+// Forward, input gradient, weight and bias gradients of Winograd and direct layers with the same weights.
+template <class T>
+void expect_winograd_matches_direct(const ConvCase& c, double tolerance) {
+  auto options = [&](ConvAlgorithm a) {
+    return Conv2dOptions(c.in, c.out, c.kernel).padding(c.padding).groups(c.groups).bias(c.bias).seed(3).algorithm(a);
+  };
+  Conv2d<T> direct(options(ConvAlgorithm::Direct)), fast(options(ConvAlgorithm::Winograd));
+  const Shape in{c.batch, c.in, c.h, c.w};
+  ASSERT_TRUE(fast.uses_winograd(in)) << c.name;
+  ASSERT_FALSE(direct.uses_winograd(in)) << c.name;
+  Rng rng(11);
+  Tensor<T> x = make_tensor<T>(in);
+  for (Index i = 0; i < x.size(); ++i) x.data()[i] = static_cast<T>(rng.uniform(-1, 1));
+  Tensor<T> g = make_tensor<T>(direct.output_shape(in));
+  for (Index i = 0; i < g.size(); ++i) g.data()[i] = static_cast<T>(rng.uniform(-1, 1));
+  auto expect_close = [&](const T* want, const T* got, Index size, const char* what) {
+    double scale = 0;
+    for (Index i = 0; i < size; ++i) scale = std::max(scale, std::abs(static_cast<double>(want[i])));
+    for (Index i = 0; i < size; ++i) {
+      ASSERT_NEAR(static_cast<double>(got[i]), static_cast<double>(want[i]), tolerance * scale)
+          << c.name << ": " << what << " " << i;
+    }
+  };
+  const Tensor<T> y_direct = direct.forward(x), y_fast = fast.forward(x);
+  expect_close(y_direct.data(), y_fast.data(), y_direct.size(), "output");
+  // Twice, so the gradients accumulate as they do over a batch split in two.
+  for (int pass = 0; pass < 2; ++pass) {
+    const Tensor<T> dx_direct = direct.backward(g), dx_fast = fast.backward(g);
+    expect_close(dx_direct.data(), dx_fast.data(), dx_direct.size(), "input gradient");
+  }
+  expect_close(direct.weight_grad().data(), fast.weight_grad().data(), direct.weight_grad().size(), "weight gradient");
+  if (c.bias) expect_close(direct.bias_grad().data(), fast.bias_grad().data(), c.out, "bias gradient");
+}
+
+const ConvCase kAwkwardConvolutions[] = {
+    {"3x3, odd non-square planes", 2, 3, 4, 3, 1, 1, 7, 9, true},
+    {"3x3, one channel, batch 1, no padding", 1, 1, 1, 3, 0, 1, 5, 5, true},
+    {"3x3, padding 2, two groups", 2, 4, 4, 3, 2, 2, 4, 13, false},
+    {"3x3, plane smaller than a tile", 3, 2, 3, 3, 1, 1, 2, 3, true},
+    {"5x5, two groups", 3, 4, 6, 5, 2, 2, 11, 6, true},
+    {"5x5, padding 4 on a 3 x 3 plane", 1, 2, 2, 5, 4, 1, 3, 3, true},
+    {"5x5, no padding", 2, 3, 5, 5, 0, 1, 9, 8, true},
+    {"3x3, more tiles than one block", 3, 5, 7, 3, 1, 1, 27, 27, true},
+    {"5x5, more tiles than one block", 2, 3, 4, 5, 2, 1, 45, 33, true},
+};
+
+TEST(Winograd, MatchesTheDirectPathInDoubleOnAwkwardShapes) {
+  for (const ConvCase& c : kAwkwardConvolutions) expect_winograd_matches_direct<double>(c, 1e-12);
+}
+
+TEST(Winograd, MatchesTheDirectPathInFloatOnAlexNetShapes) {
+  // cifar conv3 and a paper conv2 with two groups, at a small batch.
+  expect_winograd_matches_direct<float>({"cifar conv3", 2, 192, 384, 3, 1, 1, 7, 7, true}, 2e-5);
+  expect_winograd_matches_direct<float>({"paper conv2, groups 2", 2, 96, 256, 5, 2, 2, 27, 27, true}, 2e-5);
+}
+
+TEST(Winograd, SameResultOnOneThreadAndOnTwo) {
+  Conv2d<float> conv(Conv2dOptions(16, 24, 3).padding(1).seed(4));
+  ASSERT_TRUE(conv.uses_winograd(Shape{8, 16, 9, 9}));
+  Tensor<float> x(8, 16, 9, 9);
+  Rng rng(6);
+  for (Index i = 0; i < x.size(); ++i) x.data()[i] = static_cast<float>(rng.uniform(-1, 1));
+  const Tensor<float> one = forward_on_threads(conv, x, 1), two = forward_on_threads(conv, x, 2);
+  for (Index i = 0; i < one.size(); ++i) ASSERT_EQ(one.data()[i], two.data()[i]) << i;
+}
+
+TEST(Winograd, TheAutomaticChoiceFollowsTheMeasuredRule) {
+  const AlexNetConfig paper = AlexNetConfig::named("paper");
+  Sequential<float> net = make_alexnet<float>(paper, 1);
+  std::vector<std::string> fast;
+  Shape shape{64, 3, 227, 227};
+  for (std::size_t i = 0; i < net.size(); ++i) {
+    if (auto* conv = dynamic_cast<Conv2d<float>*>(&net[i])) {
+      if (conv->uses_winograd(shape)) fast.push_back(net[i].name());
+    }
+    shape = net[i].output_shape(shape);
+  }
+  EXPECT_EQ(fast, (std::vector<std::string>{"conv2", "conv3", "conv4", "conv5"}));  // not conv1: 11 x 11, stride 4
+  Conv2d<float> few(Conv2dOptions(3, 64, 5).padding(2));  // cifar conv1: three input channels
+  EXPECT_FALSE(few.uses_winograd(Shape{128, 3, 32, 32}));
+  Conv2d<float> conv3(Conv2dOptions(256, 384, 3).padding(1));
+  EXPECT_FALSE(conv3.uses_winograd(Shape{1, 256, 13, 13}));  // 16 tiles: the weights' transform would dominate
+  EXPECT_TRUE(conv3.uses_winograd(Shape{4, 256, 13, 13}));   // 64 tiles
+  Conv2d<float> conv2(Conv2dOptions(96, 256, 5).padding(2).groups(2));
+  EXPECT_TRUE(conv2.uses_winograd(Shape{1, 96, 27, 27}));   // 5 x 5 saves more: 49 tiles are enough
+  EXPECT_TRUE(conv2.uses_winograd(Shape{1, 96, 16, 16}));   // 16 tiles
+  EXPECT_FALSE(conv2.uses_winograd(Shape{1, 96, 12, 12}));  // 9 tiles
+  Conv2d<float> direct(Conv2dOptions(256, 384, 3).padding(1).algorithm(ConvAlgorithm::Direct));
+  EXPECT_FALSE(direct.uses_winograd(Shape{64, 256, 13, 13}));
+}
+
+TEST(Winograd, RefusedWhereItCannotRun) {
+  for (const auto& options : {Conv2dOptions(4, 4, 3).stride(2).padding(1), Conv2dOptions(4, 4, 11).stride(4),
+                              Conv2dOptions(4, 4, 3).padding(3), Conv2dOptions(4, 4, 2)}) {
+    Conv2dOptions o = options;
+    try {
+      Conv2d<float> conv(o.algorithm(ConvAlgorithm::Winograd));
+      ADD_FAILURE() << "accepted " << conv.describe();
+    } catch (const std::invalid_argument& e) {
+      EXPECT_NE(std::string(e.what()).find("Winograd needs stride 1"), std::string::npos) << e.what();
+    }
+  }
 }
 
 }  // namespace

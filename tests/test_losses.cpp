@@ -4,7 +4,35 @@
 // through a network with a tap on an inner layer.
 #include <gtest/gtest.h>
 
-#include <convnet/convnet.hpp>
+#include <convnet/layers/dense.hpp>
+#include <convnet/layers/relu.hpp>
+#include <convnet/losses/contrastive.hpp>
+#include <convnet/losses/cosine_similarity.hpp>
+#include <convnet/losses/distance_ratio.hpp>
+#include <convnet/losses/double_margin.hpp>
+#include <convnet/losses/global_loss.hpp>
+#include <convnet/losses/histogram.hpp>
+#include <convnet/losses/improved_triplet.hpp>
+#include <convnet/losses/lifted_structured.hpp>
+#include <convnet/losses/lmnn.hpp>
+#include <convnet/losses/loss.hpp>
+#include <convnet/losses/multiclass_hinge.hpp>
+#include <convnet/losses/objective.hpp>
+#include <convnet/losses/pair_hinge.hpp>
+#include <convnet/losses/soft_pn.hpp>
+#include <convnet/losses/softmax_cross_entropy.hpp>
+#include <convnet/losses/triplet.hpp>
+#include <convnet/models/sequential.hpp>
+#include <convnet/optim/sgd.hpp>
+#include <convnet/random.hpp>
+#include <convnet/tensor.hpp>
+#include <convnet/train/step.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "gradient_check.hpp"
 
@@ -31,6 +59,26 @@ double gradient_error(Loss<double>& loss, Tensor<double>& input, const std::vect
       [&] { return static_cast<double>(loss.forward(input, labels)); }, {{"input", input.data()}},
       {{grad.data(), grad.data() + grad.size()}}, {input.size()});
   return errors.at(0).relative_error;
+}
+
+TEST(SoftmaxCrossEntropyForward, ByHandAndStableForHugeLogits) {
+  SoftmaxCrossEntropy<double> loss;
+  Tensor<double> logits(1, 3, 1, 1);
+  logits.setValues({{{{1}}, {{2}}, {{3}}}});
+  const double expected = -(1 - std::log(std::exp(1) + std::exp(2) + std::exp(3)));
+  EXPECT_NEAR(loss.forward(logits, {0}), expected, 1e-14);
+
+  SoftmaxCrossEntropy<float> stable;
+  Tensor<float> huge(2, 3, 1, 1);
+  huge.setValues({{{{1e4f}}, {{-1e4f}}, {{0}}}, {{{-1e4f}}, {{1e4f}}, {{1e4f}}}});
+  const float l = stable.forward(huge, {1, 0});
+  EXPECT_TRUE(std::isfinite(l));
+  // Sample 0: -log p(class 1) = 2e4; sample 1: -log p(class 0) = 2e4 + log 2.
+  EXPECT_NEAR(l, (2e4f + 2e4f + std::log(2.0f)) / 2, 1.0f);
+  const Tensor<float>& g = stable.backward();
+  for (Index i = 0; i < g.size(); ++i) EXPECT_TRUE(std::isfinite(g.data()[i]));
+  EXPECT_NEAR(g(0, 0, 0, 0), 0.5f, 1e-6f);   // p = 1 on a wrong class, / N
+  EXPECT_NEAR(g(0, 1, 0, 0), -0.5f, 1e-6f);  // (0 - 1) / N
 }
 
 TEST(LossValues, HingeAndSquaredHingeByHand) {

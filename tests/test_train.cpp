@@ -1,72 +1,145 @@
-// The library's Trainer and Classifier, used directly as a program of a user's
-// would: last/best checkpoints, resume mid-epoch bit for bit, early stopping,
-// stop requests, non-finite losses, and a checkpoint turned into a classifier.
+// Training (train/): the step and evaluate() on a tiny AlexNet, and the library's Trainer used
+// directly as a program of a user's would: last/best checkpoints, resume mid-epoch bit for bit,
+// the weights' average, early stopping, stop requests, non-finite losses, an embedding validated by
+// what it classifies. And the part of distributed/ that needs no MPI: the gradient buckets and when
+// their sums start (test_mpi.cpp runs data-parallel training on two ranks).
 #include <gtest/gtest.h>
 
-#include <convnet/inference/classifier.hpp>
-#include <convnet/inference/embedding_classifier.hpp>
+#include <convnet/checkpoint.hpp>
+#include <convnet/data/dataset.hpp>
 #include <convnet/data/image.hpp>
+#include <convnet/data/loader.hpp>
+#include <convnet/distributed/gradient_reducer.hpp>
+#include <convnet/distributed/process_group.hpp>
+#include <convnet/inference/embedding_classifier.hpp>
+#include <convnet/layers/batch_norm.hpp>
 #include <convnet/layers/conv2d.hpp>
 #include <convnet/layers/dense.hpp>
 #include <convnet/layers/flatten.hpp>
 #include <convnet/layers/relu.hpp>
+#include <convnet/losses/objective.hpp>
 #include <convnet/losses/softmax_cross_entropy.hpp>
+#include <convnet/metrics.hpp>
+#include <convnet/models/alexnet.hpp>
+#include <convnet/models/sequential.hpp>
+#include <convnet/optim/adam.hpp>
+#include <convnet/optim/optimizer.hpp>
 #include <convnet/optim/schedules.hpp>
 #include <convnet/optim/sgd.hpp>
-#include <convnet/train/trainer.hpp>
+#include <convnet/tensor.hpp>
+#include <convnet/threading.hpp>
 #include <convnet/train/callbacks.hpp>
+#include <convnet/train/step.hpp>
+#include <convnet/train/trainer.hpp>
 
+#include <algorithm>
 #include <atomic>
-#include <csignal>
+#include <cmath>
+#include <cstdint>
 #include <filesystem>
-#include <functional>
 #include <fstream>
+#include <functional>
+#include <memory>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "helpers.hpp"
-#include "processes.hpp"
-
-#include <convnet/stop_signals.hpp>
+#include "tiny_alexnet.hpp"
+#include "tiny_pictures.hpp"
 
 namespace {
 
 using namespace convnet;
 using convnet::testing::TempDir;
+using convnet::testing::TinyData;
+using convnet::testing::TinyPictures;
+using convnet::testing::normalise;
+using convnet::testing::tiny_config;
 
-// 48 pictures 3 x 8 x 8 of three classes: class c is bright in channel c, with noise.
-class TinyPictures : public Dataset {
- public:
-  explicit TinyPictures(Index n, std::uint64_t seed = 3) {
-    Rng rng(seed);
-    for (Index i = 0; i < n; ++i) {
-      Image image(3, 8, 8);
-      const int label = static_cast<int>(i % 3);
-      for (Index c = 0; c < 3; ++c)
-        for (Index k = 0; k < 64; ++k)
-          image.pixels[static_cast<std::size_t>(c * 64 + k)] =
-              static_cast<float>((c == label ? 150.0 : 60.0) + rng.uniform(-50, 50));
-      images_.push_back(image);
-      labels_.push_back(label);
-    }
+// ---- the training step and evaluate() ---------------------------------------------------
+
+double overfit(Optimizer<float>& optimizer, Sequential<float>& net, const TinyData& data, int max_steps) {
+  SoftmaxCrossEntropy<float> loss;
+  for (int step = 0; step < max_steps; ++step) {
+    train_step(net, loss, optimizer, data.images, data.labels);
+    if (step % 10 == 9 && evaluate(net, data.images, data.labels).top1_accuracy() == 1.0) break;
   }
-  Index size() const override { return static_cast<Index>(images_.size()); }
-  int label(Index i) const override { return labels_[static_cast<std::size_t>(i)]; }
-  void load(Index i, Image& out) const override { out = images_[static_cast<std::size_t>(i)]; }
-  const std::vector<std::string>& class_names() const override { return names_; }
-
- private:
-  std::vector<Image> images_;
-  std::vector<int> labels_;
-  std::vector<std::string> names_{"red", "green", "blue"};
-};
-
-Pipeline normalise() {
-  Pipeline p;
-  p.add<Normalize>(ChannelStats{{100, 100, 100}, {60, 60, 60}});
-  return p;
+  return evaluate(net, data.images, data.labels).top1_accuracy();
 }
+
+TEST(Training, OverfitsThirtyTwoImagesWithSgd) {
+  auto net = make_alexnet<float>(tiny_config(), 1);
+  TinyData data(32, 2);
+  Sgd<float> sgd(net.parameters(), SgdOptions(0.01).momentum(0.9).weight_decay(0).nesterov(true));
+  EXPECT_EQ(overfit(sgd, net, data, 400), 1.0);
+}
+
+TEST(Training, OverfitsThirtyTwoImagesWithAdam) {
+  auto net = make_alexnet<float>(tiny_config(), 1);
+  TinyData data(32, 2);
+  Adam<float> adam(net.parameters(), AdamOptions(1e-3));
+  EXPECT_EQ(overfit(adam, net, data, 400), 1.0);
+}
+
+TEST(Training, EvaluateReportsTopOneAndTopFive) {
+  auto net = make_alexnet<float>(tiny_config(), 3);
+  TinyData data(40, 4);
+  const ClassificationMetrics m = evaluate(net, data.images, data.labels, 16);
+  EXPECT_EQ(m.count, 40);
+  EXPECT_GE(m.top5, m.top1);
+  EXPECT_GT(m.loss(), 0.0);
+  EXPECT_TRUE(net.training());  // mode restored
+}
+
+TEST(Training, NonFiniteLossStopsWithTheStep) {
+  auto net = make_alexnet<float>(tiny_config(), 1);
+  TinyData data(8, 2);
+  for (auto& p : net.parameters()) p.values().setConstant(std::nanf(""));
+  Sgd<float> sgd(net.parameters());
+  SoftmaxCrossEntropy<float> loss;
+  try {
+    train_step(net, loss, sgd, data.images, data.labels);
+    FAIL();
+  } catch (const NonFiniteLossError& e) {
+    EXPECT_NE(std::string(e.what()).find("step 1"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("first non-finite parameter: conv1.weight"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Training, AHugeLearningRateIsCaughtAtTheStepAndLayerWhereItBreaks) {
+  auto net = make_alexnet<float>(tiny_config(), 1);
+  TinyData data(16, 2);
+  Sgd<float> sgd(net.parameters(), SgdOptions(1e12).momentum(0));
+  SoftmaxCrossEntropy<float> loss;
+  std::string message;
+  int steps = 0;
+  try {
+    for (; steps < 20; ++steps) train_step(net, loss, sgd, data.images, data.labels);
+  } catch (const NonFiniteLossError& e) {
+    message = e.what();
+  }
+  ASSERT_FALSE(message.empty()) << "a learning rate of 1e12 never produced a non-finite loss";
+  EXPECT_NE(message.find(detail::concat("at optimizer step ", steps + 1)), std::string::npos) << message;
+  EXPECT_NE(message.find("first non-finite"), std::string::npos) << message;
+}
+
+// A caller that catches an error from evaluate() and carries on training must
+// find dropout on again: the mode comes back on every path.
+TEST(Evaluate, RestoresTheTrainingModeWhenItThrows) {
+  auto net = make_alexnet<float>(tiny_config(), 1);
+  net.train();
+  Tensor<float> wrong(2, 4, 16, 16);  // 4 channels: conv1 refuses them inside evaluate's forward
+  wrong.setZero();
+  EXPECT_THROW(evaluate(net, wrong, {0, 1}), ShapeError);
+  EXPECT_TRUE(net.training());
+  net.eval();
+  EXPECT_THROW(evaluate(net, wrong, {0, 1}), ShapeError);
+  EXPECT_FALSE(net.training());
+}
+
+// ---- the Trainer ---------------------------------------------------------------------------
 
 // A network, its optimizer and schedule, and the data: everything a run needs, built from seeds.
 struct TinyRun {
@@ -177,45 +250,6 @@ TEST(Trainer, StopRequestThenResumeContinuesBitForBit) {
     EXPECT_EQ(again.history()[i].train_loss, uninterrupted.history()[i].train_loss) << i;
     EXPECT_EQ(again.history()[i].val_accuracy, uninterrupted.history()[i].val_accuracy) << i;
   }
-}
-
-TEST(WeightAverage, UpdatesByHandSwapsAndRoundTrips) {
-  Sequential<double> net;
-  net.add<Dense<double>>("fc", DenseOptions(1, 1));
-  auto params = net.parameters();
-  params[0].value[0] = 0;
-  WeightAverage<double> average(net, WeightAverageOptions().decay(0.9));
-  // Warm-up: the first update uses min(0.9, 2/11), the second min(0.9, 3/12).
-  params[0].value[0] = 11;
-  average.update();
-  EXPECT_DOUBLE_EQ(average.next_decay(), 0.25);
-  params[0].value[0] = 4;
-  average.update();  // (2/11 * 0 + 9/11 * 11) = 9, then 0.25 * 9 + 0.75 * 4 = 5.25
-  {
-    WeightAverage<double>::Swapped in(average);
-    EXPECT_DOUBLE_EQ(params[0].value[0], 5.25);
-  }
-  EXPECT_DOUBLE_EQ(params[0].value[0], 4);
-  WeightAverage<double> plain(net, WeightAverageOptions().decay(0.5).warmup(false));
-  params[0].value[0] = 8;
-  plain.update();  // 0.5 * 4 + 0.5 * 8
-  plain.swap();
-  EXPECT_DOUBLE_EQ(params[0].value[0], 6);
-  plain.swap();
-
-  Checkpoint c;
-  average.save(c);
-  WeightAverage<double> back(net, WeightAverageOptions().decay(0.9));
-  back.restore(c);
-  EXPECT_EQ(back.updates(), 2u);
-  back.swap();
-  EXPECT_DOUBLE_EQ(params[0].value[0], 5.25);
-  back.swap();
-  EXPECT_THROW(WeightAverage<double>(net, WeightAverageOptions().decay(1)), std::invalid_argument);
-  Sequential<double> other;
-  other.add<Dense<double>>("fc", DenseOptions(2, 1));
-  WeightAverage<double> mismatched(other, WeightAverageOptions());
-  EXPECT_THROW(mismatched.restore(c), CheckpointError);
 }
 
 // With average_weights the trainer validates the average each epoch, writes best_average.ckpt with
@@ -370,36 +404,6 @@ TEST(Trainer, StopsOnAnExternalFlag) {
   EXPECT_EQ(result.position.batch, 2);
 }
 
-// SIGINT and SIGTERM alike: the first sets the flag and says which signal; a second ends the
-// process at once, with 128 + its number, without running anything more.
-TEST(StopSignals, FirstSignalSetsTheFlagASecondExitsAtOnce) {
-  for (const auto& [first, second] : {std::pair<int, int>{SIGTERM, SIGINT}, std::pair<int, int>{SIGINT, SIGTERM}}) {
-    convnet::testing::ChildProcess child([first = first, second = second](int fd) {
-      ::dup2(fd, STDERR_FILENO);  // where the second signal's message goes
-      StopSignals signals;
-      ::raise(first);
-      const bool seen = signals.received() && signals.signal() == first && signals.exit_status() == 128 + first;
-      ::write(fd, seen ? "y" : "n", 1);
-      ::raise(second);
-      ::write(fd, " and carried on", 15);
-    });
-    const std::string said = child.read_rest();
-    const int status = child.wait();
-    EXPECT_EQ(said, "y\nsecond signal: exiting without saving\n");
-    ASSERT_TRUE(WIFEXITED(status));
-    EXPECT_EQ(WEXITSTATUS(status), 128 + second);
-  }
-  // Handlers are restored when the guard ends, and only one guard may be installed at a time.
-  struct sigaction before {}, after {};
-  sigaction(SIGTERM, nullptr, &before);
-  {
-    StopSignals signals;
-    EXPECT_THROW(StopSignals(), std::logic_error);
-  }
-  sigaction(SIGTERM, nullptr, &after);
-  EXPECT_EQ(before.sa_handler, after.sa_handler);
-}
-
 TEST(Trainer, EarlyStoppingWhenTheValidationLossStalls) {
   TinyRun run(1, /*lr=*/0.0);  // nothing learns: the validation loss never improves after the first epoch
   ConstantLR zero(0.0);
@@ -494,163 +498,6 @@ TEST(Trainer, RefusesBadOptionsAndForeignPositions) {
   }
 }
 
-// A trainer checkpoint with the entries the trainer example adds becomes a classifier.
-TEST(Classifier, LoadsACheckpointAndPredictsTopK) {
-  TempDir dir;
-  const AlexNetConfig config = AlexNetConfig::named("cifar").width(0.0625).classes(3);
-  auto net = make_alexnet<float>(config, 4);
-  Checkpoint c;
-  save_training_state(c, net);
-  c.set_text("config", config.str());
-  c.set_f64s("data/mean", {100, 100, 100});
-  c.set_f64s("data/std", {60, 60, 60});
-  c.set_text("data/classes", "red\ngreen\nblue\n");
-  c.save(dir / "model.ckpt");
-
-  Classifier model = Classifier::load(dir / "model.ckpt");
-  EXPECT_EQ(model.input_size(), 32);
-  EXPECT_EQ(model.class_names(), (std::vector<std::string>{"red", "green", "blue"}));
-  Image picture(3, 40, 50, 120.0f);
-  for (std::size_t i = 0; i < picture.pixels.size(); ++i) picture.pixels[i] += static_cast<float>(i % 17);
-  const auto top = model.predict(picture, 2);
-  ASSERT_EQ(top.size(), 2u);
-  EXPECT_GE(top[0].probability, top[1].probability);
-  EXPECT_EQ(top[0].name, model.class_names()[static_cast<std::size_t>(top[0].label)]);
-  const auto all = model.predict_ten_crop(picture, 10);
-  ASSERT_EQ(all.size(), 3u);  // k is capped at the number of classes
-  EXPECT_NEAR(all[0].probability + all[1].probability + all[2].probability, 1.0, 1e-5);
-  // The same picture through the network by hand: resize shorter side, centre crop, normalise.
-  const auto by_hand = model.probabilities({picture});
-  EXPECT_NEAR(by_hand[0][static_cast<std::size_t>(top[0].label)], top[0].probability, 1e-12);
-
-  TinyPictures data(12);
-  const ClassificationReport report = model.evaluate(data);
-  EXPECT_EQ(report.metrics.count, 12);
-  Index counted = 0;
-  for (Index t = 0; t < 3; ++t)
-    for (Index p = 0; p < 3; ++p) counted += report.confusion.count(t, p);
-  EXPECT_EQ(counted, 12);
-  std::ostringstream text;
-  print_report(text, report);
-  EXPECT_NE(text.str().find("confusion matrix"), std::string::npos);
-
-  Checkpoint bare;
-  save_training_state(bare, net);
-  bare.save(dir / "bare.ckpt");
-  try {
-    Classifier::load(dir / "bare.ckpt");
-    FAIL();
-  } catch (const CheckpointError& e) {
-    EXPECT_NE(std::string(e.what()).find("no 'config' entry"), std::string::npos) << e.what();
-  }
-}
-
-// One catch takes every error of convnet's own, and each is still the standard exception it naturally is.
-TEST(Errors, EveryConvnetErrorIsAConvnetError) {
-  auto message_of = [](const std::function<void()>& f) -> std::string {
-    try {
-      f();
-    } catch (const convnet::Error& e) {
-      return e.what();
-    }
-    return "(nothing thrown)";
-  };
-  Dense<float> dense(DenseOptions(4, 2));
-  EXPECT_NE(message_of([&] { dense.forward(Tensor<float>(1, 5, 1, 1)); }).find("expected shape"), std::string::npos);
-  EXPECT_NE(message_of([] { Checkpoint::parse("nonsense", "x.ckpt"); }).find("x.ckpt"), std::string::npos);
-  EXPECT_NE(message_of([] { throw DataError("bad file"); }), "(nothing thrown)");
-  EXPECT_NE(message_of([] { throw NonFiniteLossError("nan"); }), "(nothing thrown)");
-  EXPECT_THROW(dense.forward(Tensor<float>(1, 5, 1, 1)), std::invalid_argument);
-  EXPECT_THROW(Checkpoint::parse("nonsense"), std::runtime_error);
-}
-
-// ---- classes from an embedding ----------------------------------------------------------
-
-EmbeddingSet points(const std::vector<std::vector<float>>& rows, const std::vector<int>& labels) {
-  EmbeddingSet set;
-  set.rows.resize(static_cast<Index>(rows.size()), static_cast<Index>(rows.front().size()));
-  for (std::size_t i = 0; i < rows.size(); ++i) {
-    for (std::size_t k = 0; k < rows[i].size(); ++k) set.rows(static_cast<Index>(i), static_cast<Index>(k)) = rows[i][k];
-  }
-  set.labels = labels;
-  return set;
-}
-
-TEST(EmbeddingClassifier, CentroidAndNeighboursOnAToyEmbedding) {
-  // Class 0 at (0, 0), (0.2, 0) and (10, 0) (centroid (3.4, 0)); class 1 alone at (5, 1.5).
-  const EmbeddingClassifier euclid(points({{0, 0}, {0.2f, 0}, {10, 0}, {5, 1.5f}}, {0, 0, 0, 1}),
-                                   EmbeddingMetric::Euclidean);
-  const float q[2] = {5, 0.5f};  // 1.0 from class 1's point and centroid, 1.68 from class 0's centroid
-  EXPECT_EQ(euclid.nearest_centroid(q), 1);
-  EXPECT_EQ(euclid.nearest_neighbours(q, 1), 1);
-  EXPECT_EQ(euclid.nearest_neighbours(q, 2), 1);   // one vote each: the class of the closest
-  EXPECT_EQ(euclid.nearest_neighbours(q, 3), 0);   // (5, 1.5), (0.2, 0), (0, 0): two of class 0
-  EXPECT_EQ(euclid.nearest_neighbours(q, 99), 0);  // k capped at the reference: 3 votes to 1
-  const float far[2] = {9, 0};
-  EXPECT_EQ(euclid.nearest_centroid(far), 1);       // (5, 1.5) is closer than (3.4, 0)
-  EXPECT_EQ(euclid.nearest_neighbours(far, 1), 0);  // (10, 0)
-  const EmbeddingAccuracy a = euclid.evaluate(points({{5, 0.5f}, {9, 0}}, {0, 0}), {1, 3});
-  EXPECT_EQ(a.count, 2);
-  EXPECT_DOUBLE_EQ(a.centroid, 0.0);
-  EXPECT_DOUBLE_EQ(a.knn[0], 0.5);  // k = 1: wrong on the first, right on the second
-  EXPECT_DOUBLE_EQ(a.knn[1], 1.0);  // k = 3: right on both
-
-  // Cosine reads directions only: long vectors along x, short ones along y.
-  const auto reference = points({{100, 0}, {90, 5}, {0.1f, 0.2f}, {0, 0.1f}}, {0, 0, 1, 1});
-  const float tilted[2] = {1, 0.1f};
-  EXPECT_EQ(EmbeddingClassifier(reference, EmbeddingMetric::Euclidean).nearest_neighbours(tilted, 1), 1);
-  EXPECT_EQ(EmbeddingClassifier(reference, EmbeddingMetric::Cosine).nearest_neighbours(tilted, 1), 0);
-  EXPECT_EQ(EmbeddingClassifier(reference, EmbeddingMetric::Cosine).nearest_centroid(tilted), 0);
-
-  EXPECT_THROW(euclid.nearest_neighbours(q, 0), std::invalid_argument);
-  EXPECT_THROW(euclid.evaluate(points({{1, 2, 3}}, {0})), ShapeError);
-  EXPECT_THROW(EmbeddingClassifier(EmbeddingSet(), EmbeddingMetric::Cosine), std::invalid_argument);
-  EXPECT_THROW(EmbeddingClassifier(points({{1, 2}}, {-1}), EmbeddingMetric::Cosine), std::invalid_argument);
-}
-
-TEST(EmbeddingClassifier, EmbedsADatasetThroughANamedLayer) {
-  // The flattened pictures themselves as the embedding: each class is bright in its own channel.
-  Sequential<float> net;
-  net.add<Flatten<float>>("flatten");
-  net.add<Dense<float>>("fc", DenseOptions(3 * 8 * 8, 3).seed(1));
-  TinyPictures train(48, 3), test(30, 4);
-  DataLoader train_loader(train, normalise(), LoaderOptions().batch_size(16).shuffle(false).workers(0));
-  DataLoader test_loader(test, normalise(), LoaderOptions().batch_size(7).shuffle(false).workers(0));
-  train_loader.start_epoch(0);
-  test_loader.start_epoch(0);
-  net.train();
-  const EmbeddingSet embedded = embed(net, train_loader, "flatten");
-  EXPECT_TRUE(net.training()) << "the network's mode is restored";
-  ASSERT_EQ(embedded.size(), 48);
-  EXPECT_EQ(embedded.rows.cols(), 3 * 8 * 8);
-  Image first;
-  train.load(0, first);
-  EXPECT_NEAR(embedded.rows(0, 0), (first.pixels[0] - 100.0f) / 60.0f, 1e-5);  // normalised pixel 0
-  for (Index i = 0; i < 48; ++i) EXPECT_EQ(embedded.labels[static_cast<std::size_t>(i)], train.label(i));
-  const EmbeddingClassifier reference(embedded, EmbeddingMetric::Euclidean);
-  const EmbeddingAccuracy a = reference.evaluate(embed(net, test_loader, "flatten"), {1, 10});
-  EXPECT_EQ(a.count, 30);
-  EXPECT_DOUBLE_EQ(a.centroid, 1.0);
-  EXPECT_DOUBLE_EQ(a.knn[0], 1.0);
-  EXPECT_DOUBLE_EQ(a.knn[1], 1.0);
-  EXPECT_THROW(embed(net, test_loader, "relu7"), std::out_of_range);
-}
-
-TEST(EmbeddingClassifier, SplitHalfCentroidOnAToyEmbedding) {
-  // Rows 0, 2, 4 (class 0 at 0 and 5, class 1 at 10) give centroids 2.5 and 10: rows 1 (0.2),
-  // 3 (9) and 5 (7) are classified right. Rows 1, 3, 5 give 0.2 and 8: rows 0 and 2 right, and
-  // row 4 (class 0 at 5: 4.8 from 0.2, 3 from 8) wrong.
-  const auto set = points({{0, 0}, {0.2f, 0}, {10, 0}, {9, 0}, {5, 0}, {7, 0}}, {0, 0, 1, 1, 0, 1});
-  EXPECT_EQ(split_half_centroid_correct(set, EmbeddingMetric::Euclidean), 5);
-  // Class 0 along x, one long and one short: from rows 0 and 2, row 1 (0.5, 0) is 1.1 from
-  // class 1's (0, 1) and 9.5 from class 0's (10, 0), but in class 0's direction.
-  const auto directions = points({{10, 0}, {0.5f, 0}, {0, 1}, {0, 0.5f}}, {0, 0, 1, 1});
-  EXPECT_EQ(split_half_centroid_correct(directions, EmbeddingMetric::Euclidean), 3);
-  EXPECT_EQ(split_half_centroid_correct(directions, EmbeddingMetric::Cosine), 4);
-  EXPECT_EQ(split_half_centroid_correct(points({{1, 0}}, {0}), EmbeddingMetric::Euclidean), 0);  // no other half
-  EXPECT_EQ(split_half_centroid_correct(EmbeddingSet(), EmbeddingMetric::Euclidean), 0);
-}
-
 TEST(Trainer, ValidatesALossOnTheEmbeddingAloneByWhatTheEmbeddingClassifies) {
   TempDir dir;
   TinyRun run(1);
@@ -669,6 +516,92 @@ TEST(Trainer, ValidatesALossOnTheEmbeddingAloneByWhatTheEmbeddingClassifies) {
   run.val_loader.start_epoch(0);
   const double head = evaluate(run.net, run.val_loader).top1_accuracy();
   EXPECT_NE(head, expected) << "the test cannot tell the two figures apart";
+}
+
+// ---- data-parallel training without MPI: the bucket plan and when sums start ---------------
+
+TEST(GradientBuckets, EveryValueInOneBucketLastLayerFirst) {
+  // Parameters (layer, size) in network order; buckets of at most 12 values.
+  const std::vector<BucketedParameter> params{{0, 10}, {0, 3}, {2, 50}, {2, 5}, {4, 7}};
+  const auto buckets = plan_gradient_buckets(params, 12);
+  std::vector<std::vector<int>> covered;
+  for (const auto& p : params) covered.emplace_back(static_cast<std::size_t>(p.size), 0);
+  std::size_t previous_layer = 5;
+  Index total = 0;
+  for (const auto& b : buckets) {
+    EXPECT_LE(b.size, 12);
+    EXPECT_LE(b.first_layer, previous_layer);
+    previous_layer = b.first_layer;
+    Index size = 0;
+    std::size_t lowest = 99;
+    for (const auto& piece : b.pieces) {
+      for (Index k = piece.offset; k < piece.offset + piece.count; ++k) ++covered[piece.parameter][static_cast<std::size_t>(k)];
+      size += piece.count;
+      lowest = std::min(lowest, params[piece.parameter].layer);
+    }
+    EXPECT_EQ(size, b.size);
+    EXPECT_EQ(lowest, b.first_layer) << "a bucket is complete once backward has finished its lowest layer";
+    total += size;
+  }
+  EXPECT_EQ(total, 75);
+  EXPECT_EQ(buckets.size(), 7u);  // 75 values, all but the last bucket full
+  for (const auto& c : covered) EXPECT_EQ(std::count(c.begin(), c.end(), 1), static_cast<long>(c.size()));
+  EXPECT_EQ(buckets.front().pieces.front().parameter, 4u) << "the last layer's parameter comes first";
+  EXPECT_THROW(plan_gradient_buckets(params, 0), std::invalid_argument);
+}
+
+// A group of one that records, for each sum started, the last layer backward had finished.
+class RecordingGroup : public SingleProcess {
+ public:
+  Request start_allreduce_sum(float* data, Index count) override {
+    starts.push_back({last_layer, count});
+    return SingleProcess::start_allreduce_sum(data, count);
+  }
+  std::size_t last_layer = 999;
+  std::vector<std::pair<std::size_t, Index>> starts;
+};
+
+TEST(GradientReducer, StartsSummingTheLastLayersWhileBackwardRuns) {
+  auto net = make_alexnet<float>(AlexNetConfig::named("cifar").width(0.125), 3);
+  RecordingGroup group;
+  GradientReducer<float> reducer(net, group, 20000 * sizeof(float));
+  Tensor<float> images(4, 3, 32, 32);
+  images.setRandom();
+  net.eval();  // dropout off: two passes give the same gradients
+  const auto pass = [&] {
+    net.zero_grad();
+    net.forward(images);
+    Tensor<float> grad = make_tensor<float>(shape_of(net.output()));
+    grad.setConstant(1.0f);
+    net.backward(grad);
+  };
+  net.set_backward_observer(nullptr);
+  pass();
+  std::vector<std::vector<float>> alone;
+  for (const auto& p : net.parameters()) alone.emplace_back(p.grad, p.grad + p.size);
+  net.set_backward_observer([&](std::size_t layer) {
+    group.last_layer = layer;
+    reducer.layer_done(layer);
+  });
+  reducer.begin(0.25);
+  pass();
+  reducer.finish();
+  net.set_backward_observer(nullptr);
+  ASSERT_EQ(group.starts.size(), reducer.buckets().size());
+  // Each bucket's sum started as soon as backward had finished the lowest layer it holds, so the
+  // first (fc8, fc7 and part of fc6) long before the convolutions were done.
+  for (std::size_t b = 0; b < group.starts.size(); ++b) {
+    EXPECT_EQ(group.starts[b].first, reducer.buckets()[b].first_layer) << "bucket " << b;
+    EXPECT_EQ(group.starts[b].second, reducer.buckets()[b].size) << "bucket " << b;
+  }
+  EXPECT_GT(reducer.buckets().front().first_layer, 10u);
+  // A group of one sums nothing: every gradient is this process's share of it, staged or in place.
+  const auto params = net.parameters();
+  for (std::size_t p = 0; p < params.size(); ++p) {
+    const ConstVectorMap<float> expected(alone[p].data(), params[p].size);
+    EXPECT_LE((params[p].grads() - 0.25f * expected).cwiseAbs().maxCoeff(), 1e-6f * expected.cwiseAbs().maxCoeff())
+        << params[p].name;
+  }
 }
 
 }  // namespace

@@ -1,269 +1,44 @@
-// Optimizers, schedules, the training step, and checkpoints.
+// Checkpoints (checkpoint/): the file format and what it refuses (truncated, corrupted, foreign and
+// hostile files, limits), atomic saves, and the training state a checkpoint carries - saved,
+// restored bit for bit, refused when it does not fit the network.
 #include <gtest/gtest.h>
 
-#include <convnet/models/alexnet.hpp>
 #include <convnet/checkpoint.hpp>
-#include <convnet/distributed/gradient_reducer.hpp>
-#include <convnet/metrics.hpp>
+#include <convnet/losses/softmax_cross_entropy.hpp>
+#include <convnet/models/alexnet.hpp>
+#include <convnet/models/sequential.hpp>
 #include <convnet/optim/adam.hpp>
 #include <convnet/optim/schedules.hpp>
 #include <convnet/optim/sgd.hpp>
+#include <convnet/random.hpp>
+#include <convnet/tensor.hpp>
 #include <convnet/threading.hpp>
 #include <convnet/train/step.hpp>
 
 #include <algorithm>
 #include <cmath>
+#include <csignal>
+#include <cstdint>
 #include <cstring>
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <random>
 #include <string>
 #include <vector>
-
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include "helpers.hpp"
 #include "processes.hpp"
-
-#include <csignal>
-#include <sys/resource.h>
+#include "tiny_alexnet.hpp"
 
 namespace {
 
 using namespace convnet;
 namespace fs = std::filesystem;
 
-// ---- optimizers against hand-computed updates -------------------------------
-
-struct TwoParameters {
-  Vector<double> w{Vector<double>(2)}, gw{Vector<double>(2)}, b{Vector<double>(1)}, gb{Vector<double>(1)};
-  TwoParameters() {
-    w << 1.0, -2.0;
-    gw << 0.5, 0.25;
-    b << 3.0;
-    gb << 0.5;
-  }
-  std::vector<Parameter<double>> parameters() {
-    return {Parameter<double>{"w", {2}, w.data(), gw.data(), 2, true},
-            Parameter<double>{"b", {1}, b.data(), gb.data(), 1, false}};
-  }
-};
-
-TEST(Sgd, MomentumAndWeightDecayByHand) {
-  TwoParameters p;
-  Sgd<double> sgd(p.parameters(), SgdOptions(0.1).momentum(0.9).weight_decay(0.01));
-  sgd.step();
-  // v = -0.1 * (0.5 + 0.01 * 1) = -0.051;  v = -0.1 * (0.25 + 0.01 * -2) = -0.023
-  EXPECT_NEAR(p.w[0], 0.949, 1e-15);
-  EXPECT_NEAR(p.w[1], -2.023, 1e-15);
-  EXPECT_NEAR(p.b[0], 3.0 - 0.05, 1e-15);  // biases skip weight decay
-  sgd.step();
-  // v = 0.9 * -0.051 - 0.1 * (0.5 + 0.01 * 0.949) = -0.096849
-  EXPECT_NEAR(p.w[0], 0.949 - 0.096849, 1e-15);
-  EXPECT_EQ(sgd.steps(), 2u);
-}
-
-TEST(Sgd, NesterovByHand) {
-  TwoParameters p;
-  Sgd<double> sgd(p.parameters(), SgdOptions(0.1).momentum(0.9).weight_decay(0.01).nesterov(true));
-  sgd.step();
-  // v = -0.051;  w = 1 + 0.9 * -0.051 - 0.1 * 0.51 = 0.9031
-  EXPECT_NEAR(p.w[0], 0.9031, 1e-15);
-}
-
-TEST(Sgd, PerParameterSettings) {
-  TwoParameters p;
-  Sgd<double> sgd(p.parameters(), SgdOptions(0.1).momentum(0).weight_decay(0.01));
-  sgd.set_parameter_settings("b", ParameterSettings{2.0, 0.1});  // double rate, decay 0.1
-  sgd.step();
-  EXPECT_NEAR(p.b[0], 3.0 - 0.2 * (0.5 + 0.1 * 3.0), 1e-15);
-  EXPECT_THROW(sgd.set_parameter_settings("nope", {}), std::invalid_argument);
-  TwoParameters q;
-  Sgd<double> decay_all(q.parameters(), SgdOptions(0.1).momentum(0).weight_decay(0.01).decay_biases(true));
-  decay_all.step();
-  EXPECT_NEAR(q.b[0], 3.0 - 0.1 * (0.5 + 0.03), 1e-15);
-}
-
-TEST(Adam, TwoStepsByHand) {
-  TwoParameters p;
-  Adam<double> adam(p.parameters(), AdamOptions(0.1));
-  adam.step();
-  // m = 0.05, v = 0.00025, m^ = 0.5, v^ = 0.25: w = 1 - 0.1 * 0.5 / (0.5 + 1e-8)
-  EXPECT_NEAR(p.w[0], 1 - 0.1 * 0.5 / (0.5 + 1e-8), 1e-15);
-  p.gw << 0.25, 0.25;
-  adam.step();
-  const double m = 0.9 * 0.05 + 0.1 * 0.25, v = 0.999 * 0.00025 + 0.001 * 0.0625;
-  const double mhat = m / (1 - 0.81), vhat = v / (1 - 0.999 * 0.999);
-  EXPECT_NEAR(p.w[0], 1 - 0.1 * 0.5 / (0.5 + 1e-8) - 0.1 * mhat / (std::sqrt(vhat) + 1e-8), 1e-14);
-}
-
-TEST(Adam, L2AndDecoupledWeightDecay) {
-  TwoParameters p;
-  Adam<double> l2(p.parameters(), AdamOptions(0.1).weight_decay(0.5));
-  l2.step();
-  // g' = 0.5 + 0.5 * 1 = 1: the first Adam step moves by lr whatever the gradient.
-  EXPECT_NEAR(p.w[0], 1 - 0.1 * 1.0 / (1.0 + 1e-8), 1e-15);
-  TwoParameters q;
-  Adam<double> adamw(q.parameters(), AdamOptions(0.1).weight_decay(0.5).decoupled(true));
-  adamw.step();
-  EXPECT_NEAR(q.w[0], 1 - 0.1 * 0.5 * 1 - 0.1 * 0.5 / (0.5 + 1e-8), 1e-15);
-  EXPECT_EQ(adamw.type_name(), "AdamW");
-}
-
-// ---- schedules against their formulas ---------------------------------------
-
-TEST(Schedules, StepLR) {
-  StepLR s(StepLROptions(0.1, 2).gamma(0.5));
-  const double expected[] = {0.1, 0.1, 0.05, 0.05, 0.025};
-  for (double e : expected) {
-    EXPECT_DOUBLE_EQ(s.learning_rate(), e);
-    s.epoch_end(0);
-  }
-}
-
-TEST(Schedules, ReduceOnPlateauDividesByTenWhenValidationStalls) {
-  ReduceOnPlateau s(ReduceOnPlateauOptions(0.01).patience(1).threshold(0.0).max_reductions(2));
-  const double losses[] = {1.0, 0.9, 0.95, 0.96, 0.97, 0.8, 0.85, 0.86, 0.9, 0.91, 0.92, 0.93};
-  const double after[] = {0.01, 0.01, 0.01, 0.001, 0.001, 0.001, 0.001, 1e-4, 1e-4, 1e-4, 1e-4, 1e-4};
-  for (int i = 0; i < 12; ++i) {
-    s.epoch_end(losses[i]);
-    EXPECT_NEAR(s.learning_rate(), after[i], 1e-18) << "after epoch " << i;
-  }
-  EXPECT_EQ(s.reductions(), 2);  // capped at max_reductions
-}
-
-TEST(Schedules, CosineFollowsItsFormula) {
-  CosineLR s(CosineLROptions(0.1, 100).min_lr(0.001));
-  for (int t = 0; t <= 120; ++t) {
-    const double pct = std::min(t, 100) / 100.0;
-    EXPECT_NEAR(s.learning_rate(), 0.001 + (0.1 - 0.001) * (1 + std::cos(M_PI * pct)) / 2, 1e-15) << t;
-    s.step();
-  }
-}
-
-TEST(Schedules, OneCycleFollowsItsFormula) {
-  OneCycleLR s(OneCycleLROptions(0.05, 100));
-  const double initial = 0.05 / 25, final_lr = initial / 1e4;
-  for (int t = 0; t < 100; ++t) {
-    double expected;
-    if (t <= 24) {
-      expected = 0.05 + (initial - 0.05) / 2 * (std::cos(M_PI * t / 24.0) + 1);
-    } else {
-      expected = final_lr + (0.05 - final_lr) / 2 * (std::cos(M_PI * (t - 24) / 75.0) + 1);
-    }
-    EXPECT_NEAR(s.learning_rate(), expected, 1e-15) << t;
-    // Momentum mirrors the rate: 0.95 -> 0.85 while it rises, back to 0.95 while it falls.
-    const double m = t <= 24 ? 0.85 + (0.95 - 0.85) / 2 * (std::cos(M_PI * t / 24.0) + 1)
-                             : 0.95 + (0.85 - 0.95) / 2 * (std::cos(M_PI * (t - 24) / 75.0) + 1);
-    EXPECT_NEAR(s.momentum().value(), m, 1e-15) << t;
-    s.step();
-  }
-  EXPECT_NEAR(s.learning_rate(), final_lr, 1e-18);
-  EXPECT_FALSE(CosineLR(CosineLROptions(0.1, 10)).momentum());  // other schedules leave momentum alone
-  EXPECT_FALSE(OneCycleLR(OneCycleLROptions(0.1, 10).fixed_momentum()).momentum());
-}
-
-TEST(Schedules, TrainStepAppliesScheduledRateAndMomentum) {
-  auto net = make_alexnet<float>(AlexNetConfig::named("cifar").width(0.25), 1);
-  Sgd<float> sgd(net.parameters(), SgdOptions(1.0).momentum(0.5));
-  OneCycleLR schedule(OneCycleLROptions(0.02, 10));
-  SoftmaxCrossEntropy<float> loss;
-  Tensor<float> images(2, 3, 32, 32);
-  images.setRandom();
-  train_step(net, loss, sgd, images, {1, 2}, &schedule);
-  EXPECT_NEAR(sgd.learning_rate(), 0.02 / 25, 1e-15);
-  EXPECT_NEAR(sgd.options().momentum(), 0.95, 1e-15);
-  EXPECT_EQ(schedule.state(), std::vector<double>{1.0});
-  EXPECT_THROW(sgd.set_momentum(1.0), std::invalid_argument);
-}
-
-// ---- training ----------------------------------------------------------------
-
-// A quarter-width CIFAR AlexNet on 16 x 16 inputs: the same eight layers, small enough for a test.
-AlexNetConfig tiny_config() {
-  AlexNetConfig c = AlexNetConfig::named("cifar").width(0.25).init(AlexNetInit::He);
-  c.input_size(16);
-  return c;
-}
-
-struct TinyData {
-  Tensor<float> images;
-  std::vector<int> labels;
-  TinyData(Index n, std::uint64_t seed) : images(n, 3, 16, 16), labels(static_cast<std::size_t>(n)) {
-    Rng rng(seed);
-    for (Index i = 0; i < images.size(); ++i) images.data()[i] = static_cast<float>(rng.uniform(-1, 1));
-    for (auto& l : labels) l = static_cast<int>(rng.below(10));
-  }
-};
-
-double overfit(Optimizer<float>& optimizer, Sequential<float>& net, const TinyData& data, int max_steps) {
-  SoftmaxCrossEntropy<float> loss;
-  for (int step = 0; step < max_steps; ++step) {
-    train_step(net, loss, optimizer, data.images, data.labels);
-    if (step % 10 == 9 && evaluate(net, data.images, data.labels).top1_accuracy() == 1.0) break;
-  }
-  return evaluate(net, data.images, data.labels).top1_accuracy();
-}
-
-TEST(Training, OverfitsThirtyTwoImagesWithSgd) {
-  auto net = make_alexnet<float>(tiny_config(), 1);
-  TinyData data(32, 2);
-  Sgd<float> sgd(net.parameters(), SgdOptions(0.01).momentum(0.9).weight_decay(0).nesterov(true));
-  EXPECT_EQ(overfit(sgd, net, data, 400), 1.0);
-}
-
-TEST(Training, OverfitsThirtyTwoImagesWithAdam) {
-  auto net = make_alexnet<float>(tiny_config(), 1);
-  TinyData data(32, 2);
-  Adam<float> adam(net.parameters(), AdamOptions(1e-3));
-  EXPECT_EQ(overfit(adam, net, data, 400), 1.0);
-}
-
-TEST(Training, EvaluateReportsTopOneAndTopFive) {
-  auto net = make_alexnet<float>(tiny_config(), 3);
-  TinyData data(40, 4);
-  const ClassificationMetrics m = evaluate(net, data.images, data.labels, 16);
-  EXPECT_EQ(m.count, 40);
-  EXPECT_GE(m.top5, m.top1);
-  EXPECT_GT(m.loss(), 0.0);
-  EXPECT_TRUE(net.training());  // mode restored
-}
-
-TEST(Training, NonFiniteLossStopsWithTheStep) {
-  auto net = make_alexnet<float>(tiny_config(), 1);
-  TinyData data(8, 2);
-  for (auto& p : net.parameters()) p.values().setConstant(std::nanf(""));
-  Sgd<float> sgd(net.parameters());
-  SoftmaxCrossEntropy<float> loss;
-  try {
-    train_step(net, loss, sgd, data.images, data.labels);
-    FAIL();
-  } catch (const NonFiniteLossError& e) {
-    EXPECT_NE(std::string(e.what()).find("step 1"), std::string::npos) << e.what();
-    EXPECT_NE(std::string(e.what()).find("first non-finite parameter: conv1.weight"), std::string::npos) << e.what();
-  }
-}
-
-TEST(Training, AHugeLearningRateIsCaughtAtTheStepAndLayerWhereItBreaks) {
-  auto net = make_alexnet<float>(tiny_config(), 1);
-  TinyData data(16, 2);
-  Sgd<float> sgd(net.parameters(), SgdOptions(1e12).momentum(0));
-  SoftmaxCrossEntropy<float> loss;
-  std::string message;
-  int steps = 0;
-  try {
-    for (; steps < 20; ++steps) train_step(net, loss, sgd, data.images, data.labels);
-  } catch (const NonFiniteLossError& e) {
-    message = e.what();
-  }
-  ASSERT_FALSE(message.empty()) << "a learning rate of 1e12 never produced a non-finite loss";
-  EXPECT_NE(message.find(detail::concat("at optimizer step ", steps + 1)), std::string::npos) << message;
-  EXPECT_NE(message.find("first non-finite"), std::string::npos) << message;
-}
-
-// ---- checkpoints ---------------------------------------------------------------
-
 using convnet::testing::TempDir;
+using convnet::testing::TinyData;
+using convnet::testing::tiny_config;
 
 std::vector<float> all_values(Sequential<float>& net) {
   std::vector<float> v;
@@ -384,34 +159,6 @@ struct TrainingRun {
     order.set_state(c.u64s("order").at(0));
   }
 };
-
-// A caller that catches an error from evaluate() and carries on training must
-// find dropout on again: the mode comes back on every path.
-TEST(Evaluate, RestoresTheTrainingModeWhenItThrows) {
-  auto net = make_alexnet<float>(tiny_config(), 1);
-  net.train();
-  Tensor<float> wrong(2, 4, 16, 16);  // 4 channels: conv1 refuses them inside evaluate's forward
-  wrong.setZero();
-  EXPECT_THROW(evaluate(net, wrong, {0, 1}), ShapeError);
-  EXPECT_TRUE(net.training());
-  net.eval();
-  EXPECT_THROW(evaluate(net, wrong, {0, 1}), ShapeError);
-  EXPECT_FALSE(net.training());
-}
-
-TEST(Metrics, LabelsOutsideTheClassesAreRefusedBeforeIndexing) {
-  Tensor<float> scores(2, 3, 1, 1);
-  scores.setZero();
-  try {
-    top_k_correct(scores, {0, 7}, 1);
-    FAIL();
-  } catch (const std::invalid_argument& e) {
-    EXPECT_NE(std::string(e.what()).find("label 7 of sample 1 is outside [0, 3)"), std::string::npos) << e.what();
-  }
-  ConfusionMatrix confusion(3);
-  EXPECT_THROW(confusion.add(scores, {-1, 0}), std::invalid_argument);
-  EXPECT_EQ(confusion.count(0, 0), 0);  // nothing counted from the refused batch
-}
 
 TEST(Checkpoint, ResumeContinuesBitForBit) {
   const int threads = num_threads();
@@ -672,92 +419,6 @@ TEST(Checkpoint, NonFiniteScheduleStateIsRefusedBeforeAnythingChanges) {
   EXPECT_THROW(plateau.set_state({std::nan(""), 1.0, 0.0, 0.0}), std::invalid_argument);
   EXPECT_THROW(plateau.set_state({0.1, std::nan(""), 0.0, 0.0}), std::invalid_argument);
   EXPECT_EQ(plateau.learning_rate(), 0.1);  // unchanged by the refused states
-}
-
-// ---- data-parallel training without MPI: the bucket plan and when sums start ---------------
-
-TEST(GradientBuckets, EveryValueInOneBucketLastLayerFirst) {
-  // Parameters (layer, size) in network order; buckets of at most 12 values.
-  const std::vector<BucketedParameter> params{{0, 10}, {0, 3}, {2, 50}, {2, 5}, {4, 7}};
-  const auto buckets = plan_gradient_buckets(params, 12);
-  std::vector<std::vector<int>> covered;
-  for (const auto& p : params) covered.emplace_back(static_cast<std::size_t>(p.size), 0);
-  std::size_t previous_layer = 5;
-  Index total = 0;
-  for (const auto& b : buckets) {
-    EXPECT_LE(b.size, 12);
-    EXPECT_LE(b.first_layer, previous_layer);
-    previous_layer = b.first_layer;
-    Index size = 0;
-    std::size_t lowest = 99;
-    for (const auto& piece : b.pieces) {
-      for (Index k = piece.offset; k < piece.offset + piece.count; ++k) ++covered[piece.parameter][static_cast<std::size_t>(k)];
-      size += piece.count;
-      lowest = std::min(lowest, params[piece.parameter].layer);
-    }
-    EXPECT_EQ(size, b.size);
-    EXPECT_EQ(lowest, b.first_layer) << "a bucket is complete once backward has finished its lowest layer";
-    total += size;
-  }
-  EXPECT_EQ(total, 75);
-  EXPECT_EQ(buckets.size(), 7u);  // 75 values, all but the last bucket full
-  for (const auto& c : covered) EXPECT_EQ(std::count(c.begin(), c.end(), 1), static_cast<long>(c.size()));
-  EXPECT_EQ(buckets.front().pieces.front().parameter, 4u) << "the last layer's parameter comes first";
-  EXPECT_THROW(plan_gradient_buckets(params, 0), std::invalid_argument);
-}
-
-// A group of one that records, for each sum started, the last layer backward had finished.
-class RecordingGroup : public SingleProcess {
- public:
-  Request start_allreduce_sum(float* data, Index count) override {
-    starts.push_back({last_layer, count});
-    return SingleProcess::start_allreduce_sum(data, count);
-  }
-  std::size_t last_layer = 999;
-  std::vector<std::pair<std::size_t, Index>> starts;
-};
-
-TEST(GradientReducer, StartsSummingTheLastLayersWhileBackwardRuns) {
-  auto net = make_alexnet<float>(AlexNetConfig::named("cifar").width(0.125), 3);
-  RecordingGroup group;
-  GradientReducer<float> reducer(net, group, 20000 * sizeof(float));
-  Tensor<float> images(4, 3, 32, 32);
-  images.setRandom();
-  net.eval();  // dropout off: two passes give the same gradients
-  const auto pass = [&] {
-    net.zero_grad();
-    net.forward(images);
-    Tensor<float> grad = make_tensor<float>(shape_of(net.output()));
-    grad.setConstant(1.0f);
-    net.backward(grad);
-  };
-  net.set_backward_observer(nullptr);
-  pass();
-  std::vector<std::vector<float>> alone;
-  for (const auto& p : net.parameters()) alone.emplace_back(p.grad, p.grad + p.size);
-  net.set_backward_observer([&](std::size_t layer) {
-    group.last_layer = layer;
-    reducer.layer_done(layer);
-  });
-  reducer.begin(0.25);
-  pass();
-  reducer.finish();
-  net.set_backward_observer(nullptr);
-  ASSERT_EQ(group.starts.size(), reducer.buckets().size());
-  // Each bucket's sum started as soon as backward had finished the lowest layer it holds, so the
-  // first (fc8, fc7 and part of fc6) long before the convolutions were done.
-  for (std::size_t b = 0; b < group.starts.size(); ++b) {
-    EXPECT_EQ(group.starts[b].first, reducer.buckets()[b].first_layer) << "bucket " << b;
-    EXPECT_EQ(group.starts[b].second, reducer.buckets()[b].size) << "bucket " << b;
-  }
-  EXPECT_GT(reducer.buckets().front().first_layer, 10u);
-  // A group of one sums nothing: every gradient is this process's share of it, staged or in place.
-  const auto params = net.parameters();
-  for (std::size_t p = 0; p < params.size(); ++p) {
-    const ConstVectorMap<float> expected(alone[p].data(), params[p].size);
-    EXPECT_LE((params[p].grads() - 0.25f * expected).cwiseAbs().maxCoeff(), 1e-6f * expected.cwiseAbs().maxCoeff())
-        << params[p].name;
-  }
 }
 
 }  // namespace

@@ -1,5 +1,5 @@
-// The trainer and the predictor, run end to end as a user runs them, on a few
-// hundred generated CIFAR-10 records.
+// The convnet program (apps/convnet: train, predict, summary, to-folder), run end to end as a
+// user runs it, on a few hundred generated CIFAR-10 records.
 #include <gtest/gtest.h>
 
 #include <convnet/data/image_io.hpp>

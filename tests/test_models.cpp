@@ -1,24 +1,29 @@
-// Sequential and the AlexNet composition: the paper's counts and shapes, the
-// CIFAR configurations, initialisation, modes, and the model summary.
+// The models of models/: Sequential and the AlexNet composition: the paper's counts and shapes, the
+// CIFAR configurations and their text, initialisation, modes, and the model summary.
 #include <gtest/gtest.h>
 
-#include <convnet/models/alexnet.hpp>
-#include <convnet/init.hpp>
+#include <convnet/layers/batch_norm.hpp>
 #include <convnet/layers/conv2d.hpp>
 #include <convnet/layers/dense.hpp>
+#include <convnet/layers/dropout.hpp>
 #include <convnet/layers/flatten.hpp>
+#include <convnet/layers/local_response_norm.hpp>
 #include <convnet/layers/max_pool2d.hpp>
 #include <convnet/layers/relu.hpp>
 #include <convnet/losses/softmax_cross_entropy.hpp>
-#include <convnet/optim/sgd.hpp>
+#include <convnet/models/alexnet.hpp>
+#include <convnet/models/sequential.hpp>
 #include <convnet/models/summary.hpp>
+#include <convnet/optim/sgd.hpp>
+#include <convnet/random.hpp>
+#include <convnet/tensor.hpp>
 #include <convnet/train/step.hpp>
-#include <convnet/version.hpp>
 
 #include <cmath>
 #include <locale>
 #include <sstream>
 #include <string>
+#include <vector>
 
 namespace {
 
@@ -264,6 +269,21 @@ TEST(AlexNet, HeInitialisationAndSeeding) {
   EXPECT_FALSE(a.parameters()[0].values() == c.parameters()[0].values());
 }
 
+TEST(AlexNetConfig, GreyInputChannelsRoundTripAndShapeConv1) {
+  const AlexNetConfig grey = AlexNetConfig::named("cifar-half").input_size(28).input_channels(1);
+  EXPECT_NE(grey.str().find(" channels=1 "), std::string::npos);
+  EXPECT_EQ(AlexNetConfig::parse(grey.str()).input_channels(), 1);
+  // Configurations stored before the field existed read as RGB, and RGB ones are written as before.
+  EXPECT_EQ(AlexNetConfig::named("cifar").str().find("channels"), std::string::npos);
+  EXPECT_EQ(AlexNetConfig::parse(AlexNetConfig::named("cifar").str()).input_channels(), 3);
+  const auto shapes = alexnet_parameter_shapes(grey);
+  EXPECT_EQ(shapes[0].shape, (std::vector<Index>{32, 1, 5, 5}));
+  auto net = make_alexnet<float>(grey);
+  EXPECT_EQ(net.output_shape(Shape{2, 1, 28, 28}), (Shape{2, 10, 1, 1}));
+  EXPECT_THROW(alexnet_parameter_shapes(AlexNetConfig(grey).input_channels(0)), std::invalid_argument);
+  EXPECT_THROW(alexnet_parameter_shapes(AlexNetConfig(grey).input_channels(65)), std::invalid_argument);
+}
+
 TEST(Sequential, TrainAndEvalReachEveryLayer) {
   auto net = make_alexnet<float>(AlexNetConfig::named("cifar-half"));
   net.eval();
@@ -345,67 +365,6 @@ TEST(Sequential, TheReadmesHandBuiltNetworkLearns) {
   EXPECT_NEAR(first, std::log(10.0), 0.5);  // small random weights: close to chance at the start
   EXPECT_LT(last, 0.25 * first) << "first " << first << ", last " << last;
   EXPECT_EQ(evaluate(net, images, labels).top1_accuracy(), 1.0);
-}
-
-// One version, written in version.hpp, read by CMake for the package.
-TEST(Version, TheHeaderAndThePackageAgree) {
-  EXPECT_STREQ(convnet::version, CONVNET_PACKAGE_VERSION);
-  EXPECT_EQ(std::to_string(CONVNET_VERSION_MAJOR) + "." + std::to_string(CONVNET_VERSION_MINOR) + "." +
-                std::to_string(CONVNET_VERSION_PATCH),
-            CONVNET_PACKAGE_VERSION);
-}
-
-TEST(Init, LayersStartFromTheirSeedAsPyTorchDoes) {
-  Conv2d<float> a(Conv2dOptions(16, 8, 3).seed(3));
-  Conv2d<float> b(Conv2dOptions(16, 8, 3).seed(3));
-  Conv2d<float> c(Conv2dOptions(16, 8, 3).seed(4));
-  EXPECT_TRUE(a.parameters()[0].values() == b.parameters()[0].values());
-  EXPECT_TRUE(a.parameters()[1].values() == b.parameters()[1].values());
-  EXPECT_FALSE(a.parameters()[0].values() == c.parameters()[0].values());
-  // U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weight and bias, fan_in = 16 * 3 * 3.
-  const double bound = 1.0 / std::sqrt(144.0);
-  const auto w = a.parameters()[0].values();
-  EXPECT_LE(w.cwiseAbs().maxCoeff(), bound);
-  EXPECT_GT(w.cwiseAbs().maxCoeff(), 0.9 * bound);
-  EXPECT_NEAR(w.mean(), 0.0, 0.1 * bound);
-  EXPECT_NEAR(std::sqrt(w.squaredNorm() / static_cast<double>(w.size())), bound / std::sqrt(3.0), 0.1 * bound);
-  EXPECT_LE(a.parameters()[1].values().cwiseAbs().maxCoeff(), bound);
-
-  Dense<double> d(DenseOptions(100, 7).seed(9)), e(DenseOptions(100, 7).seed(9)), f(DenseOptions(100, 7).seed(10));
-  EXPECT_TRUE(d.weight() == e.weight());
-  EXPECT_FALSE(d.weight() == f.weight());
-  EXPECT_LE(d.weight().cwiseAbs().maxCoeff(), 0.1);
-  EXPECT_GT(d.bias().cwiseAbs().maxCoeff(), 0.0);
-
-  // Without a seed: two layers differ, and manual_seed makes a program's network repeatable.
-  manual_seed(42);
-  Dense<float> g(DenseOptions(10, 10)), h(DenseOptions(10, 10));
-  EXPECT_FALSE(g.weight() == h.weight());
-  manual_seed(42);
-  Dense<float> g2(DenseOptions(10, 10));
-  EXPECT_TRUE(g.weight() == g2.weight());
-}
-
-TEST(Init, HelpersDrawTheirDistributionsOnAnyParameter) {
-  Conv2d<double> conv(Conv2dOptions(32, 64, 5).seed(1));
-  const Parameter<double> w = conv.parameters()[0];  // [64, 32, 5, 5]: fan_in 800, fan_out 1600
-  EXPECT_EQ(init::fan_in(w.shape), 800);
-  EXPECT_EQ(init::fan_out(w.shape), 1600);
-  auto rms = [&] { return std::sqrt(w.values().squaredNorm() / static_cast<double>(w.size)); };
-  Rng rng(5);
-  init::he_normal(w, rng);
-  EXPECT_NEAR(rms(), std::sqrt(2.0 / 800), 0.02 * std::sqrt(2.0 / 800));
-  init::xavier_uniform(w, rng);
-  const double bound = std::sqrt(6.0 / 2400);
-  EXPECT_LE(w.values().cwiseAbs().maxCoeff(), bound);
-  EXPECT_NEAR(rms(), bound / std::sqrt(3.0), 0.02 * bound);
-  init::normal(w, 0.01, rng);
-  EXPECT_NEAR(rms(), 0.01, 0.0005);
-  init::constant(w, 0.25);
-  EXPECT_EQ(w.values().minCoeff(), 0.25);
-  EXPECT_EQ(w.values().maxCoeff(), 0.25);
-  EXPECT_THROW(init::normal(w, -1.0, rng), std::invalid_argument);
-  EXPECT_THROW(init::uniform(w, 1.0, 0.0, rng), std::invalid_argument);
 }
 
 TEST(Summary, PrintsTheTableAndTotalsLine) {

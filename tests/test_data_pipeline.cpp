@@ -1,39 +1,40 @@
-// Datasets, transforms and the loader, on small files the tests write themselves.
+// The pipeline of data/: transforms (crops, flips, resizing, normalisation, PCA colour, ten crops)
+// and the statistics they use, the preparations that make training pipelines and evaluation views,
+// and the loader (workers, shards, classes kept together, resuming, unreadable pictures) - on
+// pictures generated in memory.
 #include <gtest/gtest.h>
 
-#include <convnet/data/image_io.hpp>  // first: it compiles stb
-#include <convnet/data/cifar10.hpp>
-#include <convnet/data/image_folder.hpp>
+#include <convnet/checkpoint/format.hpp>
+#include <convnet/data/dataset.hpp>
+#include <convnet/data/image.hpp>
 #include <convnet/data/loader.hpp>
+#include <convnet/data/preparation.hpp>
 #include <convnet/data/transforms.hpp>
+#include <convnet/random.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <filesystem>
+#include <fstream>
 #include <functional>
 #include <memory>
 #include <set>
-#include <fstream>
 #include <string>
-#include <sys/resource.h>
-#include <sys/stat.h>
-#include <fcntl.h>
 #include <system_error>
-#include <thread>
+#include <utility>
+#include <vector>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "data_helpers.hpp"
-#include "helpers.hpp"
 #include "processes.hpp"
 
 namespace {
 
 using namespace convnet;
-namespace fs = std::filesystem;
 
-using convnet::testing::TempDir;
 using convnet::testing::GeneratedDataset;
-using convnet::testing::data_error;
 
 // An image whose pixel (c, y, x) holds 100c + 10y + x: every value tells where it came from.
 Image coded(Index c, Index h, Index w) {
@@ -125,6 +126,14 @@ TEST(Transforms, NormalizeAndMeanImage) {
   EXPECT_THROW(SubtractMeanImage(Image(3, 2, 2)).apply(wrong, rng), ShapeError);
 }
 
+TEST(Transforms, ResizeRefusesOutputsOverItsLimit) {
+  Rng rng(1);
+  Image wide(3, 2, 300);
+  EXPECT_THROW(Resize::shorter_side(64).max_output_pixels(10000).apply(wide, rng), DataError);  // 64 x 9600
+  Resize::shorter_side(4).max_output_pixels(10000).apply(wide, rng);                             // 4 x 600
+  EXPECT_EQ(wide.shape_str(), Image(3, 4, 600).shape_str());
+  EXPECT_THROW(Resize::exact(5000, 5000), std::invalid_argument);
+}
 
 TEST(Statistics, MeanImageOfAConstantSetIsThatConstant) {
   GeneratedDataset constant(5, [](Index, Image& out) { out.reset(3, 4, 4, 7.5f); });
@@ -205,234 +214,133 @@ TEST(TenCrop, CornersCentreAndMirrors) {
   for (int i = 0; i < 5; ++i) EXPECT_EQ(crops[5 + i].at(0, 1, 0), crops[i].at(0, 1, 3));  // mirrors
 }
 
-// ---- CIFAR-10 reader -------------------------------------------------------------
+// ---- preparation: training pipelines and the views evaluation sees --------------------
 
-void write_cifar(const TempDir& dir, int records) { convnet::testing::write_cifar(dir.path.string(), records); }
-
-TEST(Cifar10, ReadsRecordsInChwOrder) {
-  TempDir dir;
-  write_cifar(dir, 3);
-  Cifar10Dataset train(dir.path.string(), Cifar10Part::Train);
-  EXPECT_EQ(train.size(), 15);
-  EXPECT_EQ(train.classes(), 10);
-  EXPECT_EQ(train.class_names()[9], "truck");
-  EXPECT_EQ(train.label(4), (2 + 1) % 10);  // file 2, record 1
-  Image image;
-  train.load(4, image);
-  EXPECT_EQ(image.shape_str(), "3x32x32");
-  EXPECT_EQ(image.at(0, 0, 0), 1);           // k = 0
-  EXPECT_EQ(image.at(1, 0, 0), (1 + 1024) % 256);  // green plane starts at byte 1024
-  EXPECT_EQ(image.at(2, 31, 31), (1 + 3071) % 256);
-  Cifar10Dataset test(dir.path.string(), Cifar10Part::Test);
-  EXPECT_EQ(test.size(), 3);
-  EXPECT_EQ(test.label(2), 2);
+TEST(Preparation, ToChannelsReplicatesGreyAndTakesLuma) {
+  Rng rng(0);
+  Image grey(1, 2, 2, 0.0f);
+  grey.pixels = {1, 2, 3, 4};
+  ToChannels(3).apply(grey, rng);
+  EXPECT_EQ(grey.shape_str(), "3x2x2");
+  EXPECT_EQ(grey.at(2, 1, 1), 4);
+  EXPECT_EQ(grey.at(1, 0, 1), 2);
+  ToChannels(1).apply(grey, rng);
+  EXPECT_EQ(grey.shape_str(), "1x2x2");
+  EXPECT_NEAR(grey.at(0, 1, 0), 3, 1e-5);  // luma weights sum to 1
+  Image two(2, 1, 1);
+  EXPECT_THROW(ToChannels(3).apply(two, rng), ShapeError);
 }
 
+// A picture whose value tells its position: 1 + y * 16 + x (one channel), statistics that leave it be.
+Preparation identity_small(Index input, const std::string& augment, Index channels = 1) {
+  return Preparation::with_statistics(PreparationOptions().input_size(input).channels(channels).augment(augment),
+                                      ChannelStats{std::vector<double>(channels, 0.0), std::vector<double>(channels, 1.0)});
+}
 
-TEST(Cifar10, TruncatedBadLabelAndMissingFilesNameTheFile) {
-  TempDir dir;
-  write_cifar(dir, 2);
-  fs::resize_file(dir / "data_batch_3.bin", 3073 * 2 - 100);
-  std::string what = data_error([&] { Cifar10Dataset(dir.path.string(), Cifar10Part::Train); });
-  EXPECT_NE(what.find(dir / "data_batch_3.bin"), std::string::npos) << what;
-  EXPECT_NE(what.find("not a positive multiple of the 3073-byte record"), std::string::npos) << what;
-
-  write_cifar(dir, 2);
-  {
-    std::fstream f(dir / "test_batch.bin", std::ios::in | std::ios::out | std::ios::binary);
-    f.seekp(3073);  // record 1's label
-    f.put(static_cast<char>(10));
+TEST(Preparation, SmallTenCropsAreCropsOfThePaddedPictureTrainingDrew) {
+  const Preparation prep = identity_small(8, "crop,flip");  // padding 8 / 8 = 1
+  Image picture(1, 8, 8);
+  for (Index y = 0; y < 8; ++y)
+    for (Index x = 0; x < 8; ++x) picture.at(0, y, x) = static_cast<float>(1 + y * 16 + x);
+  const std::vector<Image> views = prep.views(picture, EvalViews::TenCrop);
+  ASSERT_EQ(views.size(), 10u);
+  for (const Image& v : views) EXPECT_EQ(v.shape_str(), "1x8x8");
+  EXPECT_EQ(views[0].at(0, 0, 0), 0);           // top-left crop starts in the padding
+  EXPECT_EQ(views[0].at(0, 1, 1), 1);           // then the picture's (0, 0)
+  EXPECT_EQ(views[3].at(0, 6, 6), 1 + 7 * 16 + 7);  // bottom-right ends at its (7, 7)
+  EXPECT_EQ(views[3].at(0, 7, 7), 0);
+  EXPECT_EQ(views[4].pixels, picture.pixels);   // the centre of the padded picture is the picture
+  Image mirror = views[0];
+  flip_horizontal(mirror);
+  EXPECT_EQ(views[5].pixels, mirror.pixels);
+  // Every ten-crop view is a crop training could have drawn: RandomCrop with the same padding.
+  std::set<std::vector<float>> drawn;
+  const Pipeline train = prep.train_pipeline();
+  for (std::uint64_t s = 0; s < 2000; ++s) {
+    Rng rng(s);
+    Image p = picture;
+    train.apply(p, rng);
+    drawn.insert(p.pixels);
   }
-  what = data_error([&] { Cifar10Dataset(dir.path.string(), Cifar10Part::Test); });
-  EXPECT_NE(what.find(dir / "test_batch.bin" + ", record 1 (byte 3073): label 10 is outside 0-9"), std::string::npos)
-      << what;
-
-  fs::remove(dir / "data_batch_5.bin");
-  what = data_error([&] { Cifar10Dataset(dir.path.string(), Cifar10Part::Train); });
-  EXPECT_NE(what.find("cannot open CIFAR-10 file " + dir / "data_batch_5.bin"), std::string::npos) << what;
-
-  fs::remove(dir / "batches.meta.txt");
-  what = data_error([&] { Cifar10Dataset(dir.path.string(), Cifar10Part::Test); });
-  EXPECT_NE(what.find(dir / "batches.meta.txt"), std::string::npos) << what;
+  for (const Image& v : views) EXPECT_TRUE(drawn.count(v.pixels)) << "a view training never drew";
+  // Centre and flip views.
+  EXPECT_EQ(prep.views(picture, EvalViews::Centre).size(), 1u);
+  const auto flip = prep.views(picture, EvalViews::Flip);
+  ASSERT_EQ(flip.size(), 2u);
+  mirror = picture;
+  flip_horizontal(mirror);
+  EXPECT_EQ(flip[1].pixels, mirror.pixels);
+  // A picture of another size is fitted first: shorter side to 8, then the centre.
+  EXPECT_EQ(prep.views(Image(1, 16, 20, 5.0f), EvalViews::Centre)[0].shape_str(), "1x8x8");
 }
 
-TEST(Split, StratifiedSeededAndDisjoint) {
-  GeneratedDataset data(300, [](Index, Image& out) { out.reset(3, 2, 2, 0.0f); }, 3);  // 100 per class
-  const Split a = stratified_split(data, 0.1, 7);
-  const Split b = stratified_split(data, 0.1, 7);
-  const Split c = stratified_split(data, 0.1, 8);
-  EXPECT_EQ(a.validation, b.validation);
-  EXPECT_NE(a.validation, c.validation);
-  EXPECT_EQ(a.validation.size(), 30u);
-  EXPECT_EQ(a.train.size(), 270u);
-  std::vector<int> per_class(3, 0);
-  for (Index i : a.validation) ++per_class[static_cast<std::size_t>(data.label(i))];
-  EXPECT_EQ(per_class, (std::vector<int>{10, 10, 10}));
-  std::vector<Index> all = a.train;
-  all.insert(all.end(), a.validation.begin(), a.validation.end());
-  std::sort(all.begin(), all.end());
-  for (Index i = 0; i < 300; ++i) EXPECT_EQ(all[static_cast<std::size_t>(i)], i);
-  SubsetDataset view(data, a.validation);
-  EXPECT_EQ(view.size(), 30);
-  EXPECT_EQ(view.label(0), data.label(a.validation[0]));
+TEST(Preparation, PaperViewsAreTheTenCropsOfTheResizedCentreSquare) {
+  const auto options = PreparationOptions().kind(PreparationKind::Paper).input_size(6).resize(8).augment("crop,flip");
+  const Preparation prep = Preparation::with_statistics(options, ChannelStats{{0, 0, 0}, {1, 1, 1}});
+  Image picture(3, 8, 16);  // shorter side already 8: the centre 8 x 8 is columns 4-11
+  for (Index c = 0; c < 3; ++c)
+    for (Index y = 0; y < 8; ++y)
+      for (Index x = 0; x < 16; ++x) picture.at(c, y, x) = static_cast<float>(100 * c + 16 * y + x);
+  const auto views = prep.views(picture, EvalViews::TenCrop);
+  ASSERT_EQ(views.size(), 10u);
+  EXPECT_EQ(views[0].shape_str(), "3x6x6");
+  EXPECT_EQ(views[0].at(0, 0, 0), 4);               // top-left of the centre square
+  EXPECT_EQ(views[3].at(1, 5, 5), 100 + 16 * 7 + 11);  // bottom-right
+  EXPECT_EQ(views[4].at(0, 0, 0), 16 * 1 + 5);       // centre: offset (1, 1)
+  const auto centre = prep.views(picture, EvalViews::Centre);
+  Image eval = picture;
+  Rng rng(0);
+  prep.eval_pipeline().apply(eval, rng);
+  EXPECT_EQ(centre[0].pixels, eval.pixels);  // validation sees the centre view
+  EXPECT_EQ(centre[0].pixels, views[4].pixels);
 }
 
-// ---- image folders -------------------------------------------------------------------
-
-TEST(ImageFolder, DecodesFormatsConvertsToRgbAndReportsBadFiles) {
-  TempDir dir;
-  fs::create_directories(dir.path / "cats");
-  fs::create_directories(dir.path / "dogs");
-  // 2 x 2 pictures; the RGB one is red, green / blue, white.
-  const std::vector<std::uint8_t> rgb{255, 0, 0, 0, 255, 0, 0, 0, 255, 255, 255, 255};
-  write_png(dir / "cats/a.png", 2, 2, rgb);
-  stbi_write_bmp((dir / "cats/b.bmp").c_str(), 2, 2, 3, rgb.data());
-  stbi_write_tga((dir / "dogs/c.tga").c_str(), 2, 2, 3, rgb.data());
-  const std::uint8_t grey[4] = {10, 20, 30, 40};
-  stbi_write_png((dir / "dogs/d_grey.png").c_str(), 2, 2, 1, grey, 2);
-  const std::uint8_t rgba[16] = {1, 2, 3, 255, 4, 5, 6, 0, 7, 8, 9, 128, 10, 11, 12, 255};
-  stbi_write_png((dir / "dogs/e_rgba.png").c_str(), 2, 2, 4, rgba, 8);
-  {
-    std::ofstream ppm(dir / "dogs/f.ppm", std::ios::binary);
-    ppm << "P6\n2 2\n255\n";
-    ppm.write(reinterpret_cast<const char*>(rgb.data()), 12);
-  }
-#ifndef __SANITIZE_ADDRESS__
-  // stb's JPEG *writer* shifts negative values (undefined behaviour that UBSan stops on);
-  // make check-sanitize skips making this one file, the decoder is covered by the others.
-  stbi_write_jpg((dir / "dogs/g.jpg").c_str(), 2, 2, 3, rgb.data(), 95);
-  const Index expected_images = 8;
-#else
-  const Index expected_images = 7;
-#endif
-  // A 1 x 1 red GIF, byte by byte (stb has no GIF writer); it decodes as its first frame.
-  const unsigned char gif[] = {'G', 'I', 'F', '8', '9', 'a', 1, 0, 1, 0, 0x80, 0, 0, 0xff, 0, 0, 0, 0, 0, ',', 0, 0,
-                               0, 0, 1, 0, 1, 0, 0, 2, 2, 'D', 1, 0, ';'};
-  std::ofstream(dir / "cats/red.gif", std::ios::binary).write(reinterpret_cast<const char*>(gif), sizeof gif);
-  std::ofstream(dir / "dogs/h_corrupt.png") << "\x89PNG\r\n\x1a\n not really a png";
-  std::ofstream(dir / "cats/notes.txt") << "not a picture";
-
-  ImageFolderDataset folder(dir.path.string());
-  EXPECT_EQ(folder.class_names(), (std::vector<std::string>{"cats", "dogs"}));
-  EXPECT_EQ(folder.size(), expected_images);
-  ASSERT_EQ(folder.skipped().size(), 2u);
-  EXPECT_NE(folder.summary().find("2 unreadable files skipped"), std::string::npos);
-  for (const auto& s : folder.skipped()) EXPECT_NE(s.reason.find(s.path), std::string::npos) << s.reason;
-
-  Image image;
-  folder.load(0, image);  // cats/a.png
-  EXPECT_EQ(folder.label(0), 0);
-  EXPECT_EQ(image.shape_str(), "3x2x2");
-  EXPECT_EQ(image.at(0, 0, 0), 255);  // red
-  EXPECT_EQ(image.at(1, 0, 1), 255);  // green
-  EXPECT_EQ(image.at(2, 1, 0), 255);  // blue
-  for (Index i = 0; i < folder.size(); ++i) {
-    folder.load(i, image);
-    if (folder.path(i).find(".gif") != std::string::npos) {
-      EXPECT_EQ(image.shape_str(), "3x1x1");
-      EXPECT_EQ(image.at(0, 0, 0), 255);
-      EXPECT_EQ(image.at(1, 0, 0), 0);
-      continue;
-    }
-    EXPECT_EQ(image.shape_str(), "3x2x2") << folder.path(i);
-    if (folder.path(i).find("grey") != std::string::npos) {
-      EXPECT_EQ(image.at(0, 1, 1), 40);
-      EXPECT_EQ(image.at(2, 1, 1), 40);  // grey repeated into R, G, B
-    }
-    if (folder.path(i).find("rgba") != std::string::npos) {
-      EXPECT_EQ(image.at(2, 1, 0), 9);  // alpha dropped
-    }
-    if (folder.path(i).find(".ppm") != std::string::npos || folder.path(i).find(".tga") != std::string::npos ||
-        folder.path(i).find(".bmp") != std::string::npos) {
-      EXPECT_EQ(image.at(2, 1, 0), 255) << folder.path(i);
-    }
-  }
-
-  const std::string what = data_error([&] { ImageFolderDataset(dir.path.string(), ImageFolderOptions().strict(true)); });
-  EXPECT_NE(what.find(dir / "cats/notes.txt"), std::string::npos) << what;
-  EXPECT_NE(what.find("cannot decode image"), std::string::npos) << what;
-  EXPECT_NE(data_error([&] { ImageFolderDataset(dir / "missing"); }).find("does not exist"), std::string::npos);
-  EXPECT_NE(data_error([&] { decode_image(dir / "nothing.png"); }).find("no such file"), std::string::npos);
-}
-
-// Hidden entries (".ipynb_checkpoints", ".DS_Store") are neither classes nor
-// pictures, and a folder with no readable picture is refused, not accepted empty.
-TEST(ImageFolder, HiddenEntriesAreLeftOutAndAnEmptyFolderIsRefused) {
-  TempDir dir;
-  fs::create_directories(dir.path / "cats");
-  fs::create_directories(dir.path / ".ipynb_checkpoints");
-  write_png(dir / "cats/a.png", 2, 2, std::vector<std::uint8_t>(12, 7));
-  write_png(dir / ".ipynb_checkpoints/b.png", 2, 2, std::vector<std::uint8_t>(12, 7));
-  std::ofstream(dir / "cats/.DS_Store") << "not a picture";
-  ImageFolderDataset folder(dir.path.string());
-  EXPECT_EQ(folder.class_names(), (std::vector<std::string>{"cats"}));
-  EXPECT_EQ(folder.size(), 1);
-  EXPECT_TRUE(folder.skipped().empty());
-
-  TempDir broken;
-  fs::create_directories(broken.path / "cats");
-  std::ofstream(broken / "cats/a.png") << "not a png";
-  const std::string what = data_error([&] { ImageFolderDataset(broken.path.string()); });
-  EXPECT_NE(what.find("has no readable picture (1 files skipped, the first: cannot decode image"), std::string::npos)
-      << what;
-}
-
-TEST(ImageFolder, HostileHeaderIsRefusedBeforeDecoding) {
-  TempDir dir;
-  // A PPM header claiming 100000 x 100000 pixels and no data.
-  std::ofstream(dir / "huge.ppm", std::ios::binary) << "P6\n100000 100000\n255\n";
-  const std::string what = data_error([&] { decode_image(dir / "huge.ppm"); });
-  EXPECT_NE(what.find("claims 100000 x 100000 pixels, over the limit"), std::string::npos) << what;
-}
-
-// verify(false) reads headers only, through the same pre-checks as decoding: stb's header path
-// reaches the same overflows as its decoder (issue 20, item 3).
-TEST(ImageFolder, HeaderOnlyScanRunsTheDecodersChecks) {
-  TempDir dir;
-  fs::create_directories(dir / "a");
-  write_png(dir / "a/good.png", 2, 2, std::vector<std::uint8_t>(12, 7));
-  const fs::path corpus = fs::path(CONVNET_FUZZ_CORPUS_DIR) / "image";
-  fs::copy_file(corpus / "regression_jpeg_huffman_overflow.jpg", dir / "a/huffman.jpg");
-  fs::copy_file(corpus / "regression_pnm_header_int_overflow", dir / "a/long.ppm");
-  write_png(dir / "a/thin.png", 1000, 1, std::vector<std::uint8_t>(3000, 9));
-  const ImageFolderDataset d(dir.path.string(), ImageFolderOptions().verify(false));
-  EXPECT_EQ(d.size(), 1);
-  std::string reasons;
-  for (const auto& s : d.skipped()) reasons += s.path + ": " + s.reason + "\n";
-  EXPECT_EQ(d.skipped().size(), 3u) << reasons;
-  EXPECT_NE(reasons.find("corrupt JPEG: a Huffman table at byte"), std::string::npos) << reasons;
-  EXPECT_NE(reasons.find("PNM header field 1 has 21 digits"), std::string::npos) << reasons;
-  EXPECT_NE(reasons.find("an aspect ratio of 1000, over the limit of 100"), std::string::npos) << reasons;
-}
-
-// A pipe (or a file that grows while it is read) has no size to check in advance: past the limit
-// it is refused, never decoded truncated (issue 20, item 4).
-TEST(ImageIo, AFileOverTheLimitFromAPipeIsRefusedNotTruncated) {
-  TempDir dir;
-  const std::string fifo = dir / "picture.ppm";
-  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
-  // 2,713 bytes: one write of at most PIPE_BUF bytes is atomic, so the writer never sees the reader go.
-  const std::string ppm = "P6\n30 30\n255\n" + std::string(2700, 'x');
-  std::thread writer([&] {
-    const int fd = ::open(fifo.c_str(), O_WRONLY);  // waits for the reader
-    if (fd >= 0) {
-      [[maybe_unused]] const ssize_t n = ::write(fd, ppm.data(), ppm.size());
-      ::close(fd);
-    }
+TEST(Preparation, StatisticsRoundTripThroughACheckpointAndHostileEntriesAreRefused) {
+  GeneratedDataset data(40, [](Index i, Image& out) {
+    out.resize(3, 12, 10 + i % 3);
+    for (std::size_t k = 0; k < out.pixels.size(); ++k) out.pixels[k] = static_cast<float>((k * 31 + i * 7) % 256);
   });
-  const std::string what = data_error([&] { decode_image(fifo, ImageLimits().max_file_bytes(1000)); });
-  writer.join();
-  EXPECT_NE(what.find("image " + fifo + " is more than 1000 bytes, over the limit of 1000 bytes"), std::string::npos)
-      << what;
-}
+  const auto options = PreparationOptions().kind(PreparationKind::Paper).input_size(8).resize(10)
+                           .augment("crop,flip,pca").mean(MeanKind::Image).statistics_sample(25).seed(2);
+  const Preparation prep = Preparation::compute(data, options);
+  Checkpoint c;
+  prep.write(c);
+  const Preparation back = Preparation::read(Checkpoint::parse(c.serialize()));
+  EXPECT_EQ(back.str(), prep.str());
+  EXPECT_EQ(back.channel_stats().stddev, prep.channel_stats().stddev);
+  ASSERT_TRUE(back.pca().has_value());
+  EXPECT_EQ(back.pca()->values, prep.pca()->values);
+  EXPECT_EQ(back.mean_image().pixels, prep.mean_image().pixels);
+  EXPECT_EQ(back.mean_image().shape_str(), "3x10x10");
+  Image p;
+  data.load(5, p);
+  EXPECT_EQ(back.views(p, EvalViews::TenCrop)[7].pixels, prep.views(p, EvalViews::TenCrop)[7].pixels);
+  // A sample of 25 of the 40 gives other statistics than all of them; the same seed the same ones.
+  EXPECT_EQ(Preparation::compute(data, options).channel_stats().stddev, prep.channel_stats().stddev);
+  EXPECT_NE(Preparation::compute(data, PreparationOptions(options).statistics_sample(0)).channel_stats().stddev,
+            prep.channel_stats().stddev);
 
-TEST(Transforms, ResizeRefusesOutputsOverItsLimit) {
-  Rng rng(1);
-  Image wide(3, 2, 300);
-  EXPECT_THROW(Resize::shorter_side(64).max_output_pixels(10000).apply(wide, rng), DataError);  // 64 x 9600
-  Resize::shorter_side(4).max_output_pixels(10000).apply(wide, rng);                             // 4 x 600
-  EXPECT_EQ(wide.shape_str(), Image(3, 4, 600).shape_str());
-  EXPECT_THROW(Resize::exact(5000, 5000), std::invalid_argument);
+  auto refused = [&](const std::function<void(Checkpoint&)>& spoil) {
+    Checkpoint bad = Checkpoint::parse(c.serialize());
+    spoil(bad);
+    try {
+      Preparation::read(bad);
+    } catch (const CheckpointError& e) {
+      return std::string(e.what());
+    }
+    return std::string("accepted");
+  };
+  EXPECT_NE(refused([](Checkpoint& b) { b.set_text("data/preparation", "kind=paper input=8 channels=3 resize=99999999 padding=0 augment=crop mean=image"); })
+                .find("resize 99999999 is outside [1, 4096]"), std::string::npos);
+  EXPECT_NE(refused([](Checkpoint& b) { b.set_text("data/preparation", "kind=fancy input=8 channels=3 resize=10 padding=0 augment=crop mean=image"); })
+                .find("kind 'fancy'"), std::string::npos);
+  EXPECT_NE(refused([](Checkpoint& b) { b.set_text("data/preparation", "kind=small input=8 channels=3 resize=10 padding=0 augment=crop mean=image"); })
+                .find("mean picture belongs to the paper pipeline"), std::string::npos);
+  EXPECT_NE(refused([](Checkpoint& b) { b.set_text("data/preparation", "kind=paper input=8 channels=3 resize=12 padding=0 augment=crop,pca mean=image"); })
+                .find("data/mean_image must be 3x12x12"), std::string::npos);
+  EXPECT_NE(refused([](Checkpoint& b) { b.set_f64s("data/pca", {1, 2}); }).find("12 data/pca values"), std::string::npos);
+  EXPECT_NE(refused([](Checkpoint& b) { b.set_f64s("data/std", {1, 0, 1}); }).find("deviations positive"), std::string::npos);
+  EXPECT_NE(refused([](Checkpoint& b) { b.set_f64s("data/mean", {1, 2}); }).find("3 values each"), std::string::npos);
 }
 
 // ---- loader -------------------------------------------------------------------------
@@ -622,6 +530,46 @@ TEST(Loader, ThreadsThatStartedAreJoinedWhenALaterOneCannotStart) {
   EXPECT_EQ(said, "refused");
   ASSERT_TRUE(WIFEXITED(status)) << "killed by signal " << (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
   EXPECT_EQ(WEXITSTATUS(status), 0);
+}
+
+// ---- the loader skips what it cannot read ------------------------------------------
+
+TEST(Loader, UnreadablePicturesAreSkippedCountedAndReplacedAlikeForAnyWorkers) {
+  GeneratedDataset data(10, [](Index i, Image& out) {
+    if (i == 3 || i == 4) throw DataError("picture " + std::to_string(i) + " is corrupt");
+    out.reset(1, 1, 1, static_cast<float>(i));
+  });
+  std::vector<std::vector<float>> seen;
+  for (int workers : {0, 2}) {
+    DataLoader loader(data, Pipeline(), LoaderOptions().batch_size(4).workers(workers).seed(5).skip_unreadable(true));
+    std::vector<float> values;
+    for (std::uint64_t epoch = 0; epoch < 2; ++epoch) {
+      loader.start_epoch(epoch);
+      while (const Batch* b = loader.next()) {
+        EXPECT_EQ(b->count(), std::min<Index>(4, 10 - static_cast<Index>(values.size() % 10)));
+        for (Index k = 0; k < b->count(); ++k) {
+          values.push_back(b->images.data()[k]);
+          EXPECT_EQ(static_cast<Index>(b->images.data()[k]), b->indices[static_cast<std::size_t>(k)]);
+          EXPECT_EQ(b->labels[static_cast<std::size_t>(k)], b->indices[static_cast<std::size_t>(k)] % 3);
+        }
+      }
+    }
+    EXPECT_EQ(values.size(), 20u);  // every batch full
+    for (float v : values) EXPECT_TRUE(v != 3 && v != 4);
+    EXPECT_EQ(loader.skipped(), 4);  // two a epoch
+    EXPECT_NE(loader.first_skip_reason().find("is corrupt"), std::string::npos);
+    seen.push_back(values);
+  }
+  EXPECT_EQ(seen[0], seen[1]);  // the same replacement whichever thread meets the bad picture
+  DataLoader strict(data, Pipeline(), LoaderOptions().batch_size(10).workers(1).shuffle(false));
+  strict.start_epoch(0);
+  EXPECT_THROW(strict.next(), DataError);
+  // A folder of unreadable files fails at once: after 1,000 in a row, not after walking all of it.
+  GeneratedDataset broken(5000, [](Index, Image&) { throw DataError("unreadable"); });
+  DataLoader walker(broken, Pipeline(), LoaderOptions().batch_size(1).workers(0).skip_unreadable(true));
+  walker.start_epoch(0);
+  EXPECT_THROW(walker.next(), DataError);
+  EXPECT_EQ(walker.skipped(), 999);
 }
 
 }  // namespace
