@@ -183,13 +183,14 @@ void BM_TrainStep(benchmark::State& state, const std::string& config_name) {
   net.set_input_gradient(false);
   Sgd<float> sgd(net.parameters(), SgdOptions(1e-4).nesterov(true));
   SoftmaxCrossEntropy<float> loss;
+  Objective<float> objective(loss);
   Tensor<float> images(batch, 3, config.input_size(), config.input_size());
   images.setRandom();
   std::vector<int> labels(static_cast<std::size_t>(batch));
   for (std::size_t i = 0; i < labels.size(); ++i) labels[i] = static_cast<int>(i % config.classes());
-  train_step(net, loss, sgd, images, labels);  // warm-up: sizes every buffer
+  train_step(net, objective, sgd, images, labels);  // warm-up: sizes every buffer
   alloc_counter::start();
-  for (auto _ : state) train_step(net, loss, sgd, images, labels);
+  for (auto _ : state) train_step(net, objective, sgd, images, labels);
   const long allocations = alloc_counter::stop();
   state.counters["images/s"] =
       benchmark::Counter(static_cast<double>(batch * state.iterations()), benchmark::Counter::kIsRate);

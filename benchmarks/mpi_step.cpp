@@ -62,6 +62,7 @@ int main(int argc, char** argv) {
     net.set_input_gradient(false);
     Sgd<float> sgd(net.parameters(), SgdOptions(1e-4).momentum(0.9).weight_decay(5e-4).nesterov(true));
     SoftmaxCrossEntropy<float> loss;
+    Objective<float> objective(loss);
     const Index offset = batch * rank / ranks, local = batch * (rank + 1) / ranks - offset;
     Tensor<float> images(local, config.input_channels(), config.input_size(), config.input_size());
     images.setRandom();
@@ -82,7 +83,7 @@ int main(int argc, char** argv) {
     };
     const auto step = [&] {
       if (reducer) reducer->begin(static_cast<double>(local) / static_cast<double>(batch));
-      train_step(net, loss, sgd, images, labels, nullptr, reducer.get());
+      train_step(net, objective, sgd, images, labels, nullptr, reducer.get());
     };
     observe(true);
     for (long i = 0; i < warmup; ++i) step();

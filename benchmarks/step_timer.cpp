@@ -53,6 +53,7 @@ int main(int argc, char** argv) {
                                          SgdOptions(1e-4).momentum(0.9).weight_decay(5e-4).nesterov(true));
     }
     SoftmaxCrossEntropy<float> loss;
+    Objective<float> objective(loss);
     Tensor<float> images(batch, 3, config.input_size(), config.input_size());
     images.setRandom();
     std::vector<int> labels(static_cast<std::size_t>(batch));
@@ -73,7 +74,7 @@ int main(int argc, char** argv) {
     for (long i = 0; i < warmup + steps; ++i) {
       const auto start = std::chrono::steady_clock::now();
       if (mode == "train") {
-        train_step(net, loss, *sgd, images, labels);
+        train_step(net, objective, *sgd, images, labels);
       } else {
         net.forward(images);
       }

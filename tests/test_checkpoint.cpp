@@ -14,6 +14,7 @@
 #include <convnet/tensor.hpp>
 #include <convnet/threading.hpp>
 #include <convnet/train/step.hpp>
+#include <convnet/train/trainer.hpp>
 
 #include <algorithm>
 #include <cmath>
@@ -22,6 +23,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <string>
 #include <vector>
 #include <sys/resource.h>
@@ -124,6 +126,7 @@ struct TrainingRun {
   Sgd<float> sgd;
   OneCycleLR schedule;
   SoftmaxCrossEntropy<float> loss;
+  Objective<float> objective{loss};  // the step minimises an Objective: a loss is Objective(loss)
   Rng order;
   explicit TrainingRun(std::uint64_t seed)
       : net(make_alexnet<float>(tiny_config(), seed)),
@@ -144,7 +147,7 @@ struct TrainingRun {
           std::copy(data.images.data() + src * 768, data.images.data() + (src + 1) * 768, batch.data() + i * 768);
           labels[static_cast<std::size_t>(i)] = data.labels[static_cast<std::size_t>(src)];
         }
-        train_step(net, loss, sgd, batch, labels, &schedule);
+        train_step(net, objective, sgd, batch, labels, &schedule);
       }
     }
   }
@@ -254,6 +257,82 @@ TEST(Checkpoint, ReadsCheckpointsOfTheFirstFormat) {
   auto without_lrn = make_alexnet<float>(other, 1);
   EXPECT_NE(checkpoint_error([&] { restore_training_state(c, without_lrn); }).find("layer 3 is lrn1 in the checkpoint"),
             std::string::npos);
+}
+
+// A trainer's last.ckpt as convnet wrote it before the one save/load pair (tests/golden/
+// checkpoint_v2.ckpt, from tests/golden/make_checkpoint_v2.cpp at b8c20bb: the history as seven
+// positional values an epoch, a weight average, BatchNorm buffers, dropout's random state) loads
+// whole into a trainer, whose network then gives the logits stored beside it; saved again, it
+// writes the history by field, and that loads to the same run.
+TEST(Checkpoint, ReadsTrainerCheckpointsOfTheSecondFormat) {
+  const Checkpoint c = Checkpoint::load(std::string(CONVNET_GOLDEN_DIR) + "/checkpoint_v2.ckpt");
+  ASSERT_TRUE(c.contains("trainer/history"));
+  ASSERT_FALSE(c.contains("trainer/history/epoch"));
+  struct Run {
+    Sequential<float> net;
+    SoftmaxCrossEntropy<float> loss;
+    Sgd<float> sgd;
+    OneCycleLR schedule{OneCycleLROptions(0.05, 6)};
+    Trainer<float> trainer;
+    explicit Run(const AlexNetConfig& config)
+        : net(make_alexnet<float>(config, 99)),
+          sgd(net.parameters(), SgdOptions(0.05).momentum(0.9).nesterov(true).weight_decay(5e-4)),
+          trainer(net, loss, sgd, &schedule, TrainerOptions().epochs(2).average_weights(0.9)) {}
+    std::vector<float> logits(bool averaged) {
+      Tensor<float> x(2, 3, 16, 16);
+      for (Index i = 0; i < x.size(); ++i) x.data()[i] = static_cast<float>((i * 37 % 101) - 50) / 50.0f;
+      net.eval();
+      std::optional<WeightAverage<float>::Swapped> in;
+      if (averaged) in.emplace(*const_cast<WeightAverage<float>*>(trainer.average()));
+      const Tensor<float>& y = net.forward(x);
+      return std::vector<float>(y.data(), y.data() + y.size());
+    }
+  };
+  const AlexNetConfig config = AlexNetConfig::parse(c.text("config"));
+  Run run(config);
+  run.trainer.load(c);
+  ASSERT_EQ(run.trainer.history().size(), 2u);
+  EXPECT_EQ(run.trainer.history()[1].epoch, 2);
+  EXPECT_EQ(run.trainer.position().epoch, 2);
+  EXPECT_EQ(run.sgd.steps(), 6u);
+  EXPECT_EQ(run.trainer.average()->updates(), 6u);
+  const std::vector<float> expected = c.tensor<float>("golden/logits"), averaged = c.tensor<float>("golden/average_logits");
+  const std::vector<float> got = run.logits(false), got_averaged = run.logits(true);
+  ASSERT_EQ(got.size(), expected.size());
+  for (std::size_t i = 0; i < expected.size(); ++i) {
+    EXPECT_NEAR(got[i], expected[i], 1e-5f) << i;
+    EXPECT_NEAR(got_averaged[i], averaged[i], 1e-5f) << i;
+  }
+
+  Checkpoint again;
+  run.trainer.save(again);
+  EXPECT_EQ(again.f64s("trainer/history/epoch"), (std::vector<double>{1, 2}));
+  EXPECT_FALSE(again.contains("trainer/history"));
+  Run second(config);
+  second.trainer.load(Checkpoint::parse(again.serialize()));
+  EXPECT_EQ(second.logits(false), got);
+  EXPECT_EQ(second.logits(true), got_averaged);
+  ASSERT_EQ(second.trainer.history().size(), 2u);
+  EXPECT_DOUBLE_EQ(second.trainer.history()[1].val_loss, run.trainer.history()[1].val_loss);
+  EXPECT_DOUBLE_EQ(second.trainer.average_history()[1].val_accuracy, run.trainer.average_history()[1].val_accuracy);
+}
+
+// Every stateful object loads all or nothing, and several through load_all together: when the
+// last part does not fit, the parts loaded before it get back what they held.
+TEST(Checkpoint, LoadAllGivesEveryPartBackWhenALaterOneFails) {
+  auto net = make_alexnet<float>(tiny_config(), 1);
+  Sgd<float> sgd(net.parameters(), SgdOptions(0.1).momentum(0.9));
+  Checkpoint c;
+  save_all(c, {state_part(net, ""), state_part(sgd, "optimizer/")});
+  auto other = make_alexnet<float>(tiny_config(), 2);
+  Adam<float> adam(other.parameters(), AdamOptions(0.1));  // Sgd's state does not fit an Adam
+  const auto before = all_values(other);
+  EXPECT_NE(checkpoint_error([&] { load_all(c, {state_part(other, ""), state_part(adam, "optimizer/")}); })
+                .find("optimizer state is for Sgd, not Adam"),
+            std::string::npos);
+  EXPECT_TRUE(before == all_values(other)) << "the network loaded before the optimizer failed was not given back";
+  load_all(c, {state_part(other, "")});
+  EXPECT_TRUE(all_values(net) == all_values(other));
 }
 
 TEST(Checkpoint, TruncatedCorruptedAndForeignFilesAreReported) {

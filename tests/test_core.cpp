@@ -1,4 +1,5 @@
-// The core: errors (every error the library throws is a convnet::Error, named by what went wrong).
+// The core: errors (every error the library throws is a convnet::Error, named by what went wrong),
+// the architecture (includes run downwards), and (below) version, threads, metrics, stop signals.
 #include <gtest/gtest.h>
 
 #include <convnet/errors.hpp>
@@ -15,7 +16,9 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <regex>
+#include <set>
 #include <sstream>
 #include <string>
 #include <utility>
@@ -71,6 +74,50 @@ TEST(Errors, TheLibraryThrowsOnlyItsOwnErrors) {
   std::ostringstream list;
   for (const auto& o : offenders) list << o << "\n";
   EXPECT_TRUE(offenders.empty()) << list.str();
+}
+
+// The library's floors, read from its includes: each folder includes only from the folders below it
+// (docs/architecture.md), so no arrow runs back up. The format of checkpoints is the floor every
+// saved object stands on: it includes nothing but the core.
+TEST(Architecture, IncludesRunDownwards) {
+  const std::map<std::string, std::set<std::string>> allowed = {
+      {"core", {}},
+      {"kernels", {"core"}},
+      {"checkpoint", {"core"}},
+      {"layers", {"core", "kernels"}},
+      {"data", {"core", "checkpoint"}},
+      {"models", {"core", "kernels", "layers", "checkpoint"}},
+      {"losses", {"core", "kernels", "layers", "models"}},
+      {"optim", {"core", "kernels", "layers", "models", "checkpoint"}},
+      {"distributed", {"core", "kernels", "layers", "models", "checkpoint"}},
+      {"inference", {"core", "kernels", "layers", "models", "checkpoint", "data", "losses", "optim"}},
+      {"train", {"core", "kernels", "layers", "models", "checkpoint", "data", "losses", "optim", "distributed", "inference"}},
+      {"cli", {"core", "kernels", "layers", "models", "checkpoint", "data", "losses", "optim", "distributed", "inference", "train"}},
+  };
+  const std::filesystem::path root = CONVNET_INCLUDE_DIR;
+  const std::regex include(R"re(#include "([^"]+)")re");
+  std::vector<std::string> wrong;
+  int arrows = 0;
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(root)) {
+    if (entry.path().extension() != ".hpp") continue;
+    const std::filesystem::path rel = std::filesystem::relative(entry.path(), root);
+    const std::string name = rel.generic_string();
+    if (name == "convnet.hpp" || name == "checkpoint.hpp") continue;  // umbrellas: they only include
+    const std::string folder = rel.has_parent_path() ? rel.begin()->string() : "core";
+    ASSERT_TRUE(allowed.count(folder)) << "a folder the floors do not know: " << folder;
+    std::ifstream in(entry.path());
+    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    for (std::sregex_iterator m(text.begin(), text.end(), include), end; m != end; ++m) {
+      const std::filesystem::path target = (rel.parent_path() / (*m)[1].str()).lexically_normal();
+      const std::string to = target.has_parent_path() ? target.begin()->string() : "core";
+      ++arrows;
+      if (to != folder && !allowed.at(folder).count(to)) wrong.push_back(name + " includes " + target.generic_string());
+    }
+  }
+  EXPECT_GT(arrows, 100);  // the headers were found and read
+  std::ostringstream list;
+  for (const auto& w : wrong) list << w << "\n";
+  EXPECT_TRUE(wrong.empty()) << list.str();
 }
 
 }  // namespace

@@ -304,8 +304,8 @@ TEST(Preparation, StatisticsRoundTripThroughACheckpointAndHostileEntriesAreRefus
                            .augment("crop,flip,pca").mean(MeanKind::Image).statistics_sample(25).seed(2);
   const Preparation prep = Preparation::compute(data, options);
   Checkpoint c;
-  prep.write(c);
-  const Preparation back = Preparation::read(Checkpoint::parse(c.serialize()));
+  prep.save(c);
+  const Preparation back = Preparation::loaded(Checkpoint::parse(c.serialize()));
   EXPECT_EQ(back.str(), prep.str());
   EXPECT_EQ(back.channel_stats().stddev, prep.channel_stats().stddev);
   ASSERT_TRUE(back.pca().has_value());
@@ -324,7 +324,7 @@ TEST(Preparation, StatisticsRoundTripThroughACheckpointAndHostileEntriesAreRefus
     Checkpoint bad = Checkpoint::parse(c.serialize());
     spoil(bad);
     try {
-      Preparation::read(bad);
+      Preparation::loaded(bad);
     } catch (const CheckpointError& e) {
       return std::string(e.what());
     }

@@ -602,14 +602,23 @@ TEST(Objective, BackwardThroughANetworkWithATap) {
   EXPECT_GT(std::abs(net.parameters()[0].grad[0] - analytic[0][0]), 1e-9);
 }
 
-TEST(Objective, TrainStepRefusesAnEmbeddingLossOnTheLogits) {
+// A loss on the embedding as a one-term objective reads the layer it names; a network without that
+// layer is told so, before any update.
+TEST(Objective, AnEmbeddingLossNeedsTheLayerItReads) {
   Sequential<float> net;
   net.add<Dense<float>>("fc", DenseOptions(4, 3));
   Sgd<float> sgd(net.parameters(), SgdOptions(0.1));
   TripletLoss<float> triplet;
+  Objective<float> objective(triplet);
   Tensor<float> x(2, 4, 1, 1);
   x.setZero();
-  EXPECT_THROW(train_step(net, triplet, sgd, x, {0, 1}), std::invalid_argument);
+  try {
+    train_step(net, objective, sgd, x, {0, 1});
+    FAIL();
+  } catch (const LookupError& e) {
+    EXPECT_NE(std::string(e.what()).find("relu7"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(sgd.steps(), 0u);
 }
 
 }  // namespace

@@ -342,6 +342,7 @@ TEST(Sequential, TheReadmesHandBuiltNetworkLearns) {
   net.add<Dense<float>>("fc", DenseOptions(32 * 16 * 16, 10));
 
   SoftmaxCrossEntropy<float> loss;
+  Objective<float> objective(loss);
   Sgd<float> sgd(net.parameters(), SgdOptions(0.01).momentum(0.9).weight_decay(5e-4));
 
   const Index n = 40;
@@ -359,9 +360,9 @@ TEST(Sequential, TheReadmesHandBuiltNetworkLearns) {
           images(i, c, y, x) = static_cast<float>((inside ? 1.0 : 0.0) + rng.uniform(-0.2, 0.2));
         }
   }
-  const double first = train_step(net, loss, sgd, images, labels).loss;
+  const double first = train_step(net, objective, sgd, images, labels).loss;
   double last = first;
-  for (int step = 0; step < 30; ++step) last = train_step(net, loss, sgd, images, labels).loss;
+  for (int step = 0; step < 30; ++step) last = train_step(net, objective, sgd, images, labels).loss;
   EXPECT_NEAR(first, std::log(10.0), 0.5);  // small random weights: close to chance at the start
   EXPECT_LT(last, 0.25 * first) << "first " << first << ", last " << last;
   EXPECT_EQ(evaluate(net, images, labels).top1_accuracy(), 1.0);

@@ -158,9 +158,10 @@ TEST(Schedules, TrainStepAppliesScheduledRateAndMomentum) {
   Sgd<float> sgd(net.parameters(), SgdOptions(1.0).momentum(0.5));
   OneCycleLR schedule(OneCycleLROptions(0.02, 10));
   SoftmaxCrossEntropy<float> loss;
+  Objective<float> objective(loss);
   Tensor<float> images(2, 3, 32, 32);
   images.setRandom();
-  train_step(net, loss, sgd, images, {1, 2}, &schedule);
+  train_step(net, objective, sgd, images, {1, 2}, &schedule);
   EXPECT_NEAR(sgd.learning_rate(), 0.02 / 25, 1e-15);
   EXPECT_NEAR(sgd.options().momentum(), 0.95, 1e-15);
   EXPECT_EQ(schedule.state(), std::vector<double>{1.0});
@@ -196,7 +197,7 @@ TEST(WeightAverage, UpdatesByHandSwapsAndRoundTrips) {
   Checkpoint c;
   average.save(c);
   WeightAverage<double> back(net, WeightAverageOptions().decay(0.9));
-  back.restore(c);
+  back.load(c);
   EXPECT_EQ(back.updates(), 2u);
   back.swap();
   EXPECT_DOUBLE_EQ(params[0].value[0], 5.25);
@@ -205,7 +206,7 @@ TEST(WeightAverage, UpdatesByHandSwapsAndRoundTrips) {
   Sequential<double> other;
   other.add<Dense<double>>("fc", DenseOptions(2, 1));
   WeightAverage<double> mismatched(other, WeightAverageOptions());
-  EXPECT_THROW(mismatched.restore(c), CheckpointError);
+  EXPECT_THROW(mismatched.load(c), CheckpointError);
 }
 
 }  // namespace

@@ -62,8 +62,9 @@ using convnet::testing::tiny_config;
 
 double overfit(Optimizer<float>& optimizer, Sequential<float>& net, const TinyData& data, int max_steps) {
   SoftmaxCrossEntropy<float> loss;
+  Objective<float> objective(loss);
   for (int step = 0; step < max_steps; ++step) {
-    train_step(net, loss, optimizer, data.images, data.labels);
+    train_step(net, objective, optimizer, data.images, data.labels);
     if (step % 10 == 9 && evaluate(net, data.images, data.labels).top1_accuracy() == 1.0) break;
   }
   return evaluate(net, data.images, data.labels).top1_accuracy();
@@ -99,8 +100,9 @@ TEST(Training, NonFiniteLossStopsWithTheStep) {
   for (auto& p : net.parameters()) p.values().setConstant(std::nanf(""));
   Sgd<float> sgd(net.parameters());
   SoftmaxCrossEntropy<float> loss;
+  Objective<float> objective(loss);
   try {
-    train_step(net, loss, sgd, data.images, data.labels);
+    train_step(net, objective, sgd, data.images, data.labels);
     FAIL();
   } catch (const NonFiniteLossError& e) {
     EXPECT_NE(std::string(e.what()).find("step 1"), std::string::npos) << e.what();
@@ -113,10 +115,11 @@ TEST(Training, AHugeLearningRateIsCaughtAtTheStepAndLayerWhereItBreaks) {
   TinyData data(16, 2);
   Sgd<float> sgd(net.parameters(), SgdOptions(1e12).momentum(0));
   SoftmaxCrossEntropy<float> loss;
+  Objective<float> objective(loss);
   std::string message;
   int steps = 0;
   try {
-    for (; steps < 20; ++steps) train_step(net, loss, sgd, data.images, data.labels);
+    for (; steps < 20; ++steps) train_step(net, objective, sgd, data.images, data.labels);
   } catch (const NonFiniteLossError& e) {
     message = e.what();
   }
@@ -194,7 +197,10 @@ TEST(Trainer, WritesLastAndBestAndLearns) {
   EXPECT_LT(trainer.history().back().train_loss, trainer.history().front().train_loss);
   const Checkpoint last = Checkpoint::load(trainer.last_path());
   EXPECT_EQ(last.u64s("trainer/position"), (std::vector<std::uint64_t>{3, 0}));
-  EXPECT_EQ(last.f64s("trainer/history").size(), 21u);
+  // The history by field, a value an epoch (train/history.hpp).
+  EXPECT_EQ(last.f64s("trainer/history/epoch"), (std::vector<double>{1, 2, 3}));
+  EXPECT_EQ(last.f64s("trainer/history/train_loss").size(), 3u);
+  EXPECT_DOUBLE_EQ(last.f64s("trainer/history/val_accuracy")[1], trainer.history()[1].val_accuracy);
   // best.ckpt holds the epoch with the highest validation accuracy (the first of equals).
   std::size_t best = 0;
   for (std::size_t i = 1; i < 3; ++i) {

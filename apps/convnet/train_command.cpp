@@ -42,7 +42,7 @@ int fit(const TrainSettings& s, const cli::OptionTable& table, const Checkpoint*
   Objective<float> objective = cli::objective_of(s);
   // Statistics once: computed on the first run, read back from the checkpoint on a resumed one.
   const Preparation prep = resume && resume->contains("data/preparation")
-                               ? Preparation::read(*resume)
+                               ? Preparation::loaded(*resume)
                                : Preparation::compute(data->train(), cli::preparation_of(s, config, data->spec().in_memory()));
   LoaderOptions train_options = LoaderOptions().batch_size(s.batch_size).workers(static_cast<int>(s.workers)).seed(seed);
   DataLoader train_loader(data->train(), prep.train_pipeline(), train_options.skip_unreadable(true));
@@ -70,7 +70,7 @@ int fit(const TrainSettings& s, const cli::OptionTable& table, const Checkpoint*
   Trainer<float> trainer(net, objective, *optimizer, schedule.get(), options);
   CheckpointNotes notes;  // what the predictor and a resumed run need
   notes.text("config", config.str()).text("trainer/options", table.record()).text("trainer/loss", objective.describe())
-      .writer([&prep](Checkpoint& c) { prep.write(c); })
+      .writer([&prep](Checkpoint& c) { prep.save(c); })
       .lines("data/classes", data->class_names());
   auto progress_options = ProgressOptions().terminal(::isatty(STDERR_FILENO));
   if (s.progress_every > 0) progress_options.every_batches(s.progress_every);

@@ -56,7 +56,7 @@
 #include "optim/schedules.hpp"
 #include "optim/sgd.hpp"
 #include "parameter.hpp"
-#include "plot.hpp"
+#include "inference/plot.hpp"
 #include "random.hpp"
 #include "stop_signals.hpp"
 #include "tensor.hpp"

@@ -4,7 +4,7 @@
 //   DataLoader loader(train_set, pipeline, LoaderOptions().batch_size(128).workers(1).seed(7));
 //   for (std::uint64_t epoch = 0; epoch < epochs; ++epoch) {
 //     loader.start_epoch(epoch);
-//     while (const Batch* batch = loader.next()) train_step(net, loss, sgd, batch->images, batch->labels);
+//     while (const Batch* batch = loader.next()) train_step(net, objective, sgd, batch->images, batch->labels);
 //   }
 //
 // Determinism: the order of epoch e is a shuffle drawn from (seed, e), and the
@@ -33,6 +33,7 @@
 #include <string>
 #include <thread>
 #include <utility>
+#include <type_traits>
 #include <vector>
 
 #include "../errors.hpp"
@@ -345,5 +346,18 @@ class DataLoader {
   mutable std::mutex skip_mutex_;
   std::string first_skip_reason_;
 };
+
+/// A batch's pictures as T: the loader's own float tensor, or `converted` (double gradient checks
+/// and tests train in double). The one place a batch changes type: the training step, evaluation
+/// and embeddings all take their input through it.
+template <class T>
+const Tensor<T>& batch_images(const Batch& batch, Tensor<T>& converted) {
+  if constexpr (std::is_same<T, float>::value) {
+    return batch.images;
+  } else {
+    converted = batch.images.template cast<T>();
+    return converted;
+  }
+}
 
 }  // namespace convnet

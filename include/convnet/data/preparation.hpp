@@ -24,7 +24,7 @@
 //   PreparationOptions options = PreparationOptions().kind(PreparationKind::Paper).input_size(227);
 //   const Preparation prep = Preparation::compute(train_set, options);  // statistics on a sample
 //   DataLoader loader(train_set, prep.train_pipeline(), ...);
-//   prep.write(checkpoint);  ...  Preparation::read(checkpoint).views(picture, EvalViews::TenCrop);
+//   prep.save(checkpoint);  ...  Preparation::loaded(checkpoint).views(picture, EvalViews::TenCrop);
 #pragma once
 
 #include <algorithm>
@@ -281,38 +281,45 @@ class Preparation {
     return out.str();
   }
 
-  /// Writes the description and statistics as entries "data/..." of a checkpoint.
-  void write(Checkpoint& c) const {
-    c.set_text("data/preparation", str());
-    c.set_f64s("data/mean", stats_.mean);
-    c.set_f64s("data/std", stats_.stddev);
+  /// The description and statistics in a checkpoint, as entries under `prefix` (the one save/load
+  /// pair, checkpoint/state.hpp).
+  void save(Checkpoint& c, const std::string& prefix = "data/") const {
+    c.set_text(prefix + "preparation", str());
+    c.set_f64s(prefix + "mean", stats_.mean);
+    c.set_f64s(prefix + "std", stats_.stddev);
     if (pca_) {
       std::vector<double> v(pca_->values.data(), pca_->values.data() + 3);
       v.insert(v.end(), pca_->vectors.data(), pca_->vectors.data() + 9);
-      c.set_f64s("data/pca", v);
+      c.set_f64s(prefix + "pca", v);
     }
     if (mean_ == MeanKind::Image) {
-      c.set_tensor("data/mean_image", {mean_image_.channels, mean_image_.height, mean_image_.width},
+      c.set_tensor(prefix + "mean_image", {mean_image_.channels, mean_image_.height, mean_image_.width},
                    mean_image_.pixels.data());
     }
   }
 
-  /// Reads what write() stored, every field bounded and checked against the others. A checkpoint
-  /// from before "data/preparation" existed reads as the small pipeline of `input_size` with its
-  /// per-channel statistics (or pixels scaled to [0, 1] without them).
-  static Preparation read(const Checkpoint& c, Index input_size = 32, Index channels = 3) {
+  /// Takes back what save() wrote, every field bounded and checked against the others before this
+  /// preparation changes. A checkpoint from before prefix + "preparation" existed reads as the small
+  /// pipeline of this preparation's input size and channels.
+  void load(const Checkpoint& c, const std::string& prefix = "data/") { *this = loaded(c, input_size_, channels_, prefix); }
+
+  /// The preparation a checkpoint holds (what load() reads), for a program that has none yet. A
+  /// checkpoint from before prefix + "preparation" existed reads as the small pipeline of `input_size`
+  /// with its per-channel statistics (or pixels scaled to [0, 1] without them).
+  static Preparation loaded(const Checkpoint& c, Index input_size = 32, Index channels = 3,
+                            const std::string& prefix = "data/") {
     PreparationOptions options = PreparationOptions().input_size(input_size).channels(channels);
-    if (c.contains("data/preparation")) options = parse(c.text("data/preparation"), c.source());
+    if (c.contains(prefix + "preparation")) options = parse(c.text(prefix + "preparation"), c.source());
     Preparation p = [&] {
       try {
         return Preparation(options);
       } catch (const std::invalid_argument& e) {
-        throw CheckpointError(c.source() + ": data/preparation: " + e.what());
+        throw CheckpointError(c.source() + ": " + prefix + "preparation: " + e.what());
       }
     }();
     p.stats_ = ChannelStats{std::vector<double>(static_cast<std::size_t>(p.channels_), 0.0),
                             std::vector<double>(static_cast<std::size_t>(p.channels_), 255.0)};
-    if (c.contains("data/mean")) p.stats_ = ChannelStats{c.f64s("data/mean"), c.f64s("data/std")};
+    if (c.contains(prefix + "mean")) p.stats_ = ChannelStats{c.f64s(prefix + "mean"), c.f64s(prefix + "std")};
     auto bad = [&](const std::string& what) { return CheckpointError(c.source() + ": " + what); };
     if (p.stats_.mean.size() != static_cast<std::size_t>(p.channels_) || p.stats_.stddev.size() != p.stats_.mean.size()) {
       throw bad(detail::concat("data/mean and data/std must hold ", p.channels_, " values each"));
@@ -323,8 +330,8 @@ class Preparation {
       }
     }
     if (p.pca_wanted_) {
-      if (!c.contains("data/pca") || c.f64s("data/pca").size() != 12) throw bad("pca augmentation without its 12 data/pca values");
-      const auto& v = c.f64s("data/pca");
+      if (!c.contains(prefix + "pca") || c.f64s(prefix + "pca").size() != 12) throw bad("pca augmentation without its 12 data/pca values");
+      const auto& v = c.f64s(prefix + "pca");
       for (double x : v) {
         if (!std::isfinite(x)) throw bad("data/pca holds a value that is not finite");
       }
@@ -335,8 +342,8 @@ class Preparation {
     }
     if (p.mean_ == MeanKind::Image) {
       std::vector<Index> shape;
-      if (!c.contains("data/mean_image")) throw bad("mean=image without data/mean_image");
-      std::vector<float> values = c.tensor<float>("data/mean_image", &shape);
+      if (!c.contains(prefix + "mean_image")) throw bad("mean=image without data/mean_image");
+      std::vector<float> values = c.tensor<float>(prefix + "mean_image", &shape);
       const std::vector<Index> expected{p.channels_, p.resize_, p.resize_};
       if (shape != expected) {
         throw bad(detail::concat("data/mean_image must be ", p.channels_, "x", p.resize_, "x", p.resize_));

@@ -27,7 +27,7 @@
 #include <utility>
 #include <vector>
 
-#include "../checkpoint.hpp"
+#include "../checkpoint/format.hpp"
 #include "../data/dataset.hpp"
 #include "../data/image.hpp"
 #include "../data/preparation.hpp"
@@ -101,7 +101,7 @@ class Classifier {
   }
 
   /// A checkpoint written by the trainer (or tools/export_pytorch.py): its 'config' entry says which
-  /// AlexNet it holds; the 'data/...' entries how pictures were prepared (Preparation::read; without
+  /// AlexNet it holds; the 'data/...' entries how pictures were prepared (Preparation::loaded; without
   /// them: pixels scaled to [0, 1]) and 'data/classes' the class names (without: numbered).
   static Classifier load(const std::string& path) { return from_checkpoint(Checkpoint::load(path)); }
 
@@ -116,7 +116,7 @@ class Classifier {
     } catch (const std::invalid_argument& e) {
       throw CheckpointError(c.source() + ": " + e.what());
     }
-    Preparation preparation = Preparation::read(c, config.input_size(), config.input_channels());
+    Preparation preparation = Preparation::loaded(c, config.input_size(), config.input_channels());
     if (preparation.input_size() != config.input_size() || preparation.channels() != config.input_channels()) {
       throw CheckpointError(detail::concat(c.source(), ": data/preparation makes ", preparation.channels(), "x",
                                            preparation.input_size(), "x", preparation.input_size(),
@@ -124,7 +124,7 @@ class Classifier {
                                            config.input_size(), "x", config.input_size()));
     }
     Sequential<float> net = make_alexnet<float>(config);
-    restore_training_state(c, net);
+    net.load(c);
     std::vector<std::string> names;
     std::istringstream lines(c.contains("data/classes") ? c.text("data/classes") : "");
     for (std::string line; std::getline(lines, line);) {

@@ -57,18 +57,13 @@ EmbeddingSet embed(Sequential<T>& net, DataLoader& loader, const std::string& la
   Index dim = 0, batches = 0;
   try {
     const Layer<T>& tap = net.layer(layer);
+    Tensor<T> input;  // the batch as T when T is not float
     while (batches < max_batches) {
       const Batch* batch = loader.next();
       if (!batch) break;
       ++batches;
       if (batch->count() == 0) continue;
-      Tensor<T> input;
-      if constexpr (std::is_same<T, float>::value) {
-        net.forward(batch->images);
-      } else {
-        input = batch->images.template cast<T>();
-        net.forward(input);
-      }
+      net.forward(batch_images(*batch, input));
       const Tensor<T>& out = tap.output();
       const Index per = out.size() / out.dimension(0);
       if (dim != 0 && per != dim) throw StateError("embed: the embedding changed size between batches");

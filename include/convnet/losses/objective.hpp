@@ -37,6 +37,13 @@ template <class T>
 class Objective {
  public:
   explicit Objective(std::string embedding_layer = "relu7") : embedding_layer_(std::move(embedding_layer)) {}
+  /// A single loss as a one-term objective (weight 1), the loss borrowed: it must outlive the
+  /// objective. What a step minimises is always an Objective; this is how a plain loss becomes one.
+  explicit Objective(Loss<T>& loss, std::string embedding_layer = "relu7") : embedding_layer_(std::move(embedding_layer)) {
+    terms_.push_back({nullptr, &loss, 1.0, 0.0});
+  }
+  Objective(Objective&&) = default;
+  Objective& operator=(Objective&&) = default;
 
   /// Adds `weight` x `loss` to the sum.
   void add(std::unique_ptr<Loss<T>> loss, double weight = 1.0) {
@@ -45,7 +52,8 @@ class Objective {
       throw ArgumentError(detail::concat("Objective: the weight of ", loss->type_name(),
                                                  " must be finite and >= 0, got ", weight));
     }
-    terms_.push_back({std::move(loss), weight, 0.0});
+    Loss<T>* borrowed = loss.get();
+    terms_.push_back({std::move(loss), borrowed, weight, 0.0});
   }
 
   std::size_t size() const { return terms_.size(); }
@@ -130,7 +138,8 @@ class Objective {
 
  private:
   struct Term {
-    std::unique_ptr<Loss<T>> loss;
+    std::unique_ptr<Loss<T>> owned;  ///< null when the loss is borrowed (Objective(Loss&))
+    Loss<T>* loss;
     double weight;
     double value;
   };

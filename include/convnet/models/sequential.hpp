@@ -21,7 +21,9 @@
 #include <vector>
 
 #include "../errors.hpp"
+#include "../checkpoint/format.hpp"
 #include "../layer.hpp"
+#include "network_state.hpp"
 
 namespace convnet {
 
@@ -173,6 +175,15 @@ class Sequential {
     }
     return all;
   }
+
+  /// The network in a checkpoint: its structure, parameters, buffers and random states under
+  /// `prefix` (models/network_state.hpp has the keys). The one save/load pair (checkpoint/state.hpp).
+  void save(Checkpoint& c, const std::string& prefix = "") const {
+    save_network(c, const_cast<Sequential&>(*this), prefix);  // reads only: parameters() hands out views
+  }
+  /// Takes back what save() wrote; everything is checked against this network first, and on a
+  /// mismatch (a CheckpointError naming it) nothing has changed.
+  void load(const Checkpoint& c, const std::string& prefix = "") { load_network(c, *this, prefix); }
 
   Index parameter_count() {
     Index n = 0;

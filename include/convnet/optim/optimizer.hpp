@@ -8,12 +8,14 @@
 // of any one parameter by name.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "../checkpoint/format.hpp"
 #include "../errors.hpp"
 #include "../parameter.hpp"
 
@@ -74,6 +76,38 @@ class Optimizer {
     throw ArgumentError(type_name() + ": no parameter named '" + name + "'");
   }
   double weight_decay_of(std::size_t i) const { return decay_.at(i); }
+
+  /// The optimizer in a checkpoint: its type, step count and buffers under `prefix` (the one
+  /// save/load pair, checkpoint/state.hpp).
+  void save(Checkpoint& c, const std::string& prefix = "optimizer/") const {
+    c.set_text(prefix + "type", type_name());
+    c.set_u64s(prefix + "steps", {steps_});
+    for (const auto& b : const_cast<Optimizer&>(*this).state()) c.set_tensor<T>(prefix + b.name, {b.size}, b.data);
+  }
+  /// Takes back what save() wrote, checked against this optimizer's type and buffer sizes first.
+  void load(const Checkpoint& c, const std::string& prefix = "optimizer/") {
+    const std::string where = c.source();
+    if (!c.contains(prefix + "type")) throw CheckpointError(where + ": holds no optimizer state");
+    if (c.text(prefix + "type") != type_name()) {
+      throw CheckpointError(where + ": optimizer state is for " + c.text(prefix + "type") + ", not " + type_name());
+    }
+    const std::vector<StateBuffer<T>> buffers = state();
+    std::vector<std::vector<T>> values;
+    for (const auto& b : buffers) {
+      const std::string key = prefix + b.name;
+      if (!c.contains(key)) throw CheckpointError(where + ": optimizer buffer " + b.name + " is missing");
+      values.push_back(c.tensor<T>(key));
+      if (static_cast<Index>(values.back().size()) != b.size) {
+        throw CheckpointError(detail::concat(where, ": optimizer buffer ", b.name, " has ", values.back().size(),
+                                             " values, expected ", b.size));
+      }
+    }
+    if (!c.contains(prefix + "steps") || c.u64s(prefix + "steps").size() != 1) {
+      throw CheckpointError(where + ": " + prefix + "steps is missing or malformed");
+    }
+    for (std::size_t i = 0; i < buffers.size(); ++i) std::copy(values[i].begin(), values[i].end(), buffers[i].data);
+    steps_ = c.u64s(prefix + "steps")[0];
+  }
 
   const std::vector<Parameter<T>>& parameters() const { return parameters_; }
   void zero_grad() {

@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "../checkpoint/format.hpp"
 #include "../errors.hpp"
 
 namespace convnet {
@@ -34,6 +35,28 @@ class LrSchedule {
   /// Everything that decides future rates, for checkpoints.
   virtual std::vector<double> state() const = 0;
   virtual void set_state(const std::vector<double>& state) = 0;
+
+  /// The schedule in a checkpoint under `prefix` (the one save/load pair, checkpoint/state.hpp):
+  /// describe() names it, so a run resumed with other settings is refused.
+  void save(Checkpoint& c, const std::string& prefix = "schedule/") const {
+    c.set_text(prefix + "type", describe());
+    c.set_f64s(prefix + "state", state());
+  }
+  /// Takes back what save() wrote; set_state checks everything before it assigns anything.
+  void load(const Checkpoint& c, const std::string& prefix = "schedule/") {
+    const std::string where = c.source();
+    if (!c.contains(prefix + "state")) throw CheckpointError(where + ": holds no schedule state");
+    if (!c.contains(prefix + "type") || c.text(prefix + "type") != describe()) {
+      throw CheckpointError(where + ": schedule state is for " +
+                            (c.contains(prefix + "type") ? c.text(prefix + "type") : "(no schedule)") + ", not " + describe());
+    }
+    if (c.f64s(prefix + "state").size() != state().size()) throw CheckpointError(where + ": schedule state has the wrong length");
+    try {
+      set_state(c.f64s(prefix + "state"));
+    } catch (const ArgumentError& e) {
+      throw CheckpointError(where + ": " + e.what());
+    }
+  }
 
  protected:
   void check_state(const std::vector<double>& s, std::size_t expected) const {

@@ -15,7 +15,7 @@
 // model normalises with statistics that match its weights.
 //
 // Checkpoints: save() writes average/param/<name>, average/buffer/<name> and
-// average/updates; restore() checks every shape before it changes anything.
+// average/updates; load() checks every shape before it changes anything.
 #pragma once
 
 #include <algorithm>
@@ -88,26 +88,27 @@ class WeightAverage {
     WeightAverage& a_;
   };
 
-  void save(Checkpoint& c) const {
-    for (const auto& t : tensors_) c.set_tensor<T>("average/" + t.key, t.shape, t.average.data());
-    c.set_u64s("average/updates", {updates_});
+  /// The average in a checkpoint under `prefix` (the one save/load pair, checkpoint/state.hpp).
+  void save(Checkpoint& c, const std::string& prefix = "average/") const {
+    for (const auto& t : tensors_) c.set_tensor<T>(prefix + t.key, t.shape, t.average.data());
+    c.set_u64s(prefix + "updates", {updates_});
   }
 
-  /// Restores what save() wrote; everything is checked first (a CheckpointError names what is wrong).
-  void restore(const Checkpoint& c) {
+  /// Takes back what save() wrote; everything is checked first (a CheckpointError names what is wrong).
+  void load(const Checkpoint& c, const std::string& prefix = "average/") {
     std::vector<std::vector<T>> values;
     for (const auto& t : tensors_) {
-      const std::string key = "average/" + t.key;
+      const std::string key = prefix + t.key;
       if (!c.contains(key)) throw CheckpointError(c.source() + ": the weight average's " + t.key + " is missing");
       std::vector<Index> shape;
       values.push_back(c.tensor<T>(key, &shape));
       if (shape != t.shape) throw CheckpointError(c.source() + ": the weight average's " + t.key + " has another shape");
     }
-    if (!c.contains("average/updates") || c.u64s("average/updates").size() != 1) {
-      throw CheckpointError(c.source() + ": average/updates is missing or malformed");
+    if (!c.contains(prefix + "updates") || c.u64s(prefix + "updates").size() != 1) {
+      throw CheckpointError(c.source() + ": " + prefix + "updates is missing or malformed");
     }
     for (std::size_t i = 0; i < tensors_.size(); ++i) tensors_[i].average = std::move(values[i]);
-    updates_ = c.u64s("average/updates")[0];
+    updates_ = c.u64s(prefix + "updates")[0];
   }
 
  private:

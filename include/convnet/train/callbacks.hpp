@@ -25,7 +25,7 @@
 
 #include "../errors.hpp"
 #include "../metrics.hpp"
-#include "../plot.hpp"
+#include "../inference/plot.hpp"
 #include "trainer.hpp"
 
 namespace convnet {

@@ -7,6 +7,7 @@
 
 #include "../checkpoint/format.hpp"
 #include "../errors.hpp"
+#include "history.hpp"
 
 namespace convnet {
 
@@ -15,7 +16,7 @@ namespace convnet {
 /// before the first epoch has ended. Throws DataError naming the missing file.
 inline void ensure_best_checkpoint(const std::string& out, const std::string& resume_path, const Checkpoint& resume) {
   namespace fs = std::filesystem;
-  const bool any_epoch_done = resume.contains("trainer/history") && !resume.f64s("trainer/history").empty();
+  const bool any_epoch_done = stored_epochs(resume) > 0;
   const fs::path best = fs::path(out) / "best.ckpt", beside = fs::path(resume_path).parent_path() / "best.ckpt";
   std::error_code ec;
   if (!any_epoch_done || fs::exists(best, ec)) return;

@@ -52,65 +52,36 @@ struct StepResult {
   Index correct = 0;  ///< top-1 hits in the batch (before the update)
 };
 
-namespace detail {
-/// The step around a loss: schedule, forward, `loss_value(logits)` (checked
-/// for NaN and infinity), `backpropagate()`, the reducer's sums when there is
-/// one, update.
-template <class T, class Value, class Backward>
-StepResult train_step_with(Sequential<T>& net, Optimizer<T>& optimizer, const Tensor<T>& images,
-                           const std::vector<int>& labels, LrSchedule* schedule, GradientReducer<T>* reducer,
-                           const Value& loss_value, const Backward& backpropagate) {
+
+/// One optimisation step on a batch: forward, the objective (a weighted sum of losses, some of
+/// which may read an inner layer's output; a single loss is Objective(loss)), backward, update.
+/// With a schedule, its rate (and momentum, for one-cycle) is used for this step and it advances by
+/// one step afterwards. With a reducer (data-parallel training; begun by the caller, observing the
+/// network's backward), the gradients are summed over the processes before the update.
+template <class T>
+StepResult train_step(Sequential<T>& net, Objective<T>& objective, Optimizer<T>& optimizer, const Tensor<T>& images,
+                      const std::vector<int>& labels, LrSchedule* schedule = nullptr,
+                      GradientReducer<T>* reducer = nullptr) {
   if (schedule) {
     optimizer.set_learning_rate(schedule->learning_rate());
     if (const auto momentum = schedule->momentum()) optimizer.set_momentum(*momentum);
   }
   optimizer.zero_grad();
   const Tensor<T>& logits = net.forward(images);
-  const T value = loss_value(logits);
+  const T value = objective.forward(net, labels);
   if (!std::isfinite(value)) {
-    throw NonFiniteLossError(concat("training stopped: the loss became ", value, " at optimizer step ",
-                                    optimizer.steps() + 1, " (learning rate ", optimizer.learning_rate(), "); ",
-                                    first_non_finite(net, images)));
+    throw NonFiniteLossError(detail::concat("training stopped: the loss became ", value, " at optimizer step ",
+                                            optimizer.steps() + 1, " (learning rate ", optimizer.learning_rate(),
+                                            "); ", detail::first_non_finite(net, images)));
   }
   StepResult result{static_cast<double>(value), top_k_correct(logits, labels, 1)};
-  backpropagate();
+  objective.backward(net);
   if (reducer) reducer->finish();
   optimizer.step();
   if (schedule) schedule->step();
   return result;
 }
-}  // namespace detail
 
-/// One optimisation step on a batch with a loss on the logits. With a
-/// schedule, its rate (and momentum, for one-cycle) is used for this step and
-/// it advances by one step afterwards. With a reducer (data-parallel training;
-/// begun by the caller, observing the network's backward), the gradients are
-/// summed over the processes before the update.
-template <class T>
-StepResult train_step(Sequential<T>& net, Loss<T>& loss, Optimizer<T>& optimizer, const Tensor<T>& images,
-                      const std::vector<int>& labels, LrSchedule* schedule = nullptr,
-                      GradientReducer<T>* reducer = nullptr) {
-  if (loss.input() != LossInput::Logits) {
-    throw ArgumentError("train_step: " + loss.type_name() +
-                                " reads an embedding, not the logits; wrap it in an Objective");
-  }
-  return detail::train_step_with(
-      net, optimizer, images, labels, schedule, reducer,
-      [&](const Tensor<T>& logits) { return loss.forward(logits, labels); },
-      [&] { net.backward(loss.backward()); });
-}
-
-/// One optimisation step on a batch with a weighted sum of losses (some may
-/// read an inner layer's output; objective.hpp).
-template <class T>
-StepResult train_step(Sequential<T>& net, Objective<T>& objective, Optimizer<T>& optimizer, const Tensor<T>& images,
-                      const std::vector<int>& labels, LrSchedule* schedule = nullptr,
-                      GradientReducer<T>* reducer = nullptr) {
-  return detail::train_step_with(
-      net, optimizer, images, labels, schedule, reducer,
-      [&](const Tensor<T>&) { return objective.forward(net, labels); },
-      [&] { objective.backward(net); });
-}
 
 namespace detail {
 /// Evaluation mode for as long as it lives; the network's own mode back on every path, exceptions included.
@@ -171,14 +142,7 @@ ClassificationMetrics evaluate_loader(Sequential<T>& net, DataLoader& loader, Co
   while (const Batch* batch = (stop() || (max_batches && done >= *max_batches)) ? nullptr : loader.next()) {
     ++done;
     if (batch->count() == 0) continue;  // a data-parallel slice of a batch smaller than the processes
-    const Tensor<T>* input;
-    if constexpr (std::is_same<T, float>::value) {
-      input = &batch->images;
-    } else {
-      converted = batch->images.template cast<T>();
-      input = &converted;
-    }
-    const Tensor<T>& logits = net.forward(*input);
+    const Tensor<T>& logits = net.forward(batch_images(*batch, converted));
     metrics.add(static_cast<double>(value(logits, batch->labels)), logits, batch->labels);
     if (confusion) confusion->add(logits, batch->labels);
   }
@@ -187,17 +151,16 @@ ClassificationMetrics evaluate_loader(Sequential<T>& net, DataLoader& loader, Co
 }  // namespace detail
 
 namespace detail {
-/// evaluate() with the loss chosen as the trainer chooses it: the objective's when given, else
-/// `loss` (on the logits) when given, else the cross-entropy; stops early once `stop()` is true.
+/// evaluate() with the objective's value as the loss (the cross-entropy without one); stops early
+/// once `stop()` is true.
 template <class T, class Stop = NeverStop>
 ClassificationMetrics evaluate_with(Sequential<T>& net, DataLoader& loader, ConfusionMatrix* confusion,
-                                    std::optional<Index> max_batches, Objective<T>* objective, Loss<T>* loss,
+                                    std::optional<Index> max_batches, Objective<T>* objective,
                                     const Stop& stop = Stop()) {
   SoftmaxCrossEntropy<T> cross_entropy;
   return evaluate_loader(net, loader, confusion, max_batches,
                          [&](const Tensor<T>& logits, const std::vector<int>& labels) {
-                           if (objective) return objective->forward(net, labels);
-                           return loss ? loss->forward(logits, labels) : cross_entropy.forward(logits, labels);
+                           return objective ? objective->forward(net, labels) : cross_entropy.forward(logits, labels);
                          },
                          stop);
 }
@@ -206,18 +169,11 @@ ClassificationMetrics evaluate_with(Sequential<T>& net, DataLoader& loader, Conf
 /// Loss, top-1 and top-5 over the batches of an epoch of `loader` (call
 /// start_epoch first; at most `max_batches` of them when that is given),
 /// in evaluation mode; fills `confusion` when given. The loss is the
-/// objective's when one is given, else the cross-entropy.
+/// objective's when one is given (a single loss: Objective(loss)), else the cross-entropy.
 template <class T>
 ClassificationMetrics evaluate(Sequential<T>& net, DataLoader& loader, ConfusionMatrix* confusion = nullptr,
                                std::optional<Index> max_batches = std::nullopt, Objective<T>* objective = nullptr) {
-  return detail::evaluate_with<T>(net, loader, confusion, max_batches, objective, nullptr);
-}
-
-/// The same with `loss` (a loss on the logits) as the loss.
-template <class T>
-ClassificationMetrics evaluate(Sequential<T>& net, DataLoader& loader, ConfusionMatrix* confusion,
-                               std::optional<Index> max_batches, Loss<T>* loss) {
-  return detail::evaluate_with<T>(net, loader, confusion, max_batches, nullptr, loss);
+  return detail::evaluate_with<T>(net, loader, confusion, max_batches, objective);
 }
 
 }  // namespace convnet

@@ -15,10 +15,11 @@
 // a callback's on_checkpoint adds the program's own entries (configuration,
 // data statistics, class names) to every checkpoint the trainer writes.
 //
-// Checkpoints hold save_training_state() plus:
+// Checkpoints (Trainer::save / Trainer::load, the one pair) hold save_training_state() plus:
 //   trainer/position  u64s  {epoch, batch}: the next batch to train (0-based)
 //   trainer/partial   f64s  {loss sum, correct, count, seconds} of the epoch so far
-//   trainer/history   f64s  7 numbers per finished epoch (EpochRecord's fields)
+//   trainer/history/<field>  f64s  a value per finished epoch for each EpochRecord field
+//                     (train/history.hpp; older checkpoints' positional trainer/history loads too)
 //   with average_weights(decay): the WeightAverage (optim/weight_average.hpp,
 //   average/...) and trainer/average_history (validation loss and accuracy of
 //   the averaged weights, per epoch). The averaged weights are validated beside
@@ -66,7 +67,8 @@
 #include <type_traits>
 #include <vector>
 
-#include "../checkpoint.hpp"
+#include "../checkpoint/format.hpp"
+#include "../checkpoint/state.hpp"
 #include "../data/loader.hpp"
 #include "../distributed/gradient_reducer.hpp"
 #include "../distributed/process_group.hpp"
@@ -79,7 +81,9 @@
 #include "../optim/schedules.hpp"
 #include "../optim/weight_average.hpp"
 #include "../models/sequential.hpp"
+#include "history.hpp"
 #include "step.hpp"
+#include "training_state.hpp"
 #include "../version.hpp"
 
 namespace convnet {
@@ -135,10 +139,6 @@ struct TrainerOptions {
 };
 
 /// The averaged weights' validation figures of an epoch.
-struct AverageRecord {
-  double val_loss = 0, val_accuracy = 0;
-};
-
 /// Where a run stands: the next batch to train, both 0-based.
 struct TrainPosition {
   long epoch = 0;
@@ -217,15 +217,6 @@ std::uintmax_t checkpoint_bytes(Sequential<T>& net) {
   return static_cast<std::uintmax_t>(net.parameter_count()) * 4 * 3 * 3 + (4u << 20);
 }
 
-namespace detail {
-/// A count stored as a double in a checkpoint: refused unless a whole number in [0, 1e15].
-inline double stored_count(double v, const std::string& where, const char* what) {
-  if (!(v >= 0 && v <= 1e15) || v != std::floor(v)) {
-    throw CheckpointError(where + ": " + what + " is not a whole number >= 0");
-  }
-  return v;
-}
-}  // namespace detail
 
 template <class T>
 class Trainer {
@@ -233,6 +224,7 @@ class Trainer {
   Trainer(Sequential<T>& net, Objective<T>& objective, Optimizer<T>& optimizer, LrSchedule* schedule = nullptr,
           TrainerOptions options = TrainerOptions())
       : Trainer(net, &objective, nullptr, optimizer, schedule, std::move(options)) {}
+  /// A single loss: trained as the one-term Objective(loss) (the loss must outlive the trainer).
   Trainer(Sequential<T>& net, Loss<T>& loss, Optimizer<T>& optimizer, LrSchedule* schedule = nullptr,
           TrainerOptions options = TrainerOptions())
       : Trainer(net, nullptr, &loss, optimizer, schedule, std::move(options)) {}
@@ -257,13 +249,20 @@ class Trainer {
   bool is_root() const { return group_ == nullptr || group_->rank() == 0; }
   const GradientReducer<T>* reducer() const { return reducer_.get(); }
 
-  /// Continues the run a checkpoint of this trainer holds: network, optimizer,
-  /// schedule, position, partial epoch and history. Everything is checked
-  /// before anything changes.
-  void resume(const Checkpoint& c) {
+  /// The run in a checkpoint (what last.ckpt holds): its own entries under `prefix` (position,
+  /// partial epoch, history by field) beside its network's, optimizer's, schedule's and weight
+  /// average's, each under its own (the one save/load pair, checkpoint/state.hpp).
+  void save(Checkpoint& c, const std::string& prefix = "trainer/") const { save_run(c, prefix, partial_.seconds); }
+
+  /// Continues the run a checkpoint holds: network, optimizer, schedule, weight average, position,
+  /// partial epoch and history. Everything is checked before anything changes.
+  void load(const Checkpoint& c, const std::string& prefix = "trainer/") {
     const std::string where = c.source();
-    const auto position = c.u64s("trainer/position");
-    const auto partial = c.f64s("trainer/partial");
+    if (!c.contains(prefix + "position") || !c.contains(prefix + "partial")) {
+      throw CheckpointError(where + ": holds no trainer state (" + prefix + "position, " + prefix + "partial)");
+    }
+    const auto position = c.u64s(prefix + "position");
+    const auto partial = c.f64s(prefix + "partial");
     if (position.size() != 2 || partial.size() != 4) {
       throw CheckpointError(where + ": trainer/position needs 2 values and trainer/partial 4");
     }
@@ -277,27 +276,23 @@ class Trainer {
         throw CheckpointError(where + ": trainer/partial (loss sum, seconds) must be finite and >= 0");
       }
     }
-    std::vector<EpochRecord> history = unflatten_history(c.f64s("trainer/history"), where);
+    std::vector<EpochRecord> history = read_history(c, prefix + "history");
     std::vector<AverageRecord> average_history;
     if (average_) {
-      if (!c.contains("trainer/average_history")) {
+      if (!c.contains("average/updates")) {
         throw CheckpointError(where + ": holds no weight average (the run was started without average_weights)");
       }
-      const std::vector<double> v = c.f64s("trainer/average_history");
-      if (v.size() > 2 * history.size() || v.size() % 2) throw CheckpointError(where + ": trainer/average_history is malformed");
-      for (std::size_t i = 0; i < v.size(); i += 2) average_history.push_back({v[i], v[i + 1]});
-      WeightAverage<T> check(net_, average_->options());
-      check.restore(c);  // every check, on a copy: nothing changes if the rest fails
+      average_history = read_average_history(c, prefix + "average_history");
+      if (average_history.size() > history.size()) throw CheckpointError(where + ": trainer/average_history is malformed");
     }
-    restore_training_state(c, net_, &optimizer_, schedule_);
-    if (average_) {
-      average_->restore(c);
-      average_history_ = std::move(average_history);
-    }
+    load_all(c, parts());  // all or nothing
     position_ = {static_cast<long>(position[0]), static_cast<Index>(position[1])};
     partial_ = {partial[0], partial[1], partial[2], partial[3]};
     history_ = std::move(history);
+    average_history_ = std::move(average_history);
   }
+  /// The same as load(c): continues the run the checkpoint holds.
+  void resume(const Checkpoint& c) { load(c); }
 
   /// Trains from the current position to the last epoch (or an early stop, or a stop request).
   FitResult fit(DataLoader& train, DataLoader* validation = nullptr) {
@@ -387,7 +382,10 @@ class Trainer {
 
   Trainer(Sequential<T>& net, Objective<T>* objective, Loss<T>* loss, Optimizer<T>& optimizer,
           LrSchedule* schedule, TrainerOptions options)
-      : net_(net), objective_(objective), loss_(loss), optimizer_(optimizer), schedule_(schedule),
+      : net_(net),
+        own_objective_(loss ? std::make_unique<Objective<T>>(*loss) : nullptr),
+        objective_(loss ? own_objective_.get() : objective),
+        optimizer_(optimizer), schedule_(schedule),
         options_(std::move(options)), batch_statistics_(!net.buffers().empty()) {
     detail::require_option(options_.epochs() >= 1, "Trainer", "epochs", ">= 1", options_.epochs());
     if (options_.save_every()) detail::require_option(*options_.save_every() >= 1, "Trainer", "save_every", ">= 1", *options_.save_every());
@@ -395,8 +393,8 @@ class Trainer {
     if (options_.max_batches()) {
       detail::require_option(*options_.max_batches() >= 1, "Trainer", "max_batches", ">= 1", *options_.max_batches());
     }
-    if (loss_ && loss_->input() != LossInput::Logits) {
-      throw ArgumentError("Trainer: " + loss_->type_name() + " reads an embedding, not the logits; use an Objective");
+    if (loss && loss->input() != LossInput::Logits) {
+      throw ArgumentError("Trainer: " + loss->type_name() + " reads an embedding, not the logits; use an Objective");
     }
     if (options_.average_weights()) {
       average_ = std::make_unique<WeightAverage<T>>(net_, WeightAverageOptions().decay(*options_.average_weights()));
@@ -514,21 +512,14 @@ class Trainer {
   double watched_accuracy(const EpochRecord& r) const { return has_validation_ ? r.val_accuracy : r.train_accuracy; }
 
   StepResult step(const Batch& batch) {
-    const Tensor<T>* images;
-    if constexpr (std::is_same<T, float>::value) {
-      images = &batch.images;
-    } else {
-      converted_ = batch.images.template cast<T>();
-      images = &converted_;
-    }
+    const Tensor<T>& images = batch_images(batch, converted_);
     GradientReducer<T>* reducer = nullptr;
     if (group_) {
       net_.set_batch_offset(batch.offset);
       reducer_->begin(static_cast<double>(batch.count()) / static_cast<double>(batch.global_count));
       reducer = reducer_.get();
     }
-    return objective_ ? train_step(net_, *objective_, optimizer_, *images, batch.labels, schedule_, reducer)
-                      : train_step(net_, *loss_, optimizer_, *images, batch.labels, schedule_, reducer);
+    return train_step(net_, *objective_, optimizer_, images, batch.labels, schedule_, reducer);
   }
 
   /// Trains the rest of the current epoch; its training seconds, or nothing when a stop was requested.
@@ -573,7 +564,7 @@ class Trainer {
     ClassificationMetrics val;
     if (validation) {
       validation->start_epoch(0);
-      val = detail::evaluate_with(net_, *validation, nullptr, options_.max_batches(), objective_, loss_,
+      val = detail::evaluate_with(net_, *validation, nullptr, options_.max_batches(), objective_,
                                   [this] { return stop_requested(); });
       double figures[4] = {val.loss_sum, static_cast<double>(val.top1), static_cast<double>(val.top5),
                            static_cast<double>(val.count)};
@@ -644,7 +635,7 @@ class Trainer {
     {
       typename WeightAverage<T>::Swapped in(*average_);
       validation.start_epoch(0);
-      val = detail::evaluate_with(net_, validation, nullptr, options_.max_batches(), objective_, loss_,
+      val = detail::evaluate_with(net_, validation, nullptr, options_.max_batches(), objective_,
                                   [this] { return stop_requested(); });
     }
     double figures[3] = {val.loss_sum, static_cast<double>(val.top1), static_cast<double>(val.count)};
@@ -655,50 +646,46 @@ class Trainer {
 
   /// A checkpoint of the run as it stands; `averaged`: with the weight average as the network's
   /// parameters (best_average.ckpt, for a Classifier; the training weights are not in it).
+  // What the trainer saves and loads through the one pair: the network, optimizer, schedule and
+  // weight average, each under its own prefix.
+  std::vector<StatePart> parts() const {
+    auto& self = const_cast<Trainer&>(*this);  // save() only reads; load() is non-const
+    std::vector<StatePart> p = detail::training_parts(self.net_, &self.optimizer_, self.schedule_);
+    if (average_) p.push_back(state_part(*self.average_, "average/"));
+    return p;
+  }
+
+  void save_run(Checkpoint& c, const std::string& prefix, double partial_seconds) const {
+    save_all(c, parts());
+    c.set_u64s(prefix + "position", {static_cast<std::uint64_t>(position_.epoch), static_cast<std::uint64_t>(position_.batch)});
+    c.set_f64s(prefix + "partial", {partial_.loss, partial_.correct, partial_.count, partial_seconds});
+    save_history(c, prefix + "history", history_);
+    if (average_) save_average_history(c, prefix + "average_history", average_history_);
+  }
+
   void save_at(const std::string& path, double partial_seconds, bool averaged = false) const {
     if (!is_root()) return;  // every process holds the same run; one writes it
     Checkpoint c;
     if (averaged) {
-      typename WeightAverage<T>::Swapped in(*average_);  // the training weights back before returning
+      // The averaged weights as the network's parameters (for a Classifier), the training weights
+      // back before returning; no average of the average.
+      typename WeightAverage<T>::Swapped in(*average_);
       save_training_state(c, net_, &optimizer_, schedule_);
       c.set_text("trainer/weights", "exponential moving average of the weights");
+      c.set_u64s("trainer/position", {static_cast<std::uint64_t>(position_.epoch), static_cast<std::uint64_t>(position_.batch)});
+      c.set_f64s("trainer/partial", {partial_.loss, partial_.correct, partial_.count, partial_seconds});
+      save_history(c, "trainer/history", history_);
     } else {
-      save_training_state(c, net_, &optimizer_, schedule_);
-      if (average_) {
-        average_->save(c);
-        std::vector<double> a;
-        for (const auto& r : average_history_) a.insert(a.end(), {r.val_loss, r.val_accuracy});
-        c.set_f64s("trainer/average_history", a);
-      }
+      save_run(c, "trainer/", partial_seconds);
     }
-    c.set_u64s("trainer/position",
-               {static_cast<std::uint64_t>(position_.epoch), static_cast<std::uint64_t>(position_.batch)});
-    c.set_f64s("trainer/partial", {partial_.loss, partial_.correct, partial_.count, partial_seconds});
-    std::vector<double> h;
-    for (const auto& r : history_) {
-      h.insert(h.end(), {static_cast<double>(r.epoch), r.train_loss, r.train_accuracy, r.val_loss, r.val_accuracy,
-                         r.learning_rate, r.seconds});
-    }
-    c.set_f64s("trainer/history", h);
     for (auto* cb : callbacks_) cb->on_checkpoint(c);
     c.save(path);
   }
 
-  static std::vector<EpochRecord> unflatten_history(const std::vector<double>& v, const std::string& where) {
-    if (v.size() % 7 != 0) throw CheckpointError(where + ": trainer/history is not whole epochs of 7 values");
-    std::vector<EpochRecord> h;
-    for (std::size_t i = 0; i < v.size(); i += 7) {
-      if (detail::stored_count(v[i], where, "trainer/history epoch") > 1e9) {  // an int, never a wrapped one
-        throw CheckpointError(where + ": trainer/history epoch is over 1e9");
-      }
-      h.push_back({static_cast<int>(v[i]), v[i + 1], v[i + 2], v[i + 3], v[i + 4], v[i + 5], v[i + 6]});
-    }
-    return h;
-  }
 
   Sequential<T>& net_;
+  std::unique_ptr<Objective<T>> own_objective_;  // a single loss's one-term objective
   Objective<T>* objective_;
-  Loss<T>* loss_;
   Optimizer<T>& optimizer_;
   LrSchedule* schedule_;
   TrainerOptions options_;

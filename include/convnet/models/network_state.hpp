@@ -1,16 +1,12 @@
-// A network's training state in a checkpoint, and back.
+// A network's state in a checkpoint, and back: what Sequential::save and Sequential::load do.
 //
-// Keys written by save_training_state():
+// Keys, each under the caller's prefix ("" for the network a trainer trains):
 //   structure               text, one line per layer: its name, its type, its
 //                           settings and its parameters' shapes, e.g.
 //                           "conv1 Conv2d in_channels=3 ... groups=1 bias=true weight=96x3x11x11 bias=96"
 //   param/<layer>.<name>    tensor, in the parameter's shape (PyTorch layout)
 //   buffer/<layer>.<name>   tensor, a buffer (BatchNorm's running statistics)
 //   layer_state/<layer>     u64s, a layer's random state (Dropout: seed, step)
-//   optimizer/type          text;  optimizer/steps  u64s;  optimizer/<buffer>  tensor
-//   schedule/type           text;  schedule/state   f64s
-// Callers add their own (the trainer: its position and history; the example
-// programs: the configuration, the data statistics and the class names).
 //
 // The network is recognised by its structure (types, settings, shapes), never
 // by describe()'s text, which is for people and free to change. Checkpoints
@@ -19,9 +15,8 @@
 // neither (converted from PyTorch by tools/export_pytorch.py) must hold exactly
 // the network's parameters, by name and shape.
 //
-// restore_training_state() checks everything against the network before it
-// changes anything: a mismatch leaves the network, optimizer and schedule as
-// they were.
+// load_network() checks everything against the network before it changes
+// anything: a mismatch leaves the network as it was.
 #pragma once
 
 #include <algorithm>
@@ -31,12 +26,10 @@
 #include <utility>
 #include <vector>
 
+#include "../checkpoint/format.hpp"
 #include "../errors.hpp"
-#include "../optim/optimizer.hpp"
-#include "../optim/schedules.hpp"
+#include "../layer.hpp"
 #include "../parameter.hpp"
-#include "../models/sequential.hpp"
-#include "format.hpp"
 
 namespace convnet {
 
@@ -63,8 +56,8 @@ struct LayerRecord {
 };
 
 /// The structure of `net`, layer by layer.
-template <class T>
-std::vector<LayerRecord> network_structure(Sequential<T>& net) {
+template <class Net>
+std::vector<LayerRecord> network_structure(Net& net) {
   std::vector<LayerRecord> records;
   for (std::size_t i = 0; i < net.size(); ++i) {
     LayerRecord r{net[i].name(), net[i].type_name(), net[i].settings()};
@@ -103,19 +96,19 @@ inline std::string structure_difference(const std::vector<LayerRecord>& saved, c
 }
 
 /// Step 1 of a restore: is this the network the checkpoint was saved from?
-template <class T>
-void check_same_network(const Checkpoint& c, Sequential<T>& net) {
+template <class Net>
+void check_same_network(const Checkpoint& c, Net& net, const std::string& prefix) {
   const std::string where = c.source();
   const std::vector<LayerRecord> here = network_structure(net);
   std::string difference;
-  if (c.contains("structure")) {
+  if (c.contains(prefix + "structure")) {
     std::vector<LayerRecord> saved;
-    std::istringstream lines(c.text("structure"));
+    std::istringstream lines(c.text(prefix + "structure"));
     for (std::string line; std::getline(lines, line);) {
       if (!line.empty()) saved.push_back(LayerRecord::parse(line));
     }
     difference = structure_difference(saved, here);
-  } else if (c.contains("architecture")) {  // convnet 0.1: "name: description" lines; the names must agree
+  } else if (prefix.empty() && c.contains("architecture")) {  // convnet 0.1: "name: description" lines; the names must agree
     std::vector<std::string> names;
     std::istringstream lines(c.text("architecture"));
     for (std::string line; std::getline(lines, line);) names.push_back(line.substr(0, line.find(':')));
@@ -125,12 +118,15 @@ void check_same_network(const Checkpoint& c, Sequential<T>& net) {
     }
   } else {  // converted from another framework: no parameter the network lacks
     const auto params = net.parameters();
+    const std::string param = prefix + "param/";
     for (const auto& entry : c.entries()) {
-      if (entry.first.rfind("param/", 0) != 0) continue;
-      const bool known = std::any_of(params.begin(), params.end(), [&](const Parameter<T>& p) {
-        return entry.first == "param/" + p.name;
+      if (entry.first.rfind(param, 0) != 0) continue;
+      const bool known = std::any_of(params.begin(), params.end(), [&](const auto& p) {
+        return entry.first == param + p.name;
       });
-      if (!known) throw CheckpointError(where + ": holds " + entry.first.substr(6) + ", which this network does not have");
+      if (!known) {
+        throw CheckpointError(where + ": holds " + entry.first.substr(param.size()) + ", which this network does not have");
+      }
     }
   }
   if (!difference.empty()) throw CheckpointError(where + " was saved from a different network: " + difference);
@@ -169,13 +165,14 @@ namespace detail {
 
 /// Step 2: every parameter, with its shape; the values, read but not yet applied.
 template <class T>
-std::vector<std::vector<T>> read_parameters(const Checkpoint& c, const std::vector<Parameter<T>>& params) {
+std::vector<std::vector<T>> read_parameters(const Checkpoint& c, const std::vector<Parameter<T>>& params,
+                                            const std::string& prefix) {
   const std::string where = c.source();
   std::vector<std::vector<T>> values;
   for (const auto& p : params) {
     std::vector<Index> shape;
-    if (!c.contains("param/" + p.name)) throw CheckpointError(where + ": parameter " + p.name + " is missing");
-    values.push_back(c.tensor<T>("param/" + p.name, &shape));
+    if (!c.contains(prefix + "param/" + p.name)) throw CheckpointError(where + ": parameter " + p.name + " is missing");
+    values.push_back(c.tensor<T>(prefix + "param/" + p.name, &shape));
     if (shape != p.shape) {
       std::string a, b;
       for (Index d : shape) a += (a.empty() ? "" : ", ") + std::to_string(d);
@@ -190,11 +187,11 @@ std::vector<std::vector<T>> read_parameters(const Checkpoint& c, const std::vect
 /// Step 2b: every buffer, with its shape (a checkpoint converted from PyTorch without them
 /// leaves the network's own: an empty vector).
 template <class T>
-std::vector<std::vector<T>> read_buffers(const Checkpoint& c, const std::vector<Buffer<T>>& buffers) {
-  const bool converted = !c.contains("structure") && !c.contains("architecture");
+std::vector<std::vector<T>> read_buffers(const Checkpoint& c, const std::vector<Buffer<T>>& buffers, bool converted,
+                                         const std::string& prefix) {
   std::vector<std::vector<T>> values;
   for (const auto& b : buffers) {
-    const std::string key = "buffer/" + b.name;
+    const std::string key = prefix + "buffer/" + b.name;
     if (!c.contains(key)) {
       if (!converted) throw CheckpointError(c.source() + ": buffer " + b.name + " is missing");
       values.emplace_back();
@@ -211,12 +208,12 @@ std::vector<std::vector<T>> read_buffers(const Checkpoint& c, const std::vector<
 }
 
 /// Step 3: the layers' random states (a converted checkpoint may have none: the layers keep theirs).
-template <class T>
-std::vector<std::vector<std::uint64_t>> read_layer_states(const Checkpoint& c, Sequential<T>& net) {
-  const bool converted = !c.contains("structure") && !c.contains("architecture");
+template <class Net>
+std::vector<std::vector<std::uint64_t>> read_layer_states(const Checkpoint& c, Net& net, bool converted,
+                                                          const std::string& prefix) {
   std::vector<std::vector<std::uint64_t>> states(net.size());
   for (std::size_t i = 0; i < net.size(); ++i) {
-    const std::string key = "layer_state/" + net[i].name();
+    const std::string key = prefix + "layer_state/" + net[i].name();
     if (net[i].random_state().empty() || (converted && !c.contains(key))) continue;
     if (!c.contains(key)) throw CheckpointError(c.source() + ": the random state of layer " + net[i].name() + " is missing");
     states[i] = c.u64s(key);
@@ -227,88 +224,32 @@ std::vector<std::vector<std::uint64_t>> read_layer_states(const Checkpoint& c, S
   return states;
 }
 
-/// Step 4: the optimizer's buffers, checked against its type and sizes.
-template <class T>
-std::vector<std::vector<T>> read_optimizer(const Checkpoint& c, Optimizer<T>& optimizer) {
-  const std::string where = c.source();
-  if (!c.contains("optimizer/type")) throw CheckpointError(where + ": holds no optimizer state");
-  if (c.text("optimizer/type") != optimizer.type_name()) {
-    throw CheckpointError(where + ": optimizer state is for " + c.text("optimizer/type") + ", not " +
-                          optimizer.type_name());
-  }
-  std::vector<std::vector<T>> values;
-  for (const auto& b : optimizer.state()) {
-    const std::string key = "optimizer/" + b.name;
-    if (!c.contains(key)) throw CheckpointError(where + ": optimizer buffer " + b.name + " is missing");
-    values.push_back(c.tensor<T>(key));
-    if (static_cast<Index>(values.back().size()) != b.size) {
-      throw CheckpointError(concat(where, ": optimizer buffer ", b.name, " has ", values.back().size(),
-                                   " values, expected ", b.size));
-    }
-  }
-  if (c.u64s("optimizer/steps").size() != 1) throw CheckpointError(where + ": optimizer/steps is malformed");
-  return values;
-}
-
-/// Step 5: the schedule's state, tried on the schedule itself (set_state checks
-/// everything before it assigns anything), which then gets its own back.
-inline void check_schedule(const Checkpoint& c, LrSchedule& schedule) {
-  const std::string where = c.source();
-  if (!c.contains("schedule/state")) throw CheckpointError(where + ": holds no schedule state");
-  if (c.text("schedule/type") != schedule.describe()) {
-    throw CheckpointError(where + ": schedule state is for " + c.text("schedule/type") + ", not " + schedule.describe());
-  }
-  if (c.f64s("schedule/state").size() != schedule.state().size()) {
-    throw CheckpointError(where + ": schedule state has the wrong length");
-  }
-  const std::vector<double> own = schedule.state();
-  try {
-    schedule.set_state(c.f64s("schedule/state"));
-  } catch (const std::invalid_argument& e) {
-    throw CheckpointError(where + ": " + e.what());
-  }
-  schedule.set_state(own);
-}
-
 }  // namespace detail
 
-/// Puts the network's parameters and random state (and, when given, the optimizer's and schedule's state) into `c`.
-template <class T>
-void save_training_state(Checkpoint& c, Sequential<T>& net, Optimizer<T>* optimizer = nullptr,
-                         const LrSchedule* schedule = nullptr) {
+/// Puts `net`'s structure, parameters, buffers and random states into `c`, under `prefix`.
+template <class Net>
+void save_network(Checkpoint& c, Net& net, const std::string& prefix) {
   std::string structure;
   for (const auto& r : network_structure(net)) structure += r.line() + "\n";
-  c.set_text("structure", structure);
-  for (const auto& p : net.parameters()) c.set_tensor<T>("param/" + p.name, p.shape, p.value);
-  for (const auto& b : net.buffers()) c.set_tensor<T>("buffer/" + b.name, b.shape, b.value);
+  c.set_text(prefix + "structure", structure);
+  for (const auto& p : net.parameters()) c.set_tensor(prefix + "param/" + p.name, p.shape, p.value);
+  for (const auto& b : net.buffers()) c.set_tensor(prefix + "buffer/" + b.name, b.shape, b.value);
   for (std::size_t i = 0; i < net.size(); ++i) {
     const auto state = net[i].random_state();
-    if (!state.empty()) c.set_u64s("layer_state/" + net[i].name(), state);
-  }
-  if (optimizer) {
-    c.set_text("optimizer/type", optimizer->type_name());
-    c.set_u64s("optimizer/steps", {optimizer->steps()});
-    for (const auto& b : optimizer->state()) c.set_tensor<T>("optimizer/" + b.name, {b.size}, b.data);
-  }
-  if (schedule) {
-    c.set_text("schedule/type", schedule->describe());
-    c.set_f64s("schedule/state", schedule->state());
+    if (!state.empty()) c.set_u64s(prefix + "layer_state/" + net[i].name(), state);
   }
 }
 
-/// Restores what save_training_state() wrote. Everything is checked first; on
-/// any mismatch a CheckpointError names it and nothing has been changed.
-template <class T>
-void restore_training_state(const Checkpoint& c, Sequential<T>& net, Optimizer<T>* optimizer = nullptr,
-                            LrSchedule* schedule = nullptr) {
-  detail::check_same_network(c, net);
+/// Takes back what save_network() wrote, all of it checked first.
+template <class Net>
+void load_network(const Checkpoint& c, Net& net, const std::string& prefix) {
+  detail::check_same_network(c, net, prefix);
+  const bool converted = !c.contains(prefix + "structure") && !(prefix.empty() && c.contains("architecture"));
   const auto params = net.parameters();
-  const auto values = detail::read_parameters(c, params);
+  const auto values = detail::read_parameters(c, params, prefix);
   const auto buffers = net.buffers();
-  const auto buffer_values = detail::read_buffers(c, buffers);
-  const auto layer_states = detail::read_layer_states(c, net);
-  const auto optimizer_values = optimizer ? detail::read_optimizer(c, *optimizer) : std::vector<std::vector<T>>();
-  if (schedule) detail::check_schedule(c, *schedule);
+  const auto buffer_values = detail::read_buffers(c, buffers, converted, prefix);
+  const auto layer_states = detail::read_layer_states(c, net, converted, prefix);
   // Everything fits: apply.
   for (std::size_t i = 0; i < params.size(); ++i) std::copy(values[i].begin(), values[i].end(), params[i].value);
   for (std::size_t i = 0; i < buffers.size(); ++i) {
@@ -317,14 +258,6 @@ void restore_training_state(const Checkpoint& c, Sequential<T>& net, Optimizer<T
   for (std::size_t i = 0; i < net.size(); ++i) {
     if (!layer_states[i].empty()) net[i].set_random_state(layer_states[i]);
   }
-  if (optimizer) {
-    const auto state = optimizer->state();
-    for (std::size_t i = 0; i < state.size(); ++i) {
-      std::copy(optimizer_values[i].begin(), optimizer_values[i].end(), state[i].data);
-    }
-    optimizer->set_steps(c.u64s("optimizer/steps")[0]);
-  }
-  if (schedule) schedule->set_state(c.f64s("schedule/state"));
 }
 
 }  // namespace convnet

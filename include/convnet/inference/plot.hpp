@@ -10,8 +10,8 @@
 #include <string>
 #include <vector>
 
-#include "data/image_io.hpp"
-#include "metrics.hpp"
+#include "../data/image_io.hpp"
+#include "../metrics.hpp"
 
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wunused-function"
