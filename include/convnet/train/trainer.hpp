@@ -1,17 +1,17 @@
-// Trainer: the training loop every program shares. It fits a Sequential with a
-// Loss or an Objective, an optimizer and an optional schedule over a training
+// Trainer: the training loop every program shares. It fits a Sequential with an
+// Objective (a single loss is a one-term one), an optimizer and an optional schedule over a training
 // DataLoader, validates after each epoch, keeps last.ckpt and best.ckpt, resumes
 // mid-epoch bit for bit, and stops cleanly when asked.
 //
 //   Trainer<float> trainer(net, objective, sgd, &schedule,
 //                          TrainerOptions().epochs(16).checkpoint_dir("runs/a"));
-//   ProgressPrinter progress(std::cout, std::cerr);     // trainer_callbacks.hpp
+//   ProgressPrinter progress(std::cout, std::cerr);     // train/callbacks.hpp
 //   trainer.add_callback(progress);
-//   if (resuming) trainer.resume(Checkpoint::load("runs/a/last.ckpt"));
+//   if (resuming) trainer.load(Checkpoint::load("runs/a/last.ckpt"));
 //   FitResult r = trainer.fit(train_loader, &val_loader);
 //
 // What a program shows or writes about the run - progress, metrics.csv,
-// curves.png - is a TrainerCallback (trainer_callbacks.hpp has the usual ones);
+// curves.png - is a TrainerCallback (train/run.hpp; train/callbacks.hpp has the usual ones);
 // a callback's on_checkpoint adds the program's own entries (configuration,
 // data statistics, class names) to every checkpoint the trainer writes.
 //
@@ -70,8 +70,6 @@
 #include "../checkpoint/format.hpp"
 #include "../checkpoint/state.hpp"
 #include "../data/loader.hpp"
-#include "../distributed/gradient_reducer.hpp"
-#include "../distributed/process_group.hpp"
 #include "../inference/embedding_classifier.hpp"
 #include "../errors.hpp"
 #include "../losses/loss.hpp"
@@ -81,142 +79,15 @@
 #include "../optim/schedules.hpp"
 #include "../optim/weight_average.hpp"
 #include "../models/sequential.hpp"
+#include "data_parallel.hpp"
+#include "output_folder.hpp"
+#include "run.hpp"
 #include "history.hpp"
 #include "step.hpp"
 #include "training_state.hpp"
 #include "../version.hpp"
 
 namespace convnet {
-
-/// Which figure picks best.ckpt: validation's when there is a validation loader, else training's.
-enum class BestBy { Accuracy, Loss };
-
-struct TrainerOptions {
-  TrainerOptions& epochs(long v) { epochs_ = v; return *this; }
-  /// Folder for last.ckpt and best.ckpt; unset: no checkpoints are written.
-  TrainerOptions& checkpoint_dir(std::string v) { checkpoint_dir_ = std::move(v); return *this; }
-  /// Also write last.ckpt every `v` batches inside an epoch (long epochs).
-  TrainerOptions& save_every(long v) { save_every_ = v; return *this; }
-  /// Stop when the validation loss has not improved for `v` epochs.
-  TrainerOptions& patience(long v) { patience_ = v; return *this; }
-  TrainerOptions& best_by(BestBy v) { best_by_ = v; return *this; }
-  /// Train at most `v` batches an epoch and evaluate at most `v` batches (smoke tests, timing).
-  TrainerOptions& max_batches(Index v) { max_batches_ = v; return *this; }
-  /// Keep an exponential moving average of the weights with this decay (WeightAverage), validated
-  /// beside them and written to best_average.ckpt.
-  TrainerOptions& average_weights(double decay) { average_decay_ = decay; return *this; }
-  /// Validation accuracy from the output of `layer` instead of the softmax: split-half nearest
-  /// centroid over the validation pictures (split_half_centroid_correct). For a loss on an
-  /// embedding alone, which leaves the head untrained; best.ckpt and a learning-rate sweep then
-  /// follow what the embedding classifies, not a loss measured with dropout on in training and
-  /// off in validation. Under data parallelism each process splits its own slice.
-  TrainerOptions& validate_embedding(std::string layer, EmbeddingMetric metric) {
-    embedding_validation_ = EmbeddingValidation{std::move(layer), metric};
-    return *this;
-  }
-  struct EmbeddingValidation {
-    std::string layer;
-    EmbeddingMetric metric;
-  };
-
-  long epochs() const { return epochs_; }
-  const std::optional<std::string>& checkpoint_dir() const { return checkpoint_dir_; }
-  std::optional<long> save_every() const { return save_every_; }
-  std::optional<long> patience() const { return patience_; }
-  BestBy best_by() const { return best_by_; }
-  std::optional<Index> max_batches() const { return max_batches_; }
-  std::optional<double> average_weights() const { return average_decay_; }
-  const std::optional<EmbeddingValidation>& embedding_validation() const { return embedding_validation_; }
-
- private:
-  long epochs_ = 1;
-  std::optional<std::string> checkpoint_dir_;
-  std::optional<long> save_every_, patience_;
-  BestBy best_by_ = BestBy::Accuracy;
-  std::optional<Index> max_batches_;
-  std::optional<double> average_decay_;
-  std::optional<EmbeddingValidation> embedding_validation_;
-};
-
-/// The averaged weights' validation figures of an epoch.
-/// Where a run stands: the next batch to train, both 0-based.
-struct TrainPosition {
-  long epoch = 0;
-  Index batch = 0;
-};
-
-/// What a callback hears after each batch.
-struct BatchReport {
-  long epoch = 0, epochs = 0;   ///< the epoch (0-based) and how many there are
-  Index batch = 0, batches = 0;  ///< batches done in this epoch, and batches per epoch
-  Index first_batch = 0;         ///< where this process started the epoch (after a resume, > 0)
-  double seconds = 0;            ///< since this process started the epoch
-  Index images = 0;              ///< images this process trained in the epoch
-  double loss = 0, accuracy = 0;  ///< running means over the epoch so far
-};
-
-/// What a callback hears after each epoch.
-struct EpochReport {
-  const EpochRecord& record;
-  const std::vector<EpochRecord>& history;  ///< every epoch so far, this one last
-  long epochs;
-  bool best;             ///< this epoch wrote best.ckpt (or would have, without a checkpoint folder)
-  double train_seconds;  ///< of record.seconds, the part spent training (the rest: validation)
-  const AverageRecord* average = nullptr;  ///< the weight average's figures, with average_weights and validation
-};
-
-enum class FitOutcome { Completed, EarlyStopped, StopRequested };
-
-struct FitResult {
-  FitOutcome outcome = FitOutcome::Completed;
-  TrainPosition position;  ///< where a resumed run would continue
-  long epochs_without_improvement = 0;
-  std::string last_checkpoint;  ///< last.ckpt ("" without a checkpoint folder)
-};
-
-/// Hooks into a run; every method does nothing unless overridden.
-class TrainerCallback {
- public:
-  virtual ~TrainerCallback() = default;
-  virtual void on_fit_begin(const TrainPosition& /*start*/, long /*epochs*/) {}
-  virtual void on_epoch_begin(long /*epoch*/, long /*epochs*/, Index /*batches*/) {}
-  virtual void on_batch_end(const BatchReport&) {}
-  virtual void on_epoch_end(const EpochReport&) {}
-  /// Adds the program's own entries to a checkpoint the trainer is about to write.
-  virtual void on_checkpoint(Checkpoint&) {}
-  virtual void on_fit_end(const FitResult&) {}
-};
-
-/// Makes `folder` (and its parents), checks that a file can be written there and
-/// that `bytes_needed` are free: a run learns of a full or read-only disk at
-/// its start, not after an hour of training.
-inline void prepare_output_folder(const std::string& folder, std::uintmax_t bytes_needed = 0) {
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  fs::create_directories(folder, ec);
-  if (ec) throw DataError("cannot create output folder " + folder + ": " + ec.message());
-  const fs::path probe = fs::path(folder) / ".write-test";
-  {
-    std::ofstream f(probe);
-    f << "ok";
-    if (!f.flush()) throw DataError("output folder " + folder + " is not writable");
-  }
-  fs::remove(probe, ec);
-  const fs::space_info space = fs::space(folder, ec);
-  if (!ec && space.available < bytes_needed) {
-    throw DataError(detail::concat("output folder ", folder, " has ", space.available >> 20,
-                                            " MiB free; the checkpoints of this network need about ",
-                                            bytes_needed >> 20, " MiB"));
-  }
-}
-
-/// About what last.ckpt, its temporary copy while it is rewritten, and best.ckpt take on disk:
-/// the parameters and up to two optimizer buffers each (Adam), in float.
-template <class T>
-std::uintmax_t checkpoint_bytes(Sequential<T>& net) {
-  return static_cast<std::uintmax_t>(net.parameter_count()) * 4 * 3 * 3 + (4u << 20);
-}
-
 
 template <class T>
 class Trainer {
@@ -241,13 +112,12 @@ class Trainer {
   /// Trains data-parallel over `group` (not owned: it must outlive fit()); see
   /// the header comment. Gradients are summed in buckets of `bucket_bytes`.
   Trainer& distribute(ProcessGroup& group, Index bucket_bytes = GradientReducer<T>::kDefaultBucketBytes) {
-    group_ = &group;
-    reducer_ = std::make_unique<GradientReducer<T>>(net_, group, bucket_bytes);
+    parallel_ = std::make_unique<DataParallel<T>>(group, net_, bucket_bytes);
     return *this;
   }
   /// The process that writes checkpoints: rank 0 of the group, or the only one.
-  bool is_root() const { return group_ == nullptr || group_->rank() == 0; }
-  const GradientReducer<T>* reducer() const { return reducer_.get(); }
+  bool is_root() const { return parallel_ == nullptr || parallel_->rank() == 0; }
+  const GradientReducer<T>* reducer() const { return parallel_ ? &parallel_->reducer() : nullptr; }
 
   /// The run in a checkpoint (what last.ckpt holds): its own entries under `prefix` (position,
   /// partial epoch, history by field) beside its network's, optimizer's, schedule's and weight
@@ -299,8 +169,8 @@ class Trainer {
     stop_requested_.store(false);
     has_validation_ = validation != nullptr;
     if (options_.checkpoint_dir() && is_root()) prepare_output_folder(*options_.checkpoint_dir());
-    if (group_) start_distributed(train, validation);
-    const DistributedScope scope(*this);
+    if (parallel_) parallel_->start(net_, optimizer_, train, validation, setup_hash(train, validation));
+    const typename DataParallel<T>::Scope scope(parallel_.get(), net_);
     const Index batches = batches_per_epoch(train);
     if (position_.batch > batches) {
       throw ArgumentError(detail::concat("Trainer::fit: the run stands at batch ", position_.batch,
@@ -406,7 +276,7 @@ class Trainer {
   /// picture's statistics. A last batch short of that is left out of training.
   Index batches_per_epoch(const DataLoader& train) const {
     Index all = train.batches_per_epoch();
-    const Index processes = group_ ? group_->size() : 1, needed = processes * (batch_statistics_ ? 2 : 1);
+    const Index processes = parallel_ ? parallel_->size() : 1, needed = processes * (batch_statistics_ ? 2 : 1);
     if (all > 0 && train.dataset().size() - (all - 1) * train.options().batch_size() < needed) {
       if (--all == 0) {
         throw ArgumentError(detail::concat("Trainer: ", train.dataset().size(), " training examples make no batch of ",
@@ -415,47 +285,6 @@ class Trainer {
       }
     }
     return options_.max_batches() ? std::min(*options_.max_batches(), all) : all;
-  }
-
-  // ---- data-parallel training -----------------------------------------------------------
-
-  /// The backward observer feeds the reducer for the length of fit(), and is removed on every path out.
-  struct DistributedScope {
-    explicit DistributedScope(Trainer& t) : trainer(t) {
-      if (!t.group_) return;
-      GradientReducer<T>* reducer = t.reducer_.get();
-      t.net_.set_backward_observer([reducer](std::size_t layer) { reducer->layer_done(layer); });
-    }
-    ~DistributedScope() {
-      if (trainer.group_) {
-        trainer.net_.set_backward_observer(nullptr);
-        trainer.net_.set_batch_offset(0);
-      }
-    }
-    DistributedScope(const DistributedScope&) = delete;
-    DistributedScope& operator=(const DistributedScope&) = delete;
-    Trainer& trainer;
-  };
-
-  /// Checks the processes agree, gives them rank 0's state and their slices of the data.
-  void start_distributed(DataLoader& train, DataLoader* validation) {
-    if (!group_->all_equal(setup_hash(train, validation))) {
-      throw DataError(detail::concat(
-          "Trainer: the ", group_->size(), " processes do not have the same set-up (network, optimizer, data, "
-          "batch size, seed, epochs, position of the run or build differ between ranks); start every rank with "
-          "the same program, arguments and checkpoint"));
-    }
-    for (auto& p : net_.parameters()) group_->broadcast(p.value, static_cast<std::size_t>(p.size) * sizeof(T), 0);
-    for (auto& b : net_.buffers()) group_->broadcast(b.value, static_cast<std::size_t>(b.size) * sizeof(T), 0);
-    for (auto& b : optimizer_.state()) group_->broadcast(b.data, static_cast<std::size_t>(b.size) * sizeof(T), 0);
-    for (std::size_t i = 0; i < net_.size(); ++i) {
-      std::vector<std::uint64_t> state = net_[i].random_state();
-      if (state.empty()) continue;
-      group_->broadcast(state.data(), state.size() * sizeof(std::uint64_t), 0);
-      net_[i].set_random_state(state);
-    }
-    train.set_shard(group_->rank(), group_->size());
-    if (validation) validation->set_shard(group_->rank(), group_->size());
   }
 
   /// What every process must agree on before training together (FNV-1a).
@@ -481,17 +310,6 @@ class Trainer {
     return h;
   }
 
-  /// BatchNorm's running statistics follow each process's slice of the batches: at the end of an
-  /// epoch every process takes their mean, so all validate and save the same model.
-  void average_buffers() {
-    if (!group_) return;
-    const T share = T(1) / static_cast<T>(group_->size());
-    for (auto& b : net_.buffers()) {
-      group_->allreduce_sum(b.value, b.size);
-      for (Index i = 0; i < b.size; ++i) b.value[i] *= share;
-    }
-  }
-
   /// Whether a stop was requested on any process: they stop together, at the same batch.
   bool stop_agreed() {
     double stop = stop_requested() ? 1.0 : 0.0;
@@ -501,7 +319,10 @@ class Trainer {
 
   /// Sums `values` over the processes (the identity without a group).
   void sum_over_processes(double* values, Index count) {
-    if (group_) group_->allreduce_sum(values, count);
+    if (parallel_) parallel_->sum(values, count);
+  }
+  void average_buffers() {
+    if (parallel_) parallel_->average_buffers(net_);
   }
 
   std::string checkpoint_path(const char* name) const {
@@ -514,11 +335,7 @@ class Trainer {
   StepResult step(const Batch& batch) {
     const Tensor<T>& images = batch_images(batch, converted_);
     GradientReducer<T>* reducer = nullptr;
-    if (group_) {
-      net_.set_batch_offset(batch.offset);
-      reducer_->begin(static_cast<double>(batch.count()) / static_cast<double>(batch.global_count));
-      reducer = reducer_.get();
-    }
+    if (parallel_) reducer = &parallel_->begin_batch(net_, batch);
     return train_step(net_, *objective_, optimizer_, images, batch.labels, schedule_, reducer);
   }
 
@@ -698,8 +515,7 @@ class Trainer {
   std::atomic<bool> stop_requested_{false};
   const std::atomic<bool>* external_stop_ = nullptr;
   Tensor<T> converted_;
-  ProcessGroup* group_ = nullptr;
-  std::unique_ptr<GradientReducer<T>> reducer_;
+  std::unique_ptr<DataParallel<T>> parallel_;
   std::unique_ptr<WeightAverage<T>> average_;
   std::vector<AverageRecord> average_history_;
 };
