@@ -84,7 +84,7 @@ int main(int argc, char** argv) {
     const ImageFolderDataset data(folder, ImageFolderOptions().verify(false));
     const bool paper = pipeline == "paper";
     const auto options = PreparationOptions()
-                             .kind(paper ? PreparationKind::Paper : PreparationKind::Small)
+                             .kind(paper ? PreparationKind::ResizeAndCrop : PreparationKind::Small)
                              .input_size(paper ? 227 : 32)
                              .augment(paper ? "crop,flip,pca" : "crop,flip")
                              .statistics_sample(200);

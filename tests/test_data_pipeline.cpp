@@ -275,7 +275,7 @@ TEST(Preparation, SmallTenCropsAreCropsOfThePaddedPictureTrainingDrew) {
 }
 
 TEST(Preparation, PaperViewsAreTheTenCropsOfTheResizedCentreSquare) {
-  const auto options = PreparationOptions().kind(PreparationKind::Paper).input_size(6).resize(8).augment("crop,flip");
+  const auto options = PreparationOptions().kind(PreparationKind::ResizeAndCrop).input_size(6).resize(8).augment("crop,flip");
   const Preparation prep = Preparation::with_statistics(options, ChannelStats{{0, 0, 0}, {1, 1, 1}});
   Image picture(3, 8, 16);  // shorter side already 8: the centre 8 x 8 is columns 4-11
   for (Index c = 0; c < 3; ++c)
@@ -300,7 +300,7 @@ TEST(Preparation, StatisticsRoundTripThroughACheckpointAndHostileEntriesAreRefus
     out.resize(3, 12, 10 + i % 3);
     for (std::size_t k = 0; k < out.pixels.size(); ++k) out.pixels[k] = static_cast<float>((k * 31 + i * 7) % 256);
   });
-  const auto options = PreparationOptions().kind(PreparationKind::Paper).input_size(8).resize(10)
+  const auto options = PreparationOptions().kind(PreparationKind::ResizeAndCrop).input_size(8).resize(10)
                            .augment("crop,flip,pca").mean(MeanKind::Image).statistics_sample(25).seed(2);
   const Preparation prep = Preparation::compute(data, options);
   Checkpoint c;

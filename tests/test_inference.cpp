@@ -52,7 +52,7 @@ TEST(Classifier, LoadsACheckpointAndPredictsTopK) {
   ASSERT_EQ(top.size(), 2u);
   EXPECT_GE(top[0].probability, top[1].probability);
   EXPECT_EQ(top[0].name, model.class_names()[static_cast<std::size_t>(top[0].label)]);
-  const auto all = model.predict_ten_crop(picture, 10);
+  const auto all = model.predict(picture, 10, EvalViews::TenCrop);
   ASSERT_EQ(all.size(), 3u);  // k is capped at the number of classes
   EXPECT_NEAR(all[0].probability + all[1].probability + all[2].probability, 1.0, 1e-5);
   // The same picture through the network by hand: resize shorter side, centre crop, normalise.

@@ -156,7 +156,7 @@ TEST(LocalResponseNormForward, PaperConstantsAreTheDefaults) {
   EXPECT_DOUBLE_EQ(o.alpha(), 1e-4);
   EXPECT_DOUBLE_EQ(o.beta(), 0.75);
   EXPECT_DOUBLE_EQ(o.k(), 2.0);
-  EXPECT_EQ(o.convention(), LrnConvention::Paper);
+  EXPECT_EQ(o.convention(), LrnConvention::AlphaOnSum);
   // In PyTorch's units (alpha divided by n) the paper's formula is alpha 5e-4.
   EXPECT_DOUBLE_EQ(LocalResponseNormOptions().alpha(5e-4).convention(LrnConvention::AlphaOverN).effective_alpha(),
                    o.effective_alpha());

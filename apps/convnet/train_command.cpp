@@ -90,7 +90,7 @@ int fit(const TrainSettings& s, const cli::OptionTable& table, const Checkpoint*
       process_group ? detail::concat(process_group->size(), " processes (data-parallel, MPI) x ") : "";
   std::cout << "AlexNet '" << config.name() << "': " << net.parameter_count() << " parameters, input "
             << config.input_channels() << "x" << config.input_size() << "x" << config.input_size() << "; "
-            << data->describe() << "; " << parallel << num_threads() << " threads\nrecipe: " << optimizer->type_name() << ", "
+            << data->describe() << "; " << parallel << num_threads() << " threads\nrecipe: " << optimizer->describe() << ", "
             << schedule->describe() << ", batch " << s.batch_size << ", weight decay " << s.weight_decay
             << "\npictures: " << prep.describe() << "\nloss: " << objective.describe() << "\n";
   StopSignals signals;

@@ -54,7 +54,7 @@ class Layer {
   Layer(const Layer&) = delete;  // layers hold pointers into their own buffers
   Layer& operator=(const Layer&) = delete;
 
-  /// The class name, e.g. "Conv2d".
+  /// The name the layer registry and checkpoints know it by, e.g. "Conv2d" (models/layer_registry.hpp).
   virtual std::string type_name() const = 0;
   /// One line for model summaries, e.g. "Conv2d(3 -> 96, kernel 11, stride 4)". For people: free to change.
   virtual std::string describe() const = 0;

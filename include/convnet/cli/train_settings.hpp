@@ -149,7 +149,7 @@ inline AlexNetConfig config_of(const TrainSettings& s, Index picture_size = 32, 
   AlexNetConfig config = AlexNetConfig::named(s.config.empty() ? "cifar-half-bn" : s.config);
   config.classes(s.classes > 0 ? s.classes : classes);
   config.width(config.width() * s.width);  // a multiplier on the configuration's own (cifar-half: 0.5)
-  config.init(s.init == "he" ? AlexNetInit::He : AlexNetInit::Paper);
+  config.init(s.init == "he" ? AlexNetInit::He : AlexNetInit::Gaussian);
   config.dropout(s.dropout);
   if (s.input_size > 0) {
     config.input_size(s.input_size);
@@ -164,7 +164,7 @@ inline AlexNetConfig config_of(const TrainSettings& s, Index picture_size = 32, 
 /// How the settings prepare pictures for `config`.
 inline PreparationOptions preparation_of(const TrainSettings& s, const AlexNetConfig& config, bool in_memory) {
   return PreparationOptions()
-      .kind(s.pipeline == "paper" ? PreparationKind::Paper : PreparationKind::Small)
+      .kind(s.pipeline == "paper" ? PreparationKind::ResizeAndCrop : PreparationKind::Small)
       .input_size(config.input_size())
       .channels(config.input_channels())
       .augment(s.augment)

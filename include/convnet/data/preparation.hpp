@@ -21,7 +21,7 @@
 // replicated to RGB, or RGB to grey by luma; alpha is already dropped by
 // decoding).
 //
-//   PreparationOptions options = PreparationOptions().kind(PreparationKind::Paper).input_size(227);
+//   PreparationOptions options = PreparationOptions().kind(PreparationKind::ResizeAndCrop).input_size(227);
 //   const Preparation prep = Preparation::compute(train_set, options);  // statistics on a sample
 //   DataLoader loader(train_set, prep.train_pipeline(), ...);
 //   prep.save(checkpoint);  ...  Preparation::loaded(checkpoint).views(picture, EvalViews::TenCrop);
@@ -46,7 +46,9 @@
 
 namespace convnet {
 
-enum class PreparationKind { Small, Paper };
+/// Small: pictures fitted to the input, padded random crops (CIFAR). ResizeAndCrop: the paper's
+/// ImageNet pipeline (shorter side resized, random crops of the input size, PCA colour): "paper".
+enum class PreparationKind { Small, ResizeAndCrop };
 enum class MeanKind { Channel, Image };
 /// Views a picture is evaluated on (their softmax averaged).
 enum class EvalViews { Centre, Flip, TenCrop };
@@ -212,7 +214,7 @@ class Preparation {
     if (mean_ == MeanKind::Image) out.add<SubtractMeanImage>(mean_image_);
     if (crop_) {
       out.add<RandomCrop>(input_size_, input_size_, kind_ == PreparationKind::Small ? padding_ : 0);
-    } else if (kind_ == PreparationKind::Paper) {
+    } else if (kind_ == PreparationKind::ResizeAndCrop) {
       out.add<CenterCrop>(input_size_, input_size_);
     }
     if (flip_) out.add<RandomHorizontalFlip>();
@@ -228,7 +230,7 @@ class Preparation {
   Pipeline eval_pipeline() const {
     Pipeline out = fixed_;
     if (mean_ == MeanKind::Image) out.add<SubtractMeanImage>(mean_image_);
-    if (kind_ == PreparationKind::Paper) out.add<CenterCrop>(input_size_, input_size_);
+    if (kind_ == PreparationKind::ResizeAndCrop) out.add<CenterCrop>(input_size_, input_size_);
     out.add<Normalize>(stats_);
     return out;
   }
@@ -248,7 +250,7 @@ class Preparation {
       }
       out = ten_crops(picture, input_size_, input_size_);
     } else {
-      if (kind_ == PreparationKind::Paper) CenterCrop(input_size_, input_size_).apply(picture, unused);
+      if (kind_ == PreparationKind::ResizeAndCrop) CenterCrop(input_size_, input_size_).apply(picture, unused);
       out.push_back(picture);
       if (which == EvalViews::Flip) {
         out.push_back(std::move(picture));
@@ -363,11 +365,11 @@ class Preparation {
     detail::require_option(channels_ == 1 || channels_ == 3, "Preparation", "channels", "1 or 3", channels_);
     detail::require_option(padding_ >= 0 && padding_ <= input_size_, "Preparation", "padding",
                            "in [0, input_size]", padding_);
-    if (kind_ == PreparationKind::Paper) {
+    if (kind_ == PreparationKind::ResizeAndCrop) {
       detail::require_option(resize_ >= input_size_ && resize_ <= kMaxResize, "Preparation", "resize",
                              "in [input_size, 4096]", resize_);
     }
-    if (mean_ == MeanKind::Image && kind_ != PreparationKind::Paper) {
+    if (mean_ == MeanKind::Image && kind_ != PreparationKind::ResizeAndCrop) {
       throw ArgumentError("Preparation: the mean picture belongs to the paper pipeline (mean=image)");
     }
     std::istringstream names(augment_);
@@ -434,7 +436,7 @@ class Preparation {
     bounded("padding", padding, 0, 4096);
     bounded("channels", channels, 1, 3);
     return PreparationOptions()
-        .kind(kind == "small" ? PreparationKind::Small : PreparationKind::Paper)
+        .kind(kind == "small" ? PreparationKind::Small : PreparationKind::ResizeAndCrop)
         .input_size(input).channels(channels).resize(resize).padding(padding).augment(augment)
         .mean(mean == "image" ? MeanKind::Image : MeanKind::Channel);
   }

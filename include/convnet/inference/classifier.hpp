@@ -4,7 +4,7 @@
 //
 //   Classifier model = Classifier::load("runs/cifar10/best.ckpt");
 //   for (const ClassScore& s : model.predict(decode_image("cat.jpg"))) ...   // top-5
-//   model.predict_ten_crop(picture);                 // the paper's 10-view average (§4.1)
+//   model.predict(picture, 5, EvalViews::TenCrop);   // the paper's 10-view average (§4.1)
 //   ClassificationReport r = model.evaluate(test_set);  // top-1, top-5, confusion matrix
 //
 // Pictures are prepared as training prepared them (data/preparation.hpp, read
@@ -141,13 +141,12 @@ class Classifier {
   Sequential<float>& network() { return net_; }
 
   /// The normalised views of a picture the network sees (Preparation::views).
-  std::vector<Image> views(Image picture, EvalViews which) const { return prep_.views(std::move(picture), which); }
-  std::vector<Image> views(Image picture, bool ten_crop) const {
-    return views(std::move(picture), ten_crop ? EvalViews::TenCrop : EvalViews::Centre);
+  std::vector<Image> views(Image picture, EvalViews which = EvalViews::Centre) const {
+    return prep_.views(std::move(picture), which);
   }
 
   /// Class probabilities of each picture ([pictures][classes]), averaged over its views.
-  std::vector<std::vector<double>> probabilities(const std::vector<Image>& pictures, EvalViews which) {
+  std::vector<std::vector<double>> probabilities(const std::vector<Image>& pictures, EvalViews which = EvalViews::Centre) {
     std::vector<std::vector<double>> result;
     const std::size_t per = view_count(which), chunk = batch_pictures(which);
     const Index plane = prep_.channels() * input_size_ * input_size_;
@@ -173,16 +172,9 @@ class Classifier {
     return result;
   }
 
-  std::vector<std::vector<double>> probabilities(const std::vector<Image>& pictures, bool ten_crop = false) {
-    return probabilities(pictures, ten_crop ? EvalViews::TenCrop : EvalViews::Centre);
-  }
-
   /// The `k` most probable classes of a picture, most probable first.
   std::vector<ClassScore> predict(const Image& picture, Index k = 5, EvalViews which = EvalViews::Centre) {
     return top(probabilities({picture}, which)[0], k);
-  }
-  std::vector<ClassScore> predict_ten_crop(const Image& picture, Index k = 5) {
-    return predict(picture, k, EvalViews::TenCrop);
   }
 
   /// The `k` highest of `probabilities`, named.
@@ -201,12 +193,8 @@ class Classifier {
   /// first `max_pictures`); its labels must be < classes().
   /// With `stop`, it ends early (a partial report) once that flag is set (StopSignals::flag()).
   /// A picture that cannot be decoded (DataError) is left out and counted in `skipped`.
-  ClassificationReport evaluate(const Dataset& data, bool ten_crop = false,
+  ClassificationReport evaluate(const Dataset& data, EvalViews which = EvalViews::Centre,
                                 std::optional<Index> max_pictures = std::nullopt,
-                                const std::atomic<bool>* stop = nullptr) {
-    return evaluate(data, ten_crop ? EvalViews::TenCrop : EvalViews::Centre, max_pictures, stop);
-  }
-  ClassificationReport evaluate(const Dataset& data, EvalViews which, std::optional<Index> max_pictures = std::nullopt,
                                 const std::atomic<bool>* stop = nullptr) {
     ClassificationReport report{ClassificationMetrics(), ConfusionMatrix(classes_), names_};
     const Index total = max_pictures ? std::clamp<Index>(*max_pictures, 0, data.size()) : data.size();

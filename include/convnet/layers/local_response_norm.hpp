@@ -4,7 +4,7 @@
 //   win(c) = [c - size/2, c + size/2] clipped to [0, C-1]  (size odd),
 //
 // applied at every (n, y, x). The paper and the replicas disagree on alpha':
-//  - LrnConvention::Paper:      alpha' = alpha        (the paper's formula, and TensorFlow's)
+//  - LrnConvention::AlphaOnSum:      alpha' = alpha        (the paper's formula, and TensorFlow's)
 //  - LrnConvention::AlphaOverN: alpha' = alpha / size (Caffe, PyTorch, cuda-convnet)
 // The paper's constants are size 5, alpha 1e-4, beta 0.75, k 2; written in
 // PyTorch's units they are size 5, alpha 5e-4, k 2. The AlexNet header uses
@@ -32,11 +32,11 @@
 namespace convnet {
 
 enum class LrnConvention {
-  Paper,       ///< alpha multiplies the sum of squares as printed in the paper.
-  AlphaOverN,  ///< alpha / size multiplies it (Caffe, PyTorch, cuda-convnet).
+  AlphaOnSum,  ///< alpha multiplies the sum of squares, as printed in the paper (§3.3): "paper"
+  AlphaOverN,  ///< alpha / size multiplies it (Caffe, PyTorch, cuda-convnet): "alpha/n"
 };
 
-inline const char* to_string(LrnConvention c) { return c == LrnConvention::Paper ? "paper" : "alpha/n"; }
+inline const char* to_string(LrnConvention c) { return c == LrnConvention::AlphaOnSum ? "paper" : "alpha/n"; }
 
 struct LocalResponseNormOptions {
   LocalResponseNormOptions() = default;
@@ -55,13 +55,13 @@ struct LocalResponseNormOptions {
   LrnConvention convention() const { return convention_; }
   /// The factor that multiplies the sum of squares under the chosen convention.
   double effective_alpha() const {
-    return convention_ == LrnConvention::Paper ? alpha_ : alpha_ / static_cast<double>(size_);
+    return convention_ == LrnConvention::AlphaOnSum ? alpha_ : alpha_ / static_cast<double>(size_);
   }
 
  private:
   Index size_ = 5;
   double alpha_ = 1e-4, beta_ = 0.75, k_ = 2.0;
-  LrnConvention convention_ = LrnConvention::Paper;
+  LrnConvention convention_ = LrnConvention::AlphaOnSum;
 };
 
 template <class T>
@@ -87,13 +87,13 @@ class LocalResponseNorm : public Layer<T> {
             .alpha(s.take<double>("alpha"))
             .beta(s.take<double>("beta"))
             .k(s.take<double>("k"))
-            .convention(convention == "paper" ? LrnConvention::Paper : LrnConvention::AlphaOverN));
+            .convention(convention == "paper" ? LrnConvention::AlphaOnSum : LrnConvention::AlphaOverN));
   }
   LayerSettings settings() const override {
     using detail::setting_value;
     return {{"size", setting_value(options_.size())}, {"alpha", setting_value(options_.alpha())},
             {"beta", setting_value(options_.beta())}, {"k", setting_value(options_.k())},
-            {"convention", options_.convention() == LrnConvention::Paper ? "paper" : "alpha_over_n"}};
+            {"convention", options_.convention() == LrnConvention::AlphaOnSum ? "paper" : "alpha_over_n"}};
   }
   std::string describe() const override {
     return detail::concat("LocalResponseNorm(size ", options_.size(), ", alpha ", options_.alpha(), ", beta ", options_.beta(),

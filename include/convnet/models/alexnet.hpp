@@ -5,7 +5,7 @@
 //   conv3 -> ReLU;  conv4 -> ReLU;  conv5 -> ReLU -> pool;
 //   fc6 -> ReLU -> dropout;  fc7 -> ReLU -> dropout;  fc8 (logits; the
 //   softmax cross-entropy is the loss, SoftmaxCrossEntropy).
-// LRN uses the paper's formula and constants (LrnConvention::Paper, size 5,
+// LRN uses the paper's formula and constants (LrnConvention::AlphaOnSum, size 5,
 // alpha 1e-4, beta 0.75, k 2); pooling is overlapping 3 x 3 stride 2; dropout
 // p = 0.5.
 //
@@ -54,8 +54,8 @@ namespace convnet {
 
 /// How the weights are drawn.
 enum class AlexNetInit {
-  Paper,  ///< weights N(0, 0.01); biases 1 in conv2, conv4, conv5, fc6, fc7, else 0 (§5)
-  He,     ///< weights N(0, sqrt(2 / fan_in)) (He et al. 2015); biases 0. Trains deep nets faster.
+  Gaussian,  ///< the paper's (§5, "paper"): weights N(0, 0.01); biases 1 in conv2, conv4, conv5, fc6, fc7, else 0
+  He,        ///< weights N(0, sqrt(2 / fan_in)) (He et al. 2015); biases 0. Trains deep nets faster.
 };
 
 struct AlexNetConvSpec {
@@ -172,7 +172,7 @@ class AlexNetConfig {
   }
 
   static LrnConvention lrn_convention(const std::string& text) {
-    if (text == to_string(LrnConvention::Paper)) return LrnConvention::Paper;
+    if (text == to_string(LrnConvention::AlphaOnSum)) return LrnConvention::AlphaOnSum;
     if (text == to_string(LrnConvention::AlphaOverN)) return LrnConvention::AlphaOverN;
     throw ArgumentError("lrn convention '" + text + "' (paper or alpha/n)");
   }
@@ -189,7 +189,7 @@ class AlexNetConfig {
     c.dropout_ = fields.take<double>("dropout");
     const std::string init = fields.take<std::string>("init");
     if (init != "he" && init != "paper") throw ArgumentError("AlexNetConfig::parse: init '" + init + "' (he or paper)");
-    c.init_ = init == "he" ? AlexNetInit::He : AlexNetInit::Paper;
+    c.init_ = init == "he" ? AlexNetInit::He : AlexNetInit::Gaussian;
     // "none": a network without LRN. Constants leave the name's choice as it is: the BatchNorm
     // configurations' checkpoints written before "none" existed carry the unused constants.
     const std::string lrn = fields.take<std::string>("lrn");
@@ -250,7 +250,7 @@ class AlexNetConfig {
   double width_ = 1.0;
   double dropout_ = 0.5;
   LocalResponseNormOptions lrn_ = LocalResponseNormOptions();  // the paper's constants and convention
-  AlexNetInit init_ = AlexNetInit::Paper;
+  AlexNetInit init_ = AlexNetInit::Gaussian;
   // Structure, fixed by the configuration's name (so not part of str()):
   bool use_lrn_ = true;
   std::optional<Index> adaptive_pool_;
@@ -387,14 +387,14 @@ Sequential<T> make_alexnet(const AlexNetConfig& config, std::uint64_t seed = 0) 
     if (name.rfind("bn", 0) == 0) continue;  // batch normalisation starts as the identity: gamma 1, beta 0
     for (auto& p : layer.parameters()) {
       if (p.name == "bias") {
-        const T value = (config.init() == AlexNetInit::Paper && bias_one) ? T(1) : T(0);
+        const T value = (config.init() == AlexNetInit::Gaussian && bias_one) ? T(1) : T(0);
         p.values().setConstant(value);
         continue;
       }
       Index fan_in = 1;
       for (std::size_t d = 1; d < p.shape.size(); ++d) fan_in *= p.shape[d];
       const double stddev =
-          config.init() == AlexNetInit::Paper ? 0.01 : std::sqrt(2.0 / static_cast<double>(fan_in));
+          config.init() == AlexNetInit::Gaussian ? 0.01 : std::sqrt(2.0 / static_cast<double>(fan_in));
       for (Index k = 0; k < p.size; ++k) p.value[k] = static_cast<T>(rng.normal(0.0, stddev));
     }
   }

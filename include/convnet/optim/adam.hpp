@@ -54,7 +54,8 @@ class Adam : public Optimizer<T> {
     }
   }
 
-  std::string type_name() const override { return options_.decoupled() ? "AdamW" : "Adam"; }
+  std::string type_name() const override { return "adam"; }
+  std::string describe() const override { return options_.decoupled() ? "AdamW" : "Adam"; }
   const AdamOptions& options() const { return options_; }
 
   void set_momentum(double beta1) override {

@@ -48,7 +48,12 @@ class Optimizer {
   Optimizer(const Optimizer&) = delete;
   Optimizer& operator=(const Optimizer&) = delete;
 
+  /// The name the registry knows it by ("sgd", "adam": optim/by_name.hpp), as a layer's and a
+  /// loss's type_name() are their registries' names.
   virtual std::string type_name() const = 0;
+  /// "Sgd(nesterov)", "AdamW": the kind and the choice that changes what its state means; what a
+  /// checkpoint records as optimizer/type, so state is never loaded into the other kind.
+  virtual std::string describe() const = 0;
   /// One update of every parameter from its accumulated gradient.
   virtual void step() = 0;
   /// The optimizer's buffers, in a fixed order, for checkpoints.
@@ -56,7 +61,7 @@ class Optimizer {
 
   double learning_rate() const { return learning_rate_; }
   void set_learning_rate(double lr) {
-    detail::require_option(lr >= 0, type_name(), "learning rate", ">= 0", lr);
+    detail::require_option(lr >= 0, describe(), "learning rate", ">= 0", lr);
     learning_rate_ = lr;
   }
   /// Sets the momentum (SGD's momentum, Adam's beta1), as one-cycle schedules do each step.
@@ -73,14 +78,14 @@ class Optimizer {
       if (settings.weight_decay >= 0) decay_[i] = settings.weight_decay;
       return;
     }
-    throw ArgumentError(type_name() + ": no parameter named '" + name + "'");
+    throw ArgumentError(describe() + ": no parameter named '" + name + "'");
   }
   double weight_decay_of(std::size_t i) const { return decay_.at(i); }
 
   /// The optimizer in a checkpoint: its type, step count and buffers under `prefix` (the one
   /// save/load pair, checkpoint/state.hpp).
   void save(Checkpoint& c, const std::string& prefix = "optimizer/") const {
-    c.set_text(prefix + "type", type_name());
+    c.set_text(prefix + "type", describe());
     c.set_u64s(prefix + "steps", {steps_});
     for (const auto& b : const_cast<Optimizer&>(*this).state()) c.set_tensor<T>(prefix + b.name, {b.size}, b.data);
   }
@@ -88,8 +93,8 @@ class Optimizer {
   void load(const Checkpoint& c, const std::string& prefix = "optimizer/") {
     const std::string where = c.source();
     if (!c.contains(prefix + "type")) throw CheckpointError(where + ": holds no optimizer state");
-    if (c.text(prefix + "type") != type_name()) {
-      throw CheckpointError(where + ": optimizer state is for " + c.text(prefix + "type") + ", not " + type_name());
+    if (c.text(prefix + "type") != describe()) {
+      throw CheckpointError(where + ": optimizer state is for " + c.text(prefix + "type") + ", not " + describe());
     }
     const std::vector<StateBuffer<T>> buffers = state();
     std::vector<std::vector<T>> values;

@@ -46,7 +46,8 @@ class Sgd : public Optimizer<T> {
     for (const auto& p : this->parameters_) velocity_.push_back(Vector<T>::Zero(p.size));
   }
 
-  std::string type_name() const override { return options_.nesterov() ? "Sgd(nesterov)" : "Sgd"; }
+  std::string type_name() const override { return "sgd"; }
+  std::string describe() const override { return options_.nesterov() ? "Sgd(nesterov)" : "Sgd"; }
   const SgdOptions& options() const { return options_; }
 
   void set_momentum(double momentum) override {

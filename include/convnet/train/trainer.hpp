@@ -297,7 +297,7 @@ class Trainer {
     mix(detail::concat("convnet ", CONVNET_VERSION_MAJOR, ".", CONVNET_VERSION_MINOR, ".", CONVNET_VERSION_PATCH,
                        " ", __VERSION__, " scalar ", sizeof(T), " ", Eigen::SimdInstructionSetsInUse()));
     for (const auto& line : net_.architecture()) mix(line);
-    mix(detail::concat(optimizer_.type_name(), " ", optimizer_.learning_rate(), " ", optimizer_.steps(), " ",
+    mix(detail::concat(optimizer_.describe(), " ", optimizer_.learning_rate(), " ", optimizer_.steps(), " ",
                        schedule_ ? "schedule" : "no schedule"));
     const auto loader = [&](const DataLoader& l) {
       mix(detail::concat(l.dataset().size(), " ", l.options().batch_size(), " ", l.options().seed(), " ",
