@@ -4,6 +4,9 @@
 //
 //   Peak             this machine's FMA throughput on all threads (GFLOP/s), the
 //                    yardstick for every other figure
+//   AmxPeak          the AMX tile unit's bf16 throughput on one thread (skipped without AMX)
+//   Gemm/2048/{bf16,fp32}/{threads}
+//                    C = A B at 2048^3 in bf16 (on the host's path) and in fp32
 //   Layer/<config>/<layer>/{forward,backward}
 //                    each layer of paper (batch 64), cifar and cifar-half (128),
 //                    effective GFLOP/s (the direct method's 2 x multiply-adds
@@ -20,6 +23,8 @@
 #include <benchmark/benchmark.h>
 
 #include <convnet/convnet.hpp>
+#include <convnet/cpu_features.hpp>
+#include <convnet/kernels/gemm_bf16.hpp>
 
 #include <cstdlib>
 #include <filesystem>
@@ -112,6 +117,70 @@ void BM_Peak(benchmark::State& state) {
   state.SetLabel(std::to_string(threads) + " threads");
 }
 BENCHMARK(BM_Peak)->UseRealTime()->Unit(benchmark::kMillisecond);
+
+#ifdef CONVNET_X86
+// The AMX tile peak on one thread: four independent TDPBF16PS chains whose operands stay in tiles
+// (16 x 32 by 32 x 16 bf16 into 16 x 16 fp32: 16384 FLOP each), the yardstick of the bf16 products.
+__attribute__((target("amx-tile,amx-bf16"))) void amx_chains(long iterations) {
+  detail::configure_tiles();
+  _tile_zero(0);
+  _tile_zero(1);
+  _tile_zero(2);
+  _tile_zero(3);
+  _tile_zero(4);
+  _tile_zero(5);
+  _tile_zero(6);
+  _tile_zero(7);
+  for (long i = 0; i < iterations; ++i) {
+    _tile_dpbf16ps(0, 4, 6);
+    _tile_dpbf16ps(1, 4, 7);
+    _tile_dpbf16ps(2, 5, 6);
+    _tile_dpbf16ps(3, 5, 7);
+  }
+  detail::release_tiles();
+}
+
+void BM_AmxPeak(benchmark::State& state) {
+  if (best_matrix_path() != MatrixPath::Amx) {
+    state.SkipWithError(("no AMX on this host (" + cpu_features().describe() + ")").c_str());
+    return;
+  }
+  const long iterations = 1 << 20;
+  for (auto _ : state) amx_chains(iterations);
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(4.0 * 16384 * iterations * static_cast<double>(state.iterations()) / 1e9, benchmark::Counter::kIsRate);
+  state.SetLabel("1 thread");
+}
+BENCHMARK(BM_AmxPeak)->UseRealTime()->Unit(benchmark::kMillisecond);
+#endif
+
+// C (n x n) = A (n x n) B (n x n) in bf16 on the host's path (or fp32 with range(1) == 0), on
+// range(2) threads.
+void BM_Gemm(benchmark::State& state) {
+  const Index n = state.range(0);
+  const bool bf16 = state.range(1) != 0;
+  const int threads_before = num_threads();
+  set_num_threads(static_cast<int>(state.range(2)));
+  std::vector<float> a(static_cast<std::size_t>(n * n)), b(a.size()), c(a.size());
+  Rng rng(1);
+  for (auto& v : a) v = static_cast<float>(rng.uniform(-1, 1));
+  for (auto& v : b) v = static_cast<float>(rng.uniform(-1, 1));
+  auto product = [&] {
+    if (bf16) {
+      gemm_bf16(Transpose::No, Transpose::No, n, n, n, 1.0f, a.data(), n, b.data(), n, 0.0f, c.data(), n);
+    } else {
+      gemm<float>(Transpose::No, Transpose::No, n, n, n, 1.0f, a.data(), n, b.data(), n, 0.0f, c.data(), n);
+    }
+  };
+  product();  // warm-up: sizes the packing buffers
+  for (auto _ : state) product();
+  state.counters["GFLOP/s"] = benchmark::Counter(2.0 * n * n * n * static_cast<double>(state.iterations()) / 1e9,
+                                                 benchmark::Counter::kIsRate);
+  state.SetLabel(bf16 ? std::string("bf16 on ") + to_string(matrix_path()) : std::string("fp32"));
+  set_num_threads(threads_before);
+}
+BENCHMARK(BM_Gemm)->Args({2048, 1, 1})->Args({2048, 0, 1})->Args({2048, 1, 2})->Args({2048, 0, 2})
+    ->UseRealTime()->Unit(benchmark::kMillisecond);
 
 // ---- layers ---------------------------------------------------------------------------
 

@@ -4,8 +4,6 @@
 #include <gtest/gtest.h>
 
 #include <convnet/init.hpp>
-#include <convnet/kernels/gemm.hpp>
-#include <convnet/kernels/winograd.hpp>
 #include <convnet/layer.hpp>
 #include <convnet/layers/batch_norm.hpp>
 #include <convnet/layers/conv2d.hpp>
@@ -17,7 +15,6 @@
 #include <convnet/layers/relu.hpp>
 #include <convnet/layers/softmax.hpp>
 #include <convnet/losses/softmax_cross_entropy.hpp>  // ShapeErrors.LossChecksLogitsAndLabels
-#include <convnet/models/alexnet.hpp>                // Winograd's choice on the paper's network
 #include <convnet/models/sequential.hpp>
 #include <convnet/parameter.hpp>
 #include <convnet/random.hpp>
@@ -31,9 +28,12 @@
 #include <string>
 #include <vector>
 
+#include "on_threads.hpp"
+
 namespace {
 
 using namespace convnet;
+using convnet::testing::forward_on_threads;
 
 // x[r][c] = 4r + c + 1 on a 4 x 4 image: a ramp of slope 1 along x.
 Tensor<double> ramp4x4() {
@@ -87,15 +87,6 @@ TEST(Conv2dForward, GroupsSeeOnlyTheirHalfOfTheChannels) {
   EXPECT_DOUBLE_EQ(y(0, 0, 0, 0), 1 * 1 + 10 * 2);
   EXPECT_DOUBLE_EQ(y(0, 1, 0, 0), 100 * 3 + 1000 * 4);
   EXPECT_EQ(conv.parameter_count(), 4 + 0);
-}
-
-// The layer's output for x computed on `threads` threads (the setting is restored).
-Tensor<float> forward_on_threads(Layer<float>& layer, const Tensor<float>& x, int threads) {
-  const int before = num_threads();
-  set_num_threads(threads);
-  Tensor<float> y = layer.forward(x);
-  set_num_threads(before);
-  return y;
 }
 
 TEST(Conv2dForward, BatchSplitAcrossThreadsMatchesOneThread) {
@@ -536,205 +527,6 @@ TEST(LayerOptions, SizesThatCannotBeHeldAreRefusedUpFront) {
   MaxPool2d<float> pool(MaxPool2dOptions(2));
   EXPECT_THROW(pool.output_shape(Shape{1, 1, Index{1} << 16, Index{1} << 16}), ShapeError);  // a 2^32 plane
   EXPECT_EQ(pool.output_shape(Shape{1, 1, 4, 4}), (Shape{1, 1, 2, 2}));
-}
-
-// ---- kernels/: Winograd against the direct path, then gemm against Eigen's product ---------
-
-// One-dimensional F(M, R) from the generated matrices against the correlation it stands for.
-template <int M, int R>
-void expect_minimal_filter_correlates() {
-  constexpr auto mat = winograd::make_matrices<M, R>();
-  constexpr int alpha = M + R - 1;
-  Rng rng(M * 10 + R);
-  double d[alpha], g[R];
-  for (double& v : d) v = rng.uniform(-1, 1);
-  for (double& v : g) v = rng.uniform(-1, 1);
-  double product[alpha];
-  for (int j = 0; j < alpha; ++j) {
-    double gj = 0, dj = 0;
-    for (int k = 0; k < R; ++k) gj += mat.g[j][k] * g[k];
-    for (int k = 0; k < alpha; ++k) dj += mat.bt[j][k] * d[k];
-    product[j] = gj * dj;
-  }
-  for (int i = 0; i < M; ++i) {
-    double y = 0, want = 0;
-    for (int j = 0; j < alpha; ++j) y += mat.at[i][j] * product[j];
-    for (int k = 0; k < R; ++k) want += d[i + k] * g[k];
-    EXPECT_NEAR(y, want, 1e-12) << "F(" << M << ", " << R << ") output " << i;
-  }
-}
-
-TEST(Winograd, GeneratedMatricesComputeTheCorrelation) {
-  expect_minimal_filter_correlates<2, 3>();
-  expect_minimal_filter_correlates<4, 3>();  // 3 x 3 layers
-  expect_minimal_filter_correlates<3, 4>();  // their weight gradient
-  expect_minimal_filter_correlates<4, 5>();  // 5 x 5 layers
-  expect_minimal_filter_correlates<5, 4>();  // their weight gradient
-  expect_minimal_filter_correlates<6, 3>();
-}
-
-TEST(Winograd, TheTextbookF23Transform) {
-  // Lavin & Gray's F(2, 3) up to the sign of each row: BT rows (1, 0, -1, 0), (0, 1, 1, 0), (0, -1, 1, 0), (0, 1, 0, -1).
-  constexpr auto mat = winograd::make_matrices<2, 3>();
-  const double bt[4][4] = {{1, 0, -1, 0}, {0, 1, 1, 0}, {0, -1, 1, 0}, {0, 1, 0, -1}};
-  for (int i = 0; i < 4; ++i) {
-    double dot = 0, norm = 0;
-    for (int j = 0; j < 4; ++j) dot += mat.bt[i][j] * bt[i][j], norm += bt[i][j] * bt[i][j];
-    for (int j = 0; j < 4; ++j) EXPECT_DOUBLE_EQ(std::abs(mat.bt[i][j]), std::abs(bt[i][j])) << i << ", " << j;
-    EXPECT_DOUBLE_EQ(std::abs(dot), norm) << "row " << i;
-  }
-}
-
-struct ConvCase {
-  const char* name;
-  Index batch, in, out, kernel, padding, groups, h, w;
-  bool bias;
-};
-
-// Forward, input gradient, weight and bias gradients of Winograd and direct layers with the same weights.
-template <class T>
-void expect_winograd_matches_direct(const ConvCase& c, double tolerance) {
-  auto options = [&](ConvAlgorithm a) {
-    return Conv2dOptions(c.in, c.out, c.kernel).padding(c.padding).groups(c.groups).bias(c.bias).seed(3).algorithm(a);
-  };
-  Conv2d<T> direct(options(ConvAlgorithm::Direct)), fast(options(ConvAlgorithm::Winograd));
-  const Shape in{c.batch, c.in, c.h, c.w};
-  ASSERT_TRUE(fast.uses_winograd(in)) << c.name;
-  ASSERT_FALSE(direct.uses_winograd(in)) << c.name;
-  Rng rng(11);
-  Tensor<T> x = make_tensor<T>(in);
-  for (Index i = 0; i < x.size(); ++i) x.data()[i] = static_cast<T>(rng.uniform(-1, 1));
-  Tensor<T> g = make_tensor<T>(direct.output_shape(in));
-  for (Index i = 0; i < g.size(); ++i) g.data()[i] = static_cast<T>(rng.uniform(-1, 1));
-  auto expect_close = [&](const T* want, const T* got, Index size, const char* what) {
-    double scale = 0;
-    for (Index i = 0; i < size; ++i) scale = std::max(scale, std::abs(static_cast<double>(want[i])));
-    for (Index i = 0; i < size; ++i) {
-      ASSERT_NEAR(static_cast<double>(got[i]), static_cast<double>(want[i]), tolerance * scale)
-          << c.name << ": " << what << " " << i;
-    }
-  };
-  const Tensor<T> y_direct = direct.forward(x), y_fast = fast.forward(x);
-  expect_close(y_direct.data(), y_fast.data(), y_direct.size(), "output");
-  // Twice, so the gradients accumulate as they do over a batch split in two.
-  for (int pass = 0; pass < 2; ++pass) {
-    const Tensor<T> dx_direct = direct.backward(g), dx_fast = fast.backward(g);
-    expect_close(dx_direct.data(), dx_fast.data(), dx_direct.size(), "input gradient");
-  }
-  expect_close(direct.weight_grad().data(), fast.weight_grad().data(), direct.weight_grad().size(), "weight gradient");
-  if (c.bias) expect_close(direct.bias_grad().data(), fast.bias_grad().data(), c.out, "bias gradient");
-}
-
-const ConvCase kAwkwardConvolutions[] = {
-    {"3x3, odd non-square planes", 2, 3, 4, 3, 1, 1, 7, 9, true},
-    {"3x3, one channel, batch 1, no padding", 1, 1, 1, 3, 0, 1, 5, 5, true},
-    {"3x3, padding 2, two groups", 2, 4, 4, 3, 2, 2, 4, 13, false},
-    {"3x3, plane smaller than a tile", 3, 2, 3, 3, 1, 1, 2, 3, true},
-    {"5x5, two groups", 3, 4, 6, 5, 2, 2, 11, 6, true},
-    {"5x5, padding 4 on a 3 x 3 plane", 1, 2, 2, 5, 4, 1, 3, 3, true},
-    {"5x5, no padding", 2, 3, 5, 5, 0, 1, 9, 8, true},
-    {"3x3, more tiles than one block", 3, 5, 7, 3, 1, 1, 27, 27, true},
-    {"5x5, more tiles than one block", 2, 3, 4, 5, 2, 1, 45, 33, true},
-};
-
-TEST(Winograd, MatchesTheDirectPathInDoubleOnAwkwardShapes) {
-  for (const ConvCase& c : kAwkwardConvolutions) expect_winograd_matches_direct<double>(c, 1e-12);
-}
-
-TEST(Winograd, MatchesTheDirectPathInFloatOnAlexNetShapes) {
-  // cifar conv3 and a paper conv2 with two groups, at a small batch.
-  expect_winograd_matches_direct<float>({"cifar conv3", 2, 192, 384, 3, 1, 1, 7, 7, true}, 2e-5);
-  expect_winograd_matches_direct<float>({"paper conv2, groups 2", 2, 96, 256, 5, 2, 2, 27, 27, true}, 2e-5);
-}
-
-TEST(Winograd, SameResultOnOneThreadAndOnTwo) {
-  Conv2d<float> conv(Conv2dOptions(16, 24, 3).padding(1).seed(4));
-  ASSERT_TRUE(conv.uses_winograd(Shape{8, 16, 9, 9}));
-  Tensor<float> x(8, 16, 9, 9);
-  Rng rng(6);
-  for (Index i = 0; i < x.size(); ++i) x.data()[i] = static_cast<float>(rng.uniform(-1, 1));
-  const Tensor<float> one = forward_on_threads(conv, x, 1), two = forward_on_threads(conv, x, 2);
-  for (Index i = 0; i < one.size(); ++i) ASSERT_EQ(one.data()[i], two.data()[i]) << i;
-}
-
-TEST(Winograd, TheAutomaticChoiceFollowsTheMeasuredRule) {
-  const AlexNetConfig paper = AlexNetConfig::named("paper");
-  Sequential<float> net = make_alexnet<float>(paper, 1);
-  std::vector<std::string> fast;
-  Shape shape{64, 3, 227, 227};
-  for (std::size_t i = 0; i < net.size(); ++i) {
-    if (auto* conv = dynamic_cast<Conv2d<float>*>(&net[i])) {
-      if (conv->uses_winograd(shape)) fast.push_back(net[i].name());
-    }
-    shape = net[i].output_shape(shape);
-  }
-  EXPECT_EQ(fast, (std::vector<std::string>{"conv2", "conv3", "conv4", "conv5"}));  // not conv1: 11 x 11, stride 4
-  Conv2d<float> few(Conv2dOptions(3, 64, 5).padding(2));  // cifar conv1: three input channels
-  EXPECT_FALSE(few.uses_winograd(Shape{128, 3, 32, 32}));
-  Conv2d<float> conv3(Conv2dOptions(256, 384, 3).padding(1));
-  EXPECT_FALSE(conv3.uses_winograd(Shape{1, 256, 13, 13}));  // 16 tiles: the weights' transform would dominate
-  EXPECT_TRUE(conv3.uses_winograd(Shape{4, 256, 13, 13}));   // 64 tiles
-  Conv2d<float> conv2(Conv2dOptions(96, 256, 5).padding(2).groups(2));
-  EXPECT_TRUE(conv2.uses_winograd(Shape{1, 96, 27, 27}));   // 5 x 5 saves more: 49 tiles are enough
-  EXPECT_TRUE(conv2.uses_winograd(Shape{1, 96, 16, 16}));   // 16 tiles
-  EXPECT_FALSE(conv2.uses_winograd(Shape{1, 96, 12, 12}));  // 9 tiles
-  Conv2d<float> direct(Conv2dOptions(256, 384, 3).padding(1).algorithm(ConvAlgorithm::Direct));
-  EXPECT_FALSE(direct.uses_winograd(Shape{64, 256, 13, 13}));
-}
-
-TEST(Winograd, RefusedWhereItCannotRun) {
-  for (const auto& options : {Conv2dOptions(4, 4, 3).stride(2).padding(1), Conv2dOptions(4, 4, 11).stride(4),
-                              Conv2dOptions(4, 4, 3).padding(3), Conv2dOptions(4, 4, 2)}) {
-    Conv2dOptions o = options;
-    try {
-      Conv2d<float> conv(o.algorithm(ConvAlgorithm::Winograd));
-      ADD_FAILURE() << "accepted " << conv.describe();
-    } catch (const std::invalid_argument& e) {
-      EXPECT_NE(std::string(e.what()).find("Winograd needs stride 1"), std::string::npos) << e.what();
-    }
-  }
-}
-
-}  // namespace
-
-namespace {
-
-// gemm against Eigen's own product, for every transpose combination, beta 0 and 1,
-// and sizes that split across threads (rows and columns) or do not; 1 to 4 rows
-// (a layer at batch 1 to 4) take the matrix-vector path, split over columns.
-TEST(Gemm, MatchesEigenProduct) {
-  using M = convnet::Matrix<double>;
-  convnet::Rng rng(3);
-  auto random = [&](convnet::Index r, convnet::Index c) {
-    M m(r, c);
-    for (convnet::Index i = 0; i < m.size(); ++i) m.data()[i] = rng.uniform(-1, 1);
-    return m;
-  };
-  const convnet::Index sizes[][3] = {{3, 5, 7},   {300, 40, 70}, {40, 300, 70}, {129, 257, 65},
-                                     {1, 1000, 93}, {4, 130, 17},  {2, 64, 1},    {5, 300, 20}};
-  for (const auto& s : sizes) {
-    const convnet::Index m = s[0], n = s[1], k = s[2];
-    for (int ta = 0; ta < 2; ++ta) {
-      for (int tb = 0; tb < 2; ++tb) {
-        const M a = ta ? random(k, m) : random(m, k);
-        const M b = tb ? random(n, k) : random(k, n);
-        const M opa = ta ? M(a.transpose()) : a;
-        const M opb = tb ? M(b.transpose()) : b;
-        for (double beta : {0.0, 1.0}) {
-          M c = random(m, n);
-          const M expected = 0.5 * opa * opb + beta * c;
-          convnet::gemm(ta ? convnet::Transpose::Yes : convnet::Transpose::No,
-                        tb ? convnet::Transpose::Yes : convnet::Transpose::No, m, n, k, 0.5, a.data(), a.cols(),
-                        b.data(), b.cols(), beta, c.data(), n);
-          EXPECT_LT((c - expected).cwiseAbs().maxCoeff(), 1e-12) << m << "x" << n << "x" << k << " ta " << ta
-                                                                 << " tb " << tb << " beta " << beta;
-        }
-      }
-    }
-  }
-  double c = 0;
-  EXPECT_THROW(convnet::gemm(convnet::Transpose::No, convnet::Transpose::No, 1, 1, 1, 1.0, &c, 1, &c, 1, 2.0, &c, 1),
-               std::invalid_argument);
 }
 
 }  // namespace

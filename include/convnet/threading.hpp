@@ -12,9 +12,9 @@
 
 #ifdef _OPENMP
 #include <omp.h>
+#endif
 
 #include "errors.hpp"
-#endif
 
 namespace convnet {
 
@@ -42,6 +42,15 @@ inline int thread_index() {
   return omp_get_thread_num();
 #else
   return 0;
+#endif
+}
+
+/// Whether the caller already runs inside a parallel region (then a kernel stays on its thread).
+inline bool in_parallel_region() {
+#ifdef _OPENMP
+  return omp_in_parallel() != 0;
+#else
+  return false;
 #endif
 }
 
