@@ -157,13 +157,15 @@ __attribute__((target("amx-tile,amx-bf16"))) inline void amx_block_32x32(const B
   _tile_zero(1);
   _tile_zero(2);
   _tile_zero(3);
+  // Tiles are not renamed: a load into a tile waits for the products still reading it. Each load
+  // is placed just before its first use, so the next one overlaps the product before it.
   for (Index k = 0; k < kp; k += 32) {
     _tile_loadd(4, a + k * 16, 64);
-    _tile_loadd(5, a1 + k * 16, 64);
     _tile_loadd(6, b + k * 16, 64);
-    _tile_loadd(7, b1 + k * 16, 64);
     _tile_dpbf16ps(0, 4, 6);
+    _tile_loadd(7, b1 + k * 16, 64);
     _tile_dpbf16ps(1, 4, 7);
+    _tile_loadd(5, a1 + k * 16, 64);
     _tile_dpbf16ps(2, 5, 6);
     _tile_dpbf16ps(3, 5, 7);
   }

@@ -20,8 +20,8 @@
 #include <utility>
 #include <vector>
 
-#include "../errors.hpp"
 #include "../checkpoint/format.hpp"
+#include "../errors.hpp"
 #include "../layer.hpp"
 #include "network_state.hpp"
 
