@@ -258,7 +258,7 @@ TEST(DataParallel, ACheckpointOfTwoRanksResumesOnOneAndOnTwo) {
   const auto resume_on = [&](ProcessGroup& group) {
     SmallRun run;  // no checkpoint folder: nothing is written over the checkpoint the others read
     Trainer<float> trainer(run.net, run.loss, run.sgd, nullptr, TrainerOptions().max_batches(4));
-    trainer.resume(Checkpoint::load((dir / "last.ckpt").string()));
+    trainer.load(Checkpoint::load((dir / "last.ckpt").string()));
     std::vector<std::vector<float>> after;
     AfterEachBatch keep([&](Index b) {
       if (b == 3) after = snapshot(run.net);

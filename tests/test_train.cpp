@@ -243,7 +243,7 @@ TEST(Trainer, StopRequestThenResumeContinuesBitForBit) {
   TinyRun resumed(999);  // other initial weights: everything must come from the checkpoint
   Trainer<float> again(resumed.net, resumed.loss, *resumed.sgd, &resumed.schedule,
                        TrainerOptions().epochs(3).checkpoint_dir(dir / "run"));
-  again.resume(Checkpoint::load(dir / "run/last.ckpt"));
+  again.load(Checkpoint::load(dir / "run/last.ckpt"));
   EXPECT_EQ(again.position().epoch, 1);
   EXPECT_EQ(again.position().batch, 4);
   EXPECT_EQ(again.fit(resumed.train_loader, &resumed.val_loader).outcome, FitOutcome::Completed);
@@ -299,7 +299,7 @@ TEST(Trainer, WeightAverageIsValidatedSavedAndResumed) {
   EXPECT_EQ(stopped.fit(first.train_loader, &first.val_loader).outcome, FitOutcome::StopRequested);
   TinyRun resumed(999);
   Trainer<float> again(resumed.net, resumed.loss, *resumed.sgd, &resumed.schedule, options("b"));
-  again.resume(Checkpoint::load(dir / "b/last.ckpt"));
+  again.load(Checkpoint::load(dir / "b/last.ckpt"));
   again.fit(resumed.train_loader, &resumed.val_loader);
   set_num_threads(threads);
   ASSERT_EQ(again.average_history().size(), 3u);
@@ -313,7 +313,7 @@ TEST(Trainer, WeightAverageIsValidatedSavedAndResumed) {
   // A run without the average cannot resume one that had it, and the other way round.
   TinyRun plain(2);
   Trainer<float> without(plain.net, plain.loss, *plain.sgd, &plain.schedule, TrainerOptions().epochs(3));
-  EXPECT_NO_THROW(without.resume(a_last));  // the average's entries are simply not read
+  EXPECT_NO_THROW(without.load(a_last));  // the average's entries are simply not read
   TinyRun wants(3);
   Trainer<float> wanting(wants.net, wants.loss, *wants.sgd, &wants.schedule, options("c"));
   Checkpoint no_average;
@@ -323,7 +323,7 @@ TEST(Trainer, WeightAverageIsValidatedSavedAndResumed) {
     t.fit(bare.train_loader, &bare.val_loader);
     no_average = Checkpoint::load(dir / "d/last.ckpt");
   }
-  EXPECT_THROW(wanting.resume(no_average), CheckpointError);
+  EXPECT_THROW(wanting.load(no_average), CheckpointError);
 }
 
 // A dataset that calls `hook(i)` whenever picture i is loaded.
@@ -377,7 +377,7 @@ TEST(Trainer, StopDuringValidationSavesAndTheResumedRunValidates) {
     TinyRun resumed(999);
     Trainer<float> again(resumed.net, resumed.loss, *resumed.sgd, &resumed.schedule,
                          TrainerOptions().epochs(2).checkpoint_dir(dir / "run"));
-    again.resume(Checkpoint::load(dir / "run/last.ckpt"));
+    again.load(Checkpoint::load(dir / "run/last.ckpt"));
     EXPECT_EQ(again.fit(resumed.train_loader, &resumed.val_loader).outcome, FitOutcome::Completed);
     EXPECT_TRUE(resumed.values() == straight.values()) << "parameters differ after resuming";
     ASSERT_EQ(again.history().size(), 2u);
@@ -480,7 +480,7 @@ TEST(Trainer, RefusesBadOptionsAndForeignPositions) {
   c.set_f64s("trainer/partial", {0, 0, 0, 0});
   c.set_f64s("trainer/history", {});
   try {
-    trainer.resume(c);
+    trainer.load(c);
     FAIL();
   } catch (const CheckpointError& e) {
     EXPECT_NE(std::string(e.what()).find("trainer/position (5, 0) is outside this run of 2 epochs"), std::string::npos)
@@ -491,10 +491,10 @@ TEST(Trainer, RefusesBadOptionsAndForeignPositions) {
   // epochs of the loader the run is given.
   c.set_u64s("trainer/position", {1, 0});
   c.set_f64s("trainer/history", {4294967296.0, 1, 0.5, 1, 0.5, 0.1, 1});
-  EXPECT_THROW(trainer.resume(c), CheckpointError);
+  EXPECT_THROW(trainer.load(c), CheckpointError);
   c.set_u64s("trainer/position", {0, 1000});
   c.set_f64s("trainer/history", {});
-  trainer.resume(c);
+  trainer.load(c);
   try {
     trainer.fit(run.train_loader);
     FAIL();

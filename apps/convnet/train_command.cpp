@@ -85,7 +85,7 @@ int fit(const TrainSettings& s, const cli::OptionTable& table, const Checkpoint*
         .add_callback(curves.emplace((std::filesystem::path(s.out) / "curves.png").string()));
   }
   if (process_group) trainer.distribute(*process_group);
-  if (resume) trainer.resume(*resume);
+  if (resume) trainer.load(*resume);
   const std::string parallel =
       process_group ? detail::concat(process_group->size(), " processes (data-parallel, MPI) x ") : "";
   std::cout << "AlexNet '" << config.name() << "': " << net.parameter_count() << " parameters, input "

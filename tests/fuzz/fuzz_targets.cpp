@@ -290,7 +290,7 @@ int trainer_checkpoint(const std::uint8_t* data, std::size_t size) {
   const std::string bytes = checkpoint_bytes(data, size);
   TinyTrainer t;
   try {
-    t.trainer.resume(Checkpoint::parse(bytes, "fuzz input", CheckpointLimits().tensor_elements(1 << 16)));
+    t.trainer.load(Checkpoint::parse(bytes, "fuzz input", CheckpointLimits().tensor_elements(1 << 16)));
   } catch (const CheckpointError&) {
     return 0;
   }

@@ -1,6 +1,7 @@
 // Writes tests/golden/checkpoint_v2.ckpt: a trainer's last.ckpt as convnet wrote it at commit b8c20bb
 // (before the one save/load pair; the Trainer's history as seven positional values an epoch), so
-// that later versions are held to loading it. Kept as it was run: it compiles against that commit (and against a5046f6, which writes the same entries).
+// that later versions are held to loading it. Kept as it was run: it compiles against that commit
+// (and against a5046f6, which writes the same entries), not against later ones.
 //   g++ -std=c++17 -O1 -fopenmp -Iinclude -I/usr/include/eigen3 tests/golden/make_checkpoint_v2.cpp -o /tmp/mk
 //   /tmp/mk tests/golden/checkpoint_v2.ckpt
 // The network: cifar-bn at width 1/16 on 16 x 16 pictures of three classes (BatchNorm buffers and

@@ -32,7 +32,7 @@
 // Stop requests: request_stop() only sets an atomic flag (safe from a signal
 // handler; the library installs none). The trainer finishes the batch under
 // way, writes last.ckpt at the position after it and returns StopRequested.
-// A non-finite loss throws NonFiniteLossError from the step (training.hpp);
+// A non-finite loss throws NonFiniteLossError from the step (train/step.hpp);
 // the last checkpoint on disk is the one before it.
 //
 // Data-parallel training: trainer.distribute(group) (a ProcessGroup; under
@@ -161,8 +161,6 @@ class Trainer {
     history_ = std::move(history);
     average_history_ = std::move(average_history);
   }
-  /// The same as load(c): continues the run the checkpoint holds.
-  void resume(const Checkpoint& c) { load(c); }
 
   /// Trains from the current position to the last epoch (or an early stop, or a stop request).
   FitResult fit(DataLoader& train, DataLoader* validation = nullptr) {
@@ -472,11 +470,16 @@ class Trainer {
     return p;
   }
 
-  void save_run(Checkpoint& c, const std::string& prefix, double partial_seconds) const {
-    save_all(c, parts());
+  // The run's own entries: where it stands and what it has done.
+  void save_position(Checkpoint& c, const std::string& prefix, double partial_seconds) const {
     c.set_u64s(prefix + "position", {static_cast<std::uint64_t>(position_.epoch), static_cast<std::uint64_t>(position_.batch)});
     c.set_f64s(prefix + "partial", {partial_.loss, partial_.correct, partial_.count, partial_seconds});
     save_history(c, prefix + "history", history_);
+  }
+
+  void save_run(Checkpoint& c, const std::string& prefix, double partial_seconds) const {
+    save_all(c, parts());
+    save_position(c, prefix, partial_seconds);
     if (average_) save_average_history(c, prefix + "average_history", average_history_);
   }
 
@@ -489,16 +492,13 @@ class Trainer {
       typename WeightAverage<T>::Swapped in(*average_);
       save_training_state(c, net_, &optimizer_, schedule_);
       c.set_text("trainer/weights", "exponential moving average of the weights");
-      c.set_u64s("trainer/position", {static_cast<std::uint64_t>(position_.epoch), static_cast<std::uint64_t>(position_.batch)});
-      c.set_f64s("trainer/partial", {partial_.loss, partial_.correct, partial_.count, partial_seconds});
-      save_history(c, "trainer/history", history_);
+      save_position(c, "trainer/", partial_seconds);
     } else {
       save_run(c, "trainer/", partial_seconds);
     }
     for (auto* cb : callbacks_) cb->on_checkpoint(c);
     c.save(path);
   }
-
 
   Sequential<T>& net_;
   std::unique_ptr<Objective<T>> own_objective_;  // a single loss's one-term objective
