@@ -5,6 +5,7 @@
 //   Peak             this machine's FMA throughput on all threads (GFLOP/s), the
 //                    yardstick for every other figure
 //   AmxPeak          the AMX tile unit's bf16 throughput on one thread (skipped without AMX)
+//   AmxLoadedPeak    the same with each product's operands loaded from L1 first: the GEMM's ceiling
 //   Gemm/2048/{bf16,fp32}/{threads}
 //                    C = A B at 2048^3 in bf16 (on the host's path) and in fp32
 //   Layer/<config>/<layer>/{forward,backward}
@@ -152,6 +153,33 @@ void BM_AmxPeak(benchmark::State& state) {
   state.SetLabel("1 thread");
 }
 BENCHMARK(BM_AmxPeak)->UseRealTime()->Unit(benchmark::kMillisecond);
+
+// The same four chains with their operands loaded from L1 before each use, as any product must
+// (the GEMM's 2 x 2 block on 32 KiB of operands, over and over): the ceiling of the bf16 GEMM where
+// loading a tile, not multiplying it, sets the pace.
+void BM_AmxLoadedPeak(benchmark::State& state) {
+  if (best_matrix_path() != MatrixPath::Amx) {
+    state.SkipWithError(("no AMX on this host (" + cpu_features().describe() + ")").c_str());
+    return;
+  }
+  constexpr Index steps = 8;  // 32 x 256 of A and 256 x 32 of B: 32 KiB
+  std::vector<Bf16> a(32 * 32 * steps, to_bf16(0.5f)), b(a.size(), to_bf16(0.25f));
+  alignas(64) float block[32 * 32] = {};
+  const long iterations = 1 << 14;
+  for (auto _ : state) {
+    detail::configure_tiles();
+    for (long i = 0; i < iterations; ++i) {
+      detail::amx_block_32x32(a.data(), a.data() + 16 * 32 * steps, b.data(), b.data() + 16 * 32 * steps, steps, block,
+                              32, true);
+    }
+    detail::release_tiles();
+    benchmark::DoNotOptimize(block);
+  }
+  state.counters["GFLOP/s"] = benchmark::Counter(4.0 * 16384 * steps * iterations * static_cast<double>(state.iterations()) / 1e9,
+                                                 benchmark::Counter::kIsRate);
+  state.SetLabel("1 thread");
+}
+BENCHMARK(BM_AmxLoadedPeak)->UseRealTime()->Unit(benchmark::kMillisecond);
 #endif
 
 // C (n x n) = A (n x n) B (n x n) in bf16 on the host's path (or fp32 with range(1) == 0), on

@@ -3,13 +3,18 @@
 // measure each run's peak memory with /usr/bin/time -v.
 //
 //   convnet_step --config cifar-half --mode train|infer --batch 128 [--steps 10] [--warmup 2] [--threads N]
+//                [--precision auto|fp32|bf16] [--conv auto|direct|winograd] [--per-layer]
 //
 // Prints one line: "convnet config=... mode=... batch=... threads=... median_s=... images_per_s=...
 // effective_gflops=... peak_gflops=... peak_share=...": effective GFLOP/s are the direct
 // method's FLOPs of a step (training: forward, weight gradients and input gradients but
 // conv1's) over its median time, whichever algorithms ran; the peak is this machine's,
-// measured in the same process before the steps (benchmarks/peak.hpp).
+// measured in the same process before the steps (benchmarks/peak.hpp). A line before it says which
+// kernels run ("kernels: host ... products ..."); --per-layer adds each layer's forward and
+// backward milliseconds (medians of the timed steps, a layer at a time).
+#include <convnet/cpu_features.hpp>
 #include <convnet/models/alexnet.hpp>
+#include <convnet/precision.hpp>
 #include <convnet/optim/sgd.hpp>
 #include <convnet/threading.hpp>
 #include <convnet/train/step.hpp>
@@ -25,11 +30,51 @@
 #include <convnet/cli/option_table.hpp>
 #include "peak.hpp"
 
+namespace {
+
+double median_of(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+// Each layer's forward (and, training, backward) on its own, `steps` times: medians in ms.
+void time_layers(convnet::Sequential<float>& net, const convnet::Tensor<float>& images, bool train, long steps) {
+  using namespace convnet;
+  using clock = std::chrono::steady_clock;
+  std::vector<std::vector<double>> forward(net.size()), backward(net.size());
+  for (long s = 0; s < steps; ++s) {
+    const Tensor<float>* x = &images;
+    for (std::size_t i = 0; i < net.size(); ++i) {
+      const auto start = clock::now();
+      x = &net[i].forward(*x);
+      forward[i].push_back(std::chrono::duration<double, std::milli>(clock::now() - start).count());
+    }
+    if (!train) continue;
+    Tensor<float> grad = *x;
+    grad.setConstant(1e-3f);
+    const Tensor<float>* g = &grad;
+    for (std::size_t i = net.size(); i-- > 0;) {
+      const auto start = clock::now();
+      g = &net[i].backward(*g);
+      backward[i].push_back(std::chrono::duration<double, std::milli>(clock::now() - start).count());
+    }
+  }
+  for (std::size_t i = 0; i < net.size(); ++i) {
+    std::printf("layer %-8s forward_ms=%.3f", net[i].name().c_str(), median_of(forward[i]));
+    if (train) std::printf(" backward_ms=%.3f", median_of(backward[i]));
+    std::printf("  %s\n", net[i].describe().c_str());
+  }
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   using namespace convnet;
   try {
-    std::string config_name = "cifar-half", mode = "train";
+    std::string config_name = "cifar-half", mode = "train", precision_name = "fp32";
     long batch = 128, steps = 10, warmup = 2, threads = 0;
+    std::string conv = "auto";
+    bool per_layer = false;
     cli::OptionTable table("usage: convnet_step [options]",
                            {{"options",
                              {{"--config", "NAME", "network configuration", &config_name},
@@ -37,7 +82,10 @@ int main(int argc, char** argv) {
                               {"--batch", "N", "pictures per step", &batch},
                               {"--steps", "N", "timed steps", &steps},
                               {"--warmup", "N", "untimed steps first", &warmup},
-                              {"--threads", "N", "compute threads (0: all cores)", &threads}}}});
+                              {"--threads", "N", "compute threads (0: all cores)", &threads},
+                              {"--precision", "auto|fp32|bf16", "the products' arithmetic", &precision_name},
+                              {"--conv", "auto|direct|winograd", "convolutions' algorithm where it applies", &conv},
+                              {"--per-layer", "", "also time each layer", &per_layer}}}});
     if (!table.parse(argc, argv).empty()) throw std::invalid_argument("unexpected argument");
     if (threads > 0) set_num_threads(static_cast<int>(threads));
     if (mode != "train" && mode != "infer") throw std::invalid_argument("--mode must be train or infer");
@@ -46,6 +94,16 @@ int main(int argc, char** argv) {
     const AlexNetConfig config = AlexNetConfig::named(config_name);
     auto net = make_alexnet<float>(config, 1);
     net.set_input_gradient(false);
+    net.set_precision(parse_precision(precision_name, "--precision"));
+    if (conv != "auto" && conv != "direct" && conv != "winograd") throw std::invalid_argument("--conv must be auto, direct or winograd");
+    for (std::size_t i = 0; i < net.size(); ++i) {
+      auto* c = dynamic_cast<Conv2d<float>*>(&net[i]);
+      if (c == nullptr || conv == "auto") continue;
+      const bool winograd_fits = winograd::supports(c->options().kernel_size(), c->options().stride(), c->options().padding());
+      c->set_algorithm(conv == "direct" ? ConvAlgorithm::Direct : winograd_fits ? ConvAlgorithm::Winograd : ConvAlgorithm::Direct);
+    }
+    std::printf("kernels: host %s; bf16 path %s; products %s\n", cpu_features().describe().c_str(),
+                to_string(matrix_path()), describe_precision(net.precision()).c_str());
     // The optimizer (and its momentum, as large as the weights) only where it is used.
     std::unique_ptr<Sgd<float>> sgd;
     if (mode == "train") {
@@ -81,6 +139,7 @@ int main(int argc, char** argv) {
       const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       if (i >= warmup) seconds.push_back(s);
     }
+    if (per_layer) time_layers(net, images, mode == "train", steps);
     std::sort(seconds.begin(), seconds.end());
     const double median = seconds[seconds.size() / 2];
     const double effective = 2.0 * step_macs / median / 1e9;

@@ -111,7 +111,9 @@ struct Case {
 // Tails of M, N and K, K not a multiple of 32, thin M (batch 1), both transposes.
 std::vector<Case> shapes() {
   std::vector<Case> cases;
-  const Index sizes[][3] = {{1, 1, 1}, {1, 300, 70}, {17, 33, 31}, {32, 32, 32}, {64, 48, 96}, {5, 100, 70}, {40, 16, 33}};
+  // The last: K long enough that the AMX path takes B in two windows of columns.
+  const Index sizes[][3] = {{1, 1, 1},    {1, 300, 70}, {17, 33, 31}, {32, 32, 32},
+                            {64, 48, 96}, {5, 100, 70}, {40, 16, 33}, {32, 96, 8200}};
   for (const auto& s : sizes) {
     for (Transpose ta : {Transpose::No, Transpose::Yes}) {
       for (Transpose tb : {Transpose::No, Transpose::Yes}) cases.push_back({s[0], s[1], s[2], ta, tb});
@@ -146,7 +148,8 @@ TEST_P(GemmBf16, EqualsAnExactReferenceOnBf16Inputs) {
     std::vector<float> b(static_cast<std::size_t>((s.tb == Transpose::No ? s.k : s.n) * ldb));
     for (auto& v : a) v = static_cast<float>(static_cast<int>(rng.below(33)) - 16) / 8.0f;
     for (auto& v : b) v = static_cast<float>(static_cast<int>(rng.below(33)) - 16) / 8.0f;
-    for (const auto& [alpha, beta] : {std::pair{1.0f, 0.0f}, std::pair{0.5f, 2.0f}}) {
+    // alpha 1 with beta 0 or 1 accumulates in C itself on AMX; other pairs through a scratch block.
+    for (const auto& [alpha, beta] : {std::pair{1.0f, 0.0f}, std::pair{1.0f, 1.0f}, std::pair{0.5f, 2.0f}}) {
       std::vector<float> c(static_cast<std::size_t>(s.m * ldc), beta == 0 ? std::nanf("") : 0.25f);  // beta 0: C unread
       gemm_bf16(s.ta, s.tb, s.m, s.n, s.k, alpha, a.data(), lda, b.data(), ldb, beta, c.data(), ldc, GetParam());
       for (Index i = 0; i < s.m; ++i) {
@@ -218,6 +221,26 @@ TEST_P(GemmBf16, AgreesWithTheReferencePath) {
   gemm_bf16(Transpose::No, Transpose::No, m, n, k, 1.0f, a.data(), k, b.data(), n, 0.0f, reference.data(), n,
             MatrixPath::Fp32);
   for (std::size_t i = 0; i < here.size(); ++i) EXPECT_NEAR(here[i], reference[i], 1e-4f * (1 + std::fabs(reference[i]))) << i;
+}
+
+// A matrix packed once multiplies several others exactly as gemm_bf16 does each product.
+TEST_P(GemmBf16, APackedMatrixMultipliesManyAsOneProductEach) {
+  Rng rng(19);
+  const Index m = 50, k = 77, n = 40;
+  std::vector<float> a(static_cast<std::size_t>(k * m)), b1(static_cast<std::size_t>(k * n)), b2(b1.size());
+  for (auto* v : {&a, &b1, &b2}) {
+    for (auto& x : *v) x = static_cast<float>(rng.uniform(-1, 1));
+  }
+  PackedBf16Matrix packed;
+  packed.pack(Transpose::Yes, m, k, a.data(), m, GetParam());  // op(A) = A^T: A stored k x m
+  EXPECT_EQ(packed.rows(), m);
+  EXPECT_EQ(packed.depth(), k);
+  for (const auto* b : {&b1, &b2}) {
+    std::vector<float> once(static_cast<std::size_t>(m * n)), each(once.size());
+    packed.multiply(Transpose::No, n, 1.0f, b->data(), n, 0.0f, once.data(), n);
+    gemm_bf16(Transpose::Yes, Transpose::No, m, n, k, 1.0f, a.data(), m, b->data(), n, 0.0f, each.data(), n, GetParam());
+    EXPECT_EQ(once, each);
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(EveryPath, GemmBf16, ::testing::Values(MatrixPath::Fp32, MatrixPath::Avx512Bf16, MatrixPath::Amx),

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <convnet/init.hpp>
+#include <convnet/kernels/bf16.hpp>
 #include <convnet/layer.hpp>
 #include <convnet/layers/batch_norm.hpp>
 #include <convnet/layers/conv2d.hpp>
@@ -25,6 +26,8 @@
 #include <cmath>
 #include <cstdint>
 #include <initializer_list>
+#include <iostream>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -527,6 +530,153 @@ TEST(LayerOptions, SizesThatCannotBeHeldAreRefusedUpFront) {
   MaxPool2d<float> pool(MaxPool2dOptions(2));
   EXPECT_THROW(pool.output_shape(Shape{1, 1, Index{1} << 16, Index{1} << 16}), ShapeError);  // a 2^32 plane
   EXPECT_EQ(pool.output_shape(Shape{1, 1, 4, 4}), (Shape{1, 1, 2, 2}));
+}
+
+}  // namespace
+
+// ---- bf16 products (precision.hpp) -------------------------------------------------------------
+
+namespace {
+
+using namespace convnet;
+
+std::vector<float> rounded_copy(const float* x, Index n) {
+  std::vector<float> out(x, x + n);
+  for (auto& v : out) v = round_to_bf16(v);
+  return out;
+}
+
+// At bf16 a layer computes exactly what fp32 computes on its operands rounded to bf16, to fp32
+// accumulation order: forward (weights and input rounded), weight gradient (input and output
+// gradient rounded) and input gradient (weights and output gradient rounded). `make` builds the
+// layer under test with a given seed; the comparison runs on whatever path this host takes.
+template <class Make>
+void expect_bf16_is_fp32_on_rounded_operands(const Make& make, const Shape& in_shape, const char* what) {
+  std::cout << "[ path ] " << what << " at bf16 on " << to_string(matrix_path()) << "\n";
+  auto bf16 = make(), fp32 = make();
+  bf16->set_precision(Precision::Bf16);
+  EXPECT_EQ(bf16->precision(), Precision::Bf16);
+  Tensor<float> x(in_shape.n, in_shape.c, in_shape.h, in_shape.w);
+  Rng rng(23);
+  for (Index i = 0; i < x.size(); ++i) x.data()[i] = static_cast<float>(rng.uniform(-1, 1));
+  const Shape out_shape = bf16->output_shape(in_shape);
+  Tensor<float> dy(out_shape.n, out_shape.c, out_shape.h, out_shape.w);
+  for (Index i = 0; i < dy.size(); ++i) dy.data()[i] = static_cast<float>(rng.uniform(-1, 1));
+
+  // Each reference pass: fp32 with the operands of that product rounded.
+  const auto weights = fp32->parameters()[0];
+  const std::vector<float> exact_weights(weights.value, weights.value + weights.size);
+  const auto set_weights = [&](bool rounded) {
+    const std::vector<float> w = rounded ? rounded_copy(exact_weights.data(), weights.size) : exact_weights;
+    std::copy(w.begin(), w.end(), weights.value);
+  };
+  Tensor<float> x_rounded = x, dy_rounded = dy;
+  for (Index i = 0; i < x.size(); ++i) x_rounded.data()[i] = round_to_bf16(x.data()[i]);
+  for (Index i = 0; i < dy.size(); ++i) dy_rounded.data()[i] = round_to_bf16(dy.data()[i]);
+
+  const Tensor<float> y = bf16->forward(x);
+  bf16->zero_grad();
+  const Tensor<float> dx = bf16->backward(dy);
+  const auto bf16_params = bf16->parameters();
+  const std::vector<float> dw(bf16_params[0].grad, bf16_params[0].grad + bf16_params[0].size);
+
+  set_weights(true);
+  const Tensor<float> y_ref = fp32->forward(x_rounded);
+  fp32->zero_grad();
+  const Tensor<float> dx_ref = fp32->backward(dy_rounded);  // rounded weights and output gradient
+  set_weights(false);
+  fp32->forward(x_rounded);
+  fp32->zero_grad();
+  fp32->backward(dy_rounded);  // the weight gradient: rounded input and output gradient
+  const auto ref_params = fp32->parameters();
+  const std::vector<float> dw_ref(ref_params[0].grad, ref_params[0].grad + ref_params[0].size);
+
+  const auto expect_close = [&](const float* got, const float* want, Index n, const char* pass) {
+    double worst = 0, scale = 0;
+    for (Index i = 0; i < n; ++i) {
+      worst = std::max(worst, static_cast<double>(std::fabs(got[i] - want[i])));
+      scale = std::max(scale, static_cast<double>(std::fabs(want[i])));
+    }
+    EXPECT_LE(worst, 2e-5 * scale) << what << " " << pass << ": differs from fp32 on rounded operands";
+  };
+  expect_close(y.data(), y_ref.data(), y.size(), "forward");
+  expect_close(dx.data(), dx_ref.data(), dx.size(), "input gradient");
+  expect_close(dw.data(), dw_ref.data(), static_cast<Index>(dw.size()), "weight gradient");
+  // And it did round: plain fp32 on the exact operands differs by far more than fp32's own error.
+  fp32->forward(x);
+  double moved = 0;
+  for (Index i = 0; i < y.size(); ++i) moved = std::max(moved, static_cast<double>(std::fabs(y.data()[i] - fp32->output().data()[i])));
+  EXPECT_GT(moved, 1e-4) << what << ": the bf16 forward equals fp32's";
+}
+
+TEST(Bf16Layers, ConvolutionsComputeFp32ArithmeticOnRoundedOperands) {
+  // The direct path at each stride and padding the AlexNets use, with groups, a tail of every
+  // tile dimension, and a batch split across threads or not.
+  struct ConvCase {
+    Index cin, cout, k, stride, pad, groups, n, side;
+  };
+  for (const ConvCase& c : {ConvCase{3, 20, 11, 4, 0, 1, 2, 35}, ConvCase{6, 34, 5, 1, 2, 2, 3, 9},
+                            ConvCase{16, 48, 3, 1, 1, 1, 1, 7}, ConvCase{40, 33, 3, 1, 1, 1, 4, 6}}) {
+    const auto make = [&] {
+      return std::make_unique<Conv2d<float>>(Conv2dOptions(c.cin, c.cout, c.k).stride(c.stride).padding(c.pad)
+                                                 .groups(c.groups).seed(7).algorithm(ConvAlgorithm::Direct));
+    };
+    expect_bf16_is_fp32_on_rounded_operands(make, Shape{c.n, c.cin, c.side, c.side},
+                                            ("Conv2d " + std::to_string(c.k) + "x" + std::to_string(c.k)).c_str());
+  }
+}
+
+TEST(Bf16Layers, DenseComputesFp32ArithmeticOnRoundedOperands) {
+  const auto make = [] { return std::make_unique<Dense<float>>(DenseOptions(70, 45).seed(9)); };
+  expect_bf16_is_fp32_on_rounded_operands(make, Shape{Dense<float>::kMinBf16Batch + 3, 70, 1, 1}, "Dense");
+}
+
+TEST(Bf16Layers, ThinDenseBatchesAndDoubleNetworksStayExact) {
+  // Below kMinBf16Batch rows Dense multiplies in fp32, and a network in double ignores bf16: its
+  // gradient checks are unaffected.
+  Dense<float> thin(DenseOptions(30, 20).seed(3)), reference(DenseOptions(30, 20).seed(3));
+  thin.set_precision(Precision::Bf16);
+  Tensor<float> x(1, 30, 1, 1);
+  x.setRandom();
+  const Tensor<float> y = thin.forward(x);
+  const Tensor<float> y_ref = reference.forward(x);
+  for (Index i = 0; i < y.size(); ++i) EXPECT_EQ(y.data()[i], y_ref.data()[i]);
+  Dense<double> in_double(DenseOptions(30, 20).seed(3)), double_ref(DenseOptions(30, 20).seed(3));
+  in_double.set_precision(Precision::Bf16);
+  Tensor<double> xd(20, 30, 1, 1);
+  xd.setRandom();
+  const Tensor<double> yd = in_double.forward(xd);
+  const Tensor<double> yd_ref = double_ref.forward(xd);
+  for (Index i = 0; i < yd.size(); ++i) EXPECT_EQ(yd.data()[i], yd_ref.data()[i]);
+}
+
+TEST(Bf16Layers, ANetworkSetsEveryLayerNowAndLater) {
+  Sequential<float> net;
+  net.add<Dense<float>>("fc1", DenseOptions(4, 3));
+  net.set_precision(Precision::Bf16);
+  net.add<Dense<float>>("fc2", DenseOptions(3, 2));
+  EXPECT_EQ(net.precision(), Precision::Bf16);
+  EXPECT_EQ(net[0].precision(), Precision::Bf16);
+  EXPECT_EQ(net[1].precision(), Precision::Bf16);
+  net.set_precision(Precision::Auto);  // resolved on this host
+  EXPECT_EQ(net[1].precision(), matrix_path() == MatrixPath::Amx ? Precision::Bf16 : Precision::Fp32);
+}
+
+TEST(Bf16Layers, PrecisionNamesParseAndBadOnesAreRefused) {
+  EXPECT_EQ(parse_precision("auto"), Precision::Auto);
+  EXPECT_EQ(parse_precision("fp32"), Precision::Fp32);
+  EXPECT_EQ(parse_precision("bf16"), Precision::Bf16);
+  for (Precision p : {Precision::Auto, Precision::Fp32, Precision::Bf16}) EXPECT_EQ(parse_precision(to_string(p)), p);
+  try {
+    parse_precision("fp16", "--precision");
+    FAIL() << "fp16 was accepted";
+  } catch (const ArgumentError& e) {
+    EXPECT_NE(std::string(e.what()).find("--precision must be auto, fp32 or bf16, got 'fp16'"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(resolve(Precision::Auto, MatrixPath::Amx), Precision::Bf16);
+  EXPECT_EQ(resolve(Precision::Auto, MatrixPath::Avx512Bf16), Precision::Fp32);
+  EXPECT_EQ(resolve(Precision::Auto, MatrixPath::Fp32), Precision::Fp32);
+  EXPECT_EQ(resolve(Precision::Bf16, MatrixPath::Fp32), Precision::Bf16);
 }
 
 }  // namespace

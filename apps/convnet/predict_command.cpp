@@ -26,7 +26,7 @@ namespace {
 using namespace convnet;
 
 struct PredictSettings {
-  std::string checkpoint, cifar_test, out, eval = "centre";
+  std::string checkpoint, cifar_test, out, eval = "centre", precision = "fp32";
   long random = 0, seed = 1, threads = 0;
   bool ten_crop = false, help = false;
 };
@@ -45,6 +45,7 @@ cli::OptionTable options_of(PredictSettings& s) {
          {"--out", "FILE", "the mosaic", &s.out},
          {"--seed", "S", "which random pictures", &s.seed, cli::PerProcess, cli::Range::closed(0, 1e15)},
          {"--threads", "N", "compute threads (0: all cores)", &s.threads, cli::PerProcess, cli::Range::closed(0, 1024)},
+         {"--precision", "auto|fp32|bf16", "the products' arithmetic (auto: bf16 where the host has AMX)", &s.precision},
          {"--help", "", "this text", &s.help}}}});
 }
 
@@ -117,7 +118,9 @@ std::string views_note(const PredictSettings& s) {
 int run(const PredictSettings& s, const std::vector<std::string>& pictures) {
   if (s.checkpoint.empty()) throw ArgumentError("--checkpoint FILE is required");
   if (s.threads > 0) set_num_threads(static_cast<int>(s.threads));
+  const Precision precision = parse_precision(s.precision, "--precision");
   Classifier model = Classifier::load(s.checkpoint);
+  model.network().set_precision(precision);
   if (!s.cifar_test.empty()) {
     const Cifar10Dataset test(s.cifar_test, Cifar10Part::Test);
     if (s.random > 0) {

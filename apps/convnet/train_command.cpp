@@ -59,6 +59,7 @@ int fit(const TrainSettings& s, const cli::OptionTable& table, const Checkpoint*
   if (s.patience > 0) options.patience(s.patience);
   if (s.max_batches > 0) options.max_batches(s.max_batches);
   if (s.average_weights > 0) options.average_weights(s.average_weights);
+  options.precision(parse_precision(s.precision, "--precision"));
   if (!objective.reads_logits()) {  // fc8 stays untrained: validate by what the embedding classifies
     options.validate_embedding(objective.embedding_layer(), embedding_metric_of(objective));
   }
@@ -90,7 +91,8 @@ int fit(const TrainSettings& s, const cli::OptionTable& table, const Checkpoint*
       process_group ? detail::concat(process_group->size(), " processes (data-parallel, MPI) x ") : "";
   std::cout << "AlexNet '" << config.name() << "': " << net.parameter_count() << " parameters, input "
             << config.input_channels() << "x" << config.input_size() << "x" << config.input_size() << "; "
-            << data->describe() << "; " << parallel << num_threads() << " threads\nrecipe: " << optimizer->describe() << ", "
+            << data->describe() << "; " << parallel << num_threads() << " threads\nkernels: " << cpu_features().describe()
+            << "; products " << describe_precision(net.precision()) << "\nrecipe: " << optimizer->describe() << ", "
             << schedule->describe() << ", batch " << s.batch_size << ", weight decay " << s.weight_decay
             << "\npictures: " << prep.describe() << "\nloss: " << objective.describe() << "\n";
   StopSignals signals;

@@ -23,11 +23,13 @@
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
 #include "errors.hpp"
 #include "parameter.hpp"
+#include "precision.hpp"
 #include "tensor.hpp"
 
 namespace convnet {
@@ -96,6 +98,11 @@ class Layer {
   void set_input_gradient(bool on) { input_gradient_ = on; }
   bool input_gradient() const { return input_gradient_; }
 
+  /// The arithmetic of this layer's matrix products (precision.hpp), resolved for this host: Conv2d
+  /// and Dense compute in bf16 when it is Bf16 and the layer is in float; other layers ignore it.
+  void set_precision(Precision p) { precision_ = resolve(p); }
+  Precision precision() const { return precision_; }
+
   /// The name used in messages and summaries; the type name until a container sets one.
   std::string name() const { return name_.empty() ? type_name() : name_; }
   void set_name(std::string name) { name_ = std::move(name); }
@@ -140,6 +147,9 @@ class Layer {
   /// `grad_input` already has the input's shape; output() is still the last forward's.
   virtual void backward_impl(const Tensor<T>& input, const Tensor<T>& grad_output, Tensor<T>& grad_input) = 0;
 
+  /// Whether this layer's products run in bf16: precision Bf16 and a network in float.
+  bool bf16_products() const { return std::is_same_v<T, float> && precision_ == Precision::Bf16; }
+
   /// Throws ShapeError for this layer's input.
   [[noreturn]] void input_error(const std::string& expected, const Shape& actual) const {
     throw ShapeError(name() + " forward (input)", expected, actual.str());
@@ -148,6 +158,7 @@ class Layer {
  private:
   std::string name_;
   bool training_ = true, input_gradient_ = true;
+  Precision precision_ = Precision::Fp32;
   const Tensor<T>* input_ = nullptr;
   Tensor<T> output_;
   Tensor<T> grad_input_;

@@ -2,19 +2,30 @@
 // A and B rounded to bf16 (to nearest, ties to even) as they are packed, products accumulated in
 // fp32 and C kept in fp32: the mixed-precision recipe's GEMM (Kalamkar et al. 2019).
 //
-// On a host with AMX (matrix_path() == MatrixPath::Amx) the product runs on the tile unit: A is
-// packed into rows of 32 bf16, B into VNNI pairs (tile row r holds B[2r][j], B[2r+1][j]), both
-// padded with zeros to whole tiles, each tile's 1 KiB contiguous, and a 2x2 block of 16x16 fp32 accumulators (tiles 0-3) takes
-// two A tiles (4, 5) and two B tiles (6, 7) per step of 32 along K: TDPBF16PS four times. Every
-// other host runs the same arithmetic's reference: the fp32 kernel (gemm.hpp) on the bf16-rounded
-// operands, so results agree across hosts to fp32 accumulation order.
+// On a host with AMX (MatrixPath::Amx) the product runs on the tile unit. A is packed into tiles
+// of 16 rows x 32 bf16 (1 KiB each, contiguous, so a tile load reads consecutive lines), B into
+// VNNI pairs (tile row r holds B[2r][j], B[2r+1][j] for 16 columns j), both padded with zeros to
+// whole tiles. A 2 x 2 block of 16 x 16 fp32 accumulators (tiles 0-3) takes two A tiles (4, 5)
+// and two B tiles (6, 7) per step of 32 along K: TDPBF16PS four times, a load for each product.
+// Here a tile load, not the product, sets the pace: 15 ns a tile on the Sapphire Rapids hosts we
+// measured (68 GB/s from L1, the same from one address; a product's operands take as long to load
+// as the product takes), so the 2 x 2 block — the fewest loads per product that 8 tiles allow — runs
+// whole along K with its accumulators in tiles, and chunking K for L1 measured slower (the reloads of
+// the accumulators cost more than L1 saved). B is taken a window of columns at a time (about 1 MiB,
+// kept in L2) while every row block of A passes it; full blocks with alpha 1 and beta 0 or 1 are
+// stored straight into C, others go through a scratch stripe.
 //
-// Packing buffers are the calling thread's and grow only: once shapes are stable a product
-// allocates nothing.
+// Every other host runs the same arithmetic's reference: the fp32 kernel (gemm.hpp) on the
+// bf16-rounded operands, so results agree across hosts to fp32 accumulation order.
+//
+// A layer multiplies one matrix (its weights) by many (the images of a batch): PackedBf16Matrix
+// packs it once. Buffers are grow-only: once shapes are stable a product allocates nothing.
 #pragma once
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
+#include <string>
 #include <vector>
 
 #include "../cpu_features.hpp"
@@ -34,91 +45,132 @@ namespace detail {
 
 inline Index round_up(Index v, Index to) { return (v + to - 1) / to * to; }
 
-/// The packed operands of one product, the calling thread's (grow-only).
-struct Bf16Packing {
-  std::vector<Bf16> a, b;
-  std::vector<float> rounded_a, rounded_b;  // the reference path's bf16-valued fp32 copies
-  template <class V>
-  static void grow(V& v, std::size_t n) {
-    if (v.size() < n) v.resize(n);
-  }
-};
-inline Bf16Packing& bf16_packing() {
-  thread_local Bf16Packing packing;
-  return packing;
+template <class V>
+void grow(V& v, Index n) {
+  if (static_cast<Index>(v.size()) < n) v.resize(static_cast<std::size_t>(n));
 }
 
+inline void require_path(MatrixPath path, const char* where) {
+  if (static_cast<int>(path) > static_cast<int>(best_matrix_path())) {
+    throw ArgumentError(std::string(where) + ": path " + to_string(path) + " is not available on this host (" +
+                        cpu_features().describe() + ")");
+  }
+}
+
+inline bool has_avx512bw() { return cpu_features().avx512bw && cpu_features().avx512vl; }
+
+/// `count` floats from `in` to bf16 at `out`, then zeros up to `padded`.
+inline void round_row(const float* in, Index count, Index padded, Bf16* out) {
+  Index done = 0;
 #ifdef CONVNET_X86
-/// 16 whole columns of B (row-major, from `b`, stride ldb): rows r and r + 1 rounded and interleaved
-/// into 16 pairs a row, zero rows past k.
-__attribute__((target("avx512f,avx512bw,avx512vl"))) inline void pack_b_pairs_avx512(const float* b, Index ldb, Index k,
-                                                                                    Index kp, Bf16* dst) {
-  for (Index r = 0; r < kp; r += 2) {
-    const __m512 even = r < k ? _mm512_loadu_ps(b + r * ldb) : _mm512_setzero_ps();
-    const __m512 odd = r + 1 < k ? _mm512_loadu_ps(b + (r + 1) * ldb) : _mm512_setzero_ps();
-    const __m512i lo = _mm512_cvtepu16_epi32(to_bf16_x16(even)), hi = _mm512_cvtepu16_epi32(to_bf16_x16(odd));
-    _mm512_storeu_si512(dst + (r / 2) * 32, _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
+  if (has_avx512bw()) {
+    to_bf16_avx512(in, out, count);
+    done = count;
   }
-}
 #endif
+  for (; done < count; ++done) out[done] = to_bf16(in[done]);
+  std::fill(out + count, out + padded, Bf16{0});
+}
 
-/// op(A) (m x k) into `out` as whole tiles: for each group of 16 rows and each step of 32 along K,
-/// 16 x 32 bf16 in 1 KiB, so a tile load reads consecutive lines (rows kp apart would alias in L1).
-/// Zeros past m and k.
-inline void pack_a_bf16(Transpose ta, Index m, Index k, const float* a, Index lda, Index mp, Index kp, Bf16* out) {
+/// op(A) (m x k) as tiles: for each group of 16 rows and each step of 32 along K, 16 x 32 bf16
+/// (512 values). Zeros past m and k.
+inline void pack_a_tiles(Transpose ta, Index m, Index k, const float* a, Index lda, Index mp, Index kp, Bf16* out) {
   const Index steps = kp / 32;
-  detail::parallel_for(mp, !in_parallel_region(), [&](Index i, int) {
+  parallel_for(mp, !in_parallel_region() && mp * kp >= (Index{1} << 16), [&](Index i, int) {
     thread_local std::vector<Bf16> row;
-    if (static_cast<Index>(row.size()) < kp) row.resize(static_cast<std::size_t>(kp));
-    Index done = 0;
-    if (i < m) {
-#ifdef CONVNET_X86
-      if (ta == Transpose::No && cpu_features().avx512bw && cpu_features().avx512vl) {
-        detail::to_bf16_avx512(a + i * lda, row.data(), k);
-        done = k;
-      }
-#endif
-      for (; done < k; ++done) row[static_cast<std::size_t>(done)] = to_bf16(ta == Transpose::No ? a[i * lda + done] : a[done * lda + i]);
+    grow(row, kp);
+    if (i >= m) {
+      std::fill(row.begin(), row.begin() + kp, Bf16{0});
+    } else if (ta == Transpose::No) {
+      round_row(a + i * lda, k, kp, row.data());
+    } else {
+      for (Index j = 0; j < k; ++j) row[static_cast<std::size_t>(j)] = to_bf16(a[j * lda + i]);
+      std::fill(row.begin() + k, row.begin() + kp, Bf16{0});
     }
-    std::fill(row.begin() + done, row.begin() + kp, Bf16{0});
     Bf16* group = out + (i / 16) * steps * 512 + (i % 16) * 32;
-    for (Index s = 0; s < steps; ++s) std::copy(row.data() + s * 32, row.data() + s * 32 + 32, group + s * 512);
+    for (Index s = 0; s < steps; ++s) std::memcpy(group + s * 512, row.data() + s * 32, 64);
   });
 }
 
-/// op(B) (k x n) into `out`: for each block of 16 columns, kp / 2 rows of 16 pairs
-/// (B[2r][j], B[2r + 1][j]): the layout TDPBF16PS takes its second operand in.
-inline void pack_b_bf16(Transpose tb, Index k, Index n, const float* b, Index ldb, Index np, Index kp, Bf16* out) {
-  const auto at = [&](Index r, Index c) -> float {
-    if (r >= k || c >= n) return 0.0f;
-    return tb == Transpose::No ? b[r * ldb + c] : b[c * ldb + r];
-  };
-  detail::parallel_for(np / 16, !in_parallel_region(), [&](Index block, int) {
-    Bf16* dst = out + block * kp * 16;
-    const Index j0 = block * 16;
 #ifdef CONVNET_X86
-    if (tb == Transpose::No && j0 + 16 <= n && cpu_features().avx512bw && cpu_features().avx512vl) {
-      pack_b_pairs_avx512(b + j0, ldb, k, kp, dst);
-      return;
-    }
+/// Rows `even` and `odd` (null: zeros), 16 columns each, rounded and interleaved into 16 pairs.
+__attribute__((target("avx512f,avx512bw,avx512vl"))) inline void interleave_pair_avx512(const float* even,
+                                                                                       const float* odd, Index cols,
+                                                                                       Bf16* dst) {
+  const __mmask16 mask = static_cast<__mmask16>(cols >= 16 ? 0xffff : (1u << cols) - 1);
+  const __m512 e = even ? _mm512_maskz_loadu_ps(mask, even) : _mm512_setzero_ps();
+  const __m512 o = odd ? _mm512_maskz_loadu_ps(mask, odd) : _mm512_setzero_ps();
+  const __m512i lo = _mm512_cvtepu16_epi32(to_bf16_x16(e)), hi = _mm512_cvtepu16_epi32(to_bf16_x16(o));
+  _mm512_storeu_si512(dst, _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
+}
 #endif
-    for (Index r = 0; r < kp; r += 2) {
-      for (Index j = 0; j < 16; ++j) {
-        dst[(r / 2) * 32 + 2 * j] = to_bf16(at(r, j0 + j));
-        dst[(r / 2) * 32 + 2 * j + 1] = to_bf16(at(r + 1, j0 + j));
+
+/// op(B) (k x n) as VNNI pairs: for each block of 16 columns, kp / 2 rows of 16 pairs
+/// (B[2r][j], B[2r + 1][j]) — the layout TDPBF16PS takes its second operand in. Zeros past k, n.
+/// B comes a stored row at a time from `row(index, scratch)`, which returns the row (a pointer
+/// into B, or `scratch` filled with it): rows of op(B) (n values) when tb is No, its columns
+/// (k values) when tb is Yes. So a convolution packs its columns as im2col makes them, without
+/// writing the fp32 column matrix.
+template <class RowFn>
+void pack_b_pairs(Transpose tb, Index k, Index n, const RowFn& row, Index np, Index kp, Bf16* out) {
+  const Index blocks = np / 16;
+  const bool parallel = !in_parallel_region() && np * kp >= (Index{1} << 16);
+  if (tb == Transpose::No) {
+    // One pair of rows at a time, written to every block's row of pairs.
+    parallel_for(kp / 2, parallel, [&](Index p, int) {
+      thread_local std::vector<float> scratch;
+      grow(scratch, 2 * n);
+      const Index r = 2 * p;
+      const float* even = r < k ? row(r, scratch.data()) : nullptr;
+      const float* odd = r + 1 < k ? row(r + 1, scratch.data() + n) : nullptr;
+      for (Index block = 0; block < blocks; ++block) {
+        const Index j0 = block * 16, cols = std::max<Index>(0, std::min<Index>(16, n - j0));
+        Bf16* dst = out + block * kp * 16 + p * 32;
+#ifdef CONVNET_X86
+        if (has_avx512bw()) {
+          interleave_pair_avx512(even && cols ? even + j0 : nullptr, odd && cols ? odd + j0 : nullptr, cols, dst);
+          continue;
+        }
+#endif
+        for (Index j = 0; j < 16; ++j) {
+          dst[2 * j] = even && j < cols ? to_bf16(even[j0 + j]) : Bf16{0};
+          dst[2 * j + 1] = odd && j < cols ? to_bf16(odd[j0 + j]) : Bf16{0};
+        }
+      }
+    });
+    return;
+  }
+  // Transposed: a pair (B[2p][j], B[2p + 1][j]) is adjacent in stored row j. Each of a block's 16
+  // rows is rounded whole, then the pairs are transposed into place.
+  parallel_for(blocks, parallel, [&](Index block, int) {
+    thread_local std::vector<Bf16> rows;
+    thread_local std::vector<float> scratch;
+    grow(rows, 16 * kp);
+    grow(scratch, k);
+    for (Index jj = 0; jj < 16; ++jj) {
+      const Index j = block * 16 + jj;
+      Bf16* rounded = rows.data() + jj * kp;
+      if (j < n) {
+        round_row(row(j, scratch.data()), k, kp, rounded);
+      } else {
+        std::fill(rounded, rounded + kp, Bf16{0});
       }
     }
+    std::uint32_t* dst = reinterpret_cast<std::uint32_t*>(out + block * kp * 16);
+    const std::uint32_t* pairs = reinterpret_cast<const std::uint32_t*>(rows.data());
+    const Index pairs_per_row = kp / 2;
+    for (Index p = 0; p < pairs_per_row; ++p) {
+      for (Index jj = 0; jj < 16; ++jj) dst[p * 16 + jj] = pairs[jj * pairs_per_row + p];
+    }
   });
 }
 
-
-/// C (m x n, ldc) = alpha * block + beta * C for the valid part of a 32 x 32 block at (i0, j0).
-inline void merge_block(const float* block, Index i0, Index j0, Index m, Index n, float alpha, float beta, float* c,
-                        Index ldc) {
-  const Index rows = std::min<Index>(32, m - i0), cols = std::min<Index>(32, n - j0);
+/// C (rows x cols at c, ldc) = alpha * S + beta * C, S at `s` with row stride `lds`.
+inline void merge_stripe(const float* s, Index lds, Index rows, Index cols, float alpha, float beta, float* c,
+                         Index ldc) {
   for (Index i = 0; i < rows; ++i) {
-    float* out = c + (i0 + i) * ldc + j0;
-    const float* in = block + i * 32;
+    float* out = c + i * ldc;
+    const float* in = s + i * lds;
     if (beta == 0.0f) {  // C is not read: it may hold anything
       for (Index j = 0; j < cols; ++j) out[j] = alpha * in[j];
     } else {
@@ -143,122 +195,193 @@ __attribute__((target("amx-tile"))) inline void configure_tiles() {
     config.rows[t] = 16;
     config.colsb[t] = 64;
   }
+  // GCC 12's LDTILECFG builtin does not tell the compiler that it reads memory, so without this
+  // barrier the stores above may be dropped or moved past it (seen at -O2: colsb left zero, #GP).
+  __asm__ volatile("" : : "m"(config) : "memory");
   _tile_loadconfig(&config);
 }
 
 __attribute__((target("amx-tile"))) inline void release_tiles() { _tile_release(); }
 
-/// A 32 x 32 fp32 block (row stride 32) = packed A rows [i0, i0 + 32) x packed B columns [j0, j0 + 32).
-__attribute__((target("amx-tile,amx-bf16"))) inline void amx_block_32x32(const Bf16* a, const Bf16* b, Index kp,
-                                                                          float* block) {
-  const Bf16* a1 = a + 16 * kp;       // rows 16..31: the next group of 16 (kp / 32 tiles of 512)
-  const Bf16* b1 = b + kp * 16;       // columns 16..31 (the next block of 16)
-  _tile_zero(0);
-  _tile_zero(1);
-  _tile_zero(2);
-  _tile_zero(3);
+/// acc (32 x 32 fp32, row stride ld floats) (+)= A rows (a0: 16, a1: the next 16) x B columns (b0: 16,
+/// b1: the next 16) over `steps` steps of 32 along K; starting from zero unless `accumulate`.
+__attribute__((target("amx-tile,amx-bf16"))) inline void amx_block_32x32(const Bf16* a0, const Bf16* a1,
+                                                                          const Bf16* b0, const Bf16* b1, Index steps,
+                                                                          float* acc, Index ld, bool accumulate) {
+  const long stride = static_cast<long>(ld * sizeof(float));
+  if (accumulate) {
+    _tile_loadd(0, acc, stride);
+    _tile_loadd(1, acc + 16, stride);
+    _tile_loadd(2, acc + 16 * ld, stride);
+    _tile_loadd(3, acc + 16 * ld + 16, stride);
+  } else {
+    _tile_zero(0);
+    _tile_zero(1);
+    _tile_zero(2);
+    _tile_zero(3);
+  }
   // Tiles are not renamed: a load into a tile waits for the products still reading it. Each load
   // is placed just before its first use, so the next one overlaps the product before it.
-  for (Index k = 0; k < kp; k += 32) {
-    _tile_loadd(4, a + k * 16, 64);
-    _tile_loadd(6, b + k * 16, 64);
+  for (Index s = 0; s < steps; ++s) {
+    const Index at = s * 512;
+    _tile_loadd(4, a0 + at, 64);
+    _tile_loadd(6, b0 + at, 64);
     _tile_dpbf16ps(0, 4, 6);
-    _tile_loadd(7, b1 + k * 16, 64);
+    _tile_loadd(7, b1 + at, 64);
     _tile_dpbf16ps(1, 4, 7);
-    _tile_loadd(5, a1 + k * 16, 64);
+    _tile_loadd(5, a1 + at, 64);
     _tile_dpbf16ps(2, 5, 6);
     _tile_dpbf16ps(3, 5, 7);
   }
-  _tile_stored(0, block, 128);
-  _tile_stored(1, block + 16, 128);
-  _tile_stored(2, block + 16 * 32, 128);
-  _tile_stored(3, block + 16 * 32 + 16, 128);
+  _tile_stored(0, acc, stride);
+  _tile_stored(1, acc + 16, stride);
+  _tile_stored(2, acc + 16 * ld, stride);
+  _tile_stored(3, acc + 16 * ld + 16, stride);
 }
 
-inline void gemm_bf16_amx(Transpose ta, Transpose tb, Index m, Index n, Index k, float alpha, const float* a, Index lda,
-                          const float* b, Index ldb, float beta, float* c, Index ldc) {
-  const Index mp = round_up(m, 32), np = round_up(n, 32), kp = round_up(std::max<Index>(k, 1), 32);
-  Bf16Packing& packing = bf16_packing();
-  Bf16Packing::grow(packing.a, static_cast<std::size_t>(mp * kp));
-  Bf16Packing::grow(packing.b, static_cast<std::size_t>(np * kp));
-  pack_a_bf16(ta, m, k, a, lda, mp, kp, packing.a.data());
-  pack_b_bf16(tb, k, n, b, ldb, np, kp, packing.b.data());
-  const Bf16* pa = packing.a.data();
-  const Bf16* pb = packing.b.data();
+/// C = alpha * A B + beta * C from packed tiles (A: mp x kp, B: kp x np).
+inline void amx_products(const Bf16* pa, const Bf16* pb, Index m, Index n, Index mp, Index np, Index kp, float alpha,
+                         float beta, float* c, Index ldc) {
   const Index row_blocks = mp / 32, col_blocks = np / 32;
-  // Blocks of 32 x 32 in windows of columns whose packed B (window x 32 x kp bf16) stays in a
-  // core's L2 while every row block of A streams past it: about 1 MiB of B a window.
   const Index window = std::max<Index>(1, std::min<Index>(col_blocks, (Index{1} << 20) / (32 * kp * 2)));
-  const Index windows = (col_blocks + window - 1) / window;
-  const auto run = [&](Index first, Index last) {  // blocks [first, last) in window-major order
+  const Index windows = (col_blocks + window - 1) / window, units = windows * row_blocks;
+  const bool direct_ok = alpha == 1.0f && (beta == 0.0f || beta == 1.0f);
+  const auto run = [&](Index first, Index last) {  // units [first, last): window-major
+    thread_local std::vector<float> scratch;
+    grow(scratch, 32 * window * 32);
     configure_tiles();
-    alignas(64) float block[32 * 32];
-    for (Index t = first; t < last; ++t) {
-      const Index w = t / (row_blocks * window), in_window = t % (row_blocks * window);
-      const Index bi = in_window / window, bj = w * window + in_window % window;
-      if (bj >= col_blocks) continue;  // the last window is narrower
-      amx_block_32x32(pa + bi * 32 * kp, pb + bj * 32 * kp, kp, block);
-      merge_block(block, bi * 32, bj * 32, m, n, alpha, beta, c, ldc);
+    for (Index u = first; u < last; ++u) {
+      const Index w = u / row_blocks, bi = u % row_blocks;
+      const Index j0 = w * window * 32, width = std::min<Index>(window * 32, np - j0);
+      const Index i0 = bi * 32, rows = std::min<Index>(32, m - i0), cols = std::min<Index>(width, n - j0);
+      // Full blocks of C with alpha 1 and beta 0 or 1 accumulate in C itself; others in the scratch stripe.
+      const bool direct = direct_ok && rows == 32 && cols == width;
+      float* acc = direct ? c + i0 * ldc + j0 : scratch.data();
+      const Index ld = direct ? ldc : width;
+      const Bf16* a0 = pa + bi * 32 * kp;
+      const Bf16* a1 = a0 + 16 * kp;
+      for (Index jb = 0; jb < width / 32; ++jb) {
+        const Bf16* b0 = pb + (j0 / 32 + jb) * 32 * kp;
+        amx_block_32x32(a0, a1, b0, b0 + 16 * kp, kp / 32, acc + jb * 32, ld, direct && beta == 1.0f);
+      }
+      if (!direct) merge_stripe(scratch.data(), width, rows, cols, alpha, beta, c + i0 * ldc + j0, ldc);
     }
     release_tiles();
   };
-  const Index blocks = windows * row_blocks * window;
-  if (in_parallel_region() || num_threads() == 1 || blocks == 1) {
-    run(0, blocks);
+  if (in_parallel_region() || num_threads() == 1 || units == 1) {
+    run(0, units);
     return;
   }
 #ifdef _OPENMP
 #pragma omp parallel
   {
     const Index threads = omp_get_num_threads(), id = omp_get_thread_num();
-    run(blocks * id / threads, blocks * (id + 1) / threads);
+    run(units * id / threads, units * (id + 1) / threads);
   }
 #else
-  run(0, blocks);
+  run(0, units);
 #endif
 }
 #endif
 
-/// The reference every host can run: the fp32 kernel on the operands rounded to bf16.
-inline void gemm_bf16_reference(Transpose ta, Transpose tb, Index m, Index n, Index k, float alpha, const float* a,
-                                Index lda, const float* b, Index ldb, float beta, float* c, Index ldc) {
-  Bf16Packing& packing = bf16_packing();
-  // The stored extent of each operand: its rows at their stride, the last one only as long as it is.
-  const Index a_rows = ta == Transpose::No ? m : k, a_cols = ta == Transpose::No ? k : m;
-  const Index b_rows = tb == Transpose::No ? k : n, b_cols = tb == Transpose::No ? n : k;
-  const Index a_size = a_rows == 0 ? 0 : (a_rows - 1) * lda + a_cols, b_size = b_rows == 0 ? 0 : (b_rows - 1) * ldb + b_cols;
-  Bf16Packing::grow(packing.rounded_a, static_cast<std::size_t>(a_size));
-  Bf16Packing::grow(packing.rounded_b, static_cast<std::size_t>(b_size));
-  for (Index i = 0; i < a_size; ++i) packing.rounded_a[static_cast<std::size_t>(i)] = round_to_bf16(a[i]);
-  for (Index i = 0; i < b_size; ++i) packing.rounded_b[static_cast<std::size_t>(i)] = round_to_bf16(b[i]);
-  if (beta != 0.0f && beta != 1.0f) {  // the fp32 kernel takes beta 0 or 1: scale C first
-    for (Index i = 0; i < m; ++i) {
-      for (Index j = 0; j < n; ++j) c[i * ldc + j] *= beta;
-    }
-    beta = 1.0f;
-  }
-  gemm<float>(ta, tb, m, n, k, alpha, packing.rounded_a.data(), lda, packing.rounded_b.data(), ldb, beta, c, ldc);
+/// The calling thread's packed B (grow-only).
+inline std::vector<Bf16>& packed_b_buffer() {
+  thread_local std::vector<Bf16> buffer;
+  return buffer;
+}
+inline std::vector<float>& rounded_b_buffer() {
+  thread_local std::vector<float> buffer;
+  return buffer;
 }
 
 }  // namespace detail
+
+/// op(A) rounded to bf16 and laid out for one path's products, to be multiplied by many B: a
+/// layer packs its weights once a pass and multiplies them by every image of the batch.
+class PackedBf16Matrix {
+ public:
+  /// Packs op(A) (m x k, from `a` with row stride lda) for `path`; a path the host lacks is an ArgumentError.
+  void pack(Transpose ta, Index m, Index k, const float* a, Index lda, MatrixPath path = matrix_path()) {
+    detail::require_option(m >= 0 && k >= 0, "PackedBf16Matrix", "m, k", ">= 0", m < 0 ? m : k);
+    detail::require_path(path, "PackedBf16Matrix");
+    m_ = m;
+    k_ = k;
+    path_ = path;
+    if (path == MatrixPath::Amx) {
+      mp_ = detail::round_up(m, 32);
+      kp_ = detail::round_up(std::max<Index>(k, 1), 32);
+      detail::grow(tiles_, mp_ * kp_);
+      detail::pack_a_tiles(ta, m, k, a, lda, mp_, kp_, tiles_.data());
+      return;
+    }
+    detail::grow(rounded_, m * k);  // op(A) row-major, each value rounded to bf16
+    for (Index i = 0; i < m; ++i) {
+      for (Index j = 0; j < k; ++j) rounded_[i * k + j] = round_to_bf16(ta == Transpose::No ? a[i * lda + j] : a[j * lda + i]);
+    }
+  }
+
+  Index rows() const { return m_; }
+  Index depth() const { return k_; }
+  MatrixPath path() const { return path_; }
+
+  /// C (m x n) = alpha * this * op(B) + beta * C, op(B) k x n.
+  void multiply(Transpose tb, Index n, float alpha, const float* b, Index ldb, float beta, float* c, Index ldc) const {
+    multiply_rows(tb, n, [b, ldb](Index r, float*) { return b + r * ldb; }, alpha, beta, c, ldc);
+  }
+
+  /// The same with B's stored rows made on demand: `row(index, scratch)` returns stored row `index`
+  /// (of op(B) when tb is No: n values; of B when tb is Yes: k values), a pointer to it or
+  /// `scratch` (room for that many floats) filled with it.
+  template <class RowFn>
+  void multiply_rows(Transpose tb, Index n, const RowFn& row, float alpha, float beta, float* c, Index ldc) const {
+    detail::require_option(n >= 0, "gemm_bf16", "n", ">= 0", n);
+    if (m_ == 0 || n == 0) return;
+#ifdef CONVNET_X86
+    if (path_ == MatrixPath::Amx) {
+      const Index np = detail::round_up(n, 32);
+      std::vector<Bf16>& packed = detail::packed_b_buffer();
+      detail::grow(packed, np * kp_);
+      detail::pack_b_pairs(tb, k_, n, row, np, kp_, packed.data());
+      detail::amx_products(tiles_.data(), packed.data(), m_, n, mp_, np, kp_, alpha, beta, c, ldc);
+      return;
+    }
+#endif
+    // The reference: the fp32 kernel on the rounded operands, what every host can run.
+    const Index rows = tb == Transpose::No ? k_ : n, length = tb == Transpose::No ? n : k_;
+    std::vector<float>& rb = detail::rounded_b_buffer();
+    detail::grow(rb, rows * length + length);  // the last `length`: scratch for a generated row
+    float* scratch = rb.data() + rows * length;
+    for (Index r = 0; r < rows; ++r) {
+      const float* values = row(r, scratch);
+      for (Index j = 0; j < length; ++j) rb[static_cast<std::size_t>(r * length + j)] = round_to_bf16(values[j]);
+    }
+    if (beta != 0.0f && beta != 1.0f) {  // the fp32 kernel takes beta 0 or 1: scale C first
+      for (Index i = 0; i < m_; ++i) {
+        for (Index j = 0; j < n; ++j) c[i * ldc + j] *= beta;
+      }
+      beta = 1.0f;
+    }
+    gemm<float>(Transpose::No, tb, m_, n, k_, alpha, rounded_.data(), std::max<Index>(k_, 1), rb.data(),
+                std::max<Index>(length, 1), beta, c, ldc);
+  }
+
+ private:
+  Index m_ = 0, k_ = 0, mp_ = 0, kp_ = 0;
+  MatrixPath path_ = MatrixPath::Fp32;
+  std::vector<Bf16> tiles_;
+  std::vector<float> rounded_;
+};
 
 /// C = alpha * op(A) * op(B) + beta * C with A and B in bf16, on `path` (default: this process's,
 /// matrix_path()). A path the host lacks is an ArgumentError.
 inline void gemm_bf16(Transpose ta, Transpose tb, Index m, Index n, Index k, float alpha, const float* a, Index lda,
                       const float* b, Index ldb, float beta, float* c, Index ldc, MatrixPath path = matrix_path()) {
   detail::require_option(m >= 0 && n >= 0 && k >= 0, "gemm_bf16", "m, n, k", ">= 0", m < 0 ? m : n < 0 ? n : k);
+  detail::require_path(path, "gemm_bf16");
   if (m == 0 || n == 0) return;
-  if (static_cast<int>(path) > static_cast<int>(best_matrix_path())) {
-    throw ArgumentError(std::string("gemm_bf16: path ") + to_string(path) + " is not available on this host (" +
-                        cpu_features().describe() + ")");
-  }
-#ifdef CONVNET_X86
-  if (path == MatrixPath::Amx) {
-    detail::gemm_bf16_amx(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-    return;
-  }
-#endif
-  detail::gemm_bf16_reference(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  thread_local PackedBf16Matrix packed;
+  packed.pack(ta, m, k, a, lda, path);
+  packed.multiply(tb, n, alpha, b, ldb, beta, c, ldc);
 }
 
 }  // namespace convnet

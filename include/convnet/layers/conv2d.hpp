@@ -28,10 +28,12 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "../errors.hpp"
 #include "../kernels/gemm.hpp"
+#include "../kernels/gemm_bf16.hpp"
 #include "../init.hpp"
 #include "../kernels/winograd.hpp"
 #include "../key_values.hpp"
@@ -200,13 +202,16 @@ class Conv2d : public Layer<T> {
     // threads busy even at batch 1 (conv4 and conv5: 2.4 -> 1.5 ms).
     const bool by_item = in.n * groups >= num_threads();
     prepare_workspace(by_item ? num_threads() : 1, plane_out, false);
+    pack_weights(false);
     detail::parallel_for(in.n * groups, by_item, [&](Index item, int thread) {
       const Index n = item / groups, g = item % groups;
-      Matrix<T>& col = columns_[thread];
-      im2col(input.data() + (n * in.c + g * cin_g) * in.plane(), in.h, in.w, out.h, out.w, col);
+      const T* x = input.data() + (n * in.c + g * cin_g) * in.plane();
       T* out_g = output.data() + (n * out.c + g * cout_g) * plane_out;
-      gemm(Transpose::No, Transpose::No, cout_g, plane_out, col_rows(), T(1), weight_.data() + g * cout_g * col_rows(),
-           col_rows(), col.data(), plane_out, T(0), out_g, plane_out);
+      if (!columns_product(g, x, in, out, out_g)) {
+        Matrix<T>& col = columns_[thread];
+        im2col(x, in.h, in.w, out.h, out.w, col);
+        weight_product(g, false, col.data(), plane_out, out_g);
+      }
       if (options_.bias()) MatrixMap<T>(out_g, cout_g, plane_out).colwise() += bias_.segment(g * cout_g, cout_g);
     });
   }
@@ -221,28 +226,29 @@ class Conv2d : public Layer<T> {
     }
     const int threads = in.n >= num_threads() ? num_threads() : 1;
     prepare_workspace(threads, plane_out, true);
+    if (this->input_gradient()) pack_weights(true);
     for (int t = 0; t < threads; ++t) {
       partial_weight_grad_[t].setZero();
       if (options_.bias()) partial_bias_grad_[t].setZero();
     }
     detail::parallel_for(in.n, threads > 1, [&](Index n, int thread) {
-      Matrix<T>& col = columns_[thread];
       Matrix<T>& grad_col = grad_columns_[thread];
       for (Index g = 0; g < groups; ++g) {
         const Index in_offset = (n * in.c + g * cin_g) * in.plane();
-        im2col(input.data() + in_offset, in.h, in.w, out.h, out.w, col);
         const T* dout_g = grad_output.data() + (n * out.c + g * cout_g) * plane_out;
-        const T* w_g = weight_.data() + g * cout_g * col_rows();
         // dW_g += dout_g * col^T;  dcol = W_g^T * dout_g
-        gemm(Transpose::No, Transpose::Yes, cout_g, col_rows(), plane_out, T(1), dout_g, plane_out, col.data(),
-             plane_out, T(1), partial_weight_grad_[thread].data() + g * cout_g * col_rows(), col_rows());
+        T* dw = partial_weight_grad_[thread].data() + g * cout_g * col_rows();
+        if (!columns_weight_grad(input.data() + in_offset, dout_g, in, out, dw)) {
+          Matrix<T>& col = columns_[thread];
+          im2col(input.data() + in_offset, in.h, in.w, out.h, out.w, col);
+          accumulate_weight_grad(dout_g, col.data(), plane_out, dw);
+        }
         if (options_.bias()) {
           partial_bias_grad_[thread].segment(g * cout_g, cout_g) +=
               ConstMatrixMap<T>(dout_g, cout_g, plane_out).rowwise().sum();
         }
         if (!this->input_gradient()) continue;
-        gemm(Transpose::Yes, Transpose::No, col_rows(), plane_out, cout_g, T(1), w_g, col_rows(), dout_g, plane_out,
-             T(0), grad_col.data(), plane_out);
+        weight_product(g, true, dout_g, plane_out, grad_col.data());
         col2im(grad_col, in.h, in.w, out.h, out.w, grad_input.data() + in_offset);
       }
     });
@@ -267,6 +273,10 @@ class Conv2d : public Layer<T> {
     if (!winograd::supports(options_.kernel_size(), options_.stride(), options_.padding())) return false;
     if (options_.algorithm() == ConvAlgorithm::Winograd) return true;
     if (options_.in_channels() / options_.groups() < 16 || options_.out_channels() / options_.groups() < 16) return false;
+    // At bf16 on AMX the direct path's products run on the tiles; measured (docs/performance.md)
+    // it beats fp32 Winograd on 3 x 3 layers (paper conv3-5: 58 -> 25 ms, cifar: 52 -> 47 ms a
+    // layer's step) but not on 5 x 5 ones, where Winograd saves 6.25x the products instead of 4x.
+    if (this->bf16_products() && matrix_path() == MatrixPath::Amx && options_.kernel_size() == 3) return false;
     const Shape out = output_shape(in);
     static_assert(kTile3 == kTile5, "the rule counts tiles of one size");
     constexpr Index tile = kTile3;
@@ -355,13 +365,85 @@ class Conv2d : public Layer<T> {
     }
   }
 
+  // The direct path's products, in the layer's precision. At bf16 each group's weights are packed
+  // once a pass (kernels/gemm_bf16.hpp) and multiplied by every image's columns.
+  void pack_weights(bool transposed) {
+    if constexpr (std::is_same_v<T, float>) {
+      if (!this->bf16_products()) return;
+      const Index groups = options_.groups(), cout_g = options_.out_channels() / groups;
+      std::vector<PackedBf16Matrix>& packed = transposed ? packed_weights_t_ : packed_weights_;
+      if (static_cast<Index>(packed.size()) < groups) packed.resize(static_cast<std::size_t>(groups));
+      for (Index g = 0; g < groups; ++g) {
+        const T* w_g = weight_.data() + g * cout_g * col_rows();
+        if (transposed) {
+          packed[g].pack(Transpose::Yes, col_rows(), cout_g, w_g, col_rows());
+        } else {
+          packed[g].pack(Transpose::No, cout_g, col_rows(), w_g, col_rows());
+        }
+      }
+    }
+  }
+
+  // c = W_g b (forward: b the columns, n x plane) or W_g^T b (the columns' gradient: b = dout_g).
+  void weight_product(Index g, bool transposed, const T* b, Index n, T* c) {
+    const Index cout_g = options_.out_channels() / options_.groups();
+    if constexpr (std::is_same_v<T, float>) {
+      if (this->bf16_products()) {
+        (transposed ? packed_weights_t_ : packed_weights_)[g].multiply(Transpose::No, n, 1.0f, b, n, 0.0f, c, n);
+        return;
+      }
+    }
+    const T* w_g = weight_.data() + g * cout_g * col_rows();
+    if (transposed) {
+      gemm(Transpose::Yes, Transpose::No, col_rows(), n, cout_g, T(1), w_g, col_rows(), b, n, T(0), c, n);
+    } else {
+      gemm(Transpose::No, Transpose::No, cout_g, n, col_rows(), T(1), w_g, col_rows(), b, n, T(0), c, n);
+    }
+  }
+
+  // dw (cout_g x col_rows) += dout_g (cout_g x plane) col^T, in fp32 (or double).
+  void accumulate_weight_grad(const T* dout_g, const T* col, Index plane, T* dw) {
+    const Index cout_g = options_.out_channels() / options_.groups();
+    gemm(Transpose::No, Transpose::Yes, cout_g, col_rows(), plane, T(1), dout_g, plane, col, plane, T(1), dw, col_rows());
+  }
+
+  // At bf16 the columns are never stored in fp32: each row of col is made as the packing asks for
+  // it and rounded straight into the tiles' layout (in the cache, one row at a time), which saves
+  // writing and reading the column matrix: paper conv1's is 4.4 MB an image.
+  // out_g = W_g col; false (nothing done) unless the layer computes in bf16.
+  bool columns_product(Index g, const T* x, const Shape& in, const Shape& out, T* out_g) {
+    if constexpr (std::is_same_v<T, float>) {
+      if (!this->bf16_products()) return false;
+      packed_weights_[g].multiply_rows(
+          Transpose::No, out.plane(), [&](Index r, float* row) { return im2col_row(x, r, in.h, in.w, out.h, out.w, row); },
+          1.0f, 0.0f, out_g, out.plane());
+      return true;
+    }
+    return false;
+  }
+
+  // dw += dout_g col^T; false (nothing done) unless the layer computes in bf16.
+  bool columns_weight_grad(const T* x, const T* dout_g, const Shape& in, const Shape& out, T* dw) {
+    if constexpr (std::is_same_v<T, float>) {
+      if (!this->bf16_products()) return false;
+      thread_local PackedBf16Matrix packed_grad;
+      const Index cout_g = options_.out_channels() / options_.groups();
+      packed_grad.pack(Transpose::No, cout_g, out.plane(), dout_g, out.plane());
+      packed_grad.multiply_rows(
+          Transpose::Yes, col_rows(), [&](Index r, float* row) { return im2col_row(x, r, in.h, in.w, out.h, out.w, row); },
+          1.0f, 1.0f, dw, col_rows());
+      return true;
+    }
+    return false;
+  }
+
   Index col_rows() const {
     return options_.in_channels() / options_.groups() * options_.kernel_size() * options_.kernel_size();
   }
 
   void prepare_workspace(int threads, Index plane_out, bool backward) {
     if (static_cast<int>(columns_.size()) < threads) columns_.resize(threads);
-    for (int t = 0; t < threads; ++t) {
+    for (int t = 0; t < threads && !this->bf16_products(); ++t) {  // bf16 makes the columns row by row
       if (columns_[t].rows() != col_rows() || columns_[t].cols() != plane_out) columns_[t].resize(col_rows(), plane_out);
     }
     if (!backward) return;
@@ -379,28 +461,33 @@ class Conv2d : public Layer<T> {
 
   // col[(c*k + i)*k + j, oy*W_out + ox] = x[c, oy*stride - pad + i, ox*stride - pad + j], 0 outside.
   void im2col(const T* x, Index h, Index w, Index h_out, Index w_out, Matrix<T>& col) const {
+    for (Index r = 0; r < col_rows(); ++r) im2col_row(x, r, h, w, h_out, w_out, col.data() + r * h_out * w_out);
+  }
+
+  // Row r of col into `row` (h_out * w_out values); returns `row`.
+  T* im2col_row(const T* x, Index r, Index h, Index w, Index h_out, Index w_out, T* row) const {
     const Index k = options_.kernel_size(), s = options_.stride(), p = options_.padding();
-    const Index channels = options_.in_channels() / options_.groups();
-    for (Index c = 0; c < channels; ++c) {
-      for (Index i = 0; i < k; ++i) {
-        for (Index j = 0; j < k; ++j) {
-          T* row = col.data() + ((c * k + i) * k + j) * h_out * w_out;
-          for (Index oy = 0; oy < h_out; ++oy) {
-            const Index y = oy * s - p + i;
-            T* dst = row + oy * w_out;
-            if (y < 0 || y >= h) {
-              std::fill(dst, dst + w_out, T(0));
-              continue;
-            }
-            const T* src = x + (c * h + y) * w;
-            for (Index ox = 0; ox < w_out; ++ox) {
-              const Index xx = ox * s - p + j;
-              dst[ox] = (xx >= 0 && xx < w) ? src[xx] : T(0);
-            }
-          }
-        }
+    const Index c = r / (k * k), i = r / k % k, j = r % k;
+    // Output columns [lo, hi) read inside the row (0 <= ox * s - p + j < w); the rest are padding.
+    const Index lo = std::min(w_out, std::max<Index>(0, (p - j + s - 1) / s));
+    const Index hi = std::max(lo, std::min(w_out, (w - 1 + p - j) / s + 1));
+    for (Index oy = 0; oy < h_out; ++oy) {
+      const Index y = oy * s - p + i;
+      T* dst = row + oy * w_out;
+      if (y < 0 || y >= h) {
+        std::fill(dst, dst + w_out, T(0));
+        continue;
       }
+      const T* src = x + (c * h + y) * w + (j - p);  // src[ox * s] is column ox's value
+      std::fill(dst, dst + lo, T(0));
+      if (s == 1) {
+        std::copy(src + lo, src + hi, dst + lo);
+      } else {
+        for (Index ox = lo; ox < hi; ++ox) dst[ox] = src[ox * s];
+      }
+      std::fill(dst + hi, dst + w_out, T(0));
     }
+    return row;
   }
 
   // The adjoint of im2col: overwrites dx with the sum of every column entry that reads it.
@@ -433,6 +520,7 @@ class Conv2d : public Layer<T> {
   // Workspaces, one per thread, kept across calls so steady-state steps do not allocate.
   std::vector<Matrix<T>> columns_, grad_columns_;
   std::vector<Vector<T>> partial_weight_grad_, partial_bias_grad_;
+  std::vector<PackedBf16Matrix> packed_weights_, packed_weights_t_;  // bf16: W_g and W_g^T, a pass's
 };
 
 }  // namespace convnet

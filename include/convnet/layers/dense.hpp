@@ -3,17 +3,22 @@
 // Shapes: input [N, in_features, 1, 1] (put a Flatten in front of a
 // convolutional output) -> output [N, out_features, 1, 1]; weight
 // [out_features, in_features] (PyTorch's nn.Linear layout), bias [out_features].
-// Forward and backward are single GEMMs over the whole batch.
+// Forward and backward are single GEMMs over the whole batch, in bf16 when the layer's precision
+// says so (precision.hpp) and the batch has at least kMinBf16Batch rows: below that the tile rows
+// would stand mostly empty while the weights are rounded and packed on every call, and the fp32
+// kernel, reading the weights once, is faster.
 #pragma once
 
 #include <memory>
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "../errors.hpp"
 #include "../kernels/gemm.hpp"
+#include "../kernels/gemm_bf16.hpp"
 #include "../init.hpp"
 #include "../key_values.hpp"
 #include "../layer.hpp"
@@ -102,18 +107,36 @@ class Dense : public Layer<T> {
   void forward_impl(const Tensor<T>& input, Tensor<T>& output) override {
     const Index n = input.dimension(0), in = options_.in_features(), out = options_.out_features();
     // Y = X W^T
-    gemm(Transpose::No, Transpose::Yes, n, out, in, T(1), input.data(), in, weight_.data(), in, T(0), output.data(), out);
+    product(Transpose::No, Transpose::Yes, n, out, in, input.data(), in, weight_.data(), in, T(0), output.data(), out,
+            n);
     if (options_.bias()) rows_per_sample(output).rowwise() += bias_.transpose();
   }
 
   void backward_impl(const Tensor<T>& input, const Tensor<T>& grad_output, Tensor<T>& grad_input) override {
     const Index n = input.dimension(0), in = options_.in_features(), out = options_.out_features();
     // dW += dY^T X;  dX = dY W
-    gemm(Transpose::Yes, Transpose::No, out, in, n, T(1), grad_output.data(), out, input.data(), in, T(1),
-         weight_grad_.data(), in);
+    product(Transpose::Yes, Transpose::No, out, in, n, grad_output.data(), out, input.data(), in, T(1),
+            weight_grad_.data(), in, n);
     if (options_.bias()) bias_grad_.vector() += rows_per_sample(grad_output).colwise().sum().transpose();
-    gemm(Transpose::No, Transpose::No, n, in, out, T(1), grad_output.data(), out, weight_.data(), in, T(0),
-         grad_input.data(), in);
+    product(Transpose::No, Transpose::No, n, in, out, grad_output.data(), out, weight_.data(), in, T(0),
+            grad_input.data(), in, n);
+  }
+
+ public:
+  /// Batches below this many rows multiply in fp32 even at bf16 (see the top of this file).
+  static constexpr Index kMinBf16Batch = 16;
+
+ private:
+  // C = op(A) op(B) + beta C in the layer's precision, for a batch of `batch` rows.
+  void product(Transpose ta, Transpose tb, Index m, Index n, Index k, const T* a, Index lda, const T* b, Index ldb,
+               T beta, T* c, Index ldc, Index batch) {
+    if constexpr (std::is_same_v<T, float>) {
+      if (this->bf16_products() && batch >= kMinBf16Batch) {
+        gemm_bf16(ta, tb, m, n, k, 1.0f, a, lda, b, ldb, beta, c, ldc);
+        return;
+      }
+    }
+    gemm(ta, tb, m, n, k, T(1), a, lda, b, ldb, beta, c, ldc);
   }
 
  private:

@@ -63,6 +63,7 @@ class Sequential {
     }
     layer->set_name(name);
     layer->set_training(training_);
+    layer->set_precision(precision_);
     layers_.push_back(std::move(layer));
   }
 
@@ -200,6 +201,15 @@ class Sequential {
     training_ = training;
     for (auto& l : layers_) l->set_training(training);
   }
+  /// The arithmetic of every layer's products (precision.hpp), now and for layers added later;
+  /// Auto is resolved for this host. The weights stay fp32 either way, so a checkpoint saved under
+  /// one precision loads under the other.
+  void set_precision(Precision p) {
+    precision_ = resolve(p);
+    for (auto& l : layers_) l->set_precision(precision_);
+  }
+  Precision precision() const { return precision_; }
+
   void train() { set_training(true); }
   void eval() { set_training(false); }
   bool training() const { return training_; }
@@ -236,6 +246,7 @@ class Sequential {
   Tensor<T> tap_sum_;  // backward's sum of the two gradients at the tapped layer
   std::function<void(std::size_t)> backward_observer_;
   bool training_ = true;
+  Precision precision_ = Precision::Fp32;
 };
 
 }  // namespace convnet

@@ -12,6 +12,7 @@
 #include "../inference/embedding_classifier.hpp"
 #include "../metrics.hpp"
 #include "../tensor.hpp"
+#include "../precision.hpp"
 #include "history.hpp"
 
 namespace convnet {
@@ -42,6 +43,9 @@ struct TrainerOptions {
     embedding_validation_ = EmbeddingValidation{std::move(layer), metric};
     return *this;
   }
+  /// The arithmetic of the network's products for this run (precision.hpp): Auto is bf16 where the
+  /// host has AMX. Unset: the network's own. The weights, gradients and optimizer state stay fp32.
+  TrainerOptions& precision(Precision v) { precision_ = v; return *this; }
   struct EmbeddingValidation {
     std::string layer;
     EmbeddingMetric metric;
@@ -55,6 +59,7 @@ struct TrainerOptions {
   std::optional<Index> max_batches() const { return max_batches_; }
   std::optional<double> average_weights() const { return average_decay_; }
   const std::optional<EmbeddingValidation>& embedding_validation() const { return embedding_validation_; }
+  std::optional<Precision> precision() const { return precision_; }
 
  private:
   long epochs_ = 1;
@@ -64,6 +69,7 @@ struct TrainerOptions {
   std::optional<Index> max_batches_;
   std::optional<double> average_decay_;
   std::optional<EmbeddingValidation> embedding_validation_;
+  std::optional<Precision> precision_;
 };
 
 /// The averaged weights' validation figures of an epoch.

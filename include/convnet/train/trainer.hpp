@@ -267,6 +267,7 @@ class Trainer {
     if (options_.average_weights()) {
       average_ = std::make_unique<WeightAverage<T>>(net_, WeightAverageOptions().decay(*options_.average_weights()));
     }
+    if (options_.precision()) net_.set_precision(*options_.precision());
   }
 
   /// Every process needs an example of the last batch, and BatchNorm (a network with buffers) two each:
