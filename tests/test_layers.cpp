@@ -626,6 +626,54 @@ TEST(Bf16Layers, ConvolutionsComputeFp32ArithmeticOnRoundedOperands) {
   }
 }
 
+// Winograd at bf16 rounds in the transformed domain, so it is not fp32 on rounded operands; its
+// error against the layer in double must stay near the direct path's at bf16. F(4x4, 3x3) and
+// F(4x4, 5x5) with bf16 products measured 5-7% of the largest output (their transforms, with points
+// +-2 and +-1/2, spread each rounding), so at bf16 a 3 x 3 layer takes F(2x2, 3x3) and a 5 x 5 one
+// keeps fp32 products when asked for Winograd. Measured (worst of the three passes, relative to
+// the largest value): direct 0.2%; 3 x 3 Winograd 0.4%; 5 x 5 Winograd (fp32 products) 0.0%.
+// Bound: 1% and at most 4 times direct's.
+TEST(Bf16Layers, WinogradAtBf16StaysNearTheDirectPathsError) {
+  for (const Index k : {Index{3}, Index{5}}) {
+    std::cout << "[ path ] Conv2d " << k << "x" << k << " Winograd at bf16 on " << to_string(matrix_path()) << "\n";
+    const Index cin = 24, cout_ = 40, n = 3, side = 12;
+    Conv2d<double> exact(Conv2dOptions(cin, cout_, k).padding(k / 2).seed(5).algorithm(ConvAlgorithm::Direct));
+    Tensor<double> xd(n, cin, side, side), dyd(n, cout_, side, side);
+    Rng rng(31);
+    for (Index i = 0; i < xd.size(); ++i) xd.data()[i] = rng.uniform(-1, 1);
+    for (Index i = 0; i < dyd.size(); ++i) dyd.data()[i] = rng.uniform(-1, 1);
+    const Tensor<double> y = exact.forward(xd);
+    exact.zero_grad();
+    const Tensor<double> dx = exact.backward(dyd);
+    const auto dw = exact.parameters()[0];
+    double worst[2] = {0, 0};
+    for (int w = 0; w < 2; ++w) {
+      Conv2d<float> layer(Conv2dOptions(cin, cout_, k).padding(k / 2).seed(5)
+                              .algorithm(w == 0 ? ConvAlgorithm::Direct : ConvAlgorithm::Winograd));
+      layer.set_precision(Precision::Bf16);
+      Tensor<float> x = xd.cast<float>(), dy = dyd.cast<float>();
+      const Tensor<float> yf = layer.forward(x);
+      layer.zero_grad();
+      const Tensor<float> dxf = layer.backward(dy);
+      const auto dwf = layer.parameters()[0];
+      const auto relative = [](const auto* got, const double* want, Index size) {
+        double e = 0, scale = 0;
+        for (Index i = 0; i < size; ++i) {
+          e = std::max(e, std::fabs(static_cast<double>(got[i]) - want[i]));
+          scale = std::max(scale, std::fabs(want[i]));
+        }
+        return e / scale;
+      };
+      worst[w] = std::max({relative(yf.data(), y.data(), y.size()), relative(dxf.data(), dx.data(), dx.size()),
+                           relative(dwf.grad, dw.grad, dw.size)});
+    }
+    std::cout << "[ bf16 ] " << k << "x" << k << " worst relative error: direct " << worst[0] << ", Winograd " << worst[1] << "\n";
+    EXPECT_GT(worst[0], 1e-4) << "the direct path did not round";
+    EXPECT_LT(worst[1], 0.01);
+    EXPECT_LT(worst[1], 4 * worst[0]);
+  }
+}
+
 TEST(Bf16Layers, DenseComputesFp32ArithmeticOnRoundedOperands) {
   const auto make = [] { return std::make_unique<Dense<float>>(DenseOptions(70, 45).seed(9)); };
   expect_bf16_is_fp32_on_rounded_operands(make, Shape{Dense<float>::kMinBf16Batch + 3, 70, 1, 1}, "Dense");

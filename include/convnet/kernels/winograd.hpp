@@ -32,12 +32,14 @@
 #pragma once
 
 #include <algorithm>
+#include <type_traits>
 #include <vector>
 
 #include "../errors.hpp"
 #include "../tensor.hpp"
 #include "../threading.hpp"
 #include "gemm.hpp"
+#include "gemm_bf16.hpp"
 
 namespace convnet {
 namespace winograd {
@@ -298,11 +300,22 @@ void transform_weights(const T* w, Index out_channels, Index in_channels, bool f
   });
 }
 
+/// The transformed weights `u` (`points` matrices of rows x cols) packed for bf16 products.
+inline void pack_points(const float* u, Index points, Index rows, Index cols, std::vector<PackedBf16Matrix>& packed) {
+  if (static_cast<Index>(packed.size()) < points) packed.resize(static_cast<std::size_t>(points));
+  ::convnet::detail::parallel_for(points, !in_parallel_region(), [&](Index xi, int) {
+    packed[static_cast<std::size_t>(xi)].pack(Transpose::No, rows, cols, u + xi * rows * cols, cols);
+  });
+}
+
 /// out = correlation of `in` with the transformed weights `u` (alpha^2 x
 /// [out_channels x in_channels]), stride 1, through F(M, R); adds `bias`
-/// (out_channels values) when given. Overwrites the output planes.
+/// (out_channels values) when given. Overwrites the output planes. With
+/// `packed_u` (alpha^2 matrices, u's packed by pack_points), the products mix
+/// the channels in bf16 (kernels/gemm_bf16.hpp); the transforms stay fp32.
 template <int M, int R, class T>
-void correlate(const Geometry& geo, const T* in, const T* u, const T* bias, T* out, Workspace<T>& ws) {
+void correlate(const Geometry& geo, const T* in, const T* u, const T* bias, T* out, Workspace<T>& ws,
+               const PackedBf16Matrix* packed_u = nullptr) {
   static constexpr Matrices<M, R> mat = make_matrices<M, R>();
   constexpr int kAlpha = M + R - 1, kPoints = kAlpha * kAlpha;
   const detail::Tiling tiling(M, geo.out_height, geo.out_width, geo.batch);
@@ -315,6 +328,13 @@ void correlate(const Geometry& geo, const T* in, const T* u, const T* bias, T* o
     T* products = ws.products.data();
     detail::transform_input_block(geo, in, tiling, mat.bt, first, count, ws);
     ::convnet::detail::parallel_for(kPoints, true, [&](Index xi, int) {
+      if constexpr (std::is_same_v<T, float>) {
+        if (packed_u != nullptr) {
+          packed_u[xi].multiply(Transpose::No, count, 1.0f, data + xi * cin * count, count, 0.0f,
+                                products + xi * cout * count, count);
+          return;
+        }
+      }
       gemm(Transpose::No, Transpose::No, cout, count, cin, T(1), u + xi * cout * cin, cin, data + xi * cin * count,
            count, T(0), products + xi * cout * count, count);
     });
@@ -336,8 +356,9 @@ void correlate(const Geometry& geo, const T* in, const T* u, const T* bias, T* o
 /// Weight gradient: dw[k][c] += sum over the batch of the correlation of input
 /// channel c with output-gradient channel k, through F(R, M) (the output
 /// gradient's M x M tiles as the filter). dw as [out][in][R][R] (one group).
+/// With `bf16`, the products in the transformed domain take bf16 operands (fp32 sums).
 template <int M, int R, class T>
-void weight_gradient(const Geometry& geo, const T* in, const T* grad_out, T* dw, Workspace<T>& ws) {
+void weight_gradient(const Geometry& geo, const T* in, const T* grad_out, T* dw, Workspace<T>& ws, bool bf16 = false) {
   static constexpr Matrices<R, M> mat = make_matrices<R, M>();
   constexpr int kAlpha = M + R - 1, kPoints = kAlpha * kAlpha;
   const detail::Tiling tiling(M, geo.out_height, geo.out_width, geo.batch);
@@ -360,6 +381,13 @@ void weight_gradient(const Geometry& geo, const T* in, const T* grad_out, T* dw,
     });
     ::convnet::detail::parallel_for(kPoints, true, [&](Index xi, int) {
       // The first block overwrites the accumulator, the others add to it.
+      if constexpr (std::is_same_v<T, float>) {
+        if (bf16) {
+          gemm_bf16(Transpose::No, Transpose::Yes, cout, cin, count, 1.0f, grads + xi * cout * count, count,
+                    data + xi * cin * count, count, first == 0 ? 0.0f : 1.0f, acc + xi * cout * cin, cin);
+          return;
+        }
+      }
       gemm(Transpose::No, Transpose::Yes, cout, cin, count, T(1), grads + xi * cout * count, count,
            data + xi * cin * count, count, first == 0 ? T(0) : T(1), acc + xi * cout * cin, cin);
     });

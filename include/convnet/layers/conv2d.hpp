@@ -268,18 +268,22 @@ class Conv2d : public Layer<T> {
   /// the products (3 x 3 layers of cifar at batch 1: 0.4 ms direct, 1.3
   /// Winograd); 5 x 5 saves 6.25x the products instead of 4x and wins even at
   /// batch 1 (paper conv2: 5.9 -> 1.8 ms, cifar conv2: 1.4 -> 0.7 ms).
+  /// At bf16 the products of F(4x4, 3x3) and F(4x4, 5x5) lose too much: their
+  /// transforms (points +-2, +-1/2) spread each bf16 rounding over the output,
+  /// 5-7% of its largest value against 0.2% for the direct path (test
+  /// Bf16Layers.WinogradAtBf16StaysNearTheDirectPathsError). So at bf16 3 x 3
+  /// layers take F(2x2, 3x3) (0.4%, 2.25x fewer products) with bf16 products,
+  /// and 5 x 5 layers the direct path on the tiles, which measured as fast as
+  /// F(4x4, 5x5) with bf16 products (cifar conv2 at batch 128: 23 and 60 ms
+  /// forward and backward either way) and faster than it in fp32 (31, 69).
   bool uses_winograd(const Shape& in) const {
     if (options_.algorithm() == ConvAlgorithm::Direct) return false;
     if (!winograd::supports(options_.kernel_size(), options_.stride(), options_.padding())) return false;
     if (options_.algorithm() == ConvAlgorithm::Winograd) return true;
     if (options_.in_channels() / options_.groups() < 16 || options_.out_channels() / options_.groups() < 16) return false;
-    // At bf16 on AMX the direct path's products run on the tiles: measured, that beats fp32
-    // Winograd on 3 x 3 layers (paper conv3 forward 38 -> 23 ms, backward 78 -> 54 ms at batch 64;
-    // benchmarks/results/bf16_step/) but not on 5 x 5 ones, where Winograd saves 6.25x the products.
-    if (this->bf16_products() && matrix_path() == MatrixPath::Amx && options_.kernel_size() == 3) return false;
+    if (this->bf16_products() && options_.kernel_size() == 5) return false;
     const Shape out = output_shape(in);
-    static_assert(kTile3 == kTile5, "the rule counts tiles of one size");
-    constexpr Index tile = kTile3;
+    const Index tile = winograd_tile();
     const Index tiles = in.n * ((out.h + tile - 1) / tile) * ((out.w + tile - 1) / tile);
     return tiles >= (options_.kernel_size() == 5 ? kMinTiles5 : kMinTiles3);
   }
@@ -288,7 +292,10 @@ class Conv2d : public Layer<T> {
   // Output tiles: F(4x4, 3x3) (alpha 6) and F(4x4, 5x5) (alpha 8). Measured
   // against F(6x6, 3x3), which wastes most of its larger tiles on 13 x 13 and
   // 7 x 7 planes, and F(2x2, 5x5), which saves 2.8x the products instead of 6.25x.
-  static constexpr int kTile3 = 4, kTile5 = 4;
+  static constexpr int kTile3 = 4, kTile5 = 4, kTile3Bf16 = 2;
+  // Whether the Winograd products run in bf16: only F(2x2, 3x3)'s (see uses_winograd).
+  bool bf16_winograd() const { return this->bf16_products() && options_.kernel_size() == 3; }
+  Index winograd_tile() const { return options_.kernel_size() == 5 ? kTile5 : bf16_winograd() ? kTile3Bf16 : kTile3; }
   static constexpr Index kMinTiles3 = 64, kMinTiles5 = 16;  // the measured rule above
   winograd::Geometry winograd_geometry(const Shape& in, const Shape& out) const {
     winograd::Geometry geo;
@@ -308,23 +315,35 @@ class Conv2d : public Layer<T> {
   // Group g's weights into the shared workspace, for the forward pass or (flip) the input gradient.
   void winograd_transform_weights(Index g, bool flip) {
     const Index cout_g = options_.out_channels() / options_.groups(), cin_g = options_.in_channels() / options_.groups();
-    const Index alpha = (options_.kernel_size() == 3 ? kTile3 : kTile5) + options_.kernel_size() - 1;
+    const Index alpha = winograd_tile() + options_.kernel_size() - 1;
     winograd::Workspace<T>& ws = winograd::shared_workspace<T>();
     winograd::Workspace<T>::grow(ws.weights, alpha * alpha * cout_g * cin_g);
     const T* w = weight_.data() + g * cout_g * col_rows();
-    if (options_.kernel_size() == 3) {
+    if (bf16_winograd()) {
+      winograd::transform_weights<kTile3Bf16, 3>(w, cout_g, cin_g, flip, ws.weights.data(), ws);
+    } else if (options_.kernel_size() == 3) {
       winograd::transform_weights<kTile3, 3>(w, cout_g, cin_g, flip, ws.weights.data(), ws);
     } else {
       winograd::transform_weights<kTile5, 5>(w, cout_g, cin_g, flip, ws.weights.data(), ws);
     }
+    if constexpr (std::is_same_v<T, float>) {  // at bf16 the products take the transformed weights packed
+      if (bf16_winograd()) {
+        winograd::pack_points(ws.weights.data(), alpha * alpha, flip ? cin_g : cout_g, flip ? cout_g : cin_g,
+                              winograd_packed_);
+      }
+    }
   }
+
+  const PackedBf16Matrix* winograd_packed() const { return bf16_winograd() ? winograd_packed_.data() : nullptr; }
 
   void winograd_correlate(const winograd::Geometry& geo, const T* in, const T* bias, T* out) {
     winograd::Workspace<T>& ws = winograd::shared_workspace<T>();
-    if (options_.kernel_size() == 3) {
-      winograd::correlate<kTile3, 3>(geo, in, ws.weights.data(), bias, out, ws);
+    if (bf16_winograd()) {
+      winograd::correlate<kTile3Bf16, 3>(geo, in, ws.weights.data(), bias, out, ws, winograd_packed());
+    } else if (options_.kernel_size() == 3) {
+      winograd::correlate<kTile3, 3>(geo, in, ws.weights.data(), bias, out, ws, winograd_packed());
     } else {
-      winograd::correlate<kTile5, 5>(geo, in, ws.weights.data(), bias, out, ws);
+      winograd::correlate<kTile5, 5>(geo, in, ws.weights.data(), bias, out, ws, winograd_packed());
     }
   }
 
@@ -336,7 +355,9 @@ class Conv2d : public Layer<T> {
       const T* x = input.data() + g * cin_g * in.plane();
       const T* dy = grad_output.data() + g * cout_g * out.plane();
       T* dw = weight_grad_.data() + g * cout_g * col_rows();
-      if (options_.kernel_size() == 3) {
+      if (bf16_winograd()) {
+        winograd::weight_gradient<kTile3Bf16, 3>(geo, x, dy, dw, winograd::shared_workspace<T>(), true);
+      } else if (options_.kernel_size() == 3) {
         winograd::weight_gradient<kTile3, 3>(geo, x, dy, dw, winograd::shared_workspace<T>());
       } else {
         winograd::weight_gradient<kTile5, 5>(geo, x, dy, dw, winograd::shared_workspace<T>());
@@ -521,6 +542,7 @@ class Conv2d : public Layer<T> {
   std::vector<Matrix<T>> columns_, grad_columns_;
   std::vector<Vector<T>> partial_weight_grad_, partial_bias_grad_;
   std::vector<PackedBf16Matrix> packed_weights_, packed_weights_t_;  // bf16: W_g and W_g^T, a pass's
+  std::vector<PackedBf16Matrix> winograd_packed_;  // bf16: the transformed weights of the group in hand
 };
 
 }  // namespace convnet
