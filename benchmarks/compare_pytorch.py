@@ -11,10 +11,14 @@ resident memory, and our effective share of the machine's peak.
 PyTorch is run the ways a user tuning it would: with glibc's default malloc,
 with glibc told to keep its memory (PyTorch's allocation churn otherwise
 costs it a page fault per fresh page every step), and with tcmalloc preloaded
-when Debian's libtcmalloc-minimal4 is installed. The fastest of those is the
-peer of each row, and the table says which it was.
+when Debian's libtcmalloc-minimal4 is installed; and, on a host with bf16
+arithmetic (avx512_bf16 or AMX in /proc/cpuinfo), under
+torch.cpu.amp.autocast(dtype=torch.bfloat16) with channels_last tensors and the
+fastest of those allocators (oneDNN's AMX convolutions). The fastest of all is
+the peer of each row, and the table says which it was. --precision runs ours
+at fp32, bf16 or auto (convnet_step --precision).
 
-    python3 benchmarks/compare_pytorch.py [--threads 2] [--repeats 3] [--quick]
+    python3 benchmarks/compare_pytorch.py [--threads 2] [--repeats 3] [--quick] [--precision bf16]
 """
 import argparse
 import os
@@ -60,11 +64,16 @@ def torch_alexnet(name):
     return nn.Sequential(*layers), side, classes
 
 
-def torch_worker(config, mode, batch, steps, warmup, threads):
+def torch_worker(config, mode, batch, steps, warmup, threads, bf16=False):
+    import contextlib
     import torch
     torch.set_num_threads(threads)
     net, side, classes = torch_alexnet(config)
     x = torch.randn(batch, 3, side, side)
+    if bf16:  # the recipe PyTorch documents for CPUs: channels_last, autocast to bf16
+        net = net.to(memory_format=torch.channels_last)
+        x = x.to(memory_format=torch.channels_last)
+    arithmetic = (lambda: torch.cpu.amp.autocast(dtype=torch.bfloat16)) if bf16 else contextlib.nullcontext
     y = torch.arange(batch) % classes
     opt = torch.optim.SGD(net.parameters(), lr=1e-4, momentum=0.9, weight_decay=5e-4, nesterov=True)
     loss_fn = torch.nn.CrossEntropyLoss()
@@ -75,10 +84,12 @@ def torch_worker(config, mode, batch, steps, warmup, threads):
         start = time.perf_counter()
         if mode == "train":
             opt.zero_grad()
-            loss_fn(net(x), y).backward()
+            with arithmetic():
+                loss = loss_fn(net(x), y)
+            loss.backward()
             opt.step()
         else:
-            with torch.no_grad():
+            with torch.no_grad(), arithmetic():
                 net(x)
         if i >= warmup:
             times.append(time.perf_counter() - start)
@@ -93,10 +104,23 @@ GLIBC_KEEP = {"MALLOC_MMAP_THRESHOLD_": "17179869184", "MALLOC_TRIM_THRESHOLD_":
 TCMALLOC = "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4"
 
 
+def host_has_bf16():
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = f.read()
+    except OSError:
+        return False
+    return bool(re.search(r"\b(avx512_bf16|amx_bf16)\b", flags))
+
+
+# name -> (extra environment, bf16 autocast)
 def pytorch_variants():
-    variants = [("default malloc", {}), ("glibc kept", GLIBC_KEEP)]
+    variants = [("default malloc", {}, False), ("glibc kept", GLIBC_KEEP, False)]
     if os.path.exists(TCMALLOC):
-        variants.append(("tcmalloc", {"LD_PRELOAD": TCMALLOC}))
+        variants.append(("tcmalloc", {"LD_PRELOAD": TCMALLOC}, False))
+    if host_has_bf16():
+        fastest = ("tcmalloc", {"LD_PRELOAD": TCMALLOC}) if os.path.exists(TCMALLOC) else ("glibc kept", GLIBC_KEEP)
+        variants.append((f"bf16 autocast, channels_last, {fastest[0]}", fastest[1], True))
     return variants
 
 
@@ -122,12 +146,14 @@ def main():
     parser.add_argument("--cases", default="", help="comma-separated NETWORK:MODE:BATCH rows to run (default: all)")
     parser.add_argument("--worker", nargs=3, metavar=("CONFIG", "MODE", "BATCH"), help=argparse.SUPPRESS)
     parser.add_argument("--steps", type=int, default=0, help="timed steps per process (default: by case)")
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "auto"], help="ours: the products' arithmetic")
+    parser.add_argument("--torch-bf16", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     if args.worker:
         config, mode, batch = args.worker
         steps = args.steps or (3 if config == "paper" and mode == "train" else 8)
-        torch_worker(config, mode, int(batch), steps, 1, args.threads)
+        torch_worker(config, mode, int(batch), steps, 1, args.threads, args.torch_bf16)
         return 0
     try:
         import torch  # noqa: F401
@@ -141,7 +167,7 @@ def main():
 
     variants = pytorch_variants()
     print(f"{args.threads} threads, {args.repeats} alternating runs per case, medians; PyTorch run with "
-          f"{', '.join(name for name, _ in variants)}, the fastest is the peer\n")
+          f"{'; '.join(name for name, _, _ in variants)}: the fastest is the peer; ours at {args.precision}\n")
     header = f"| network | mode | batch | ours img/s | PyTorch img/s | peer | ours/PyTorch | ours MiB | " \
              f"PyTorch MiB | ours % of peak |"
     print(header)
@@ -155,14 +181,14 @@ def main():
             continue
         steps = args.steps or (3 if config == "paper" and mode == "train" else 8)
         ours_cmd = [args.ours, "--config", config, "--mode", mode, "--batch", str(batch), "--steps", str(steps),
-                    "--warmup", "1", "--threads", str(args.threads)]
+                    "--warmup", "1", "--threads", str(args.threads), "--precision", args.precision]
         theirs_cmd = [sys.executable, os.path.abspath(__file__), "--worker", config, mode, str(batch),
                       "--threads", str(args.threads), "--steps", str(steps)]
-        ours, theirs = [], {name: [] for name, _ in variants}
+        ours, theirs = [], {name: [] for name, _, _ in variants}
         for _ in range(args.repeats):
             ours.append(measure(ours_cmd, args.threads))
-            for name, env in variants:
-                theirs[name].append(measure(theirs_cmd, args.threads, env))
+            for name, env, bf16 in variants:
+                theirs[name].append(measure(theirs_cmd + (["--torch-bf16"] if bf16 else []), args.threads, env))
         o_rate = statistics.median(r[0] for r in ours)
         o_mem = statistics.median(r[1] for r in ours)
         o_share = statistics.median(r[2] for r in ours)

@@ -56,6 +56,16 @@ TEST(Allocations, SteadyStateCifarHalfStepWithSgd) {
   EXPECT_EQ(allocations_in_steps(net, sgd, &schedule, 16, 32), 0);
 }
 
+// At bf16 (on AMX where the host has it, else the emulated path): packed weights, packed columns
+// and the tiles' scratch are grow-only too. Batch 32, so that Dense multiplies in bf16 and the
+// 3 x 3 layers take Winograd F(2x2, 3x3).
+TEST(Allocations, SteadyStateBf16StepWithSgd) {
+  auto net = make_alexnet<float>(AlexNetConfig::named("cifar-half"), 1);
+  net.set_precision(Precision::Bf16);
+  Sgd<float> sgd(net.parameters(), SgdOptions(0.01).nesterov(true));
+  EXPECT_EQ(allocations_in_steps(net, sgd, nullptr, 32, 32), 0);
+}
+
 TEST(Allocations, SteadyStateCifarStepWithAdam) {
   auto net = make_alexnet<float>(AlexNetConfig::named("cifar").groups(2), 1);
   Adam<float> adam(net.parameters(), AdamOptions(1e-4));

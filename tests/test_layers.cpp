@@ -80,6 +80,44 @@ TEST(Conv2dForward, PaddingAndStrideByHand) {
   EXPECT_DOUBLE_EQ(y(0, 0, 1, 1), -8);
 }
 
+// The direct path against the definition, summed in double, for strides and paddings whose
+// windows start or end outside the picture in every way: a kernel that passes the right edge from
+// its first position (kernel 4, stride 2, padding 1 on a 2 x 2 picture), strides larger than the
+// kernel, padding larger than the stride.
+TEST(Conv2dForward, EveryStrideAndPaddingMatchesTheDefinition) {
+  struct Case {
+    Index k, stride, pad, h, w;
+  };
+  for (const Case& c : {Case{4, 2, 1, 2, 2}, Case{3, 2, 2, 3, 5}, Case{5, 3, 1, 7, 4}, Case{2, 3, 0, 8, 7},
+                        Case{11, 4, 0, 15, 19}, Case{3, 1, 1, 1, 6}}) {
+    Conv2d<double> conv(Conv2dOptions(2, 3, c.k).stride(c.stride).padding(c.pad).seed(4).algorithm(ConvAlgorithm::Direct));
+    Tensor<double> x(2, 2, c.h, c.w);
+    Rng rng(8);
+    for (Index i = 0; i < x.size(); ++i) x.data()[i] = rng.uniform(-1, 1);
+    const Tensor<double> y = conv.forward(x);
+    const auto w = conv.weight();
+    for (Index n = 0; n < 2; ++n) {
+      for (Index o = 0; o < 3; ++o) {
+        for (Index oy = 0; oy < y.dimension(2); ++oy) {
+          for (Index ox = 0; ox < y.dimension(3); ++ox) {
+            double sum = conv.bias()(o);
+            for (Index ch = 0; ch < 2; ++ch) {
+              for (Index i = 0; i < c.k; ++i) {
+                for (Index j = 0; j < c.k; ++j) {
+                  const Index yy = oy * c.stride - c.pad + i, xx = ox * c.stride - c.pad + j;
+                  if (yy >= 0 && yy < c.h && xx >= 0 && xx < c.w) sum += w(o, (ch * c.k + i) * c.k + j) * x(n, ch, yy, xx);
+                }
+              }
+            }
+            ASSERT_NEAR(y(n, o, oy, ox), sum, 1e-12) << "kernel " << c.k << " stride " << c.stride << " padding "
+                                                     << c.pad << " at (" << oy << ", " << ox << ")";
+          }
+        }
+      }
+    }
+  }
+}
+
 TEST(Conv2dForward, GroupsSeeOnlyTheirHalfOfTheChannels) {
   // 1x1 kernels, 2 groups: output 0 may only read channels 0-1, output 1 channels 2-3.
   Conv2d<double> conv(Conv2dOptions(4, 2, 1).groups(2).bias(false));
@@ -615,8 +653,11 @@ TEST(Bf16Layers, ConvolutionsComputeFp32ArithmeticOnRoundedOperands) {
   struct ConvCase {
     Index cin, cout, k, stride, pad, groups, n, side;
   };
+  // The last: 1600-long columns on a 21 x 21 plane, packed in two windows of columns that split
+  // an output row.
   for (const ConvCase& c : {ConvCase{3, 20, 11, 4, 0, 1, 2, 35}, ConvCase{6, 34, 5, 1, 2, 2, 3, 9},
-                            ConvCase{16, 48, 3, 1, 1, 1, 1, 7}, ConvCase{40, 33, 3, 1, 1, 1, 4, 6}}) {
+                            ConvCase{16, 48, 3, 1, 1, 1, 1, 7}, ConvCase{40, 33, 3, 1, 1, 1, 4, 6},
+                            ConvCase{64, 20, 5, 1, 2, 1, 1, 21}}) {
     const auto make = [&] {
       return std::make_unique<Conv2d<float>>(Conv2dOptions(c.cin, c.cout, c.k).stride(c.stride).padding(c.pad)
                                                  .groups(c.groups).seed(7).algorithm(ConvAlgorithm::Direct));

@@ -26,7 +26,7 @@ namespace {
 using namespace convnet;
 
 struct PredictSettings {
-  std::string checkpoint, cifar_test, out, eval = "centre", precision = "fp32";
+  std::string checkpoint, cifar_test, out, eval = "centre", precision = "auto";
   long random = 0, seed = 1, threads = 0;
   bool ten_crop = false, help = false;
 };
@@ -45,7 +45,7 @@ cli::OptionTable options_of(PredictSettings& s) {
          {"--out", "FILE", "the mosaic", &s.out},
          {"--seed", "S", "which random pictures", &s.seed, cli::PerProcess, cli::Range::closed(0, 1e15)},
          {"--threads", "N", "compute threads (0: all cores)", &s.threads, cli::PerProcess, cli::Range::closed(0, 1024)},
-         {"--precision", "auto|fp32|bf16", "the products' arithmetic (auto: bf16 where the host has AMX)", &s.precision},
+         {"--precision", "auto|fp32|bf16", "the products' arithmetic; auto (the default): bf16 where the host has AMX, else fp32", &s.precision},
          {"--help", "", "this text", &s.help}}}});
 }
 

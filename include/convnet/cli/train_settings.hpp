@@ -28,7 +28,7 @@ struct TrainSettings {
   std::string data = std::getenv("CIFAR10_DIR") ? std::getenv("CIFAR10_DIR") : "data/cifar-10-batches-bin";
   std::string dataset, labels = "fine", pipeline, mean = "channel", eval = "centre,flip,ten-crop";
   std::string out = "runs/cifar10", resume, config, init = "he", optimizer = "sgd";
-  std::string schedule = "onecycle", augment, loss = "cross-entropy", loss_weights, precision = "fp32";
+  std::string schedule = "onecycle", augment, loss = "cross-entropy", loss_weights, precision = "auto";
   double width = 1, lr = 0.05, weight_decay = 5e-4, momentum = 0.9, val_fraction = 0.1, hinge_margin = 1;
   double triplet_margin = 1, label_smoothing = 0.1, average_weights = 0, dropout = 0.5;
   long classes = 0, channels = 0, input_size = 0, resize = 256, statistics_sample = 0;
@@ -90,7 +90,7 @@ inline OptionTable train_options_of(TrainSettings& s, const std::string& program
          {"--max-batches", "N", "stop each epoch and each evaluation after N batches (0: all)", &s.max_batches, R, Range::closed(0, 1e9)}}},
        {"running",
         {{"--threads", "N", "compute threads (0: all cores)", &s.threads, PerProcess, Range::closed(0, 1024)},
-         {"--precision", "auto|fp32|bf16", "the products of Conv2d and Dense: bf16 inputs with fp32 sums, fp32 weights (auto: bf16 where the host has AMX)", &s.precision, PerProcess},
+         {"--precision", "auto|fp32|bf16", "the products of Conv2d and Dense: bf16 inputs with fp32 sums, fp32 weights; auto (the default): bf16 where the host has AMX, else fp32 (docs/performance.md)", &s.precision, PerProcess},
          {"--workers", "N", "data-loading threads", &s.workers, PerProcess, Range::closed(0, 64)},
          {"--save-every", "N", "also write last.ckpt every N batches (0: at epoch ends only)", &s.save_every, PerProcess, Range::closed(0, 1e9)},
          {"--progress-every", "N", "without a terminal, progress every N batches (0: each 30 s)", &s.progress_every, PerProcess, Range::closed(0, 1e9)},

@@ -302,7 +302,8 @@ class PackedBf16Matrix {
  public:
   /// Packs op(A) (m x k, from `a` with row stride lda) for `path`; a path the host lacks is an ArgumentError.
   void pack(Transpose ta, Index m, Index k, const float* a, Index lda, MatrixPath path = matrix_path()) {
-    detail::require_option(m >= 0 && k >= 0, "PackedBf16Matrix", "m, k", ">= 0", m < 0 ? m : k);
+    // Checked before require_option is called: its std::string `where` would allocate on every pack.
+    if (m < 0 || k < 0) detail::require_option(false, "PackedBf16Matrix", "m, k", ">= 0", m < 0 ? m : k);
     detail::require_path(path, "PackedBf16Matrix");
     m_ = m;
     k_ = k;
@@ -326,23 +327,35 @@ class PackedBf16Matrix {
 
   /// C (m x n) = alpha * this * op(B) + beta * C, op(B) k x n.
   void multiply(Transpose tb, Index n, float alpha, const float* b, Index ldb, float beta, float* c, Index ldc) const {
-    multiply_rows(tb, n, [b, ldb](Index r, float*) { return b + r * ldb; }, alpha, beta, c, ldc);
+    multiply_rows(tb, n, [b, ldb](Index r, Index first, Index, float*) { return b + r * ldb + first; }, alpha, beta,
+                  c, ldc);
   }
 
-  /// The same with B's stored rows made on demand: `row(index, scratch)` returns stored row `index`
-  /// (of op(B) when tb is No: n values; of B when tb is Yes: k values), a pointer to it or
-  /// `scratch` (room for that many floats) filled with it.
+  /// The same with B's stored rows made on demand: `row(index, first, count, scratch)` returns
+  /// values [first, first + count) of stored row `index` (of op(B) when tb is No, n values a row;
+  /// of B when tb is Yes, k values a row), a pointer to them or `scratch` (room for `count` floats)
+  /// filled with them.
+  ///
+  /// B is packed and multiplied a window of columns at a time, about 1 MiB of packed B, so that
+  /// it is still in L2 when the tiles read it (a convolution's columns for one image of the
+  /// paper's conv2 are 3.5 MB packed).
   template <class RowFn>
   void multiply_rows(Transpose tb, Index n, const RowFn& row, float alpha, float beta, float* c, Index ldc) const {
     detail::require_option(n >= 0, "gemm_bf16", "n", ">= 0", n);
     if (m_ == 0 || n == 0) return;
 #ifdef CONVNET_X86
     if (path_ == MatrixPath::Amx) {
-      const Index np = detail::round_up(n, 32);
+      const Index window = std::max<Index>(32, (Index{1} << 20) / (2 * kp_) / 32 * 32);
       std::vector<Bf16>& packed = detail::packed_b_buffer();
-      detail::grow(packed, np * kp_);
-      detail::pack_b_pairs(tb, k_, n, row, np, kp_, packed.data());
-      detail::amx_products(tiles_.data(), packed.data(), m_, n, mp_, np, kp_, alpha, beta, c, ldc);
+      detail::grow(packed, detail::round_up(std::min(window, n), 32) * kp_);
+      for (Index j0 = 0; j0 < n; j0 += window) {
+        const Index width = std::min(window, n - j0), np = detail::round_up(width, 32);
+        const auto window_row = [&](Index r, float* scratch) -> const float* {
+          return tb == Transpose::No ? row(r, j0, width, scratch) : row(j0 + r, 0, k_, scratch);
+        };
+        detail::pack_b_pairs(tb, k_, width, window_row, np, kp_, packed.data());
+        detail::amx_products(tiles_.data(), packed.data(), m_, width, mp_, np, kp_, alpha, beta, c + j0, ldc);
+      }
       return;
     }
 #endif
@@ -352,7 +365,7 @@ class PackedBf16Matrix {
     detail::grow(rb, rows * length + length);  // the last `length`: scratch for a generated row
     float* scratch = rb.data() + rows * length;
     for (Index r = 0; r < rows; ++r) {
-      const float* values = row(r, scratch);
+      const float* values = row(r, 0, length, scratch);
       for (Index j = 0; j < length; ++j) rb[static_cast<std::size_t>(r * length + j)] = round_to_bf16(values[j]);
     }
     if (beta != 0.0f && beta != 1.0f) {  // the fp32 kernel takes beta 0 or 1: scale C first

@@ -436,7 +436,10 @@ class Conv2d : public Layer<T> {
     if constexpr (std::is_same_v<T, float>) {
       if (!this->bf16_products()) return false;
       packed_weights_[g].multiply_rows(
-          Transpose::No, out.plane(), [&](Index r, float* row) { return im2col_row(x, r, in.h, in.w, out.h, out.w, row); },
+          Transpose::No, out.plane(),
+          [&](Index r, Index first, Index count, float* row) {
+            return im2col_row(x, r, in.h, in.w, out.h, out.w, row, first, count);
+          },
           1.0f, 0.0f, out_g, out.plane());
       return true;
     }
@@ -451,7 +454,8 @@ class Conv2d : public Layer<T> {
       const Index cout_g = options_.out_channels() / options_.groups();
       packed_grad.pack(Transpose::No, cout_g, out.plane(), dout_g, out.plane());
       packed_grad.multiply_rows(
-          Transpose::Yes, col_rows(), [&](Index r, float* row) { return im2col_row(x, r, in.h, in.w, out.h, out.w, row); },
+          Transpose::Yes, col_rows(),
+          [&](Index r, Index, Index, float* row) { return im2col_row(x, r, in.h, in.w, out.h, out.w, row); },
           1.0f, 1.0f, dw, col_rows());
       return true;
     }
@@ -485,28 +489,35 @@ class Conv2d : public Layer<T> {
     for (Index r = 0; r < col_rows(); ++r) im2col_row(x, r, h, w, h_out, w_out, col.data() + r * h_out * w_out);
   }
 
-  // Row r of col into `row` (h_out * w_out values); returns `row`.
-  T* im2col_row(const T* x, Index r, Index h, Index w, Index h_out, Index w_out, T* row) const {
+  // Entries [first, first + count) of row r of col (all h_out * w_out of them by default) into
+  // `row`; returns `row`.
+  T* im2col_row(const T* x, Index r, Index h, Index w, Index h_out, Index w_out, T* row, Index first = 0,
+                Index count = -1) const {
     const Index k = options_.kernel_size(), s = options_.stride(), p = options_.padding();
     const Index c = r / (k * k), i = r / k % k, j = r % k;
+    if (count < 0) count = h_out * w_out - first;
     // Output columns [lo, hi) read inside the row (0 <= ox * s - p + j < w); the rest are padding.
     const Index lo = std::min(w_out, std::max<Index>(0, (p - j + s - 1) / s));
-    const Index hi = std::max(lo, std::min(w_out, (w - 1 + p - j) / s + 1));
-    for (Index oy = 0; oy < h_out; ++oy) {
+    const Index last = w - 1 + p - j;  // the largest ox * s that stays inside; none when negative
+    const Index hi = last < 0 ? lo : std::max(lo, std::min(w_out, last / s + 1));
+    for (Index oy = first / w_out; oy * w_out < first + count; ++oy) {
+      // This output row's part of the range, [from, to) in its columns.
+      const Index from = std::max<Index>(0, first - oy * w_out), to = std::min(w_out, first + count - oy * w_out);
+      T* dst = row + (oy * w_out + from - first);  // dst[ox - from] is column ox's place
       const Index y = oy * s - p + i;
-      T* dst = row + oy * w_out;
       if (y < 0 || y >= h) {
-        std::fill(dst, dst + w_out, T(0));
+        std::fill(dst, dst + (to - from), T(0));
         continue;
       }
-      const T* src = x + (c * h + y) * w + (j - p);  // src[ox * s] is column ox's value
-      std::fill(dst, dst + lo, T(0));
+      const T* src = x + (c * h + y) * w;  // column ox reads src[ox * s + j - p]
+      const Index a = std::clamp(lo, from, to), b = std::clamp(hi, a, to);
+      std::fill(dst, dst + (a - from), T(0));
       if (s == 1) {
-        std::copy(src + lo, src + hi, dst + lo);
+        std::copy(src + (a + j - p), src + (b + j - p), dst + (a - from));
       } else {
-        for (Index ox = lo; ox < hi; ++ox) dst[ox] = src[ox * s];
+        for (Index ox = a; ox < b; ++ox) dst[ox - from] = src[ox * s + j - p];
       }
-      std::fill(dst + hi, dst + w_out, T(0));
+      std::fill(dst + (b - from), dst + (to - from), T(0));
     }
     return row;
   }
