@@ -156,11 +156,10 @@ void pack_b_pairs(Transpose tb, Index k, Index n, const RowFn& row, Index np, In
         std::fill(rounded, rounded + kp, Bf16{0});
       }
     }
-    std::uint32_t* dst = reinterpret_cast<std::uint32_t*>(out + block * kp * 16);
-    const std::uint32_t* pairs = reinterpret_cast<const std::uint32_t*>(rows.data());
-    const Index pairs_per_row = kp / 2;
-    for (Index p = 0; p < pairs_per_row; ++p) {
-      for (Index jj = 0; jj < 16; ++jj) dst[p * 16 + jj] = pairs[jj * pairs_per_row + p];
+    // A pair moves as 4 bytes (memcpy: the buffers hold 16-bit values, not 32-bit ones).
+    Bf16* dst = out + block * kp * 16;
+    for (Index p = 0; p < kp / 2; ++p) {
+      for (Index jj = 0; jj < 16; ++jj) std::memcpy(dst + (p * 16 + jj) * 2, rows.data() + jj * kp + 2 * p, 4);
     }
   });
 }
