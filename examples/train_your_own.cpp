@@ -73,6 +73,11 @@ int main(int argc, char** argv) {
     TrainerOptions options = TrainerOptions().epochs(epochs).checkpoint_dir(out);
     if (max_batches > 0) options.max_batches(max_batches);
     Trainer<float> trainer(net, loss, sgd, &schedule, options);
+    // The checkpoints also say how pictures are prepared and what the classes are called, so
+    // `convnet predict --checkpoint OUT/best.ckpt` (or Classifier::load) uses the network as it is.
+    CheckpointNotes notes;
+    notes.writer([&prep](Checkpoint& c) { prep.save(c); }).lines("data/classes", data->class_names());
+    trainer.add_callback(notes);
     ProgressPrinter progress(std::cout, std::cerr);
     if (root) trainer.add_callback(progress);
     if (group) trainer.distribute(*group);  // same weights, a slice of every batch each, gradients summed

@@ -208,7 +208,9 @@ std::set<std::string> checked_types(::testing::Types<Layers...>*) {
 
 TEST(Gradients, EveryRegisteredLayerIsChecked) {
   std::set<std::string> registered;
-  for (const auto& t : layer_types<double>()) registered.insert(t.name);
+  for (const auto& t : layer_types<double>()) {
+    if (t.built_in) registered.insert(t.name);  // a program's own types are its to check
+  }
   EXPECT_EQ(checked_types(static_cast<EveryLayer*>(nullptr)), registered)
       << "a layer of the registry is missing from EveryLayer, or EveryLayer holds one the registry lacks";
 }

@@ -70,14 +70,24 @@ TEST(Classifier, LoadsACheckpointAndPredictsTopK) {
   print_report(text, report);
   EXPECT_NE(text.str().find("confusion matrix"), std::string::npos);
 
+  // Without its configuration the network is rebuilt from its structure: the same scores (with the
+  // same normalisation) ...
   Checkpoint bare;
   save_training_state(bare, net);
+  bare.set_f64s("data/mean", {100, 100, 100});
+  bare.set_f64s("data/std", {60, 60, 60});
   bare.save(dir / "bare.ckpt");
+  Classifier rebuilt = Classifier::load(dir / "bare.ckpt");
+  EXPECT_EQ(rebuilt.probabilities({picture}), model.probabilities({picture}));
+  // ... and a checkpoint with neither says so.
+  Checkpoint nothing;
+  nothing.set_f64s("data/mean", {100, 100, 100});
+  nothing.save(dir / "nothing.ckpt");
   try {
-    Classifier::load(dir / "bare.ckpt");
+    Classifier::load(dir / "nothing.ckpt");
     FAIL();
   } catch (const CheckpointError& e) {
-    EXPECT_NE(std::string(e.what()).find("no 'config' entry"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("no 'config' or 'structure' entry"), std::string::npos) << e.what();
   }
 }
 

@@ -1,5 +1,6 @@
 // The models of models/: Sequential and the AlexNet composition: the paper's counts and shapes, the
-// CIFAR configurations and their text, initialisation, modes, and the model summary.
+// CIFAR configurations and their text, initialisation, modes, the model summary, and networks
+// rebuilt from their checkpoints alone (saved_network.hpp), a program's own layer type among them.
 #include <gtest/gtest.h>
 
 #include <convnet/layers/batch_norm.hpp>
@@ -12,12 +13,18 @@
 #include <convnet/layers/relu.hpp>
 #include <convnet/losses/softmax_cross_entropy.hpp>
 #include <convnet/models/alexnet.hpp>
+#include <convnet/inference/classifier.hpp>
+#include <convnet/layers/adaptive_avg_pool2d.hpp>
+#include <convnet/layers/softmax.hpp>
+#include <convnet/models/saved_network.hpp>
 #include <convnet/models/sequential.hpp>
 #include <convnet/models/summary.hpp>
 #include <convnet/optim/sgd.hpp>
 #include <convnet/random.hpp>
 #include <convnet/tensor.hpp>
 #include <convnet/train/step.hpp>
+
+#include "helpers.hpp"
 
 #include <cmath>
 #include <locale>
@@ -377,6 +384,219 @@ TEST(Summary, PrintsTheTableAndTotalsLine) {
   EXPECT_NE(s.find("convolutional neurons: 650080"), std::string::npos);
   const std::string last = s.substr(s.rfind("total parameters"));
   EXPECT_EQ(last, "total parameters: 62378344\n");
+}
+
+
+// ---- A network rebuilt from its checkpoint alone (models/saved_network.hpp) ----
+
+// A program's own layer type: y = factor * x with one learned factor. One line registers it.
+template <class T>
+class Scale : public Layer<T> {
+ public:
+  explicit Scale(Index channels = 1) : channels_(channels), factor_(channels, T(1)), grad_(channels, T(0)) {
+    for (Index c = 0; c < channels; ++c) factor_[static_cast<std::size_t>(c)] = T(1) + T(c) / T(8);
+  }
+  std::string type_name() const override { return "Scale"; }
+  static std::unique_ptr<Scale> from_settings(KeyValues& s) { return std::make_unique<Scale>(s.take<Index>("channels")); }
+  static std::vector<std::vector<Index>> parameter_shapes(KeyValues& s) { return {{s.take<Index>("channels")}}; }
+  LayerSettings settings() const override { return {{"channels", std::to_string(channels_)}}; }
+  std::string describe() const override { return "Scale(" + std::to_string(channels_) + ")"; }
+  Shape output_shape(const Shape& in) const override {
+    if (in.c != channels_) this->input_error("[N, " + std::to_string(channels_) + ", H, W]", in);
+    return in;
+  }
+  std::vector<Parameter<T>> parameters() override {
+    return {Parameter<T>{"factor", {channels_}, factor_.data(), grad_.data(), channels_, false}};
+  }
+
+ protected:
+  void forward_impl(const Tensor<T>& x, Tensor<T>& y) override {
+    const Index plane = x.dimension(2) * x.dimension(3);
+    for (Index i = 0; i < x.size(); ++i) y.data()[i] = factor_[static_cast<std::size_t>((i / plane) % channels_)] * x.data()[i];
+  }
+  void backward_impl(const Tensor<T>& x, const Tensor<T>& g, Tensor<T>& dx) override {
+    const Index plane = x.dimension(2) * x.dimension(3);
+    for (Index i = 0; i < x.size(); ++i) {
+      const auto c = static_cast<std::size_t>((i / plane) % channels_);
+      dx.data()[i] = factor_[c] * g.data()[i];
+      grad_[c] += x.data()[i] * g.data()[i];
+    }
+  }
+
+ private:
+  Index channels_;
+  std::vector<T> factor_, grad_;
+};
+
+}  // namespace
+CONVNET_REGISTER_LAYER(Scale, "multiplies each channel by a learned factor (a test's own layer)");
+namespace {
+
+// Every built-in layer type and the program's own, in one network that reads 3 x 12 x 12.
+Sequential<float> every_kind_of_layer() {
+  Sequential<float> net;
+  net.add<Conv2d<float>>("conv1", Conv2dOptions(3, 8, 3).padding(1));
+  net.add<BatchNorm2d<float>>("bn1", BatchNormOptions(8));
+  net.add<Scale<float>>("scale", 8);
+  net.add<ReLU<float>>("relu1");
+  net.add<LocalResponseNorm<float>>("norm1", LocalResponseNormOptions());
+  net.add<MaxPool2d<float>>("pool1", MaxPool2dOptions(3).stride(2));
+  net.add<Conv2d<float>>("conv2", Conv2dOptions(8, 6, 3).padding(1).groups(2).bias(false));
+  net.add<AdaptiveAvgPool2d<float>>("avg", 2, 2);
+  net.add<Flatten<float>>("flatten");
+  net.add<Dropout<float>>("drop", DropoutOptions(0.5));
+  net.add<Dense<float>>("fc1", DenseOptions(24, 10));
+  net.add<BatchNorm1d<float>>("bn2", BatchNormOptions(10));
+  net.add<Dense<float>>("fc2", DenseOptions(10, 4));
+  net.add<Softmax<float>>("prob");
+  return net;
+}
+
+Tensor<float> pictures(Index n, Index size, std::uint64_t seed) {
+  Rng rng(seed);
+  Tensor<float> x(n, 3, size, size);
+  for (Index i = 0; i < x.size(); ++i) x.data()[i] = static_cast<float>(rng.uniform(-1, 1));
+  return x;
+}
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const CheckpointError& e) {
+    return e.what();
+  } catch (const std::exception& e) {
+    return std::string("not a CheckpointError: ") + e.what();
+  }
+  return "(no error)";
+}
+
+TEST(SavedNetwork, AnyNetworkOfRegisteredLayersLoadsWithoutItsCodeBitForBit) {
+  Sequential<float> net = every_kind_of_layer();
+  net.forward(pictures(6, 12, 1));  // training mode: the running statistics and the dropout state move
+  net.eval();
+  const Tensor<float> x = pictures(3, 12, 2);
+  const Tensor<float> expected = net.forward(x);
+  convnet::testing::TempDir dir;
+  Checkpoint c;
+  net.save(c);
+  c.save(dir.file("net.ckpt"));
+
+  Sequential<float> loaded = load_network<float>(dir.file("net.ckpt"));
+  ASSERT_EQ(loaded.size(), net.size());
+  for (std::size_t i = 0; i < net.size(); ++i) {
+    EXPECT_EQ(loaded[i].name(), net[i].name());
+    EXPECT_EQ(loaded[i].type_name(), net[i].type_name());
+    EXPECT_EQ(loaded[i].settings(), net[i].settings());
+  }
+  EXPECT_FALSE(loaded.training());
+  const Tensor<float>& got = loaded.forward(x);
+  ASSERT_EQ(shape_of(got), shape_of(expected));
+  for (Index i = 0; i < got.size(); ++i) ASSERT_EQ(got.data()[i], expected.data()[i]) << "output " << i;
+  // In double too, from the same float file.
+  Sequential<double> in_double = load_network<double>(Checkpoint::load(dir.file("net.ckpt")));
+  EXPECT_EQ(in_double.parameter_count(), net.parameter_count());
+}
+
+TEST(SavedNetwork, ClassifierLoadsANetworkThatIsNotAnAlexNet) {
+  Sequential<float> net;
+  net.add<Conv2d<float>>("conv", Conv2dOptions(3, 4, 3).padding(1));
+  net.add<ReLU<float>>("relu");
+  net.add<Flatten<float>>("flatten");
+  net.add<Dense<float>>("fc", DenseOptions(4 * 12 * 12, 3));
+  const Preparation prep = Preparation::with_statistics(PreparationOptions().input_size(12),
+                                                        ChannelStats{{100, 110, 120}, {50, 55, 60}});
+  convnet::testing::TempDir dir;
+  Checkpoint c;
+  net.save(c);
+  prep.save(c);
+  c.set_text("data/classes", "cat\ndog\nfox\n");
+  c.save(dir.file("mine.ckpt"));
+
+  Image picture(3, 20, 16, 0.0f);
+  for (std::size_t i = 0; i < picture.pixels.size(); ++i) picture.pixels[i] = static_cast<float>((i * 37) % 256);
+  Classifier direct(std::move(net), prep, {"cat", "dog", "fox"});
+  Classifier loaded = Classifier::load(dir.file("mine.ckpt"));
+  EXPECT_EQ(loaded.input_size(), 12);
+  EXPECT_EQ(loaded.class_names(), (std::vector<std::string>{"cat", "dog", "fox"}));
+  EXPECT_EQ(loaded.probabilities({picture}), direct.probabilities({picture}));
+
+  // Without data/preparation the small pipeline at 32 x 32 is assumed, which this network cannot read.
+  Checkpoint bare;
+  direct.network().save(bare);
+  bare.save(dir.file("bare.ckpt"));
+  const std::string e = error_of([&] { Classifier::load(dir.file("bare.ckpt")); });
+  EXPECT_NE(e.find("does not read the [1, 3, 32, 32] pictures"), std::string::npos) << e;
+  EXPECT_NE(e.find("no data/preparation"), std::string::npos) << e;
+}
+
+// A checkpoint whose structure text is `edit`ed from a small network's.
+std::string load_error(const std::function<void(std::string&)>& edit, const std::string& extra_key = "") {
+  Sequential<float> net;
+  net.add<Conv2d<float>>("conv", Conv2dOptions(3, 4, 3));
+  net.add<Flatten<float>>("flatten");
+  net.add<Dense<float>>("fc", DenseOptions(4, 2));
+  Checkpoint c;
+  net.save(c);
+  std::string structure = c.text("structure");
+  edit(structure);
+  c.set_text("structure", structure);
+  if (!extra_key.empty()) c.set_text(extra_key, "x");
+  return error_of([&] { load_network<float>(c); });
+}
+
+void replace(std::string& text, const std::string& from, const std::string& to) {
+  const auto at = text.find(from);
+  ASSERT_NE(at, std::string::npos) << from;
+  text.replace(at, from.size(), to);
+}
+
+TEST(SavedNetwork, AStructureThatDoesNotMatchItsTensorsIsRefusedBeforeAnythingIsBuilt) {
+  EXPECT_EQ(load_error([](std::string&) {}), "(no error)");
+  // A layer type nobody registered.
+  std::string e = load_error([](std::string& s) { replace(s, "flatten Flatten", "flatten Flatten3d"); });
+  EXPECT_EQ(e.rfind("checkpoint: layer flatten (Flatten3d): unknown layer type 'Flatten3d'", 0), 0u) << e;
+  // Settings that would allocate 4e9 x 4 weights although the file holds 2 x 4: refused by the
+  // shapes the settings give, before the layer is built.
+  e = load_error([](std::string& s) { replace(s, "in_features=4 out_features=2", "in_features=4000000000 out_features=2"); });
+  EXPECT_EQ(e, "checkpoint: layer fc (Dense): its settings give weight [2, 4000000000] but the file holds weight [2, 4]");
+  // The declared shape against the stored tensor.
+  e = load_error([](std::string& s) { replace(s, "weight=2x4", "weight=2x5"); });
+  EXPECT_EQ(e, "checkpoint: layer fc (Dense): its structure says weight=2x5 but the file holds weight [2, 4]");
+  // A setting out of the layer's own bounds, a setting that is not a number, one too many.
+  e = load_error([](std::string& s) { replace(s, "stride=1", "stride=0"); });
+  EXPECT_NE(e.find("stride"), std::string::npos) << e;
+  EXPECT_EQ(e.rfind("checkpoint: ", 0), 0u) << e;
+  e = load_error([](std::string& s) { replace(s, "kernel_size=3", "kernel_size=three"); });
+  EXPECT_NE(e.find("kernel_size"), std::string::npos) << e;
+  e = load_error([](std::string& s) { replace(s, "flatten Flatten", "flatten Flatten colour=red"); });
+  EXPECT_NE(e.find("unknown setting 'colour'"), std::string::npos) << e;
+  // Names: twice, or a line without a type; layers the file lacks, and too many lines.
+  e = load_error([](std::string& s) { replace(s, "flatten Flatten", "conv Flatten"); });
+  EXPECT_EQ(e, "checkpoint: structure lists layer conv twice");
+  e = load_error([](std::string& s) { s += "lonely\n"; });
+  EXPECT_EQ(e, "checkpoint: structure line 'lonely' names no layer");
+  e = load_error([](std::string& s) { s += "fc9 Dense in_features=2 out_features=2 bias=false\n"; });
+  EXPECT_NE(e.find("fc9"), std::string::npos) << e;
+  e = load_error([](std::string& s) {
+    for (int i = 0; i < 5000; ++i) s += "r" + std::to_string(i) + " ReLU\n";
+  });
+  EXPECT_EQ(e, "checkpoint: its structure lists more than 4096 layers");
+  e = load_error([](std::string& s) { s.clear(); });
+  EXPECT_EQ(e, "checkpoint: its structure lists no layer");
+  Checkpoint none;
+  EXPECT_NE(error_of([&] { load_network<float>(none); }).find("does not describe its network (no 'structure' entry)"),
+            std::string::npos);
+}
+
+TEST(SavedNetwork, AProgramsOwnTypeIsRegisteredOnceAndListedAfterTheBuiltIns) {
+  const LayerType<float>* t = find_layer_type<float>("Scale");
+  ASSERT_NE(t, nullptr);
+  EXPECT_FALSE(t->built_in);
+  EXPECT_NE(t->parameter_shapes, nullptr);
+  EXPECT_EQ(layer_types<float>().back().name, "Scale");
+  EXPECT_NE(find_layer_type<double>("Scale"), nullptr);
+  EXPECT_THROW(register_layer<Scale>("Scale", "again"), ArgumentError);
+  EXPECT_THROW(register_layer<Scale>("Conv2d", "a built-in name"), ArgumentError);
 }
 
 }  // namespace

@@ -87,6 +87,28 @@ TEST(Examples, PredictorTakesAModelExportedFromPyTorch) {
   EXPECT_NE(one.output.find("  5. class"), std::string::npos) << one.output;
 }
 
+// A network that is not an AlexNet, trained by the example users copy (examples/train_your_own.cpp):
+// its best.ckpt is read by convnet predict through its structure, with the classes it was trained on.
+TEST(Examples, PredictorReadsTheCheckpointOfTrainYourOwn) {
+#ifndef CONVNET_TRAIN_YOUR_OWN
+  GTEST_SKIP() << "examples are not built (CONVNET_BUILD_EXAMPLES=OFF)";
+#else
+  TempDir dir;
+  convnet::testing::write_cifar(dir / "cifar", 20);
+  const Result train = run(std::string(CONVNET_TRAIN_YOUR_OWN) + " --dataset cifar10:" + (dir / "cifar") +
+                           " --epochs 1 --max-batches 2 --batch-size 16 --threads 2 --out " + (dir / "mine"));
+  ASSERT_EQ(train.status, 0) << train.output;
+  write_png(dir / "picture.png", 20, 24, std::vector<std::uint8_t>(20 * 24 * 3, 120));
+  const Result one = run(kPredict + " --checkpoint " + (dir / "mine/best.ckpt") + " " + (dir / "picture.png"));
+  ASSERT_EQ(one.status, 0) << one.output;
+  EXPECT_NE(one.output.find("(20x24)"), std::string::npos) << one.output;
+  for (const char* name : {"airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"}) {
+    if (one.output.find(std::string(". ") + name) != std::string::npos) return;  // a CIFAR-10 class name, not "class 3"
+  }
+  ADD_FAILURE() << "no CIFAR-10 class named in\n" << one.output;
+#endif
+}
+
 // One program: its --help lists every subcommand, each answers --help, and a wrong name is refused.
 TEST(Program, ListsItsCommandsAndEachAnswersHelp) {
   const Result help = run(kConvnet + " --help");

@@ -1,4 +1,5 @@
-// convnet predict: classifies pictures with a trained AlexNet checkpoint, through the library's Classifier.
+// convnet predict: classifies pictures with any network trained through the Trainer (an AlexNet by its
+// configuration, any other by its structure), through the library's Classifier.
 //
 //   convnet predict --checkpoint FILE [--eval centre|flip|ten-crop] IMAGE...
 //       the top-5 classes of each picture (any size, any format stb reads)
@@ -37,7 +38,7 @@ cli::OptionTable options_of(PredictSettings& s) {
       "       convnet predict --checkpoint FILE --cifar-test DIR [--eval centre|flip|ten-crop]\n"
       "       convnet predict --checkpoint FILE --cifar-test DIR --random K --out mosaic.png [--seed S]\n",
       {{"options",
-        {{"--checkpoint", "FILE", "a checkpoint written by convnet train (best.ckpt, last.ckpt)", &s.checkpoint},
+        {{"--checkpoint", "FILE", "a checkpoint written through the Trainer (convnet train, train_your_own: best.ckpt, last.ckpt)", &s.checkpoint},
          {"--eval", "VIEWS", "centre, flip (centre and mirror) or ten-crop: the views whose softmax is averaged, of the kind training drew", &s.eval},
          {"--ten-crop", "", "the same as --eval ten-crop", &s.ten_crop},
          {"--cifar-test", "DIR", "a CIFAR-10 folder: score the test set, or draw --random K pictures", &s.cifar_test},

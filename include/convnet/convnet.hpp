@@ -53,6 +53,7 @@
 #include "metrics.hpp"
 #include "models/alexnet.hpp"
 #include "models/layer_registry.hpp"
+#include "models/saved_network.hpp"
 #include "models/sequential.hpp"
 #include "models/summary.hpp"
 #include "optim/adam.hpp"

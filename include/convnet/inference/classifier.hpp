@@ -36,6 +36,7 @@
 #include "../layers/softmax.hpp"
 #include "../metrics.hpp"
 #include "../models/alexnet.hpp"
+#include "../models/saved_network.hpp"
 #include "../models/sequential.hpp"
 
 namespace convnet {
@@ -100,15 +101,14 @@ class Classifier {
     net_.eval();
   }
 
-  /// A checkpoint written by the trainer (or tools/export_pytorch.py): its 'config' entry says which
-  /// AlexNet it holds; the 'data/...' entries how pictures were prepared (Preparation::loaded; without
-  /// them: pixels scaled to [0, 1]) and 'data/classes' the class names (without: numbered).
+  /// A checkpoint of any network trained through the Trainer (or converted by tools/export_pytorch.py):
+  /// an AlexNet by its 'config' entry, any other network by its 'structure' (load_network); the
+  /// 'data/...' entries say how pictures were prepared (Preparation::loaded; without them: the small
+  /// pipeline at 32 x 32, pixels scaled to [0, 1]) and 'data/classes' the class names (without: numbered).
   static Classifier load(const std::string& path) { return from_checkpoint(Checkpoint::load(path)); }
 
   static Classifier from_checkpoint(const Checkpoint& c) {
-    if (!c.contains("config")) {
-      throw CheckpointError(c.source() + " does not say which network it holds (no 'config' entry)");
-    }
+    if (!c.contains("config")) return from_structure(c);
     AlexNetConfig config;
     try {
       config = AlexNetConfig::parse(c.text("config"));
@@ -125,14 +125,36 @@ class Classifier {
     }
     Sequential<float> net = make_alexnet<float>(config);
     net.load(c);
+    return Classifier(std::move(net), std::move(preparation), class_names_in(c));
+  }
+
+ private:
+  /// Any network by its structure; the preparation must make what its first layer reads.
+  static Classifier from_structure(const Checkpoint& c) {
+    if (!c.contains("structure")) {
+      throw CheckpointError(c.source() + " does not say which network it holds (no 'config' or 'structure' entry)");
+    }
+    Sequential<float> net = load_network<float>(c);
+    Preparation preparation = Preparation::loaded(c);
+    const Shape input{1, preparation.channels(), preparation.input_size(), preparation.input_size()};
+    try {
+      net.output_shape(input);
+    } catch (const std::exception& e) {
+      throw CheckpointError(c.source() + ": its network does not read the " + input.str() + " pictures its preparation makes" +
+                            (c.contains("data/preparation") ? "" : " (it holds no data/preparation entry)") + ": " + e.what());
+    }
+    return Classifier(std::move(net), std::move(preparation), class_names_in(c));
+  }
+  static std::vector<std::string> class_names_in(const Checkpoint& c) {
     std::vector<std::string> names;
     std::istringstream lines(c.contains("data/classes") ? c.text("data/classes") : "");
     for (std::string line; std::getline(lines, line);) {
       if (!line.empty()) names.push_back(line);
     }
-    return Classifier(std::move(net), std::move(preparation), std::move(names));
+    return names;
   }
 
+ public:
   Index input_size() const { return input_size_; }
   Index classes() const { return classes_; }
   const std::vector<std::string>& class_names() const { return names_; }

@@ -58,6 +58,11 @@ inline BatchNormOptions batch_norm_options_from(KeyValues& s) {
       .affine(s.take("affine", true));
 }
 
+inline std::vector<std::vector<Index>> batch_norm_parameter_shapes(const BatchNormOptions& o) {
+  if (!o.affine()) return {};
+  return {{o.num_features()}, {o.num_features()}};
+}
+
 template <class T, bool Spatial>
 class BatchNorm : public Layer<T> {
  public:
@@ -208,6 +213,10 @@ class BatchNorm2d : public detail::BatchNorm<T, true> {
   static std::unique_ptr<BatchNorm2d> from_settings(KeyValues& s) {
     return std::make_unique<BatchNorm2d>(detail::batch_norm_options_from(s));
   }
+  /// The parameters' shapes those settings give, nothing built (weight and bias when affine).
+  static std::vector<std::vector<Index>> parameter_shapes(KeyValues& s) {
+    return detail::batch_norm_parameter_shapes(detail::batch_norm_options_from(s));
+  }
 };
 
 /// Batch normalisation over N of [N, C, 1, 1] (after a dense layer).
@@ -217,6 +226,10 @@ class BatchNorm1d : public detail::BatchNorm<T, false> {
   explicit BatchNorm1d(const BatchNormOptions& options) : detail::BatchNorm<T, false>(options) {}
   static std::unique_ptr<BatchNorm1d> from_settings(KeyValues& s) {
     return std::make_unique<BatchNorm1d>(detail::batch_norm_options_from(s));
+  }
+  /// The parameters' shapes those settings give, nothing built (weight and bias when affine).
+  static std::vector<std::vector<Index>> parameter_shapes(KeyValues& s) {
+    return detail::batch_norm_parameter_shapes(detail::batch_norm_options_from(s));
   }
 };
 

@@ -127,13 +127,21 @@ class Conv2d : public Layer<T> {
   }
   std::string type_name() const override { return "Conv2d"; }
   /// The layer settings() describes (the registry's factory; models/layer_registry.hpp).
-  static std::unique_ptr<Conv2d> from_settings(KeyValues& s) {
-    return std::make_unique<Conv2d>(Conv2dOptions(s.take<Index>("in_channels"), s.take<Index>("out_channels"),
-                                                  s.take<Index>("kernel_size"))
-                                        .stride(s.take<Index>("stride", 1))
-                                        .padding(s.take<Index>("padding", 0))
-                                        .groups(s.take<Index>("groups", 1))
-                                        .bias(s.take("bias", true)));
+  static std::unique_ptr<Conv2d> from_settings(KeyValues& s) { return std::make_unique<Conv2d>(options_from(s)); }
+  /// The parameters' shapes those settings give, nothing built (weight, then bias).
+  static std::vector<std::vector<Index>> parameter_shapes(KeyValues& s) {
+    const Conv2dOptions o = options_from(s);
+    const Index k = o.kernel_size();
+    std::vector<std::vector<Index>> shapes{{o.out_channels(), o.groups() >= 1 ? o.in_channels() / o.groups() : 0, k, k}};
+    if (o.bias()) shapes.push_back({o.out_channels()});
+    return shapes;
+  }
+  static Conv2dOptions options_from(KeyValues& s) {
+    return Conv2dOptions(s.take<Index>("in_channels"), s.take<Index>("out_channels"), s.take<Index>("kernel_size"))
+        .stride(s.take<Index>("stride", 1))
+        .padding(s.take<Index>("padding", 0))
+        .groups(s.take<Index>("groups", 1))
+        .bias(s.take("bias", true));
   }
   LayerSettings settings() const override {
     using detail::setting_value;

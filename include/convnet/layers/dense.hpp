@@ -65,9 +65,16 @@ class Dense : public Layer<T> {
 
   const DenseOptions& options() const { return options_; }
   std::string type_name() const override { return "Dense"; }
-  static std::unique_ptr<Dense> from_settings(KeyValues& s) {
-    return std::make_unique<Dense>(
-        DenseOptions(s.take<Index>("in_features"), s.take<Index>("out_features")).bias(s.take("bias", true)));
+  static std::unique_ptr<Dense> from_settings(KeyValues& s) { return std::make_unique<Dense>(options_from(s)); }
+  /// The parameters' shapes those settings give, nothing built (weight, then bias).
+  static std::vector<std::vector<Index>> parameter_shapes(KeyValues& s) {
+    const DenseOptions o = options_from(s);
+    std::vector<std::vector<Index>> shapes{{o.out_features(), o.in_features()}};
+    if (o.bias()) shapes.push_back({o.out_features()});
+    return shapes;
+  }
+  static DenseOptions options_from(KeyValues& s) {
+    return DenseOptions(s.take<Index>("in_features"), s.take<Index>("out_features")).bias(s.take("bias", true));
   }
   LayerSettings settings() const override {
     using detail::setting_value;

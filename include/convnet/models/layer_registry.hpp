@@ -5,12 +5,15 @@
 //
 //   auto conv = make_layer<float>("Conv2d", {{"in_channels", "3"}, {"out_channels", "96"}, ...});
 //
-// A new layer: its header (with from_settings beside settings()), a line here, a line in the
-// umbrella header and its case in the gradient checks.
+// A new built-in layer: its header (with from_settings beside settings()), a line here, a line in
+// the umbrella header and its case in the gradient checks. A program's own layer: one line,
+// CONVNET_REGISTER_LAYER(MyLayer, "what it does") (README, docs/library.md).
 #pragma once
 
 #include <memory>
 #include <string>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "../errors.hpp"
@@ -34,7 +37,12 @@ struct LayerType {
   std::string name;  ///< type_name(): "Conv2d"
   std::string help;
   /// The layer from its settings (each key taken; the caller checks that none is left over).
-  std::unique_ptr<Layer<T>> (*make)(KeyValues& settings);
+  std::unique_ptr<Layer<T>> (*make)(KeyValues& settings) = nullptr;
+  /// The shapes of the parameters those settings give, without building the layer (null for a type
+  /// whose settings size nothing): a network read from a file is checked against the tensors the
+  /// file holds before a layer allocates anything.
+  std::vector<std::vector<Index>> (*parameter_shapes)(KeyValues& settings) = nullptr;
+  bool built_in = true;  ///< false for the types a program registers (register_layer)
 };
 
 namespace detail {
@@ -42,26 +50,67 @@ template <class L>
 std::unique_ptr<Layer<typename L::Scalar>> make_from_settings(KeyValues& settings) {
   return L::from_settings(settings);
 }
-}  // namespace detail
+template <class L, class = void>
+struct has_parameter_shapes : std::false_type {};
+template <class L>
+struct has_parameter_shapes<L, std::void_t<decltype(L::parameter_shapes(std::declval<KeyValues&>()))>> : std::true_type {};
 
-/// Every layer type, in the order the documents list them.
+/// The registry entry of layer class L: from_settings, and parameter_shapes where L has it.
+template <class L>
+LayerType<typename L::Scalar> layer_type(std::string name, std::string help, bool built_in = true) {
+  LayerType<typename L::Scalar> t{std::move(name), std::move(help), &make_from_settings<L>, nullptr, built_in};
+  if constexpr (has_parameter_shapes<L>::value) t.parameter_shapes = &L::parameter_shapes;
+  return t;
+}
+
 template <class T>
-const std::vector<LayerType<T>>& layer_types() {
-  using detail::make_from_settings;
-  static const std::vector<LayerType<T>> types = {
-      {"Conv2d", "2-D convolution: kernel, stride, padding, groups, bias", &make_from_settings<Conv2d<T>>},
-      {"Dense", "fully connected: in_features -> out_features, bias", &make_from_settings<Dense<T>>},
-      {"ReLU", "max(0, x)", &make_from_settings<ReLU<T>>},
-      {"LocalResponseNorm", "the paper's local response normalisation across channels", &make_from_settings<LocalResponseNorm<T>>},
-      {"MaxPool2d", "max pooling, overlapping when the stride is below the kernel", &make_from_settings<MaxPool2d<T>>},
-      {"AdaptiveAvgPool2d", "average pooling to a fixed output size", &make_from_settings<AdaptiveAvgPool2d<T>>},
-      {"BatchNorm2d", "batch normalisation over N, H, W per channel", &make_from_settings<BatchNorm2d<T>>},
-      {"BatchNorm1d", "batch normalisation over N per feature ([N, C, 1, 1])", &make_from_settings<BatchNorm1d<T>>},
-      {"Dropout", "inverted dropout with probability p", &make_from_settings<Dropout<T>>},
-      {"Flatten", "[N, C, H, W] -> [N, C*H*W, 1, 1]", &make_from_settings<Flatten<T>>},
-      {"Softmax", "softmax over channels (inference)", &make_from_settings<Softmax<T>>},
+std::vector<LayerType<T>>& layer_table() {
+  static std::vector<LayerType<T>> types = {
+      layer_type<Conv2d<T>>("Conv2d", "2-D convolution: kernel, stride, padding, groups, bias"),
+      layer_type<Dense<T>>("Dense", "fully connected: in_features -> out_features, bias"),
+      layer_type<ReLU<T>>("ReLU", "max(0, x)"),
+      layer_type<LocalResponseNorm<T>>("LocalResponseNorm", "the paper's local response normalisation across channels"),
+      layer_type<MaxPool2d<T>>("MaxPool2d", "max pooling, overlapping when the stride is below the kernel"),
+      layer_type<AdaptiveAvgPool2d<T>>("AdaptiveAvgPool2d", "average pooling to a fixed output size"),
+      layer_type<BatchNorm2d<T>>("BatchNorm2d", "batch normalisation over N, H, W per channel"),
+      layer_type<BatchNorm1d<T>>("BatchNorm1d", "batch normalisation over N per feature ([N, C, 1, 1])"),
+      layer_type<Dropout<T>>("Dropout", "inverted dropout with probability p"),
+      layer_type<Flatten<T>>("Flatten", "[N, C, H, W] -> [N, C*H*W, 1, 1]"),
+      layer_type<Softmax<T>>("Softmax", "softmax over channels (inference)"),
   };
   return types;
+}
+}  // namespace detail
+
+/// Every layer type: the built-in ones in the order the documents list them, then those a program
+/// registered.
+template <class T>
+const std::vector<LayerType<T>>& layer_types() {
+  return detail::layer_table<T>();
+}
+
+/// The registered type called `name`, or null.
+template <class T>
+const LayerType<T>* find_layer_type(const std::string& name) {
+  for (const auto& t : layer_types<T>()) {
+    if (t.name == name) return &t;
+  }
+  return nullptr;
+}
+
+/// Registers a layer class template of a program's own, in float and double, under `name` (which its
+/// type_name() must return): it then saves, loads and exports like the built-in layers. The class
+/// needs settings() and `static std::unique_ptr<L> from_settings(KeyValues&)`; a class with parameters
+/// should also give `static std::vector<std::vector<Index>> parameter_shapes(KeyValues&)`, so a file's
+/// settings are checked before the layer allocates. Usually through CONVNET_REGISTER_LAYER.
+template <template <class> class L>
+bool register_layer(const std::string& name, const std::string& help) {
+  if (find_layer_type<float>(name) != nullptr) {
+    throw ArgumentError("register_layer: a layer type called '" + name + "' is already registered");
+  }
+  detail::layer_table<float>().push_back(detail::layer_type<L<float>>(name, help, false));
+  detail::layer_table<double>().push_back(detail::layer_type<L<double>>(name, help, false));
+  return true;
 }
 
 /// "Conv2d, Dense, ...".
@@ -77,10 +126,9 @@ std::string layer_type_list() {
 template <class T>
 std::unique_ptr<Layer<T>> make_layer(const std::string& type, const LayerSettings& settings,
                                      const std::string& owner = "layer") {
-  for (const auto& t : layer_types<T>()) {
-    if (t.name != type) continue;
+  if (const LayerType<T>* t = find_layer_type<T>(type)) {
     KeyValues values(settings, owner + " (" + type + ")");
-    std::unique_ptr<Layer<T>> layer = t.make(values);
+    std::unique_ptr<Layer<T>> layer = t->make(values);
     values.finish();
     return layer;
   }
@@ -88,3 +136,8 @@ std::unique_ptr<Layer<T>> make_layer(const std::string& type, const LayerSetting
 }
 
 }  // namespace convnet
+
+/// Registers a program's own layer class template `Type` (float and double) under the name "Type",
+/// at namespace scope, once in the program:  CONVNET_REGISTER_LAYER(Scale, "multiplies by a learned factor");
+#define CONVNET_REGISTER_LAYER(Type, help) \
+  static const bool convnet_layer_registered_##Type [[maybe_unused]] = ::convnet::register_layer<Type>(#Type, help)
