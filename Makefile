@@ -24,7 +24,7 @@ NP ?= 2
 THREADS_PER_RANK ?= 1
 # Open MPI refuses to start as root unless told; containers and CI often are root.
 MPIRUN_FLAGS ?= --oversubscribe $(if $(filter 0,$(shell id -u)),--allow-run-as-root,)
-FUZZ_TARGETS := cifar10 cifar100 idx image checkpoint config trainer_checkpoint transforms command_line
+FUZZ_TARGETS := cifar10 cifar100 idx image checkpoint config trainer_checkpoint transforms command_line onnx
 FUZZ_CXX ?= clang++
 FUZZ_FLAGS := -std=c++17 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
   -fsanitize-ignorelist=tests/fuzz/ubsan_ignore.txt -Iinclude -I/usr/include/eigen3 -DCONVNET_WITH_ZLIB

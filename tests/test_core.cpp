@@ -91,8 +91,9 @@ TEST(Architecture, IncludesRunDownwards) {
       {"optim", {"core", "kernels", "layers", "models", "checkpoint"}},
       {"distributed", {"core", "kernels", "layers", "models", "checkpoint"}},
       {"inference", {"core", "kernels", "layers", "models", "checkpoint", "data", "losses", "optim"}},
+      {"interop", {"core", "kernels", "layers", "models", "checkpoint", "data", "inference"}},
       {"train", {"core", "kernels", "layers", "models", "checkpoint", "data", "losses", "optim", "distributed", "inference"}},
-      {"cli", {"core", "kernels", "layers", "models", "checkpoint", "data", "losses", "optim", "distributed", "inference", "train"}},
+      {"cli", {"core", "kernels", "layers", "models", "checkpoint", "data", "losses", "optim", "distributed", "inference", "interop", "train"}},
   };
   const std::filesystem::path root = CONVNET_INCLUDE_DIR;
   const std::regex include(R"re(#include "([^"]+)")re");

@@ -62,6 +62,7 @@ TEST(FuzzCorpus, TrainerCheckpointReplaysCleanly) {
 }
 TEST(FuzzCorpus, TransformsReplayCleanly) { EXPECT_GE(replay("transforms", convnet::fuzz::transforms), 3); }
 TEST(FuzzCorpus, CommandLineReplaysCleanly) { EXPECT_GE(replay("command_line", convnet::fuzz::command_line), 3); }
+TEST(FuzzCorpus, OnnxImporterReplaysCleanly) { EXPECT_GE(replay("onnx", convnet::fuzz::onnx), 4); }
 
 // The seeds are what they claim to be: the valid ones load, the broken ones are refused.
 TEST(FuzzCorpus, SeedsAreValidWhereTheySayTheyAre) {

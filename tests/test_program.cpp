@@ -109,6 +109,30 @@ TEST(Examples, PredictorReadsTheCheckpointOfTrainYourOwn) {
 #endif
 }
 
+// A checkpoint out to ONNX and back in through the program: the two checkpoints predict alike, and
+// a file that is not ONNX is refused naming it.
+TEST(Program, ExportAndImportGoThroughOnnxAndBack) {
+  TempDir dir;
+  const std::string golden = std::string(CONVNET_GOLDEN_DIR) + "/exported_tiny.ckpt";
+  const Result out = run(kConvnet + " export --checkpoint " + golden + " --onnx " + (dir / "tiny.onnx"));
+  ASSERT_EQ(out.status, 0) << out.output;
+  EXPECT_NE(out.output.find("opset 13): input [N, 3, "), std::string::npos) << out.output;
+  const Result in = run(kConvnet + " import --onnx " + (dir / "tiny.onnx") + " --out " + (dir / "back.ckpt"));
+  ASSERT_EQ(in.status, 0) << in.output;
+  EXPECT_NE(in.output.find("(convnet "), std::string::npos) << in.output;
+  write_png(dir / "picture.png", 40, 30, std::vector<std::uint8_t>(40 * 30 * 3, 90));
+  const Result a = run(kPredict + " --checkpoint " + golden + " " + (dir / "picture.png"));
+  const Result b = run(kPredict + " --checkpoint " + (dir / "back.ckpt") + " " + (dir / "picture.png"));
+  ASSERT_EQ(a.status, 0) << a.output;
+  EXPECT_EQ(a.output, b.output);  // the same classes, names and probabilities
+  std::ofstream(dir / "not.onnx") << "hello";
+  const Result bad = run(kConvnet + " import --onnx " + (dir / "not.onnx") + " --out " + (dir / "x.ckpt"));
+  EXPECT_EQ(bad.status, 1);
+  EXPECT_EQ(bad.output.rfind("convnet import: ", 0), 0u) << bad.output;
+  EXPECT_NE(bad.output.find(dir / "not.onnx"), std::string::npos) << bad.output;
+  EXPECT_FALSE(fs::exists(dir / "x.ckpt"));
+}
+
 // One program: its --help lists every subcommand, each answers --help, and a wrong name is refused.
 TEST(Program, ListsItsCommandsAndEachAnswersHelp) {
   const Result help = run(kConvnet + " --help");

@@ -3,9 +3,11 @@
 # Idempotent: what is already there is left alone, and when nothing is
 # missing this script touches neither apt nor sudo.
 #   tools/install-deps.sh           what training needs: g++, make, cmake, Eigen 3.4, stb, zlib
-#   tools/install-deps.sh test      also GoogleTest, Google Benchmark, OpenBLAS and Open MPI
-#                                   (the test suite builds the benchmarks, checks the
-#                                   OpenBLAS build of the package and trains over MPI)
+#   tools/install-deps.sh test      also GoogleTest, Google Benchmark, OpenBLAS, Open MPI, and
+#                                   python3-onnx and python3-opencv (the test suite builds the
+#                                   benchmarks, checks the OpenBLAS build of the package, trains
+#                                   over MPI, and has ONNX's checker and OpenCV's dnn read our
+#                                   ONNX files)
 #   tools/install-deps.sh mpi       also Open MPI (make train-mpi: data-parallel training)
 #   tools/install-deps.sh bench     also Google Benchmark
 #   tools/install-deps.sh clang     also clang, its OpenMP runtime and sanitizer runtimes
@@ -29,7 +31,7 @@ need_package zlib1g-dev  # gzip-compressed datasets (MNIST as published)
 case "${1:-}" in
   "") ;;
   test) need_package libgtest-dev; need_package libbenchmark-dev; need_package libopenblas-openmp-dev
-        need_package libopenmpi-dev; need_package openmpi-bin ;;
+        need_package libopenmpi-dev; need_package openmpi-bin; need_package python3-onnx; need_package python3-opencv ;;
   mpi) need_package libopenmpi-dev; need_package openmpi-bin ;;
   bench) need_package libbenchmark-dev ;;
   clang) need_package clang; need_package libomp-dev; need_package libclang-rt-dev ;;

@@ -7,3 +7,5 @@ int train_command(int argc, char** argv);
 int predict_command(int argc, char** argv);
 int summary_command(int argc, char** argv);
 int to_folder_command(int argc, char** argv);
+int export_command(int argc, char** argv);
+int import_command(int argc, char** argv);

@@ -1,5 +1,5 @@
 // convnet: one program for what the library does end to end.
-//   convnet train | predict | summary | to-folder [options]    (convnet <command> --help)
+//   convnet train | predict | summary | to-folder | export | import [options]    (convnet <command> --help)
 #include <cstring>
 #include <iostream>
 #include <string>
@@ -22,6 +22,8 @@ constexpr Command kCommands[] = {
     {"predict", predict_command, "classify pictures, or score a CIFAR-10 test set, with a trained checkpoint"},
     {"summary", summary_command, "print an AlexNet configuration's layers, parameters and multiply-adds"},
     {"to-folder", to_folder_command, "write CIFAR-10's binary files out as a folder of PNG pictures"},
+    {"export", export_command, "write a trained network as an ONNX model (opset 13) with its preparation as metadata"},
+    {"import", import_command, "read an ONNX model (ours, or PyTorch's export of a chain of layers) into a checkpoint"},
 };
 
 void usage(std::ostream& out) {

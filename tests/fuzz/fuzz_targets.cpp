@@ -3,6 +3,7 @@
 #include <convnet/data/image_io.hpp>  // first: it compiles stb
 #include <convnet/checkpoint.hpp>
 #include <convnet/inference/classifier.hpp>
+#include <convnet/interop/onnx_import.hpp>
 #include <convnet/data/cifar10.hpp>
 #include <convnet/data/cifar100.hpp>
 #include <convnet/data/idx.hpp>
@@ -421,6 +422,29 @@ int command_line(const std::uint8_t* data, std::size_t size) {
     cli::config_of(settings);
   } catch (const std::invalid_argument&) {
   }
+  return 0;
+}
+
+// The ONNX importer, with limits small enough for the fuzzer's memory: a network it builds must
+// read the graph's input, and a forward pass of a small input through it must run.
+int onnx(const std::uint8_t* data, std::size_t size) {
+  OnnxModel m;
+  try {
+    m = parse_onnx(std::string_view(reinterpret_cast<const char*>(data), size), "fuzz.onnx",
+                   OnnxLimits().file_bytes(Index{1} << 22).nodes(64).tensor_values(Index{1} << 18));
+  } catch (const DataError&) {
+    return 0;
+  }
+  if (m.network.size() == 0) fail("an imported model without layers");
+  if (m.channels < 1 || m.height < 1 || m.width < 1 || m.channels * m.height * m.width > 4096) return 0;
+  Shape shape{1, m.channels, m.height, m.width};
+  for (std::size_t i = 0; i < m.network.size(); ++i) {
+    shape = m.network[i].output_shape(shape);  // the importer checked these: a ShapeError here is a bug
+    if (shape.size() > (Index{1} << 20)) return 0;  // an activation too large to run here, not a bug
+  }
+  Tensor<float> x(1, m.channels, m.height, m.width);
+  x.setConstant(0.5f);
+  if (shape_of(m.network.forward(x)) != shape) fail("an imported network's output is not the shape it said");
   return 0;
 }
 

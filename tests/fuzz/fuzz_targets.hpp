@@ -28,6 +28,7 @@ int config(const std::uint8_t* data, std::size_t size);
 int trainer_checkpoint(const std::uint8_t* data, std::size_t size);
 int transforms(const std::uint8_t* data, std::size_t size);
 int command_line(const std::uint8_t* data, std::size_t size);
+int onnx(const std::uint8_t* data, std::size_t size);
 
 /// A valid checkpoint of the network the checkpoint target restores into
 /// (after one SGD step, so it holds momentum buffers too): a seed.

@@ -2,6 +2,7 @@
 // committed):  make fuzz-corpus
 // Small valid inputs of every format each target reads, and a few broken ones.
 #include <convnet/data/image_io.hpp>
+#include <convnet/interop/onnx_export.hpp>
 #include <convnet/models/alexnet.hpp>
 
 #include <filesystem>
@@ -139,5 +140,33 @@ int main(int argc, char** argv) {
   put(root / "command_line/recipe", args_of({"--epochs", "3", "--lr=0.01", "--width", "0.5", "--augment", "crop,flip,pca",
                                           "--loss", "cross-entropy+triplet", "--loss-weights", "1,0.5"}));
   put(root / "command_line/out_of_range", args_of({"--threads", "5000000000", "--val-fraction", "0"}));
+
+  // ONNX: small networks as the exporter writes them (every operator the importer reads), and broken ones.
+  using namespace convnet;
+  Sequential<float> every;
+  every.add<Conv2d<float>>("conv1", Conv2dOptions(3, 4, 3).padding(1).seed(1));
+  every.add<BatchNorm2d<float>>("bn1", BatchNormOptions(4));
+  every.add<ReLU<float>>("relu1");
+  every.add<LocalResponseNorm<float>>("norm1", LocalResponseNormOptions());
+  every.add<MaxPool2d<float>>("pool1", MaxPool2dOptions(2));
+  every.add<Conv2d<float>>("conv2", Conv2dOptions(4, 4, 3).padding(1).groups(2).seed(2));
+  every.add<AdaptiveAvgPool2d<float>>("avg", 2, 2);
+  every.add<Flatten<float>>("flatten");
+  every.add<Dense<float>>("fc1", DenseOptions(16, 6).seed(3));
+  every.add<BatchNorm1d<float>>("bn2", BatchNormOptions(6));
+  every.add<Softmax<float>>("prob");
+  every.eval();
+  const std::string every_bytes = to_onnx(every, OnnxExportOptions().input(3, 8).metadata("convnet.classes", "a\nb\n"));
+  put(root / "onnx/every_operator", every_bytes);
+  put(root / "onnx/truncated", every_bytes.substr(0, every_bytes.size() / 2));
+  Sequential<float> global;
+  global.add<Conv2d<float>>("conv", Conv2dOptions(1, 2, 1).seed(4));
+  global.add<AdaptiveAvgPool2d<float>>("gap", 1, 1);
+  global.add<Flatten<float>>("flatten");
+  global.eval();
+  put(root / "onnx/global_average", to_onnx(global, OnnxExportOptions().input(1, 5)));
+  std::string flipped = every_bytes;  // one byte changed inside the first node
+  flipped[flipped.size() / 3] = static_cast<char>(flipped[flipped.size() / 3] ^ 0x5a);
+  put(root / "onnx/one_byte_changed", flipped);
   return 0;
 }

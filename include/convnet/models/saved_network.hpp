@@ -110,7 +110,9 @@ std::unique_ptr<Layer<T>> rebuild_layer(const Checkpoint& c, const LayerRecord& 
     throw CheckpointError(where + ": unknown layer type '" + r.type + "' (known: " + layer_type_list<T>() +
                           "; a program registers its own with CONVNET_REGISTER_LAYER)");
   }
-  auto [settings, stored] = split_record<T>(c, r, prefix, where);
+  auto split = split_record<T>(c, r, prefix, where);  // (not a structured binding: the lambda below captures it)
+  const LayerSettings settings = std::move(split.first);
+  const std::vector<std::pair<std::string, std::vector<Index>>> stored = std::move(split.second);
   auto differs = [&](const std::vector<std::pair<std::string, std::vector<Index>>>& have) {
     if (have.size() != stored.size()) {
       return concat(where, ": it has ", have.size(), " parameters but the file holds ", stored.size());
