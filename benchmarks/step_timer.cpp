@@ -3,7 +3,7 @@
 // measure each run's peak memory with /usr/bin/time -v.
 //
 //   convnet_step --config cifar-half --mode train|infer --batch 128 [--steps 10] [--warmup 2] [--threads N]
-//                [--precision auto|fp32|bf16] [--conv auto|direct|winograd] [--per-layer]
+//                [--precision auto|fp32|bf16] [--conv auto|direct|winograd] [--per-layer] [--freeze LAYERS]
 //
 // Prints one line: "convnet config=... mode=... batch=... threads=... median_s=... images_per_s=...
 // effective_gflops=... peak_gflops=... peak_share=...": effective GFLOP/s are the direct
@@ -14,6 +14,7 @@
 // backward milliseconds (medians of the timed steps, a layer at a time).
 #include <convnet/cpu_features.hpp>
 #include <convnet/models/alexnet.hpp>
+#include <convnet/models/transfer.hpp>
 #include <convnet/precision.hpp>
 #include <convnet/optim/sgd.hpp>
 #include <convnet/threading.hpp>
@@ -73,7 +74,7 @@ int main(int argc, char** argv) {
   try {
     std::string config_name = "cifar-half", mode = "train", precision_name = "fp32";
     long batch = 128, steps = 10, warmup = 2, threads = 0;
-    std::string conv = "auto";
+    std::string conv = "auto", freeze;
     bool per_layer = false;
     cli::OptionTable table("usage: convnet_step [options]",
                            {{"options",
@@ -85,7 +86,8 @@ int main(int argc, char** argv) {
                               {"--threads", "N", "compute threads (0: all cores)", &threads},
                               {"--precision", "auto|fp32|bf16", "the products' arithmetic", &precision_name},
                               {"--conv", "auto|direct|winograd", "convolutions' algorithm where it applies", &conv},
-                              {"--per-layer", "", "also time each layer", &per_layer}}}});
+                              {"--per-layer", "", "also time each layer", &per_layer},
+                              {"--freeze", "LAYERS", "fine-tuning: layers that compute no weight gradient (conv1,conv2 or ..fc7)", &freeze}}}});
     if (!table.parse(argc, argv).empty()) throw std::invalid_argument("unexpected argument");
     if (threads > 0) set_num_threads(static_cast<int>(threads));
     if (mode != "train" && mode != "infer") throw std::invalid_argument("--mode must be train or infer");
@@ -94,6 +96,7 @@ int main(int argc, char** argv) {
     const AlexNetConfig config = AlexNetConfig::named(config_name);
     auto net = make_alexnet<float>(config, 1);
     net.set_input_gradient(false);
+    if (!freeze.empty()) net.freeze(layers_named(net, freeze));
     net.set_precision(parse_precision(precision_name, "--precision"));
     if (conv != "auto" && conv != "direct" && conv != "winograd") throw std::invalid_argument("--conv must be auto, direct or winograd");
     for (std::size_t i = 0; i < net.size(); ++i) {
@@ -107,7 +110,7 @@ int main(int argc, char** argv) {
     // The optimizer (and its momentum, as large as the weights) only where it is used.
     std::unique_ptr<Sgd<float>> sgd;
     if (mode == "train") {
-      sgd = std::make_unique<Sgd<float>>(net.parameters(),
+      sgd = std::make_unique<Sgd<float>>(net.trainable_parameters(),
                                          SgdOptions(1e-4).momentum(0.9).weight_decay(5e-4).nesterov(true));
     }
     SoftmaxCrossEntropy<float> loss;
@@ -122,7 +125,9 @@ int main(int argc, char** argv) {
     Shape shape{batch, 3, config.input_size(), config.input_size()};
     for (std::size_t i = 0; i < net.size(); ++i) {
       const double macs = static_cast<double>(net[i].macs_per_sample(shape)) * static_cast<double>(batch);
-      const bool weights = !net[i].parameters().empty(), input_gradient = i > 0;
+      // What backward does: nothing below the first layer it runs; weight gradients where the layer trains.
+      const bool runs = i >= net.first_backward_layer();
+      const bool weights = runs && !net[i].parameters().empty() && net[i].trainable(), input_gradient = runs && net[i].input_gradient();
       step_macs += mode == "train" ? macs * (1.0 + (weights ? 1.0 : 0.0) + (input_gradient ? 1.0 : 0.0)) : macs;
       shape = net[i].output_shape(shape);
     }

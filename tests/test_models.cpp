@@ -18,6 +18,7 @@
 #include <convnet/layers/softmax.hpp>
 #include <convnet/models/saved_network.hpp>
 #include <convnet/models/sequential.hpp>
+#include <convnet/models/transfer.hpp>
 #include <convnet/models/summary.hpp>
 #include <convnet/optim/sgd.hpp>
 #include <convnet/random.hpp>
@@ -597,6 +598,124 @@ TEST(SavedNetwork, AProgramsOwnTypeIsRegisteredOnceAndListedAfterTheBuiltIns) {
   EXPECT_NE(find_layer_type<double>("Scale"), nullptr);
   EXPECT_THROW(register_layer<Scale>("Scale", "again"), ArgumentError);
   EXPECT_THROW(register_layer<Scale>("Conv2d", "a built-in name"), ArgumentError);
+}
+
+// ---- Fine-tuning: weights from another network, frozen layers (models/transfer.hpp) ----
+
+// A torchvision AlexNet state_dict (torchvision's own names) converted by tools/export_pytorch.py
+// (tests/golden/make_torchvision_tiny.py): a 10-class network takes every layer but its head.
+TEST(Transfer, AConvertedTorchvisionStateDictStartsANetworkWithANewHead) {
+  auto net = make_alexnet<float>(AlexNetConfig::named("torchvision").width(0.0625).classes(10), 5);
+  const std::vector<float> fc8_before(net.layer("fc8").parameters()[0].value,
+                                      net.layer("fc8").parameters()[0].value + net.layer("fc8").parameters()[0].size);
+  const Checkpoint c = Checkpoint::load(std::string(CONVNET_GOLDEN_DIR) + "/torchvision_tiny.ckpt");
+  const TransferReport r = init_from(net, c);
+  EXPECT_EQ(r.loaded, (std::vector<std::string>{"conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7"}));
+  EXPECT_TRUE(r.initialised.empty());
+  ASSERT_EQ(r.refused.size(), 1u);
+  EXPECT_EQ(r.refused[0], "fc8: weight is [100, 256] there, [10, 256] here");
+  const std::vector<float> conv1 = c.tensor<float>("param/conv1.weight");
+  const auto p = net.layer("conv1").parameters()[0];
+  EXPECT_TRUE(std::equal(conv1.begin(), conv1.end(), p.value));
+  const auto head = net.layer("fc8").parameters()[0];
+  EXPECT_TRUE(std::equal(fc8_before.begin(), fc8_before.end(), head.value));  // the new head keeps its initialisation
+  EXPECT_NE(r.str().find("refused (kept at their initialisation): fc8: weight is [100, 256] there"), std::string::npos);
+}
+
+TEST(Transfer, BatchStatisticsComeWithTheirLayerAndUnknownLayersStayAsTheyWere) {
+  Sequential<float> a;
+  a.add<Conv2d<float>>("conv", Conv2dOptions(3, 4, 3).seed(1));
+  a.add<BatchNorm2d<float>>("bn", BatchNormOptions(4));
+  a.forward(pictures(4, 6, 3));  // the running statistics move
+  Checkpoint c;
+  a.save(c);
+  Sequential<float> b;
+  b.add<Conv2d<float>>("conv", Conv2dOptions(3, 4, 3).seed(2));
+  b.add<BatchNorm2d<float>>("bn", BatchNormOptions(4));
+  b.add<Flatten<float>>("flatten");
+  b.add<Dense<float>>("extra", DenseOptions(64, 2).seed(3));
+  const TransferReport r = init_from(b, c);
+  EXPECT_EQ(r.loaded, (std::vector<std::string>{"conv", "bn"}));
+  EXPECT_EQ(r.initialised, (std::vector<std::string>{"extra"}));
+  for (std::size_t k = 0; k < a.buffers().size(); ++k) {
+    const auto x = a.buffers()[k], y = b.buffers()[k];
+    EXPECT_TRUE(std::equal(x.value, x.value + x.size, y.value)) << x.name;
+  }
+}
+
+// conv1 - bn1 - relu1 - conv2 - bn2 - relu2 - flatten - fc1 - fc2, every weight seeded.
+Sequential<float> freezable() {
+  Sequential<float> net;
+  net.add<Conv2d<float>>("conv1", Conv2dOptions(3, 4, 3).padding(1).seed(1));
+  net.add<BatchNorm2d<float>>("bn1", BatchNormOptions(4));
+  net.add<ReLU<float>>("relu1");
+  net.add<Conv2d<float>>("conv2", Conv2dOptions(4, 4, 3).padding(1).seed(2));
+  net.add<BatchNorm2d<float>>("bn2", BatchNormOptions(4));
+  net.add<ReLU<float>>("relu2");
+  net.add<Flatten<float>>("flatten");
+  net.add<Dense<float>>("fc1", DenseOptions(4 * 6 * 6, 8).seed(3));
+  net.add<Dense<float>>("fc2", DenseOptions(8, 3).seed(4));
+  return net;
+}
+
+std::vector<float> values_of(const Parameter<float>& p, bool grad) {
+  const float* from = grad ? p.grad : p.value;
+  return std::vector<float>(from, from + p.size);
+}
+
+TEST(Freeze, FrozenLayersComputeNoGradientAndBackwardStopsAtTheLowestLayerThatTrains) {
+  Sequential<float> all = freezable(), some = freezable();
+  all.set_input_gradient(false);
+  some.set_input_gradient(false);
+  EXPECT_THROW(some.freeze({"conv1", "conv9"}), LookupError);
+  EXPECT_TRUE(some[0].trainable());  // nothing changed
+  some.freeze(layers_named(some, "..bn1,fc1"));
+  EXPECT_EQ(some.first_backward_layer(), 3u);  // conv2
+  EXPECT_FALSE(some.layer("conv2").input_gradient());
+  std::vector<std::string> names;
+  for (const auto& p : some.trainable_parameters()) names.push_back(p.name);
+  EXPECT_EQ(names, (std::vector<std::string>{"conv2.weight", "conv2.bias", "bn2.weight", "bn2.bias", "fc2.weight", "fc2.bias"}));
+
+  const Tensor<float> x = pictures(4, 6, 9);
+  Tensor<float> dy(4, 3, 1, 1);
+  for (Index i = 0; i < dy.size(); ++i) dy.data()[i] = 0.1f * static_cast<float>(i % 7) - 0.3f;
+  for (auto* net : {&all, &some}) {
+    net->zero_grad();
+    net->forward(x);
+    net->backward(dy);
+  }
+  const auto pa = all.parameters(), ps = some.parameters();
+  for (std::size_t k = 0; k < pa.size(); ++k) {
+    const std::string layer = pa[k].name.substr(0, pa[k].name.find('.'));
+    const bool frozen = layer == "conv1" || layer == "bn1" || layer == "fc1";
+    if (frozen) {
+      EXPECT_EQ(values_of(ps[k], true), std::vector<float>(static_cast<std::size_t>(ps[k].size), 0.0f)) << pa[k].name;
+    } else {  // the same gradients as the network that trains everywhere
+      EXPECT_EQ(values_of(ps[k], true), values_of(pa[k], true)) << pa[k].name;
+    }
+  }
+  // An optimizer over the trainable parameters, weight decay and all, leaves the frozen ones as they were.
+  const std::vector<float> conv1 = values_of(some.parameters()[0], false);
+  Sgd<float> sgd(some.trainable_parameters(), SgdOptions(0.1).momentum(0.9).weight_decay(0.1));
+  sgd.step();
+  EXPECT_EQ(values_of(some.parameters()[0], false), conv1);
+  EXPECT_NE(values_of(some.layer("conv2").parameters()[0], false), values_of(all.layer("conv2").parameters()[0], false));
+}
+
+TEST(Freeze, WithTheInputGradientWantedEveryLayerStillPassesItDown) {
+  Sequential<float> all = freezable(), some = freezable();
+  some.freeze({"conv1", "conv2"});
+  EXPECT_EQ(some.first_backward_layer(), 0u);
+  const Tensor<float> x = pictures(2, 6, 4);
+  Tensor<float> dy(2, 3, 1, 1);
+  dy.setConstant(0.5f);
+  all.forward(x);
+  const Tensor<float> want = all.backward(dy);
+  some.forward(x);
+  const Tensor<float>& got = some.backward(dy);
+  for (Index i = 0; i < want.size(); ++i) ASSERT_EQ(got.data()[i], want.data()[i]);
+  some.unfreeze_all();
+  EXPECT_EQ(some.trainable_parameters().size(), some.parameters().size());
 }
 
 }  // namespace

@@ -52,6 +52,18 @@ int fit(const TrainSettings& s, const cli::OptionTable& table, const Checkpoint*
   DataLoader val_loader(data->validation(), prep.eval_pipeline(),
                         LoaderOptions().batch_size(val_batch).shuffle(false).workers(1).skip_unreadable(true));
   auto net = make_alexnet<float>(config, seed);
+  std::string transfer;  // what --init-from and --freeze did, for the banner
+  if (!s.init_from.empty() && !resume) {  // a resumed run holds every weight already
+    const TransferReport r = init_from(net, Checkpoint::load(s.init_from));
+    if (r.loaded.empty()) throw ArgumentError("--init-from " + s.init_from + ": no layer of this network is in it\n" + r.str());
+    transfer += "initialised from " + s.init_from + "\n" + r.str();
+  }
+  if (!s.freeze.empty()) {
+    const std::vector<std::string> frozen = layers_named(net, s.freeze);
+    net.freeze(frozen);
+    transfer += detail::concat("frozen: ", frozen.size(), " layers (", s.freeze, "); ", net.trainable_parameters().size(),
+                               " parameter tensors train\n");
+  }
   prepare_output_folder(s.out, checkpoint_bytes(net));
   net.set_input_gradient(false);  // the pictures need no gradient
   TrainerOptions options = TrainerOptions().epochs(s.epochs).checkpoint_dir(s.out);
@@ -66,7 +78,7 @@ int fit(const TrainSettings& s, const cli::OptionTable& table, const Checkpoint*
   const auto recipe = TrainingRecipe().optimizer(s.optimizer).schedule(s.schedule).lr(s.lr).momentum(s.momentum)
       .nesterov(!s.no_nesterov).weight_decay(s.weight_decay).epochs(s.epochs)
       .steps_per_epoch(std::min<Index>(options.max_batches().value_or(1L << 40), train_loader.batches_per_epoch()));
-  auto optimizer = make_optimizer(recipe, net.parameters());
+  auto optimizer = make_optimizer(recipe, net.trainable_parameters());  // frozen layers are not its to change
   auto schedule = make_schedule(recipe);
   Trainer<float> trainer(net, objective, *optimizer, schedule.get(), options);
   CheckpointNotes notes;  // what the predictor and a resumed run need
@@ -94,7 +106,7 @@ int fit(const TrainSettings& s, const cli::OptionTable& table, const Checkpoint*
             << data->describe() << "; " << parallel << num_threads() << " threads\nkernels: " << cpu_features().describe()
             << "; products " << describe_precision(net.precision()) << "\nrecipe: " << optimizer->describe() << ", "
             << schedule->describe() << ", batch " << s.batch_size << ", weight decay " << s.weight_decay
-            << "\npictures: " << prep.describe() << "\nloss: " << objective.describe() << "\n";
+            << "\npictures: " << prep.describe() << "\nloss: " << objective.describe() << "\n" << transfer;
   StopSignals signals;
   trainer.stop_on(signals.flag());
   const FitResult result = trainer.fit(train_loader, &val_loader);

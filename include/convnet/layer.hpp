@@ -98,6 +98,12 @@ class Layer {
   void set_input_gradient(bool on) { input_gradient_ = on; }
   bool input_gradient() const { return input_gradient_; }
 
+  /// Whether backward computes this layer's parameter gradients (on by default). A frozen layer
+  /// (off) keeps its weights: it computes no weight or bias gradient, and an optimizer built from
+  /// Sequential::trainable_parameters() does not see it (fine-tuning, Sequential::freeze).
+  void set_trainable(bool on) { trainable_ = on; }
+  bool trainable() const { return trainable_; }
+
   /// The arithmetic of this layer's matrix products (precision.hpp), resolved for this host: Conv2d
   /// and Dense compute in bf16 when it is Bf16 and the layer is in float; other layers ignore it.
   void set_precision(Precision p) { precision_ = resolve(p); }
@@ -157,7 +163,7 @@ class Layer {
 
  private:
   std::string name_;
-  bool training_ = true, input_gradient_ = true;
+  bool training_ = true, input_gradient_ = true, trainable_ = true;
   Precision precision_ = Precision::Fp32;
   const Tensor<T>* input_ = nullptr;
   Tensor<T> output_;

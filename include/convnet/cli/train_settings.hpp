@@ -29,6 +29,7 @@ struct TrainSettings {
   std::string dataset, labels = "fine", pipeline, mean = "channel", eval = "centre,flip,ten-crop";
   std::string out = "runs/cifar10", resume, config, init = "he", optimizer = "sgd";
   std::string schedule = "onecycle", augment, loss = "cross-entropy", loss_weights, precision = "auto";
+  std::string init_from, freeze;
   double width = 1, lr = 0.05, weight_decay = 5e-4, momentum = 0.9, val_fraction = 0.1, hinge_margin = 1;
   double triplet_margin = 1, label_smoothing = 0.1, average_weights = 0, dropout = 0.5;
   long classes = 0, channels = 0, input_size = 0, resize = 256, statistics_sample = 0;
@@ -61,7 +62,9 @@ inline OptionTable train_options_of(TrainSettings& s, const std::string& program
          {"--input-size", "N", "input side (0: the pictures' for 32x32 configurations, else the configuration's)", &s.input_size, R, Range::closed(0, 1024)},
          {"--channels", "N", "1 (grey) or 3 (RGB; grey pictures replicated); 0: the dataset's", &s.channels, R, Range::closed(0, 3)},
          {"--init", "he|paper", "He initialisation or the paper's N(0, 0.01)", &s.init, R},
-         {"--dropout", "P", "dropout probability at the configuration's two dropout layers (the paper's 0.5; 0: none)", &s.dropout, R, Range::closed(0, 0.99)}}},
+         {"--dropout", "P", "dropout probability at the configuration's two dropout layers (the paper's 0.5; 0: none)", &s.dropout, R, Range::closed(0, 0.99)},
+         {"--init-from", "CKPT", "fine-tune: start from another network's weights (a run's checkpoint, or a torchvision AlexNet converted by tools/export_pytorch.py), layer by layer: layers of the same name and shape are loaded, the others (fc8 for another class count) keep their initialisation", &s.init_from, R},
+         {"--freeze", "LAYERS", "layers that keep their weights and compute no weight gradient: conv1,conv2 or ..fc7 (every layer up to fc7)", &s.freeze, R}}},
        {"pictures",
         {{"--pipeline", "small|paper", "small: fit, padded crops (CIFAR); paper: 256 shorter side, 227 crops, PCA colour (default for folders)", &s.pipeline, R},
          {"--augment", "LIST", "comma-separated: crop, flip, pca; or none (default crop,flip; crop for mnist; crop,flip,pca for paper)", &s.augment, R},

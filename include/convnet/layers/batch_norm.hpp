@@ -172,7 +172,7 @@ class BatchNorm : public Layer<T> {
         sum_dy += static_cast<double>(dy.sum());
         sum_dy_xhat += static_cast<double>((dy * (plane_of(input, n, c, s) - mean)).sum() * inv_std);
       }
-      if (options_.affine()) {
+      if (options_.affine() && this->trainable()) {
         weight_grad_.data()[c] += static_cast<T>(sum_dy_xhat);
         bias_grad_.data()[c] += static_cast<T>(sum_dy);
       }

@@ -233,9 +233,10 @@ class Conv2d : public Layer<T> {
       return;
     }
     const int threads = in.n >= num_threads() ? num_threads() : 1;
+    const bool trainable = this->trainable();  // a frozen layer computes the input gradient alone
     prepare_workspace(threads, plane_out, true);
     if (this->input_gradient()) pack_weights(true);
-    for (int t = 0; t < threads; ++t) {
+    for (int t = 0; trainable && t < threads; ++t) {
       partial_weight_grad_[t].setZero();
       if (options_.bias()) partial_bias_grad_[t].setZero();
     }
@@ -246,12 +247,12 @@ class Conv2d : public Layer<T> {
         const T* dout_g = grad_output.data() + (n * out.c + g * cout_g) * plane_out;
         // dW_g += dout_g * col^T;  dcol = W_g^T * dout_g
         T* dw = partial_weight_grad_[thread].data() + g * cout_g * col_rows();
-        if (!columns_weight_grad(input.data() + in_offset, dout_g, in, out, dw)) {
+        if (trainable && !columns_weight_grad(input.data() + in_offset, dout_g, in, out, dw)) {
           Matrix<T>& col = columns_[thread];
           im2col(input.data() + in_offset, in.h, in.w, out.h, out.w, col);
           accumulate_weight_grad(dout_g, col.data(), plane_out, dw);
         }
-        if (options_.bias()) {
+        if (trainable && options_.bias()) {
           partial_bias_grad_[thread].segment(g * cout_g, cout_g) +=
               ConstMatrixMap<T>(dout_g, cout_g, plane_out).rowwise().sum();
         }
@@ -260,7 +261,7 @@ class Conv2d : public Layer<T> {
         col2im(grad_col, in.h, in.w, out.h, out.w, grad_input.data() + in_offset);
       }
     });
-    for (int t = 0; t < threads; ++t) {
+    for (int t = 0; trainable && t < threads; ++t) {
       weight_grad_.vector() += partial_weight_grad_[t];
       if (options_.bias()) bias_grad_.vector() += partial_bias_grad_[t];
     }
@@ -363,7 +364,8 @@ class Conv2d : public Layer<T> {
       const T* x = input.data() + g * cin_g * in.plane();
       const T* dy = grad_output.data() + g * cout_g * out.plane();
       T* dw = weight_grad_.data() + g * cout_g * col_rows();
-      if (bf16_winograd()) {
+      if (!this->trainable()) {  // frozen: the input gradient alone
+      } else if (bf16_winograd()) {
         winograd::weight_gradient<kTile3Bf16, 3>(geo, x, dy, dw, winograd::shared_workspace<T>(), true);
       } else if (options_.kernel_size() == 3) {
         winograd::weight_gradient<kTile3, 3>(geo, x, dy, dw, winograd::shared_workspace<T>());
@@ -387,7 +389,7 @@ class Conv2d : public Layer<T> {
       winograd_transform_weights(g, true);
       winograd_correlate(back, dy, nullptr, grad_input.data() + g * cin_g * in.plane());
     }
-    if (options_.bias()) {
+    if (options_.bias() && this->trainable()) {
       for (Index n = 0; n < in.n; ++n) {
         bias_grad_.vector() += ConstMatrixMap<T>(grad_output.data() + n * out.c * out.plane(), out.c, out.plane()).rowwise().sum();
       }

@@ -122,9 +122,12 @@ class Dense : public Layer<T> {
   void backward_impl(const Tensor<T>& input, const Tensor<T>& grad_output, Tensor<T>& grad_input) override {
     const Index n = input.dimension(0), in = options_.in_features(), out = options_.out_features();
     // dW += dY^T X;  dX = dY W
-    product(Transpose::Yes, Transpose::No, out, in, n, grad_output.data(), out, input.data(), in, T(1),
-            weight_grad_.data(), in, n);
-    if (options_.bias()) bias_grad_.vector() += rows_per_sample(grad_output).colwise().sum().transpose();
+    if (this->trainable()) {
+      product(Transpose::Yes, Transpose::No, out, in, n, grad_output.data(), out, input.data(), in, T(1),
+              weight_grad_.data(), in, n);
+      if (options_.bias()) bias_grad_.vector() += rows_per_sample(grad_output).colwise().sum().transpose();
+    }
+    if (!this->input_gradient()) return;
     product(Transpose::No, Transpose::No, n, in, out, grad_output.data(), out, weight_.data(), in, T(0),
             grad_input.data(), in, n);
   }

@@ -65,6 +65,7 @@ class Sequential {
     layer->set_training(training_);
     layer->set_precision(precision_);
     layers_.push_back(std::move(layer));
+    plan_backward();
   }
 
   std::size_t size() const { return layers_.size(); }
@@ -86,10 +87,13 @@ class Sequential {
   }
 
   /// Backpropagates dLoss/dOutput; returns dLoss/dInput and accumulates parameter gradients.
+  /// With the input gradient off (set_input_gradient(false)) backward stops at the lowest layer
+  /// that trains (freeze): the layers below it have nothing to learn, and what it returns is then
+  /// unspecified.
   const Tensor<T>& backward(const Tensor<T>& grad_output) {
     if (layers_.empty()) throw StateError("Sequential::backward: the network has no layers");
     const Tensor<T>* g = &grad_output;
-    for (std::size_t i = layers_.size(); i-- > 0;) {
+    for (std::size_t i = layers_.size(); i-- > first_backward_;) {
       g = &layers_[i]->backward(*g);
       if (backward_observer_) backward_observer_(i);
     }
@@ -125,7 +129,7 @@ class Sequential {
                        shape_of(tap_grad).str());
     }
     const Tensor<T>* g = &grad_output;
-    for (std::size_t i = layers_.size(); i-- > 0;) {
+    for (std::size_t i = layers_.size(); i-- > first_backward_;) {
       if (i == tap) {
         resize(tap_sum_, shape_of(tap_grad));
         flat(tap_sum_) = flat(*g) + flat(tap_grad);
@@ -141,8 +145,37 @@ class Sequential {
   /// default). Training does not need it: turning it off skips the first
   /// convolution's input gradient.
   void set_input_gradient(bool on) {
-    if (!layers_.empty()) layers_.front()->set_input_gradient(on);
+    input_gradient_ = on;
+    plan_backward();
   }
+
+  /// Fine-tuning: the named layers keep their weights (Layer::set_trainable(false)); they compute no
+  /// weight or bias gradient, trainable_parameters() leaves them out, and with the input gradient
+  /// off backward stops at the lowest layer that still trains. LookupError for an unknown name.
+  void freeze(const std::vector<std::string>& names, bool frozen = true) {
+    for (const auto& name : names) layer(name);  // all known before any changes
+    for (const auto& name : names) layer(name).set_trainable(!frozen);
+    plan_backward();
+  }
+  /// Every layer trains again.
+  void unfreeze_all() {
+    for (auto& l : layers_) l->set_trainable(true);
+    plan_backward();
+  }
+  /// The parameters of the layers that train: what an optimizer for fine-tuning is given.
+  std::vector<Parameter<T>> trainable_parameters() {
+    std::vector<Parameter<T>> all;
+    for (auto& l : layers_) {
+      if (!l->trainable()) continue;
+      for (auto p : l->parameters()) {
+        p.name = l->name() + "." + p.name;
+        all.push_back(std::move(p));
+      }
+    }
+    return all;
+  }
+  /// The layer backward starts below (0: every layer runs backward).
+  std::size_t first_backward_layer() const { return first_backward_; }
 
   /// The output of the last forward.
   const Tensor<T>& output() const { return layers_.back()->output(); }
@@ -245,7 +278,26 @@ class Sequential {
   std::vector<std::unique_ptr<Layer<T>>> layers_;
   Tensor<T> tap_sum_;  // backward's sum of the two gradients at the tapped layer
   std::function<void(std::size_t)> backward_observer_;
-  bool training_ = true;
+  bool training_ = true, input_gradient_ = true;
+  std::size_t first_backward_ = 0;  // backward runs layers [first_backward_, size())
+
+  // Which layers backward runs, and which of them must pass a gradient down: with the network's
+  // input gradient wanted, all of them; otherwise from the lowest layer with parameters that
+  // trains (none: the top layer alone, so a loss still sees a backward), whose own input gradient
+  // is not needed.
+  void plan_backward() {
+    first_backward_ = 0;
+    if (!input_gradient_) {
+      first_backward_ = layers_.empty() ? 0 : layers_.size() - 1;
+      for (std::size_t i = 0; i < layers_.size(); ++i) {
+        if (layers_[i]->trainable() && layers_[i]->parameter_count() > 0) {
+          first_backward_ = i;
+          break;
+        }
+      }
+    }
+    for (std::size_t i = 0; i < layers_.size(); ++i) layers_[i]->set_input_gradient(input_gradient_ || i > first_backward_);
+  }
   Precision precision_ = Precision::Fp32;
 };
 
