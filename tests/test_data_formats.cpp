@@ -12,6 +12,8 @@
 #include <convnet/data/image.hpp>
 #include <convnet/data/image_folder.hpp>
 #include <convnet/data/training_data.hpp>
+#include <convnet/checkpoint/format.hpp>
+#include <convnet/data/file_bytes.hpp>
 
 #include <algorithm>
 #include <cstdint>
@@ -319,7 +321,7 @@ TEST(ImageFolder, DecodesFormatsConvertsToRgbAndReportsBadFiles) {
   EXPECT_NE(what.find(dir / "cats/notes.txt"), std::string::npos) << what;
   EXPECT_NE(what.find("cannot decode image"), std::string::npos) << what;
   EXPECT_NE(data_error([&] { ImageFolderDataset(dir / "missing"); }).find("does not exist"), std::string::npos);
-  EXPECT_NE(data_error([&] { decode_image(dir / "nothing.png"); }).find("no such file"), std::string::npos);
+  EXPECT_NE(data_error([&] { decode_image(dir / "nothing.png"); }).find("cannot read image " + (dir / "nothing.png") + ": No such file or directory"), std::string::npos);
 }
 
 // Hidden entries (".ipynb_checkpoints", ".DS_Store") are neither classes nor
@@ -372,25 +374,53 @@ TEST(ImageFolder, HeaderOnlyScanRunsTheDecodersChecks) {
   EXPECT_NE(reasons.find("an aspect ratio of 1000, over the limit of 100"), std::string::npos) << reasons;
 }
 
-// A pipe (or a file that grows while it is read) has no size to check in advance: past the limit
-// it is refused, never decoded truncated (issue 20, item 4).
-TEST(ImageIo, AFileOverTheLimitFromAPipeIsRefusedNotTruncated) {
+// Only regular files are read (issue 40, item 2): a FIFO with no writer (whose open would block
+// forever), a device without end (/dev/zero, behind a link), a directory - each refused at once,
+// naming the path, by every reader: pictures, IDX, CIFAR names and batches, checkpoints.
+TEST(Files, FifosDevicesAndDirectoriesAreRefusedNamingThePath) {
   TempDir dir;
-  const std::string fifo = dir / "picture.ppm";
+  const std::string fifo = dir / "fifo";
   ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
-  // 2,713 bytes: one write of at most PIPE_BUF bytes is atomic, so the writer never sees the reader go.
-  const std::string ppm = "P6\n30 30\n255\n" + std::string(2700, 'x');
-  std::thread writer([&] {
-    const int fd = ::open(fifo.c_str(), O_WRONLY);  // waits for the reader
-    if (fd >= 0) {
-      [[maybe_unused]] const ssize_t n = ::write(fd, ppm.data(), ppm.size());
-      ::close(fd);
+  const std::string zero = dir / "zero";
+  fs::create_symlink("/dev/zero", zero);
+  fs::create_directories(dir / "folder");
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {fifo, "is a FIFO, not a regular file"}, {zero, "is a character device, not a regular file"},
+      {dir / "folder", "is a directory, not a regular file"}};
+  for (const auto& [path, says] : cases) {
+    EXPECT_EQ(data_error([&] { decode_image(path); }), "image " + path + " " + says);
+    EXPECT_EQ(data_error([&] { read_file_bytes(path, 1000, "IDX file", "IdxLimits::max_bytes"); }),
+              "IDX file " + path + " " + says);
+    try {
+      Checkpoint::load(path);
+      ADD_FAILURE() << path << " was loaded";
+    } catch (const CheckpointError& e) {
+      EXPECT_EQ(std::string(e.what()), "checkpoint " + path + " " + says);
     }
-  });
-  const std::string what = data_error([&] { decode_image(fifo, ImageLimits().max_file_bytes(1000)); });
-  writer.join();
-  EXPECT_NE(what.find("image " + fifo + " is more than 1000 bytes, over the limit of 1000 bytes"), std::string::npos)
-      << what;
+  }
+  // A CIFAR-10 folder whose names file is a FIFO, then a link to /dev/zero; then a batch that is one.
+  convnet::testing::write_cifar(dir / "cifar", 4);
+  fs::remove(dir / "cifar/batches.meta.txt");
+  ASSERT_EQ(::mkfifo((dir / "cifar/batches.meta.txt").c_str(), 0600), 0);
+  EXPECT_EQ(data_error([&] { Cifar10Dataset(dir / "cifar", Cifar10Part::Test); }),
+            "CIFAR-10 class names " + (dir / "cifar/batches.meta.txt") + " is a FIFO, not a regular file");
+  fs::remove(dir / "cifar/batches.meta.txt");
+  fs::create_symlink("/dev/zero", dir / "cifar/batches.meta.txt");
+  EXPECT_EQ(data_error([&] { Cifar10Dataset(dir / "cifar", Cifar10Part::Test); }),
+            "CIFAR-10 class names " + (dir / "cifar/batches.meta.txt") + " is a character device, not a regular file");
+  convnet::testing::write_cifar(dir / "cifar2", 4);
+  fs::remove(dir / "cifar2/test_batch.bin");
+  fs::create_symlink("/dev/zero", dir / "cifar2/test_batch.bin");
+  EXPECT_EQ(data_error([&] { Cifar10Dataset(dir / "cifar2", Cifar10Part::Test); }),
+            "CIFAR-10 file " + (dir / "cifar2/test_batch.bin") + " is a character device, not a regular file");
+}
+
+// A regular file over the limit is refused before its bytes are read.
+TEST(Files, ARegularFileOverTheLimitIsRefusedBeforeItIsRead) {
+  TempDir dir;
+  std::ofstream(dir / "big.ppm") << "P6\n30 30\n255\n" << std::string(2700, 'x');
+  EXPECT_EQ(data_error([&] { decode_image(dir / "big.ppm", ImageLimits().max_file_bytes(1000)); }),
+            "image " + (dir / "big.ppm") + " is 2713 bytes, over the limit of 1000 bytes (ImageLimits::max_file_bytes)");
 }
 
 void picture(const std::string& path, int w, int h, std::uint8_t value) {

@@ -36,6 +36,7 @@
 #include <vector>
 
 #include "../errors.hpp"
+#include "../regular_file.hpp"
 #include "../tensor.hpp"
 #include "atomic_file.hpp"
 
@@ -186,17 +187,15 @@ class Checkpoint {
   }
 
   static Checkpoint load(const std::string& path, const CheckpointLimits& limits = {}) {
-    std::ifstream in(path, std::ios::binary | std::ios::ate);
-    if (!in) throw CheckpointError("cannot open checkpoint " + path + ": " + std::strerror(errno));
-    const std::streamoff size = in.tellg();
-    if (size < 0) throw CheckpointError("cannot read checkpoint " + path);
-    if (static_cast<std::uint64_t>(size) > limits.max_file_bytes()) {
-      throw CheckpointError(detail::concat("checkpoint ", path, " is ", size, " bytes, over the limit of ",
-                                           limits.max_file_bytes(), " (CheckpointLimits::max_file_bytes)"));
+    std::string bytes;  // a regular file only, read without blocking, bounded before it is allocated
+    if (const auto refusal = read_regular_file(path, limits.max_file_bytes(), bytes)) {
+      if (refusal->kind == FileRefusal::Kind::CannotOpen) throw CheckpointError("cannot open checkpoint " + path + ": " + refusal->detail);
+      if (refusal->kind == FileRefusal::Kind::TooBig) {
+        throw CheckpointError(detail::concat("checkpoint ", path, " is ", refusal->size, " bytes, over the limit of ",
+                                             limits.max_file_bytes(), " (CheckpointLimits::max_file_bytes)"));
+      }
+      throw CheckpointError("checkpoint " + path + " " + refusal_text(*refusal, limits.max_file_bytes(), "CheckpointLimits::max_file_bytes"));
     }
-    in.seekg(0);
-    std::string bytes(static_cast<std::size_t>(size), '\0');
-    if (size > 0 && !in.read(&bytes[0], size)) throw CheckpointError("cannot read checkpoint " + path);
     return parse(bytes, path, limits);
   }
 

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "../errors.hpp"
+#include "../regular_file.hpp"
 #include "dataset.hpp"
 #include "image.hpp"
 
@@ -63,13 +64,18 @@ class CifarBinaryDataset : public Dataset {
   }
 
   /// The class names of a names file (one a line, blank lines ignored): exactly `expected` of them.
+  /// (Through the bounded reader: at most kMaxNamesBytes of a regular file.)
   std::vector<std::string> read_class_names(const std::string& path, int expected) const {
-    std::ifstream in(path);
-    if (!in) throw DataError("cannot open " + layout_.name + " class names " + path + ": " + std::strerror(errno));
-    std::stringstream text;
-    text << in.rdbuf();
-    return parse_class_names(text.str(), layout_.name + " class names " + path, expected);
+    std::string text;
+    if (const auto refusal = read_regular_file(path, kMaxNamesBytes, text)) {
+      if (refusal->kind == FileRefusal::Kind::CannotOpen) {
+        throw DataError("cannot open " + layout_.name + " class names " + path + ": " + refusal->detail);
+      }
+      throw DataError(layout_.name + " class names " + path + " " + refusal_text(*refusal, kMaxNamesBytes, "64 KiB"));
+    }
+    return parse_class_names(text, layout_.name + " class names " + path, expected);
   }
+  static constexpr std::uint64_t kMaxNamesBytes = 65536;  ///< 100 names of 655 bytes
 
   static std::vector<std::string> parse_class_names(const std::string& text, const std::string& source,
                                                     int expected) {
@@ -88,17 +94,18 @@ class CifarBinaryDataset : public Dataset {
     return names;
   }
 
+  /// A batch file: a regular file of at most kMaxRecords records (CIFAR-100's train.bin has 50,000).
   void read_file(const std::string& path) {
     const std::string source = layout_.name + " file " + path;
-    std::ifstream in(path, std::ios::binary | std::ios::ate);
-    if (!in) throw DataError("cannot open " + source + ": " + std::strerror(errno));
-    const std::streamoff bytes = in.tellg();
-    check_size(bytes, source);  // bounded by the file itself before the buffer is allocated
-    in.seekg(0);
-    std::vector<std::uint8_t> buffer(static_cast<std::size_t>(bytes));
-    if (!in.read(reinterpret_cast<char*>(buffer.data()), bytes)) throw DataError("cannot read " + source);
+    const auto max_bytes = static_cast<std::uint64_t>(kMaxRecords * layout_.record_bytes());
+    std::vector<std::uint8_t> buffer;
+    if (const auto refusal = read_regular_file(path, max_bytes, buffer)) {
+      if (refusal->kind == FileRefusal::Kind::CannotOpen) throw DataError("cannot open " + source + ": " + refusal->detail);
+      throw DataError(source + " " + refusal_text(*refusal, max_bytes, "100,000 records"));
+    }
     append_records(buffer.data(), buffer.size(), source);
   }
+  static constexpr Index kMaxRecords = 100000;
 
   // Checks every label before keeping anything, so a bad file adds no records.
   void append_records(const std::uint8_t* bytes, std::size_t size, const std::string& source) {

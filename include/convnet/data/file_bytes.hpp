@@ -1,44 +1,31 @@
-// Reading a whole file into memory, bounded: the size is checked before the
-// buffer is allocated, and a pipe (whose size cannot be known) is cut off at
-// the limit instead of filling memory.
+// Reading a whole file into memory, bounded: only a regular file is read (a FIFO, a device, a
+// directory or a socket is refused naming the path, without blocking: regular_file.hpp), its size
+// is checked before the buffer is allocated, and reading stops at the limit should it grow.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
-#include <cstdio>
-#include <memory>
 #include <string>
 #include <vector>
 
 #include "../errors.hpp"
+#include "../regular_file.hpp"
 #include "image.hpp"
 
 namespace convnet {
 
-/// The bytes of the file at `path`, refused (DataError) beyond `max_bytes` - also when the file is a
-/// pipe or grows while it is read, whose size cannot be known in advance. `limit` names the setting
-/// that gave `max_bytes` in the message.
+/// The bytes of the regular file at `path`, refused (DataError naming it) when it is anything else,
+/// beyond `max_bytes`, or grows past it while read. `limit` names the setting that gave `max_bytes`.
 inline std::vector<std::uint8_t> read_file_bytes(const std::string& path, Index max_bytes, const char* what = "file",
                                                  const char* limit = "ImageLimits::max_file_bytes") {
-  std::FILE* f = std::fopen(path.c_str(), "rb");
-  if (!f) throw DataError(detail::concat("cannot read ", what, " ", path, ": no such file or not readable"));
-  const std::unique_ptr<std::FILE, int (*)(std::FILE*)> closer(f, std::fclose);
-  auto too_big = [&](const std::string& size) {
-    return DataError(detail::concat(what, " ", path, " is ", size, " bytes, over the limit of ", max_bytes,
-                                    " bytes (", limit, ")"));
-  };
-  long file_size = -1;
-  if (std::fseek(f, 0, SEEK_END) == 0) file_size = std::ftell(f);
-  std::clearerr(f);
-  std::rewind(f);
-  if (file_size > max_bytes) throw too_big(std::to_string(file_size));
   std::vector<std::uint8_t> bytes;
-  bytes.reserve(file_size > 0 ? static_cast<std::size_t>(file_size) : 0);
-  std::uint8_t chunk[65536];
-  for (std::size_t got; (got = std::fread(chunk, 1, sizeof chunk, f)) > 0;) {
-    bytes.insert(bytes.end(), chunk, chunk + got);
-    if (static_cast<Index>(bytes.size()) > max_bytes) throw too_big("more than " + std::to_string(max_bytes));
+  const auto max = static_cast<std::uint64_t>(std::max<Index>(0, max_bytes));
+  if (const auto refusal = read_regular_file(path, max, bytes)) {
+    if (refusal->kind == FileRefusal::Kind::CannotOpen) {
+      throw DataError(detail::concat("cannot read ", what, " ", path, ": ", refusal->detail));
+    }
+    throw DataError(detail::concat(what, " ", path, " ", refusal_text(*refusal, max, limit)));
   }
-  if (std::ferror(f)) throw DataError(detail::concat("cannot read ", what, " ", path, ": read error"));
   return bytes;
 }
 
