@@ -156,11 +156,10 @@ class OnnxReader {
       if (f.number == 1) nodes.push_back(f.bytes);
       if (f.number == 5) read_initializer(f.bytes);
       if (f.number == 11) inputs.push_back(f.bytes);
-      if (static_cast<Index>(nodes.size() + initializers_.size()) > 2 * limits_.nodes()) {
+      if (static_cast<Index>(std::max(nodes.size(), initializers_.size())) > limits_.nodes()) {
         fail(concat("has more than ", limits_.nodes(), " nodes or initialisers (OnnxLimits::nodes)"));
       }
     }
-    if (static_cast<Index>(nodes.size()) > limits_.nodes()) fail(concat("has more than ", limits_.nodes(), " nodes (OnnxLimits::nodes)"));
     if (nodes.empty()) fail("its graph has no nodes");
     std::string input = read_input(inputs, model);
     Shape shape{1, model.channels, model.height, model.width};
@@ -410,10 +409,8 @@ class OnnxReader {
                                         const std::vector<Index>& expect) const {
     const std::string& name = n.inputs.at(input);
     if (dims(name, where) != expect) {
-      std::string a, b;
-      for (Index d : dims(name, where)) a += (a.empty() ? "" : ", ") + std::to_string(d);
-      for (Index d : expect) b += (b.empty() ? "" : ", ") + std::to_string(d);
-      fail(where + ": initialiser '" + name + "' is [" + a + "], where [" + b + "] is needed");
+      fail(where + ": initialiser '" + name + "' is " + shape_text(dims(name, where)) + ", where " + shape_text(expect) +
+           " is needed");
     }
     return values(name, where);
   }

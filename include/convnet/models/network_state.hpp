@@ -33,6 +33,21 @@
 
 namespace convnet {
 
+namespace detail {
+/// A shape for messages: "[96, 3, 11, 11]".
+inline std::string shape_text(const std::vector<Index>& shape) {
+  std::string out;
+  for (Index d : shape) out += (out.empty() ? "" : ", ") + std::to_string(d);
+  return "[" + out + "]";
+}
+/// A shape as structure lines write it: "96x3x11x11".
+inline std::string shape_token(const std::vector<Index>& shape) {
+  std::string out;
+  for (Index d : shape) out += (out.empty() ? "" : "x") + std::to_string(d);
+  return out;
+}
+}  // namespace detail
+
 /// One layer as checkpoints record it.
 struct LayerRecord {
   std::string name, type;
@@ -61,11 +76,7 @@ std::vector<LayerRecord> network_structure(Net& net) {
   std::vector<LayerRecord> records;
   for (std::size_t i = 0; i < net.size(); ++i) {
     LayerRecord r{net[i].name(), net[i].type_name(), net[i].settings()};
-    for (const auto& p : net[i].parameters()) {
-      std::string shape;
-      for (Index d : p.shape) shape += (shape.empty() ? "" : "x") + std::to_string(d);
-      r.settings.emplace_back(p.name, shape);
-    }
+    for (const auto& p : net[i].parameters()) r.settings.emplace_back(p.name, detail::shape_token(p.shape));
     records.push_back(std::move(r));
   }
   return records;
@@ -139,15 +150,11 @@ void check_same_network(const Checkpoint& c, Net& net, const std::string& prefix
 /// bounded by CheckpointLimits when the file was read, so a description can never make the
 /// program allocate more than the file itself holds.
 inline void require_stored_parameters(const Checkpoint& c, const std::vector<ParameterShape>& shapes) {
-  auto text = [](const std::vector<Index>& shape) {
-    std::string out;
-    for (Index d : shape) out += (out.empty() ? "" : ", ") + std::to_string(d);
-    return "[" + out + "]";
-  };
+  using detail::shape_text;
   for (const auto& p : shapes) {
     const std::string key = "param/" + p.name;
     if (!c.contains(key)) {
-      throw CheckpointError(c.source() + ": its configuration needs parameter " + p.name + " " + text(p.shape) +
+      throw CheckpointError(c.source() + ": its configuration needs parameter " + p.name + " " + shape_text(p.shape) +
                             ", which it does not hold");
     }
     const Checkpoint::Entry& e = c.entry(key);
@@ -155,8 +162,8 @@ inline void require_stored_parameters(const Checkpoint& c, const std::vector<Par
       throw CheckpointError(c.source() + ": entry " + key + " is not a tensor");
     }
     if (e.shape != p.shape) {
-      throw CheckpointError(c.source() + ": its configuration needs parameter " + p.name + " " + text(p.shape) +
-                            " but it holds " + text(e.shape));
+      throw CheckpointError(c.source() + ": its configuration needs parameter " + p.name + " " + shape_text(p.shape) +
+                            " but it holds " + shape_text(e.shape));
     }
   }
 }
@@ -174,11 +181,8 @@ std::vector<std::vector<T>> read_parameters(const Checkpoint& c, const std::vect
     if (!c.contains(prefix + "param/" + p.name)) throw CheckpointError(where + ": parameter " + p.name + " is missing");
     values.push_back(c.tensor<T>(prefix + "param/" + p.name, &shape));
     if (shape != p.shape) {
-      std::string a, b;
-      for (Index d : shape) a += (a.empty() ? "" : ", ") + std::to_string(d);
-      for (Index d : p.shape) b += (b.empty() ? "" : ", ") + std::to_string(d);
-      throw CheckpointError(where + ": parameter " + p.name + " has shape [" + a + "] in the checkpoint but [" + b +
-                            "] in this network");
+      throw CheckpointError(where + ": parameter " + p.name + " has shape " + shape_text(shape) + " in the checkpoint but " +
+                            shape_text(p.shape) + " in this network");
     }
   }
   return values;

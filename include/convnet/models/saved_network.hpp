@@ -32,12 +32,6 @@ inline constexpr std::size_t kMaxSavedLayers = 4096;
 
 namespace detail {
 
-inline std::string shape_text(const std::vector<Index>& shape) {
-  std::string out;
-  for (Index d : shape) out += (out.empty() ? "" : ", ") + std::to_string(d);
-  return "[" + out + "]";
-}
-
 /// The layer lines of `prefix`structure, each checked for a name, a unique one.
 inline std::vector<LayerRecord> saved_structure(const Checkpoint& c, const std::string& prefix) {
   const std::string key = prefix + "structure";
@@ -67,8 +61,7 @@ inline std::vector<LayerRecord> saved_structure(const Checkpoint& c, const std::
 /// its parameters are the trailing keys with a shape for a value and a tensor in the file under their
 /// name (a setting may share a parameter's name: Conv2d's bias=true and bias=96), and the shape the
 /// line declares must be that tensor's.
-template <class T>
-std::pair<LayerSettings, std::vector<std::pair<std::string, std::vector<Index>>>> split_record(
+inline std::pair<LayerSettings, std::vector<std::pair<std::string, std::vector<Index>>>> split_record(
     const Checkpoint& c, const LayerRecord& r, const std::string& prefix, const std::string& where) {
   auto shape_like = [](const std::string& v) {
     if (v.empty() || v.front() == 'x' || v.back() == 'x') return false;
@@ -89,9 +82,7 @@ std::pair<LayerSettings, std::vector<std::pair<std::string, std::vector<Index>>>
     if (e.kind != Checkpoint::Kind::F32Tensor && e.kind != Checkpoint::Kind::F64Tensor) {
       throw CheckpointError(where + ": entry " + tensor + " is not a tensor");
     }
-    std::string stored;
-    for (Index d : e.shape) stored += (stored.empty() ? "" : "x") + std::to_string(d);
-    if (stored != value) {
+    if (shape_token(e.shape) != value) {
       throw CheckpointError(where + ": its structure says " + key + "=" + value + " but the file holds " + key + " " +
                             shape_text(e.shape));
     }
@@ -110,7 +101,7 @@ std::unique_ptr<Layer<T>> rebuild_layer(const Checkpoint& c, const LayerRecord& 
     throw CheckpointError(where + ": unknown layer type '" + r.type + "' (known: " + layer_type_list<T>() +
                           "; a program registers its own with CONVNET_REGISTER_LAYER)");
   }
-  auto split = split_record<T>(c, r, prefix, where);  // (not a structured binding: the lambda below captures it)
+  auto split = split_record(c, r, prefix, where);  // (not a structured binding: the lambda below captures it)
   const LayerSettings settings = std::move(split.first);
   const std::vector<std::pair<std::string, std::vector<Index>>> stored = std::move(split.second);
   auto differs = [&](const std::vector<std::pair<std::string, std::vector<Index>>>& have) {

@@ -18,6 +18,7 @@
 
 #include "../checkpoint/format.hpp"
 #include "../errors.hpp"
+#include "network_state.hpp"
 #include "sequential.hpp"
 
 namespace convnet {
@@ -41,14 +42,6 @@ struct TransferReport {
   }
 };
 
-namespace detail {
-inline std::string bracketed(const std::vector<Index>& shape) {
-  std::string out;
-  for (Index d : shape) out += (out.empty() ? "" : ", ") + std::to_string(d);
-  return "[" + out + "]";
-}
-}  // namespace detail
-
 /// Starts `net` from the tensors of `c` (under `prefix`), layer by layer (see the top of this file).
 template <class T>
 TransferReport init_from(Sequential<T>& net, const Checkpoint& c, const std::string& prefix = "") {
@@ -67,7 +60,7 @@ TransferReport init_from(Sequential<T>& net, const Checkpoint& c, const std::str
       if (e.kind != Checkpoint::Kind::F32Tensor && e.kind != Checkpoint::Kind::F64Tensor) {
         refusal = p.name + " is not a tensor there";
       } else if (e.shape != p.shape) {
-        refusal = p.name + " is " + detail::bracketed(e.shape) + " there, " + detail::bracketed(p.shape) + " here";
+        refusal = p.name + " is " + detail::shape_text(e.shape) + " there, " + detail::shape_text(p.shape) + " here";
       }
       if (!refusal.empty()) break;
     }
