@@ -17,6 +17,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <limits>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -372,6 +373,142 @@ TEST(ImageFolder, HeaderOnlyScanRunsTheDecodersChecks) {
   EXPECT_NE(reasons.find("corrupt JPEG: a Huffman table at byte"), std::string::npos) << reasons;
   EXPECT_NE(reasons.find("PNM header field 1 has 21 digits"), std::string::npos) << reasons;
   EXPECT_NE(reasons.find("an aspect ratio of 1000, over the limit of 100"), std::string::npos) << reasons;
+}
+
+// Decoders (issue 40, item 1). The regression files are the issue's: a 50-byte Radiance picture on
+// which stb 2.27's HDR reader loops forever (CVE-2021-42715; HDR is no longer compiled), and a
+// 35-byte GIF whose one 1 x 1 frame sits on a 10,000 x 10,000 screen (stb would take 1.2 GB).
+TEST(Decoding, FormatsNotDocumentedAreNotCompiledAndAGifsScreenCounts) {
+  const fs::path corpus = fs::path(CONVNET_FUZZ_CORPUS_DIR) / "image";
+  const std::string hdr = (corpus / "regression_hdr_rle_scanline_cut_at_end.hdr").string();
+  EXPECT_EQ(data_error([&] { decode_image(hdr); }), "cannot decode image " + hdr + ": unknown image type");
+  TempDir dir;
+  std::ofstream(dir / "a.psd", std::ios::binary) << std::string("8BPS\0\1", 6) << std::string(40, '\0');
+  EXPECT_NE(data_error([&] { decode_image(dir / "a.psd"); }).find("unknown image type"), std::string::npos);
+  const std::string gif = (corpus / "regression_gif_1x1_frame_on_10000x10000_screen.gif").string();
+  EXPECT_EQ(data_error([&] { decode_image(gif); }),
+            "image " + gif + " is a 10000 x 10000 GIF: decoding it may take 2408740934 bytes, over the limit of " +
+                "1073741824 bytes (ImageLimits::max_decoded_bytes)");
+}
+
+namespace {
+// stb's peak allocations while decoding `bytes`, measured through the arena with no limit.
+std::size_t stb_peak(const std::vector<std::uint8_t>& bytes) {
+  detail::StbArenaScope arena(std::numeric_limits<std::size_t>::max() / 2);
+  int w = 0, h = 0, n = 0;
+  stbi_uc* data = stbi_load_from_memory(bytes.data(), static_cast<int>(bytes.size()), &w, &h, &n, 3);
+  EXPECT_NE(data, nullptr) << stbi_failure_reason();
+  stbi_image_free(data);
+  return arena.arena().peak;
+}
+
+
+
+// A PNG of one IHDR and one IDAT holding `raw` (filter bytes and samples) deflated by stb.
+std::vector<std::uint8_t> png_with_data(int width, int height, int depth, int colour, std::vector<std::uint8_t> raw) {
+  int zlen = 0;
+  unsigned char* z = stbi_zlib_compress(raw.data(), static_cast<int>(raw.size()), &zlen, 6);
+  std::vector<std::uint8_t> out = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
+  auto be32 = [&](std::uint32_t v) {
+    for (int s = 24; s >= 0; s -= 8) out.push_back(static_cast<std::uint8_t>(v >> s));
+  };
+  auto chunk = [&](const char* type, const std::vector<std::uint8_t>& data) {
+    be32(static_cast<std::uint32_t>(data.size()));
+    out.insert(out.end(), type, type + 4);
+    out.insert(out.end(), data.begin(), data.end());
+    be32(0);  // stb does not check the CRC
+  };
+  std::vector<std::uint8_t> ihdr;
+  for (int v : {width, height}) {
+    for (int s = 24; s >= 0; s -= 8) ihdr.push_back(static_cast<std::uint8_t>(v >> s));
+  }
+  ihdr.insert(ihdr.end(), {static_cast<std::uint8_t>(depth), static_cast<std::uint8_t>(colour), 0, 0, 0});
+  chunk("IHDR", ihdr);
+  chunk("IDAT", std::vector<std::uint8_t>(z, z + zlen));
+  chunk("IEND", {});
+  STBIW_FREE(z);
+  return out;
+}
+}  // namespace
+
+// decode_cost is what decode_image reserves and holds stb to: it must cover every format's real
+// peak, or good pictures would be refused. Measured on pictures of every format and kind we can
+// write (16-bit RGBA PNG included).
+TEST(Decoding, EveryFormatsPeakIsWithinItsDecodeCost) {
+  TempDir dir;
+  const int w = 300, h = 200;
+  std::vector<std::uint8_t> rgb(static_cast<std::size_t>(w * h * 3));
+  for (std::size_t i = 0; i < rgb.size(); ++i) rgb[i] = static_cast<std::uint8_t>(i * 7 + i / 913);
+  write_png(dir / "a.png", w, h, rgb);
+  ASSERT_TRUE(stbi_write_jpg((dir / "a.jpg").c_str(), w, h, 3, rgb.data(), 90));
+  ASSERT_TRUE(stbi_write_bmp((dir / "a.bmp").c_str(), w, h, 3, rgb.data()));
+  ASSERT_TRUE(stbi_write_tga((dir / "a.tga").c_str(), w, h, 3, rgb.data()));
+  std::vector<std::vector<std::uint8_t>> pictures;
+  for (const char* name : {"a.png", "a.jpg", "a.bmp", "a.tga"}) pictures.push_back(read_file_bytes(dir / name, 1 << 26));
+  std::vector<std::uint8_t> rows;  // 16-bit RGBA: filter byte 0, then 8 bytes a pixel
+  for (int y = 0; y < h; ++y) {
+    rows.push_back(0);
+    for (int x = 0; x < w * 8; ++x) rows.push_back(static_cast<std::uint8_t>(x ^ y));
+  }
+  pictures.push_back(png_with_data(w, h, 16, 6, rows));
+  std::vector<std::uint8_t> gif = read_file_bytes((fs::path(CONVNET_FUZZ_CORPUS_DIR) / "image/one_pixel.gif").string(), 1 << 26);
+  gif[6] = gif[8] = 0xE8;  // the screen 1000 x 1000 (0x3E8), the frame 1 x 1
+  gif[7] = gif[9] = 0x03;
+  pictures.push_back(gif);
+  for (const auto& entry : fs::directory_iterator(fs::path(CONVNET_FUZZ_CORPUS_DIR) / "image")) {
+    const std::string name = entry.path().filename().string();
+    if (name.rfind("regression_", 0) != 0 && name != "truncated.png" && name.rfind("claims_", 0) != 0) pictures.push_back(read_file_bytes(entry.path().string(), 1 << 26));
+  }
+  for (const auto& bytes : pictures) {
+    const ImageInfo info = image_info_from_memory(bytes.data(), bytes.size(), "picture");
+    const std::uint64_t floats = 12 * static_cast<std::uint64_t>(info.width * info.height);
+    const std::size_t peak = stb_peak(bytes);
+    EXPECT_GT(peak, 0u);
+    EXPECT_LE(peak + floats, decode_cost(bytes.data(), bytes.size(), info))
+        << format_name(image_format(bytes.data(), bytes.size())) << " " << info.width << " x " << info.height;
+    EXPECT_EQ(decode_image_from_memory(bytes.data(), bytes.size(), "picture").width, info.width);
+  }
+}
+
+// A PNG whose data inflates far past what its header says (16 x 16, then 8 MB of zeros in an 81 KB
+// file; a better compressor would need 8 KB): stb's
+// inflater would grow its buffer to follow; the arena stops it at the picture's cost.
+TEST(Decoding, DataThatInflatesPastItsHeaderIsRefused) {
+  const std::vector<std::uint8_t> bomb = png_with_data(16, 16, 8, 2, std::vector<std::uint8_t>(8 << 20, 0));
+  ASSERT_LT(bomb.size(), 100000u);
+  const std::string what = data_error([&] { decode_image_from_memory(bomb.data(), bomb.size(), "bomb.png"); });
+  EXPECT_EQ(what.rfind("cannot decode image bomb.png: decoding this 16 x 16 PNG needed more than the ", 0), 0u)
+      << what;
+  EXPECT_NE(what.find("bytes its size allows (corrupt or hostile data)"), std::string::npos) << what;
+}
+
+// Decoding threads share one budget: four threads decoding pictures that each reserve over a third
+// of it never hold more than it together, and a picture that alone needs more is refused.
+TEST(Decoding, ThreadsShareOneBudget) {
+  std::vector<std::uint8_t> rgb(400 * 400 * 3, 100);
+  TempDir dir;
+  write_png(dir / "a.png", 400, 400, rgb);
+  const std::vector<std::uint8_t> png = read_file_bytes(dir / "a.png", 1 << 26);
+  const std::uint64_t cost = decode_cost(png.data(), png.size(), image_info_from_memory(png.data(), png.size(), "a"));
+  ImageDecodeBudget& budget = ImageDecodeBudget::process();
+  const std::uint64_t total = budget.total();
+  budget.set_total(cost * 5 / 2);  // room for two at once
+  budget.reset_peak();
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 5; ++i) EXPECT_EQ(decode_image_from_memory(png.data(), png.size(), "a.png").width, 400);
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_GE(budget.peak(), cost);
+  EXPECT_LE(budget.peak(), cost * 5 / 2);
+  EXPECT_EQ(budget.in_use(), 0u);
+  budget.set_total(cost - 1);
+  EXPECT_NE(data_error([&] { decode_image_from_memory(png.data(), png.size(), "a.png"); })
+                .find("bytes all decoding may hold (set_image_decode_budget)"),
+            std::string::npos);
+  budget.set_total(total);
 }
 
 // Only regular files are read (issue 40, item 2): a FIFO with no writer (whose open would block

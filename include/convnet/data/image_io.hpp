@@ -1,10 +1,18 @@
 // Reading and writing pictures through stb (Debian's libstb-dev).
 //
-// decode_image() reads JPEG, PNG, BMP, TGA, GIF (first frame), PSD, HDR, PIC
-// and PNM; grey and grey+alpha pictures become RGB by repeating the grey
-// value, and an alpha channel is dropped. Before decoding, the header's size
-// is checked against a limit so a file that claims 100,000 x 100,000 pixels
-// is refused without allocating for it.
+// decode_image() reads JPEG, PNG, BMP, TGA, GIF (first frame) and PNM; grey
+// and grey+alpha pictures become RGB by repeating the grey value, and an alpha
+// channel is dropped. stb's other readers (PSD, HDR, PIC) are not compiled:
+// nothing here needs them, and stb 2.27's HDR reader loops forever on a
+// scanline cut short (CVE-2021-42715).
+//
+// Memory is bounded before anything is decoded. The header's size is checked
+// against ImageLimits, then the decoder's worst case for that format and size
+// (decode_cost) must fit in ImageLimits::max_decoded_bytes, and that many
+// bytes are reserved from one budget every decoding thread of the process
+// shares (set_image_decode_budget). stb allocates through an arena that holds
+// it to the reservation, so a picture whose data decompresses to more than its
+// header says (a zlib bomb, a GIF's frame on a large screen) fails cleanly.
 //
 // stb is compiled here with static linkage (STB_IMAGE_STATIC), so the
 // library stays header-only and cannot clash with another copy of stb in the
@@ -20,6 +28,7 @@
 #include <string>
 #include <vector>
 
+#include "../checkpoint/atomic_file.hpp"
 #include "../errors.hpp"
 #include "file_bytes.hpp"
 #include "image.hpp"
@@ -29,6 +38,7 @@
 #endif
 #ifndef CONVNET_STB_IMAGE_INCLUDED
 #define CONVNET_STB_IMAGE_INCLUDED
+#include "image_decode_budget.hpp"
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wunused-function"
 #pragma GCC diagnostic ignored "-Wmissing-field-initializers"
@@ -37,6 +47,15 @@
 #pragma GCC diagnostic ignored "-Wimplicit-fallthrough"
 #define STB_IMAGE_STATIC
 #define STB_IMAGE_IMPLEMENTATION
+#define STBI_ONLY_JPEG
+#define STBI_ONLY_PNG
+#define STBI_ONLY_BMP
+#define STBI_ONLY_TGA
+#define STBI_ONLY_GIF
+#define STBI_ONLY_PNM
+#define STBI_MALLOC(size) ::convnet::detail::stb_arena_malloc(size)
+#define STBI_REALLOC(p, size) ::convnet::detail::stb_arena_realloc(p, size)
+#define STBI_FREE(p) ::convnet::detail::stb_arena_free(p)
 #include <stb/stb_image.h>
 #define STB_IMAGE_WRITE_STATIC
 #define STB_IMAGE_WRITE_IMPLEMENTATION
@@ -50,18 +69,24 @@ namespace convnet {
 struct ImageLimits {
   /// width * height (default 100 million)
   ImageLimits& max_pixels(Index v) { max_pixels_ = v; return *this; }
-  /// A bigger file is refused before it is read (default 256 MiB).
+  /// A bigger file is refused before it is read (default 64 MiB).
   ImageLimits& max_file_bytes(Index v) { max_file_bytes_ = v; return *this; }
+  /// The most one picture may take while decoded: the decoder's buffers and the decoded pixels,
+  /// at their worst for the picture's format and size (decode_cost), not counting the file
+  /// (default 1 GiB: a 5,000 x 5,000 8-bit PNG or a 6,000 x 6,000 JPEG fits).
+  ImageLimits& max_decoded_bytes(Index v) { max_decoded_bytes_ = v; return *this; }
   /// The longer side over the shorter (default 100): a 1 x 1,000,000 strip is no picture to
   /// classify, and scaling its shorter side up would take gigabytes.
   ImageLimits& max_aspect_ratio(double v) { max_aspect_ratio_ = v; return *this; }
   Index max_pixels() const { return max_pixels_; }
   Index max_file_bytes() const { return max_file_bytes_; }
+  Index max_decoded_bytes() const { return max_decoded_bytes_; }
   double max_aspect_ratio() const { return max_aspect_ratio_; }
 
  private:
   Index max_pixels_ = 100'000'000;
-  Index max_file_bytes_ = 256LL << 20;
+  Index max_file_bytes_ = 64LL << 20;
+  Index max_decoded_bytes_ = 1LL << 30;
   double max_aspect_ratio_ = 100;
 };
 
@@ -202,16 +227,90 @@ inline ImageInfo image_info_from_memory(const std::uint8_t* bytes, std::size_t s
   return {w, h};
 }
 
+/// The formats decode_image() reads, told apart by their first bytes as stb tells them.
+enum class ImageFormat { Jpeg, Png, Bmp, Gif, Pnm, Tga };
+
+inline const char* format_name(ImageFormat f) {
+  switch (f) {
+    case ImageFormat::Jpeg: return "JPEG";
+    case ImageFormat::Png: return "PNG";
+    case ImageFormat::Bmp: return "BMP";
+    case ImageFormat::Gif: return "GIF";
+    case ImageFormat::Pnm: return "PNM";
+    case ImageFormat::Tga: return "TGA";
+  }
+  return "?";
+}
+
+inline ImageFormat image_format(const std::uint8_t* b, std::size_t size) {
+  if (size >= 8 && b[0] == 0x89 && b[1] == 'P' && b[2] == 'N' && b[3] == 'G') return ImageFormat::Png;
+  if (size >= 2 && b[0] == 0xFF) return ImageFormat::Jpeg;
+  if (size >= 2 && b[0] == 'B' && b[1] == 'M') return ImageFormat::Bmp;
+  if (size >= 4 && b[0] == 'G' && b[1] == 'I' && b[2] == 'F' && b[3] == '8') return ImageFormat::Gif;
+  if (size >= 2 && b[0] == 'P' && (b[1] == '5' || b[1] == '6')) return ImageFormat::Pnm;
+  return ImageFormat::Tga;  // stb tries TGA last: it has no signature
+}
+
+/// The most decoding a `width` x `height` picture of this kind (the bytes held in memory) may take,
+/// in bytes: stb's buffers at their peak, for the format's worst case (CMYK progressive JPEG,
+/// interlaced 16-bit RGBA PNG, a GIF's whole screen), plus the decoded RGB floats; sides are
+/// rounded up by a JPEG block row and column. The file itself is not counted.
+inline std::uint64_t decode_cost(const std::uint8_t* bytes, std::size_t size, const ImageInfo& info) {
+  const std::uint64_t padded = static_cast<std::uint64_t>(info.width + 32) * static_cast<std::uint64_t>(info.height + 32);
+  std::uint64_t per_pixel = 8;  // BMP, TGA, PNM: the picture as stored, then as RGB
+  switch (image_format(bytes, size)) {
+    case ImageFormat::Jpeg:  // four components, each as samples and as 16-bit coefficients; RGB out
+      per_pixel = 16;
+      break;
+    case ImageFormat::Png: {  // inflated rows, the picture, an interlace pass, 16 to 8 bits, RGB out
+      const bool sixteen_bit = size > 24 && bytes[24] == 16;
+      per_pixel = sixteen_bit ? 32 : 16;
+      break;
+    }
+    case ImageFormat::Gif:  // the screen as RGBA twice (frame and background), its history, RGB out
+      per_pixel = 12;
+      break;
+    default:
+      break;
+  }
+  const std::uint64_t rgb_floats = 3 * sizeof(float) * static_cast<std::uint64_t>(info.width) *
+                                   static_cast<std::uint64_t>(info.height);
+  const std::uint64_t png_chunks = 2 * static_cast<std::uint64_t>(size);  // the joined data chunks, grown by doubling
+  return per_pixel * padded + rgb_floats + png_chunks + (1u << 20);
+}
+
 /// Decodes a picture held in memory (the bytes of a JPEG, PNG, ... file) into
 /// RGB (3 x H x W, values 0-255). `source` names it in errors. The header's
-/// size is checked against `limits` before any pixel memory is allocated.
+/// size is checked against `limits`, and its decoding's worst case reserved
+/// from the process's budget, before any pixel memory is allocated.
 inline Image decode_image_from_memory(const std::uint8_t* bytes, std::size_t size, const std::string& source,
                                       const ImageLimits& limits = {}) {
-  image_info_from_memory(bytes, size, source, limits);
+  const ImageInfo info = image_info_from_memory(bytes, size, source, limits);
+  const std::uint64_t cost = decode_cost(bytes, size, info);
+  const char* format = format_name(image_format(bytes, size));
+  if (cost > static_cast<std::uint64_t>(std::max<Index>(0, limits.max_decoded_bytes()))) {
+    throw DataError(detail::concat("image ", source, " is a ", info.width, " x ", info.height, " ", format,
+                                   ": decoding it may take ", cost, " bytes, over the limit of ",
+                                   limits.max_decoded_bytes(), " bytes (ImageLimits::max_decoded_bytes)"));
+  }
+  const auto reservation = ImageDecodeBudget::process().reserve(cost, source);
+  const std::uint64_t rgb_floats = 3 * sizeof(float) * static_cast<std::uint64_t>(info.width * info.height);
   int w = 0, h = 0, channels = 0;
-  std::unique_ptr<stbi_uc, void (*)(void*)> data(
-      stbi_load_from_memory(bytes, static_cast<int>(size), &w, &h, &channels, 3), stbi_image_free);
+  std::unique_ptr<stbi_uc, void (*)(void*)> data(nullptr, stbi_image_free);
+  {
+    detail::StbArenaScope arena(static_cast<std::size_t>(cost - rgb_floats));
+    data.reset(stbi_load_from_memory(bytes, static_cast<int>(size), &w, &h, &channels, 3));
+    if (!data && arena.arena().refused) {
+      throw DataError(detail::concat("cannot decode image ", source, ": decoding this ", info.width, " x ", info.height,
+                                     " ", format, " needed more than the ", cost - rgb_floats,
+                                     " bytes its size allows (corrupt or hostile data)"));
+    }
+  }
   if (!data) throw DataError("cannot decode image " + source + ": " + stbi_failure_reason());
+  if (w != info.width || h != info.height) {
+    throw DataError(detail::concat("cannot decode image ", source, ": its header says ", info.width, " x ", info.height,
+                                   " but it decoded to ", w, " x ", h));
+  }
   Image image;
   image.resize(3, h, w);
   const stbi_uc* src = data.get();
@@ -235,15 +334,24 @@ inline Image decode_image(const std::string& path, const ImageLimits& limits = {
   return decode_image_from_memory(bytes.data(), bytes.size(), path, limits);
 }
 
-/// Writes 8-bit RGB pixels (H x W x 3, row-major) as a PNG; throws DataError on failure.
+/// Writes 8-bit RGB pixels (H x W x 3, row-major) as a PNG, atomically (checkpoint/atomic_file.hpp:
+/// a reader sees the old picture or the new, a link at `path` is replaced, never followed); throws
+/// DataError naming the file on failure.
 inline void write_png(const std::string& path, Index width, Index height, const std::vector<std::uint8_t>& rgb) {
   if (static_cast<Index>(rgb.size()) != width * height * 3) {
     throw DataError(detail::concat("write_png ", path, ": ", rgb.size(), " bytes for ", width, " x ", height,
                                    " RGB pixels (expected ", width * height * 3, ")"));
   }
-  if (!stbi_write_png(path.c_str(), static_cast<int>(width), static_cast<int>(height), 3, rgb.data(),
-                      static_cast<int>(width * 3))) {
-    throw DataError("cannot write PNG " + path);
+  std::string png;
+  auto append = [](void* context, void* data, int size) {
+    static_cast<std::string*>(context)->append(static_cast<const char*>(data), static_cast<std::size_t>(size));
+  };
+  if (!stbi_write_png_to_func(append, &png, static_cast<int>(width), static_cast<int>(height), 3, rgb.data(),
+                              static_cast<int>(width * 3))) {
+    throw DataError("cannot encode PNG " + path);
+  }
+  if (const auto error = write_file_atomically(path, png)) {
+    throw DataError("cannot write PNG " + error->file + ": " + error->reason);
   }
 }
 
