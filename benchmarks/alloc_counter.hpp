@@ -5,6 +5,8 @@
 // count between alloc_counter::start() and alloc_counter::stop().
 #pragma once
 
+#include <malloc.h>
+
 #include <atomic>
 #include <cerrno>
 #include <cstddef>
@@ -26,8 +28,38 @@ inline std::atomic<long> allocations{0};
 inline std::atomic<std::size_t> cap{0};
 inline std::atomic<long> refused{0};
 inline std::atomic<std::size_t> largest_refused{0};
+/// Heap bytes held (as malloc_usable_size gives them) since start_bytes(), and the most at once:
+/// the sum of every allocation live, not only the largest.
+inline std::atomic<bool> counting_bytes{false};
+inline std::atomic<long long> live_bytes{0};
+inline std::atomic<long long> peak_bytes{0};
 inline void count() {
   if (counting.load(std::memory_order_relaxed)) allocations.fetch_add(1, std::memory_order_relaxed);
+}
+inline void* gained(void* p) {
+  if (p != nullptr && counting_bytes.load(std::memory_order_relaxed)) {
+    const long long now = live_bytes.fetch_add(static_cast<long long>(malloc_usable_size(p))) +
+                          static_cast<long long>(malloc_usable_size(p));
+    long long peak = peak_bytes.load();
+    while (now > peak && !peak_bytes.compare_exchange_weak(peak, now)) {
+    }
+  }
+  return p;
+}
+inline void released(void* p) {
+  if (p != nullptr && counting_bytes.load(std::memory_order_relaxed)) {
+    live_bytes.fetch_sub(static_cast<long long>(malloc_usable_size(p)));
+  }
+}
+inline void start_bytes() {
+  live_bytes = 0;
+  peak_bytes = 0;
+  counting_bytes = true;
+}
+/// Stops; returns the most bytes held at once since start_bytes().
+inline long long stop_bytes() {
+  counting_bytes = false;
+  return peak_bytes.load();
 }
 /// True when an allocation of `n` bytes must fail under the cap.
 inline bool over_cap(std::size_t n) {
@@ -61,36 +93,43 @@ extern "C" {
 void* malloc(std::size_t n) {
   alloc_counter::count();
   if (alloc_counter::over_cap(n)) return errno = ENOMEM, nullptr;
-  return __libc_malloc(n);
+  return alloc_counter::gained(__libc_malloc(n));
 }
 void* calloc(std::size_t n, std::size_t size) {
   alloc_counter::count();
   if (size != 0 && n > static_cast<std::size_t>(-1) / size) return errno = ENOMEM, nullptr;
   if (alloc_counter::over_cap(n * size)) return errno = ENOMEM, nullptr;
-  return __libc_calloc(n, size);
+  return alloc_counter::gained(__libc_calloc(n, size));
 }
 void* realloc(void* p, std::size_t n) {
   alloc_counter::count();
   if (alloc_counter::over_cap(n)) return errno = ENOMEM, nullptr;
-  return __libc_realloc(p, n);
+  if (!alloc_counter::counting_bytes.load(std::memory_order_relaxed)) return __libc_realloc(p, n);
+  const long long before = p != nullptr ? static_cast<long long>(malloc_usable_size(p)) : 0;
+  void* q = __libc_realloc(p, n);
+  if (q != nullptr || n == 0) alloc_counter::live_bytes.fetch_sub(before);
+  return alloc_counter::gained(q);
 }
-void free(void* p) { __libc_free(p); }
+void free(void* p) {
+  alloc_counter::released(p);
+  __libc_free(p);
+}
 void* memalign(std::size_t alignment, std::size_t n) {
   alloc_counter::count();
   if (alloc_counter::over_cap(n)) return errno = ENOMEM, nullptr;
-  return __libc_memalign(alignment, n);
+  return alloc_counter::gained(__libc_memalign(alignment, n));
 }
 void* aligned_alloc(std::size_t alignment, std::size_t n) {
   alloc_counter::count();
   if (alloc_counter::over_cap(n)) return errno = ENOMEM, nullptr;
-  return __libc_memalign(alignment, n);
+  return alloc_counter::gained(__libc_memalign(alignment, n));
 }
 int posix_memalign(void** out, std::size_t alignment, std::size_t n) {
   alloc_counter::count();
   if (alloc_counter::over_cap(n)) return ENOMEM;
   void* p = __libc_memalign(alignment, n);
   if (!p) return ENOMEM;
-  *out = p;
+  *out = alloc_counter::gained(p);
   return 0;
 }
 }

@@ -16,6 +16,13 @@
 #include <convnet/train/step.hpp>
 #include <convnet/train/training_state.hpp>
 
+#include <convnet/layers/dense.hpp>
+#include <convnet/layers/flatten.hpp>
+
+#include <cstring>
+#include <fstream>
+#include <iostream>
+
 #include "../benchmarks/alloc_counter.hpp"  // the counter the benchmarks report with
 #include "helpers.hpp"
 
@@ -177,6 +184,122 @@ TEST(Hostile, AThinPictureIsRefusedNotScaledToGigabytes) {
               std::string::npos) << e.what();
   }
   EXPECT_EQ(alloc_counter::refused.load(), 0) << "asked for " << alloc_counter::largest_refused.load() << " bytes";
+}
+
+// ---- Checkpoints cost at most what they hold (issue 40, item 3) ----
+// Every allocation live during a load is summed (not only the largest): for each crafted file, the
+// most held at once stays within twice the file plus a constant, the bound docs/security.md states.
+constexpr long long kLoadConstant = 40LL << 20;
+
+std::string write_bytes(const convnet::testing::TempDir& dir, const std::string& name, const std::string& bytes) {
+  std::ofstream(dir / name, std::ios::binary) << bytes;
+  return dir / name;
+}
+
+// Loads `path` as `convnet predict` would; returns the most bytes held at once, and the refusal.
+long long peak_bytes_loading(const std::string& path, std::string& refusal) {
+  alloc_counter::start_bytes();
+  try {
+    Classifier::load(path);
+    refusal.clear();
+  } catch (const CheckpointError& e) {
+    refusal = e.what();
+  }
+  return alloc_counter::stop_bytes();
+}
+
+// A small network any reader can rebuild from its structure: Flatten, then Dense 3072 -> 3.
+Checkpoint small_saved_network() {
+  Sequential<float> net;
+  net.add(std::make_unique<Flatten<float>>(), "flatten");
+  net.add(std::make_unique<Dense<float>>(DenseOptions(3072, 3)), "fc");
+  Checkpoint c;
+  net.save(c);
+  c.set_text("data/classes", "cat\ndog\nbird\n");
+  return c;
+}
+
+std::uint64_t fnv1a(const std::string& s, std::size_t from) {
+  std::uint64_t h = 0xcbf29ce484222325ULL;
+  for (std::size_t i = from; i < s.size(); ++i) {
+    h ^= static_cast<unsigned char>(s[i]);
+    h *= 0x100000001b3ULL;
+  }
+  return h;
+}
+
+// `count` entries, each a 3-byte key and an empty text: 16 bytes an entry, as the issue's file.
+std::string empty_entries(std::uint32_t count) {
+  std::string file("CNVNCKPT", 8);
+  auto put = [&](std::uint64_t v, int bytes) { file.append(reinterpret_cast<const char*>(&v), bytes); };
+  put(1, 4);
+  put(count, 4);
+  put(std::uint64_t{count} * 16, 8);
+  put(0, 8);  // the checksum, below
+  for (std::uint32_t i = 0; i < count; ++i) {
+    put(3, 4);
+    put(i, 3);
+    put(1, 1);  // text
+    put(0, 8);
+  }
+  const std::uint64_t sum = fnv1a(file, 32);
+  std::memcpy(&file[24], &sum, 8);
+  return file;
+}
+
+TEST(CheckpointCost, EveryCraftedFileCostsAtMostTwiceItsSizePlusAConstant) {
+  convnet::testing::TempDir dir;
+  struct Case {
+    std::string name, bytes, refusal;  // refusal: "" when the file loads
+  };
+  std::vector<Case> cases;
+  cases.push_back({"entries_1M.ckpt", empty_entries(1'000'000), "announces 1000000 entries, over the limit of 65536"});
+  cases.push_back({"entries_65536.ckpt", empty_entries(65'536), "does not say which network it holds"});
+  {
+    Checkpoint c = small_saved_network();
+    cases.push_back({"good.ckpt", c.serialize(), ""});
+    std::string tokens;
+    for (int i = 0; i < (8 << 20); ++i) tokens += "a ";
+    c.set_text("structure", tokens);  // the issue's one line of millions of one-letter tokens
+    cases.push_back({"tokens.ckpt", c.serialize(), "has a line of 16777216 bytes (at most 8192)"});
+    std::string lines;  // as many lines with as many settings as the bounds let through
+    for (int l = 0; l < 4096; ++l) {
+      lines += "l" + std::to_string(l) + " Odd";
+      for (int k = 0; k < 64; ++k) lines += " a";
+      lines += "\n";
+    }
+    c.set_text("structure", lines);
+    cases.push_back({"settings.ckpt", c.serialize(), "unknown layer type 'Odd'"});
+  }
+  {
+    Checkpoint c = small_saved_network();
+    c.set_text("data/classes", std::string(1 << 20, 'n'));
+    cases.push_back({"long_name.ckpt", c.serialize(), "class name 1 is 1048576 bytes long (at most 256)"});
+    std::string names;
+    for (int i = 0; i < 100'001; ++i) names += std::to_string(i) + "\n";
+    c.set_text("data/classes", names);
+    cases.push_back({"many_names.ckpt", c.serialize(), "data/classes lists more than 100000 names"});
+    names.clear();
+    for (int i = 0; i < 100'000; ++i) names += std::string(255, 'n') + "\n";
+    c.set_text("data/classes", names);
+    cases.push_back({"longest_names.ckpt", c.serialize(), ""});
+    c.set_text(std::string(8 << 20, 'k'), "");
+    cases.push_back({"long_key.ckpt", c.serialize(), "has a key of 8388608 bytes, over the limit of 1024"});
+  }
+  for (const Case& k : cases) {
+    const std::string path = write_bytes(dir, k.name, k.bytes);
+    std::string refusal;
+    const long long peak = peak_bytes_loading(path, refusal);
+    const long long bound = 2 * static_cast<long long>(k.bytes.size()) + kLoadConstant;
+    EXPECT_LE(peak, bound) << k.name << ": " << k.bytes.size() << " bytes, " << refusal;
+    if (k.refusal.empty()) {
+      EXPECT_EQ(refusal, "") << k.name;
+    } else {
+      EXPECT_NE(refusal.find(k.refusal), std::string::npos) << k.name << ": " << refusal;
+    }
+    std::cout << "[ info     ] " << k.name << ": " << k.bytes.size() << " bytes, at most " << peak
+              << " bytes held while loading\n";
+  }
 }
 
 }  // namespace

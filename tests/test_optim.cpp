@@ -210,4 +210,39 @@ TEST(WeightAverage, UpdatesByHandSwapsAndRoundTrips) {
   EXPECT_THROW(mismatched.load(c), CheckpointError);
 }
 
+// Counters from a checkpoint are bounded (issue 40, item 6): 2^53 is the last a double holds exactly.
+TEST(Optimizer, StoredCountersOver2To53AreRefusedAndNothingChanges) {
+  TwoParameters p;
+  Adam<double> adam(p.parameters(), AdamOptions(0.1));
+  adam.step();
+  Checkpoint c;
+  adam.save(c);
+  Adam<double> back(p.parameters(), AdamOptions(0.1));
+  c.set_u64s("optimizer/steps", {kMaxStoredCounter});
+  back.load(c);
+  EXPECT_EQ(back.steps(), kMaxStoredCounter);
+  Adam<double> fresh(p.parameters(), AdamOptions(0.1));
+  c.set_u64s("optimizer/steps", {kMaxStoredCounter + 1});
+  try {
+    fresh.load(c);
+    ADD_FAILURE() << "loaded";
+  } catch (const CheckpointError& e) {
+    EXPECT_EQ(std::string(e.what()), "checkpoint: optimizer/steps is 9007199254740993, over 2^53 (no run counts that far)");
+  }
+  EXPECT_EQ(fresh.steps(), 0u);
+  c.set_u64s("optimizer/steps", {1, 2});
+  EXPECT_THROW(fresh.load(c), CheckpointError);
+
+  Sequential<double> net;
+  net.add<Dense<double>>("fc", DenseOptions(1, 1));
+  WeightAverage<double> average(net, WeightAverageOptions());
+  average.update();
+  Checkpoint a;
+  average.save(a);
+  a.set_u64s("average/updates", {~std::uint64_t{0}});
+  WeightAverage<double> loaded(net, WeightAverageOptions());
+  EXPECT_THROW(loaded.load(a), CheckpointError);
+  EXPECT_EQ(loaded.updates(), 0u);
+}
+
 }  // namespace

@@ -29,6 +29,7 @@
 #include <cstring>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -50,18 +51,36 @@ class CheckpointError : public ErrorAs<std::runtime_error> {
 
 /// Limits on what a checkpoint may claim, checked before anything is allocated
 /// for it (a file whose header claims a 10 GB tensor is refused, not read).
+/// With them, loading a file takes at most twice its size plus 320 bytes an
+/// entry plus 1 MiB (tests/test_allocations.cpp sums every allocation).
 struct CheckpointLimits {
   /// The whole file (default 16 GiB: the paper network with Adam is ~0.75 GB).
   CheckpointLimits& file_bytes(std::uint64_t v) { max_file_bytes_ = v; return *this; }
   /// Any one tensor (default 2^31 values: fc6 of the paper network is 37.7 M).
   CheckpointLimits& tensor_elements(std::uint64_t v) { max_tensor_elements_ = v; return *this; }
+  /// Entries (default 65,536: the paper network with Adam has 70; 4,096 layers with momentum fit).
+  CheckpointLimits& entries(std::uint32_t v) { max_entries_ = v; return *this; }
+  /// Any one key (default 1 KiB).
+  CheckpointLimits& key_bytes(std::uint32_t v) { max_key_bytes_ = v; return *this; }
+  /// Any one text entry (default 64 MiB: 100,000 class names of 256 bytes are 25 MB).
+  CheckpointLimits& text_bytes(std::uint64_t v) { max_text_bytes_ = v; return *this; }
   std::uint64_t max_file_bytes() const { return max_file_bytes_; }
   std::uint64_t max_tensor_elements() const { return max_tensor_elements_; }
+  std::uint32_t max_entries() const { return max_entries_; }
+  std::uint32_t max_key_bytes() const { return max_key_bytes_; }
+  std::uint64_t max_text_bytes() const { return max_text_bytes_; }
 
  private:
   std::uint64_t max_file_bytes_ = 16ULL << 30;
   std::uint64_t max_tensor_elements_ = 1ULL << 31;
+  std::uint32_t max_entries_ = 65536;
+  std::uint32_t max_key_bytes_ = 1024;
+  std::uint64_t max_text_bytes_ = 64ULL << 20;
 };
+
+/// The largest counter (optimizer steps, weight-average updates) a checkpoint may hold: 2^53, the
+/// integers a double holds exactly (they enter bias corrections and averages as doubles).
+inline constexpr std::uint64_t kMaxStoredCounter = std::uint64_t{1} << 53;
 
 class Checkpoint {
  public:
@@ -120,6 +139,18 @@ class Checkpoint {
   const std::string& text(const std::string& key) const { return get(key, Kind::Text).text; }
   const std::vector<std::uint64_t>& u64s(const std::string& key) const { return get(key, Kind::U64s).u64s; }
   const std::vector<double>& f64s(const std::string& key) const { return get(key, Kind::F64s).f64s; }
+  /// A counter stored as one u64 (an optimizer's steps): CheckpointError when the entry is missing,
+  /// holds another count of values, or a value over kMaxStoredCounter.
+  std::uint64_t counter(const std::string& key) const {
+    if (!contains(key) || entry(key).kind != Kind::U64s || u64s(key).size() != 1) {
+      throw CheckpointError(source() + ": " + key + " is missing or malformed");
+    }
+    const std::uint64_t v = u64s(key)[0];
+    if (v > kMaxStoredCounter) {
+      throw CheckpointError(detail::concat(source(), ": ", key, " is ", v, ", over 2^53 (no run counts that far)"));
+    }
+    return v;
+  }
   /// A tensor entry; its values are converted to T if it was saved in the other precision.
   template <class T>
   std::vector<T> tensor(const std::string& key, std::vector<Index>* shape = nullptr) const {
@@ -180,10 +211,24 @@ class Checkpoint {
 
   /// Writes atomically (atomic_file.hpp): a reader of `path` sees the previous checkpoint or this one,
   /// whenever the process is interrupted.
-  void save(const std::string& path) const {
-    if (const auto error = write_file_atomically(path, serialize())) {
+  /// Returns the file's checksum (its header's bytes 24-31), by which a run recognises its own files.
+  std::uint64_t save(const std::string& path) const {
+    const std::string bytes = serialize();
+    if (const auto error = write_file_atomically(path, bytes)) {
       throw CheckpointError("cannot write checkpoint " + error->file + ": " + error->reason);
     }
+    return get_u64(bytes, 24);
+  }
+
+  /// The checksum in the header of the checkpoint at `path` (its first 32 bytes only, so a 1 GB
+  /// file costs nothing), or nothing when it is missing, not a regular file or not a checkpoint.
+  static std::optional<std::uint64_t> stored_checksum(const std::string& path) {
+    std::string header;
+    if (read_regular_file_prefix(path, kHeaderSize, header) || header.size() != kHeaderSize ||
+        std::memcmp(header.data(), kMagic, 8) != 0) {
+      return std::nullopt;
+    }
+    return get_u64(header, 24);
   }
 
   static Checkpoint load(const std::string& path, const CheckpointLimits& limits = {}) {
@@ -205,19 +250,22 @@ class Checkpoint {
     c.path_ = path;
     const std::string where = c.source();
     const std::uint32_t count = check_header(bytes, where, limits);
-    const std::string payload = bytes.substr(kHeaderSize);
-    Reader r{payload, 0, where};
+    Reader r{bytes, kHeaderSize, where};  // the entries are read in place: no copy of the file
     for (std::uint32_t i = 0; i < count; ++i) {
-      const std::size_t start = r.pos + kHeaderSize;
+      const std::size_t start = r.pos;
       const std::uint32_t key_size = r.u32();
+      if (key_size > limits.max_key_bytes()) {
+        r.fail(detail::concat("entry ", i, " has a key of ", key_size, " bytes, over the limit of ",
+                              limits.max_key_bytes(), " (CheckpointLimits::key_bytes)"));
+      }
       const std::string key = r.bytes(key_size, "key");
       Entry e;
       e.kind = static_cast<Kind>(r.u8());
       read_entry(r, key, start, limits, e);
       if (!c.entries_.emplace(key, std::move(e)).second) r.fail("duplicate entry '" + key + "'");
     }
-    if (r.pos != payload.size()) {
-      r.fail(detail::concat("bytes ", r.pos + kHeaderSize, "-", bytes.size() - 1, " follow the last entry"));
+    if (r.pos != bytes.size()) {
+      r.fail(detail::concat("bytes ", r.pos, "-", bytes.size() - 1, " follow the last entry"));
     }
     return c;
   }
@@ -247,11 +295,17 @@ class Checkpoint {
                                            " payload bytes but the file holds ", bytes.size() - kHeaderSize,
                                            bytes.size() - kHeaderSize < payload_size ? " (truncated)" : ""));
     }
-    if (fnv1a(bytes.substr(kHeaderSize)) != get_u64(bytes, 24)) {
+    if (fnv1a(bytes.data() + kHeaderSize, bytes.size() - kHeaderSize) != get_u64(bytes, 24)) {
       throw CheckpointError(detail::concat(where, ": checksum mismatch over bytes ", kHeaderSize, "-",
                                            bytes.size() - 1, " (the file is corrupted)"));
     }
-    return get_u32(bytes, 12);
+    const std::uint32_t count = get_u32(bytes, 12);
+    if (count > limits.max_entries()) {
+      throw CheckpointError(detail::concat(where, ": the header (bytes 12-15) announces ", count,
+                                           " entries, over the limit of ", limits.max_entries(),
+                                           " (CheckpointLimits::entries)"));
+    }
+    return count;
   }
 
   struct Reader;
@@ -260,9 +314,15 @@ class Checkpoint {
   static void read_entry(Reader& r, const std::string& key, std::size_t start, const CheckpointLimits& limits,
                          Entry& e) {
     switch (e.kind) {
-      case Kind::Text:
-        e.text = r.bytes(r.length(1, key), key);
+      case Kind::Text: {
+        const std::size_t n = r.length(1, key);
+        if (n > limits.max_text_bytes()) {
+          r.fail(detail::concat("entry '", key, "' is a text of ", n, " bytes, over the limit of ",
+                                limits.max_text_bytes(), " (CheckpointLimits::text_bytes)"));
+        }
+        e.text = r.bytes(n, key);
         break;
+      }
       case Kind::U64s:
         e.u64s.resize(r.length(8, key));
         r.copy(e.u64s.data(), e.u64s.size() * 8, key);
@@ -282,7 +342,7 @@ class Checkpoint {
   }
 
   static void read_tensor(Reader& r, const std::string& key, const CheckpointLimits& limits, Entry& e) {
-    const std::size_t payload = r.data.size();
+    const std::size_t payload = r.data.size() - kHeaderSize;
     const std::uint32_t rank = r.u32();
     if (rank > 8) r.fail(detail::concat("entry '", key, "' claims rank ", rank));
     std::uint64_t elements = 1;
@@ -299,8 +359,8 @@ class Checkpoint {
       r.fail(detail::concat("entry '", key, "' claims a tensor of ", elements, " values, over the limit of ",
                             limits.max_tensor_elements(), " (CheckpointLimits::max_tensor_elements)"));
     }
-    if (elements * elem > payload - r.pos) {
-      r.fail(detail::concat("entry '", key, "' claims ", elements, " values but only ", payload - r.pos,
+    if (elements * elem > r.data.size() - r.pos) {
+      r.fail(detail::concat("entry '", key, "' claims ", elements, " values but only ", r.data.size() - r.pos,
                             " bytes remain"));
     }
     if (e.kind == Kind::F32Tensor) {
@@ -318,7 +378,7 @@ class Checkpoint {
     std::string where;
 
     [[noreturn]] void fail(const std::string& what) const {
-      throw CheckpointError(detail::concat(where, ": at byte ", pos + kHeaderSize, ": ", what));
+      throw CheckpointError(detail::concat(where, ": at byte ", pos, ": ", what));
     }
     void need(std::size_t n, const std::string& what) const {
       if (n > data.size() - pos) {
@@ -394,14 +454,15 @@ class Checkpoint {
     std::memcpy(&v, s.data() + at, 8);
     return v;
   }
-  static std::uint64_t fnv1a(const std::string& s) {
+  static std::uint64_t fnv1a(const char* p, std::size_t n) {
     std::uint64_t h = 0xcbf29ce484222325ULL;
-    for (unsigned char ch : s) {
-      h ^= ch;
+    for (std::size_t i = 0; i < n; ++i) {
+      h ^= static_cast<unsigned char>(p[i]);
       h *= 0x100000001b3ULL;
     }
     return h;
   }
+  static std::uint64_t fnv1a(const std::string& s) { return fnv1a(s.data(), s.size()); }
 
   std::map<std::string, Entry> entries_;
   std::string path_;

@@ -145,11 +145,27 @@ class Classifier {
     }
     return Classifier(std::move(net), std::move(preparation), class_names_in(c));
   }
+  /// At most 100,000 names (AlexNet's class limit) of at most 256 bytes each: what a checkpoint
+  /// says is drawn and printed, so it is never trusted to be small.
   static std::vector<std::string> class_names_in(const Checkpoint& c) {
+    static constexpr std::size_t kMaxNames = 100000, kMaxNameBytes = 256;
     std::vector<std::string> names;
-    std::istringstream lines(c.contains("data/classes") ? c.text("data/classes") : "");
-    for (std::string line; std::getline(lines, line);) {
-      if (!line.empty()) names.push_back(line);
+    if (!c.contains("data/classes")) return names;
+    const std::string& text = c.text("data/classes");
+    for (std::size_t begin = 0; begin < text.size();) {
+      std::size_t end = text.find('\n', begin);
+      if (end == std::string::npos) end = text.size();
+      if (end - begin > kMaxNameBytes) {
+        throw CheckpointError(detail::concat(c.source(), ": class name ", names.size() + 1, " is ", end - begin,
+                                             " bytes long (at most ", kMaxNameBytes, ")"));
+      }
+      if (end > begin) {
+        if (names.size() == kMaxNames) {
+          throw CheckpointError(detail::concat(c.source(), ": data/classes lists more than ", kMaxNames, " names"));
+        }
+        names.push_back(text.substr(begin, end - begin));
+      }
+      begin = end + 1;
     }
     return names;
   }

@@ -48,6 +48,12 @@ inline std::string shape_token(const std::vector<Index>& shape) {
 }
 }  // namespace detail
 
+/// Most layers a structure may list (the paper network has 24).
+inline constexpr std::size_t kMaxSavedLayers = 4096;
+/// Most bytes and settings one structure line may have (the paper's conv1 line is 120 bytes, 11 settings).
+inline constexpr std::size_t kMaxStructureLineBytes = 8192;
+inline constexpr std::size_t kMaxStructureSettings = 64;
+
 /// One layer as checkpoints record it.
 struct LayerRecord {
   std::string name, type;
@@ -58,17 +64,56 @@ struct LayerRecord {
     for (const auto& [key, value] : settings) out += " " + key + "=" + value;
     return out;
   }
+  /// A structure line split on spaces; a line over kMaxStructureLineBytes or with more than
+  /// kMaxStructureSettings settings is a CheckpointError (a file is never trusted to be small).
   static LayerRecord parse(const std::string& line) {
+    if (line.size() > kMaxStructureLineBytes) {
+      throw CheckpointError(detail::concat("a structure line of ", line.size(), " bytes (at most ",
+                                           kMaxStructureLineBytes, "): '", line.substr(0, 40), "...'"));
+    }
     std::istringstream in(line);
     LayerRecord r;
     in >> r.name >> r.type;
     for (std::string token; in >> token;) {
+      if (r.settings.size() == kMaxStructureSettings) {
+        throw CheckpointError(detail::concat("structure line of layer ", r.name, " has more than ",
+                                             kMaxStructureSettings, " settings"));
+      }
       const auto eq = token.find('=');
       r.settings.emplace_back(token.substr(0, eq), eq == std::string::npos ? "" : token.substr(eq + 1));
     }
     return r;
   }
 };
+
+namespace detail {
+/// The non-empty lines of a checkpoint's structure entry, parsed, at most kMaxSavedLayers of them;
+/// errors name the checkpoint. Read in place: no copy of the text.
+inline std::vector<LayerRecord> structure_records(const Checkpoint& c, const std::string& key) {
+  const std::string& text = c.text(key);
+  std::vector<LayerRecord> records;
+  for (std::size_t begin = 0; begin < text.size();) {
+    std::size_t end = text.find('\n', begin);
+    if (end == std::string::npos) end = text.size();
+    if (end - begin > kMaxStructureLineBytes) {
+      throw CheckpointError(concat(c.source(), ": its ", key, " has a line of ", end - begin, " bytes (at most ",
+                                   kMaxStructureLineBytes, ")"));
+    }
+    if (end > begin) {
+      if (records.size() == kMaxSavedLayers) {
+        throw CheckpointError(concat(c.source(), ": its ", key, " lists more than ", kMaxSavedLayers, " layers"));
+      }
+      try {
+        records.push_back(LayerRecord::parse(text.substr(begin, end - begin)));
+      } catch (const CheckpointError& e) {
+        throw CheckpointError(c.source() + ": " + e.what());
+      }
+    }
+    begin = end + 1;
+  }
+  return records;
+}
+}  // namespace detail
 
 /// The structure of `net`, layer by layer.
 template <class Net>
@@ -113,12 +158,7 @@ void check_same_network(const Checkpoint& c, Net& net, const std::string& prefix
   const std::vector<LayerRecord> here = network_structure(net);
   std::string difference;
   if (c.contains(prefix + "structure")) {
-    std::vector<LayerRecord> saved;
-    std::istringstream lines(c.text(prefix + "structure"));
-    for (std::string line; std::getline(lines, line);) {
-      if (!line.empty()) saved.push_back(LayerRecord::parse(line));
-    }
-    difference = structure_difference(saved, here);
+    difference = structure_difference(structure_records(c, prefix + "structure"), here);
   } else if (prefix.empty() && c.contains("architecture")) {  // convnet 0.1: "name: description" lines; the names must agree
     std::vector<std::string> names;
     std::istringstream lines(c.text("architecture"));

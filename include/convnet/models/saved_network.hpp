@@ -27,9 +27,6 @@
 
 namespace convnet {
 
-/// Most layers a structure may list (the paper network has 24).
-inline constexpr std::size_t kMaxSavedLayers = 4096;
-
 namespace detail {
 
 /// The layer lines of `prefix`structure, each checked for a name, a unique one.
@@ -39,18 +36,13 @@ inline std::vector<LayerRecord> saved_structure(const Checkpoint& c, const std::
     throw CheckpointError(c.source() + " does not describe its network (no '" + key +
                           "' entry): it can only be loaded into a network built by its program");
   }
-  std::vector<LayerRecord> records;
+  std::vector<LayerRecord> records = structure_records(c, key);
   std::set<std::string> names;
-  std::istringstream lines(c.text(key));
-  for (std::string line; std::getline(lines, line);) {
-    if (line.empty()) continue;
-    if (records.size() == kMaxSavedLayers) {
-      throw CheckpointError(concat(c.source(), ": its structure lists more than ", kMaxSavedLayers, " layers"));
+  for (const LayerRecord& r : records) {
+    if (r.name.empty() || r.type.empty()) {
+      throw CheckpointError(c.source() + ": structure line '" + (r.type.empty() ? r.name : r.line()) + "' names no layer");
     }
-    LayerRecord r = LayerRecord::parse(line);
-    if (r.name.empty() || r.type.empty()) throw CheckpointError(c.source() + ": structure line '" + line + "' names no layer");
     if (!names.insert(r.name).second) throw CheckpointError(c.source() + ": structure lists layer " + r.name + " twice");
-    records.push_back(std::move(r));
   }
   if (records.empty()) throw CheckpointError(c.source() + ": its structure lists no layer");
   return records;

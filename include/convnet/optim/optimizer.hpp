@@ -107,11 +107,9 @@ class Optimizer {
                                              " values, expected ", b.size));
       }
     }
-    if (!c.contains(prefix + "steps") || c.u64s(prefix + "steps").size() != 1) {
-      throw CheckpointError(where + ": " + prefix + "steps is missing or malformed");
-    }
+    const std::uint64_t steps = c.counter(prefix + "steps");
     for (std::size_t i = 0; i < buffers.size(); ++i) std::copy(values[i].begin(), values[i].end(), buffers[i].data);
-    steps_ = c.u64s(prefix + "steps")[0];
+    steps_ = steps;
   }
 
   const std::vector<Parameter<T>>& parameters() const { return parameters_; }

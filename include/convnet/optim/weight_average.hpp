@@ -104,11 +104,9 @@ class WeightAverage {
       values.push_back(c.tensor<T>(key, &shape));
       if (shape != t.shape) throw CheckpointError(c.source() + ": the weight average's " + t.key + " has another shape");
     }
-    if (!c.contains(prefix + "updates") || c.u64s(prefix + "updates").size() != 1) {
-      throw CheckpointError(c.source() + ": " + prefix + "updates is missing or malformed");
-    }
+    const std::uint64_t updates = c.counter(prefix + "updates");
     for (std::size_t i = 0; i < tensors_.size(); ++i) tensors_[i].average = std::move(values[i]);
-    updates_ = c.u64s(prefix + "updates")[0];
+    updates_ = updates;
   }
 
  private:
