@@ -8,6 +8,7 @@
 #include <convnet/data/loader.hpp>
 #include <convnet/inference/classifier.hpp>
 #include <convnet/inference/embedding_classifier.hpp>
+#include <convnet/inference/plot.hpp>
 #include <convnet/layers/dense.hpp>
 #include <convnet/layers/flatten.hpp>
 #include <convnet/models/alexnet.hpp>
@@ -179,3 +180,25 @@ TEST(EmbeddingClassifier, SplitHalfCentroidOnAToyEmbedding) {
 }
 
 }  // namespace
+
+// Class names come from files: any bytes are drawn safely (issue 40, item 6). stb_easy_font indexes
+// its glyph table with a signed char, so a UTF-8 name read out of bounds (the ASan build shows it);
+// a 1 MiB name asked for 1 GB of vertices.
+TEST(Canvas, NamesOfAnyBytesAreDrawnAsPrintableAsciiCutToAFixedWidth) {
+  EXPECT_EQ(Canvas::drawable("caf\xc3\xa9 \x01x\x7f"), "caf?? ?x?");
+  const std::string huge(1 << 20, 'n');
+  const std::string shown = Canvas::drawable(huge);
+  EXPECT_EQ(shown.size(), Canvas::kMaxTextChars);
+  EXPECT_EQ(shown, std::string(Canvas::kMaxTextChars - 2, 'n') + "..");
+  EXPECT_EQ(Canvas::text_width(huge), Canvas::text_width(shown));
+  Canvas a(400, 12), b(400, 12);
+  a.text(0, 0, "caf\xc3\xa9", {0, 0, 0});
+  b.text(0, 0, "caf??", {0, 0, 0});
+  EXPECT_EQ(a.pixels(), b.pixels());
+  Canvas c(400, 12);
+  c.text(0, 0, huge, {0, 0, 0});
+  Canvas d(400, 12);
+  d.text(0, 0, shown, {0, 0, 0});
+  EXPECT_EQ(c.pixels(), d.pixels());
+  EXPECT_NE(c.pixels(), Canvas(400, 12).pixels());
+}

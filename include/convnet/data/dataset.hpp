@@ -37,20 +37,26 @@ namespace detail {
 /// for a corrupt file here and there, few enough that a folder of unreadable files fails at once.
 constexpr Index kMaxUnreadableInARow = 1000;
 
-/// Loads the first example of index_at(0), index_at(1), ... that reads, at most `attempts` of them:
-/// a DataError calls on_skip(error) and moves on; the last one is rethrown. Returns the index loaded.
-template <class IndexAt, class OnSkip>
-Index load_first_readable(const Dataset& data, Image& out, Index attempts, IndexAt index_at, OnSkip on_skip) {
+/// Loads the first example of index_at(0), index_at(1), ... that reads, at most `attempts` of them,
+/// through load(index, out) (a dataset's load, or a load and its transforms): a DataError calls
+/// on_skip(error) and moves on; the last one is rethrown. Returns the index loaded.
+template <class Load, class IndexAt, class OnSkip>
+Index load_first_readable_with(Load load, Image& out, Index attempts, IndexAt index_at, OnSkip on_skip) {
   for (Index step = 0;; ++step) {
     const Index index = index_at(step);
     try {
-      data.load(index, out);
+      load(index, out);
       return index;
     } catch (const DataError& e) {
       if (step + 1 >= attempts) throw;
       on_skip(e);
     }
   }
+}
+template <class IndexAt, class OnSkip>
+Index load_first_readable(const Dataset& data, Image& out, Index attempts, IndexAt index_at, OnSkip on_skip) {
+  return load_first_readable_with([&](Index i, Image& image) { data.load(i, image); }, out, attempts, index_at,
+                                  on_skip);
 }
 }  // namespace detail
 

@@ -57,12 +57,25 @@ class Canvas {
       fill_rect(x - thickness / 2, y - thickness / 2, thickness, thickness, c);
     }
   }
+  /// The most characters text() draws of one string; longer ones end in "..".
+  static constexpr std::size_t kMaxTextChars = 64;
+  /// `s` as text() draws it: bytes outside printable ASCII (UTF-8, controls) as '?', since
+  /// stb_easy_font indexes its glyph table with them, and cut to kMaxTextChars, since a class
+  /// name comes from a file and is never trusted to be short.
+  static std::string drawable(const std::string& s) {
+    std::string out;
+    for (std::size_t i = 0; i < s.size() && out.size() < kMaxTextChars; ++i) {
+      const unsigned char ch = static_cast<unsigned char>(s[i]);
+      out.push_back(ch >= 0x20 && ch < 0x7F ? static_cast<char>(ch) : '?');
+    }
+    if (s.size() > kMaxTextChars) out.replace(kMaxTextChars - 2, 2, "..");
+    return out;
+  }
   /// Text with its top-left corner at (x, y); `scale` enlarges stb_easy_font's 7-pixel glyphs.
   void text(Index x, Index y, const std::string& s, Color c, int scale = 1) {
-    std::vector<char> buffer(s.begin(), s.end());
-    buffer.push_back('\0');
-    std::vector<char> vertices(std::max<std::size_t>(1, s.size()) * 270 * 4);  // stb's worst case: 270 bytes a character... x4 margin
-    const int quads = stb_easy_font_print(0, 0, buffer.data(), nullptr, vertices.data(), static_cast<int>(vertices.size()));
+    std::string shown = drawable(s);
+    std::vector<char> vertices(std::max<std::size_t>(1, shown.size()) * 270 * 4);  // stb's worst case: 270 bytes a character... x4 margin
+    const int quads = stb_easy_font_print(0, 0, shown.data(), nullptr, vertices.data(), static_cast<int>(vertices.size()));
     for (int q = 0; q < quads; ++q) {
       const float* v0 = reinterpret_cast<const float*>(vertices.data() + q * 4 * 16);
       const float* v2 = reinterpret_cast<const float*>(vertices.data() + (q * 4 + 2) * 16);
@@ -71,9 +84,8 @@ class Canvas {
     }
   }
   static Index text_width(const std::string& s, int scale = 1) {
-    std::vector<char> buffer(s.begin(), s.end());
-    buffer.push_back('\0');
-    return stb_easy_font_width(buffer.data()) * scale;
+    std::string shown = drawable(s);
+    return stb_easy_font_width(shown.data()) * scale;
   }
   /// Copies an RGB picture (CHW, 0-255) scaled to w x h (nearest neighbour) at (x, y).
   void draw_image(const Image& image, Index x, Index y, Index w, Index h) {
