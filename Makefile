@@ -24,7 +24,8 @@ NP ?= 2
 THREADS_PER_RANK ?= 1
 # Open MPI refuses to start as root unless told; containers and CI often are root.
 MPIRUN_FLAGS ?= --oversubscribe $(if $(filter 0,$(shell id -u)),--allow-run-as-root,)
-FUZZ_TARGETS := cifar10 cifar100 idx image checkpoint config trainer_checkpoint transforms command_line onnx
+FUZZ_TARGETS := cifar10 cifar100 idx image checkpoint config trainer_checkpoint transforms command_line onnx \
+  saved_network resume_checks
 FUZZ_CXX ?= clang++
 FUZZ_FLAGS := -std=c++17 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
   -fsanitize-ignorelist=tests/fuzz/ubsan_ignore.txt -Iinclude -I/usr/include/eigen3 -DCONVNET_WITH_ZLIB
@@ -46,14 +47,20 @@ all: build
 deps:
 	@bash tools/install-deps.sh test
 
+# CONVNET_REQUIRE_ALL_TESTS: a test group whose dependencies tools/install-deps.sh installs (zlib,
+# MPI, the examples, the program and its process tests, the docs check) fails the configuration
+# when it would be left out, instead of passing a smaller suite.
 configure: deps
-	@$(CONFIGURE) -DCONVNET_BUILD_TESTS=ON -DCONVNET_BUILD_APPS=ON -DCONVNET_BUILD_EXAMPLES=ON -DCONVNET_BUILD_BENCHMARKS=ON
+	@$(CONFIGURE) -DCONVNET_BUILD_TESTS=ON -DCONVNET_BUILD_APPS=ON -DCONVNET_BUILD_EXAMPLES=ON -DCONVNET_BUILD_BENCHMARKS=ON \
+	  -DCONVNET_REQUIRE_ALL_TESTS=ON
 
 build: configure
 	@cmake --build $(BUILD_DIR) -j $(JOBS)
 
+# --timeout: a default for any test without its own TIMEOUT (every test has one): a hang fails.
 test: build
-	@cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS)
+	@cd $(BUILD_DIR) && status=0 && ctest --output-on-failure --timeout 1800 -j $(JOBS) || status=$$?; \
+	  bash $(CURDIR)/tools/print-skipped.sh $(CURDIR)/$(BUILD_DIR); exit $$status
 
 train-build:
 	@bash tools/install-deps.sh
@@ -90,7 +97,8 @@ check-sanitize: deps
 	  -DCONVNET_BUILD_BENCHMARKS=OFF -DCONVNET_ALLOC_TESTS=OFF -DCONVNET_WITH_MPI=OFF \
 	  -DCMAKE_CXX_FLAGS="-fsanitize=address,undefined,float-cast-overflow -fno-omit-frame-pointer -fno-sanitize-recover=undefined,float-cast-overflow"
 	@cmake --build $(BUILD_DIR)-sanitize -j $(JOBS)
-	@cd $(BUILD_DIR)-sanitize && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j $(JOBS) -E "consumer_|headers_compile_alone"
+	@cd $(BUILD_DIR)-sanitize && status=0 && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure --timeout 3600 -j $(JOBS) \
+	  -E "consumer_|headers_compile_alone" || status=$$?; bash $(CURDIR)/tools/print-skipped.sh $(CURDIR)/$(BUILD_DIR)-sanitize; exit $$status
 
 # Coverage-guided fuzzing (clang's libFuzzer, without OpenMP: the loaders are single-threaded).
 # New inputs go to build-fuzz/corpus-<target>; crashes to build-fuzz/crash-*.

@@ -532,6 +532,29 @@ TEST(Loader, ThreadsThatStartedAreJoinedWhenALaterOneCannotStart) {
   EXPECT_EQ(WEXITSTATUS(status), 0);
 }
 
+// The same failure through the test hook, so that it runs under the sanitizer builds too (where the
+// test above is skipped): the fourth of eight threads cannot start; the three that did are joined
+// (a std::thread destroyed unjoined would end the program) and the error reaches the caller.
+TEST(Loader, AThreadThatCannotStartIsReportedAfterTheOthersAreJoinedUnderAnyBuild) {
+  GeneratedDataset data(8, [](Index i, Image& out) { out.reset(1, 2, 2, static_cast<float>(i)); });
+  int started = 0;
+  detail::loader_thread_start_hook() = [&](int worker) {
+    if (worker == 3) throw std::system_error(EAGAIN, std::generic_category(), "no thread for worker 3");
+    ++started;
+  };
+  try {
+    DataLoader loader(data, Pipeline(), LoaderOptions().workers(8));
+    ADD_FAILURE() << "all eight started";
+  } catch (const std::system_error& e) {
+    EXPECT_NE(std::string(e.what()).find("no thread for worker 3"), std::string::npos);
+  }
+  detail::loader_thread_start_hook() = nullptr;
+  EXPECT_EQ(started, 3);
+  DataLoader loader(data, Pipeline(), LoaderOptions().workers(8).batch_size(8));
+  loader.start_epoch(0);
+  ASSERT_NE(loader.next(), nullptr);
+}
+
 // ---- the loader skips what it cannot read ------------------------------------------
 
 TEST(Loader, UnreadablePicturesAreSkippedCountedAndReplacedAlikeForAnyWorkers) {
@@ -570,6 +593,42 @@ TEST(Loader, UnreadablePicturesAreSkippedCountedAndReplacedAlikeForAnyWorkers) {
   walker.start_epoch(0);
   EXPECT_THROW(walker.next(), DataError);
   EXPECT_EQ(walker.skipped(), 999);
+}
+
+// A picture that decodes but that a transform refuses (issue 40, item 6: a 1 x 40 strip whose
+// shorter side scaled to 8 would pass the resize's pixel limit) is skipped and counted like an
+// unreadable one, the same way for any number of workers; without skipping it ends the epoch.
+TEST(Loader, PicturesATransformRefusesAreSkippedAndCountedToo) {
+  GeneratedDataset data(8, [](Index i, Image& out) {
+    if (i == 2) {
+      out.reset(1, 1, 40, 0.0f);
+    } else {
+      out.reset(1, 2, 2, static_cast<float>(i));
+    }
+  });
+  Pipeline pipeline;
+  pipeline.add<Resize>(Resize::shorter_side(8).max_output_pixels(100)).add<CenterCrop>(2, 2);
+  std::vector<std::vector<float>> seen;
+  for (int workers : {0, 2}) {
+    DataLoader loader(data, pipeline, LoaderOptions().batch_size(4).workers(workers).seed(3).skip_unreadable(true));
+    loader.start_epoch(0);
+    std::vector<float> values;
+    while (const Batch* b = loader.next()) {
+      for (Index k = 0; k < b->count(); ++k) {
+        EXPECT_NE(b->indices[static_cast<std::size_t>(k)], 2);
+        values.push_back(b->images.data()[k * 4]);
+      }
+    }
+    EXPECT_EQ(values.size(), 8u);
+    EXPECT_EQ(loader.skipped(), 1);
+    EXPECT_NE(loader.first_skip_reason().find("Resize::max_output_pixels"), std::string::npos)
+        << loader.first_skip_reason();
+    seen.push_back(values);
+  }
+  EXPECT_EQ(seen[0], seen[1]);
+  DataLoader strict(data, pipeline, LoaderOptions().batch_size(8).workers(0).shuffle(false));
+  strict.start_epoch(0);
+  EXPECT_THROW(strict.next(), DataError);
 }
 
 }  // namespace

@@ -18,7 +18,7 @@
 // returned by next() stays valid until the following call to next() or
 // start_epoch(). An error while preparing a batch (an undecodable picture) is
 // rethrown by next(); with skip_unreadable(true), a picture whose load()
-// throws a DataError is replaced by the next one of the epoch's order that
+// or whose transforms throw a DataError is replaced by the next one of the epoch's order that
 // loads (the same replacement whichever thread meets it) and counted in
 // skipped(), so one corrupt file in a million does not end a run (1,000
 // unreadable in a row do: the error is rethrown).
@@ -29,6 +29,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <exception>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -43,6 +44,16 @@
 #include "transforms.hpp"
 
 namespace convnet {
+
+namespace detail {
+/// Called with a worker's number before the loader starts its thread; empty unless a test sets it.
+/// A test throws std::system_error from it to make a thread fail to start under any sanitizer (an
+/// address-space limit, the real cause, does not mix with a sanitizer's shadow memory).
+inline std::function<void(int)>& loader_thread_start_hook() {
+  static std::function<void(int)> hook;
+  return hook;
+}
+}  // namespace detail
 
 struct LoaderOptions {
   LoaderOptions& batch_size(Index v) { batch_size_ = v; return *this; }
@@ -100,7 +111,10 @@ class DataLoader {
     if (data_.size() == 0) throw DataError("DataLoader: the dataset is empty");
     slots_.resize(static_cast<std::size_t>(options_.workers() == 0 ? 1 : options_.prefetch()));
     try {
-      for (int w = 0; w < options_.workers(); ++w) threads_.emplace_back([this] { work(); });
+      for (int w = 0; w < options_.workers(); ++w) {
+        if (detail::loader_thread_start_hook()) detail::loader_thread_start_hook()(w);
+        threads_.emplace_back([this] { work(); });
+      }
     } catch (...) {  // a thread could not start (std::system_error): end the ones that did, then report it
       stop_workers();
       throw;
@@ -291,9 +305,6 @@ class DataLoader {
       for (Index k = 0; k < count; ++k) {
         const Index position = begin + k;
         const Index index = load_or_skip(position, slot.image);
-        Rng rng(detail::mix64(detail::mix64(options_.seed() + detail::kGolden * (epoch_ + 1)) ^
-                              detail::mix64(static_cast<std::uint64_t>(position))));
-        pipeline_.apply(slot.image, rng);
         const Shape shape{count, slot.image.channels, slot.image.height, slot.image.width};
         if (k == 0) {
           first = shape;
@@ -314,13 +325,22 @@ class DataLoader {
     }
   }
 
-  // Loads the example at `position` of the epoch's order into `image` and returns its index; with
-  // skip_unreadable, an unreadable one is counted and the following positions are tried in turn.
+  // Loads the example at `position` of the epoch's order into `image`, transformed, and returns its
+  // index; with skip_unreadable, one that cannot be read or that a transform refuses (a picture too
+  // thin to resize, say) is counted and the following positions are tried in turn, each transformed
+  // with the position's own random numbers.
   Index load_or_skip(Index position, Image& image) {
     const Index n = data_.size();
     const Index attempts = options_.skip_unreadable() ? std::min(n, detail::kMaxUnreadableInARow) : 1;
-    return detail::load_first_readable(
-        data_, image, attempts, [&](Index step) { return order_[static_cast<std::size_t>((position + step) % n)]; },
+    auto load_and_transform = [&](Index index, Image& out) {
+      data_.load(index, out);
+      Rng rng(detail::mix64(detail::mix64(options_.seed() + detail::kGolden * (epoch_ + 1)) ^
+                            detail::mix64(static_cast<std::uint64_t>(position))));
+      pipeline_.apply(out, rng);
+    };
+    return detail::load_first_readable_with(
+        load_and_transform, image, attempts,
+        [&](Index step) { return order_[static_cast<std::size_t>((position + step) % n)]; },
         [&](const DataError& e) {
           if (skipped_.fetch_add(1) == 0) {
             std::lock_guard<std::mutex> lock(skip_mutex_);
