@@ -16,6 +16,8 @@
 #include <string>
 #include <vector>
 
+#include <convnet/inference/classifier.hpp>
+
 #include "fuzz/fuzz_targets.hpp"
 
 namespace {
@@ -63,10 +65,16 @@ TEST(FuzzCorpus, TrainerCheckpointReplaysCleanly) {
 TEST(FuzzCorpus, TransformsReplayCleanly) { EXPECT_GE(replay("transforms", convnet::fuzz::transforms), 3); }
 TEST(FuzzCorpus, CommandLineReplaysCleanly) { EXPECT_GE(replay("command_line", convnet::fuzz::command_line), 3); }
 TEST(FuzzCorpus, OnnxImporterReplaysCleanly) { EXPECT_GE(replay("onnx", convnet::fuzz::onnx), 4); }
+TEST(FuzzCorpus, SavedNetworkReplaysCleanly) { EXPECT_GE(replay("saved_network", convnet::fuzz::saved_network), 2); }
+TEST(FuzzCorpus, ResumeChecksReplayCleanly) { EXPECT_GE(replay("resume_checks", convnet::fuzz::resume_checks), 2); }
 
 // The seeds are what they claim to be: the valid ones load, the broken ones are refused.
 TEST(FuzzCorpus, SeedsAreValidWhereTheySayTheyAre) {
   const fs::path root = CONVNET_FUZZ_CORPUS_DIR;
+  // The saved network's seed loads as predict would load it: its paths past the checks are reached.
+  const Classifier saved = Classifier::from_checkpoint(Checkpoint::parse(convnet::fuzz::saved_network_seed()));
+  EXPECT_EQ(saved.class_names(), (std::vector<std::string>{"cat", "dog", "bird"}));
+  EXPECT_EQ(saved.input_size(), 8);
   for (const char* name : {"rgb.png", "rgb.bmp", "rgb.tga", "rgb.jpg", "grey_alpha.png", "tiny.ppm", "one_pixel.gif"}) {
     const std::string bytes = read_bytes(root / "image" / name);
     EXPECT_NO_THROW(decode_image_from_memory(reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size(), name))

@@ -212,15 +212,26 @@ TEST(Examples, ResumeChecksWhatItWillNeedBeforeTraining) {
   ASSERT_EQ(first.status, 0) << first.output;
   EXPECT_NE(read(dir / "run/report.txt").find(" dropout=0.25 "), std::string::npos) << read(dir / "run/report.txt");
 
-  // last.ckpt alone, away from its best.ckpt: refused at once, naming what is missing.
+  // last.ckpt alone, away from its best.ckpt, at the end of its best epoch: best.ckpt is rebuilt from
+  // it (the two were the same state). Past the best epoch it cannot be: refused at once, naming what
+  // is missing, before any data is read.
   fs::create_directories(dir / "alone");
   fs::copy_file(dir / "run/last.ckpt", dir / "alone/last.ckpt");
   const Result alone = run(kTrain + common + " --resume " + (dir / "alone/last.ckpt"));
-  EXPECT_EQ(alone.status, 1) << alone.output;
-  EXPECT_NE(alone.output.find("cannot resume " + (dir / "alone/last.ckpt") + ": " + (dir / "alone/best.ckpt") +
-                              ", the best epoch so far (the final report reads it), is missing"),
+  EXPECT_EQ(alone.status, 0) << alone.output;
+  EXPECT_NE(alone.output.find("rebuilt missing " + (dir / "alone/best.ckpt") + " from " + (dir / "alone/last.ckpt") +
+                              ", which is its epoch 1"),
             std::string::npos) << alone.output;
-  EXPECT_EQ(alone.output.find("loading "), std::string::npos) << alone.output;
+  fs::create_directories(dir / "past");
+  Checkpoint past = Checkpoint::load(dir / "run/last.ckpt");
+  past.set_u64s("trainer/position", {1, 2});
+  past.save(dir / "past/last.ckpt");
+  const Result refused = run(kTrain + common + " --resume " + (dir / "past/last.ckpt"));
+  EXPECT_EQ(refused.status, 1) << refused.output;
+  EXPECT_NE(refused.output.find("cannot resume " + (dir / "past/last.ckpt") + ": " + (dir / "past/best.ckpt") +
+                                " is missing, and last.ckpt has moved past the best epoch (1)"),
+            std::string::npos) << refused.output;
+  EXPECT_EQ(refused.output.find("loading "), std::string::npos) << refused.output;
 
   // --out elsewhere: best.ckpt comes along, and the run ends with its report there. The data has moved
   // too: --data names where it is now (the recorded place is gone); another kind of data is refused.

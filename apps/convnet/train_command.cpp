@@ -13,9 +13,12 @@
 #include <convnet/distributed/mpi.hpp>
 #endif
 
+#include <csignal>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <sstream>
 #include <unistd.h>
 
@@ -125,7 +128,9 @@ int fit(const TrainSettings& s, const cli::OptionTable& table, const Checkpoint*
   std::ostringstream report;
   write_test_report(report, trainer, config, cli::eval_views_of(s), objective, *data, options.max_batches(), signals.flag());
   if (signals.received()) return interrupted("stopped during the test report (training is complete)");
-  std::ofstream((std::filesystem::path(s.out) / "report.txt").string()) << report.str();
+  if (const auto error = write_file_atomically((std::filesystem::path(s.out) / "report.txt").string(), report.str())) {
+    throw DataError("cannot write " + error->file + ": " + error->reason);
+  }
   std::cout << "\n" << report.str() << "\nwrote " << s.out
             << "/{metrics.csv, timing.csv, curves.png, last.ckpt, best.ckpt, report.txt}\n";
   return 0;
@@ -164,9 +169,20 @@ int train(TrainSettings& s, cli::OptionTable& table) {
   // is read (for a folder, whose pictures are not known yet, checked again once it is open).
   const AlexNetConfig config = cli::config_before_data(s);
   cli::objective_of(s);
+  // One run per output folder (rank 0 writes it): taken before anything is written there, held to the end.
+  std::optional<OutputFolderLock> lock;
+  if (is_root()) {
+    lock.emplace(s.out);
+    if (const int removed = remove_stale_temporaries(s.out)) {
+      std::cout << "removed " << removed << " temporary files an interrupted run left in " << s.out << "\n";
+    }
+  }
   if (!s.resume.empty()) {
     if (spec.info().shape_known()) require_stored_parameters(resume, alexnet_parameter_shapes(config));
-    ensure_best_checkpoint(s.out, s.resume, resume);
+    if (is_root()) {
+      const BestCheckpointCheck best = ensure_best_checkpoint(s.out, s.resume, resume);
+      if (!best.note.empty()) std::cout << best.note << "\n";
+    }
   }
   if (spec.kind == "cifar10" && !cifar10_present(spec.dir)) download_cifar10(spec.dir);
   prepare_output_folder(s.out);
@@ -175,8 +191,30 @@ int train(TrainSettings& s, cli::OptionTable& table) {
 
 }  // namespace
 
+// For the tests that kill a run at every write of an epoch's end (tests/test_processes.cpp):
+// CONVNET_TEST_WRITE_EVENTS=1 prints each stage of each atomic write to stderr ("write-event
+// best.ckpt written"), CONVNET_TEST_KILL_AT=FILE:STAGE:N kills the program (SIGKILL: no clean-up) at
+// the N-th such event of FILE. Unset, nothing is observed.
+void observe_writes_for_tests() {
+  const char* log = std::getenv("CONVNET_TEST_WRITE_EVENTS");
+  const char* kill_at = std::getenv("CONVNET_TEST_KILL_AT");
+  if ((log == nullptr || *log == '\0') && (kill_at == nullptr || *kill_at == '\0')) return;
+  const std::string spec = kill_at ? kill_at : "";
+  const auto colon = spec.find(':'), second = spec.rfind(':');
+  const std::string file = spec.substr(0, colon);
+  const std::string stage = colon == std::string::npos ? "" : spec.substr(colon + 1, second - colon - 1);
+  const long n = second == std::string::npos || second == colon ? 0 : std::atol(spec.c_str() + second + 1);
+  atomic_write_observer() = [=, seen = 0L](AtomicWriteStage s, const std::string& path) mutable {
+    const std::string name = std::filesystem::path(path).filename().string();
+    const char* what = s == AtomicWriteStage::Written ? "written" : "renamed";
+    if (log != nullptr && *log != '\0') std::cerr << "write-event " << name << " " << what << std::endl;
+    if (name == file && stage == what && ++seen == n) ::raise(SIGKILL);
+  };
+}
+
 // The whole command: parse, train, report; errors as "convnet train: message" and exit status 1.
 int train_command(int argc, char** argv) {
+  observe_writes_for_tests();
 #ifdef CONVNET_WITH_MPI
   mpi::World world(argc, argv);  // MPI only when started by mpirun
   process_group = world.group();

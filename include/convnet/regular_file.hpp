@@ -86,6 +86,35 @@ std::optional<FileRefusal> read_regular_file(const std::string& path, std::uint6
   return std::nullopt;
 }
 
+/// The first `count` bytes (fewer when the file is shorter) of the regular file at `path`: a header
+/// without reading the whole file. On refusal returns why and leaves `out` empty.
+inline std::optional<FileRefusal> read_regular_file_prefix(const std::string& path, std::size_t count, std::string& out) {
+  out.clear();
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+  if (fd < 0) return FileRefusal{FileRefusal::Kind::CannotOpen, std::strerror(errno)};
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) return FileRefusal{FileRefusal::Kind::CannotOpen, std::strerror(errno)};
+  if (!S_ISREG(st.st_mode)) return FileRefusal{FileRefusal::Kind::NotRegular, detail::file_kind(st.st_mode)};
+  out.resize(count);
+  std::size_t got = 0;
+  while (got < count) {
+    const ssize_t n = ::pread(fd, &out[got], count - got, static_cast<off_t>(got));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      out.clear();
+      return FileRefusal{FileRefusal::Kind::ReadError, std::strerror(errno)};
+    }
+    if (n == 0) break;
+    got += static_cast<std::size_t>(n);
+  }
+  out.resize(got);
+  return std::nullopt;
+}
+
 /// "is a FIFO, not a regular file", "is 12 bytes, over the limit of 10 bytes (LIMIT)", ... for a
 /// message that starts with what the file is and its path.
 inline std::string refusal_text(const FileRefusal& r, std::uint64_t max_bytes, const std::string& limit_name) {

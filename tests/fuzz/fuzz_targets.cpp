@@ -13,14 +13,17 @@
 #include <convnet/layers/flatten.hpp>
 #include <convnet/layers/relu.hpp>
 #include <convnet/optim/sgd.hpp>
+#include <convnet/train/resume.hpp>
 #include <convnet/train/trainer.hpp>
 
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <string>
 #include <vector>
+#include <unistd.h>
 
 #include <convnet/cli/train_settings.hpp>
 
@@ -445,6 +448,77 @@ int onnx(const std::uint8_t* data, std::size_t size) {
   Tensor<float> x(1, m.channels, m.height, m.width);
   x.setConstant(0.5f);
   if (shape_of(m.network.forward(x)) != shape) fail("an imported network's output is not the shape it said");
+  return 0;
+}
+
+// A network rebuilt from a checkpoint alone, as convnet predict does for any saved network: the
+// structure's lines and settings, the class names and the preparation, all bounded before anything
+// is built (issue 40, item 3). Allowed: CheckpointError (and DataError from a preparation).
+std::string saved_network_seed() {
+  Sequential<float> net;
+  net.add<Flatten<float>>("flatten");
+  net.add<Dense<float>>("fc", DenseOptions(3 * 8 * 8, 3));
+  Checkpoint c;
+  net.save(c);
+  c.set_text("data/classes", "cat\ndog\nbird\n");
+  Preparation::with_statistics(PreparationOptions().input_size(8), ChannelStats{{120, 110, 100}, {60, 60, 60}}).save(c);
+  return c.serialize();
+}
+
+int saved_network(const std::uint8_t* data, std::size_t size) {
+  if (size < 1) return 0;
+  const std::string bytes = checkpoint_bytes(data, size);
+  try {
+    const Checkpoint c = Checkpoint::parse(bytes, "fuzz input", CheckpointLimits().tensor_elements(1 << 16));
+    const Classifier model = Classifier::from_checkpoint(c);
+    if (model.class_names().size() > 100000) fail("more class names than the bound");
+    for (const auto& name : model.class_names()) {
+      if (name.size() > 256) fail("a class name over the bound");
+    }
+  } catch (const CheckpointError&) {
+  } catch (const DataError&) {
+  }
+  return 0;
+}
+
+std::string resume_seed() {
+  Checkpoint c = Checkpoint::parse(trainer_checkpoint_seed());
+  c.set_u64s("trainer/best", {1, 0});
+  c.set_u64s("trainer/position", {1, 0});
+  return c.serialize();
+}
+
+// What --resume checks before training: the record of the best.ckpt that goes with last.ckpt, against
+// a best.ckpt of another run in the output folder (copied, rebuilt or refused), and the trainer's
+// reading of it. Allowed: CheckpointError, DataError.
+int resume_checks(const std::uint8_t* data, std::size_t size) {
+  if (size < 1) return 0;
+  const std::string bytes = checkpoint_bytes(data, size);
+  static const std::filesystem::path dir = [] {
+    const auto d = std::filesystem::temp_directory_path() / ("convnet_fuzz_resume_" + std::to_string(::getpid()));
+    std::filesystem::create_directories(d / "run");
+    return d;
+  }();
+  std::error_code ec;
+  std::filesystem::remove(dir / "out" / "best.ckpt", ec);
+  std::filesystem::create_directories(dir / "out", ec);
+  {
+    std::ofstream(dir / "out" / "best.ckpt", std::ios::binary) << saved_network_seed();  // another run's
+  }
+  try {
+    Checkpoint c = Checkpoint::parse(bytes, "fuzz input", CheckpointLimits().tensor_elements(1 << 16));
+    const std::size_t epochs = stored_epochs(c);
+    const auto best = Trainer<float>::stored_best_file(c, "trainer/", epochs);
+    if (best && (best->first < 1 || best->first > epochs)) fail("a best epoch outside the history");
+    ensure_best_checkpoint((dir / "out").string(), (dir / "run" / "last.ckpt").string(), c);
+    if (epochs > 0 && c.contains("trainer/best")) {
+      if (Checkpoint::stored_checksum((dir / "out" / "best.ckpt").string()) != c.u64s("trainer/best").at(1)) {
+        fail("accepted a best.ckpt that is not the one last.ckpt records");
+      }
+    }
+  } catch (const CheckpointError&) {
+  } catch (const DataError&) {
+  }
   return 0;
 }
 

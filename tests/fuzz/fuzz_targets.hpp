@@ -29,6 +29,12 @@ int trainer_checkpoint(const std::uint8_t* data, std::size_t size);
 int transforms(const std::uint8_t* data, std::size_t size);
 int command_line(const std::uint8_t* data, std::size_t size);
 int onnx(const std::uint8_t* data, std::size_t size);
+int saved_network(const std::uint8_t* data, std::size_t size);
+int resume_checks(const std::uint8_t* data, std::size_t size);
+/// Seeds of the two targets above: a small network saved with its structure, class names and
+/// preparation; a trainer's last.ckpt at the end of its best epoch.
+std::string saved_network_seed();
+std::string resume_seed();
 
 /// A valid checkpoint of the network the checkpoint target restores into
 /// (after one SGD step, so it holds momentum buffers too): a seed.

@@ -122,6 +122,14 @@ int main(int argc, char** argv) {
   put(root / "trainer_checkpoint/valid", std::string(1, '\0') + trainer);
   put(root / "trainer_checkpoint/valid_fixup", std::string(1, '\1') + trainer);
 
+  // Networks saved with their structure, and --resume's checks of best.ckpt.
+  const std::string saved = convnet::fuzz::saved_network_seed();
+  put(root / "saved_network/valid", std::string(1, '\0') + saved);
+  put(root / "saved_network/valid_fixup", std::string(1, '\1') + saved);
+  const std::string resume = convnet::fuzz::resume_seed();
+  put(root / "resume_checks/valid", std::string(1, '\0') + resume);
+  put(root / "resume_checks/valid_fixup", std::string(1, '\1') + resume);
+
   // Transforms: height, width (u32 each), channels, an Rng seed, then (op, a, b) steps.
   auto u32 = [](std::uint32_t v) { return std::string(reinterpret_cast<const char*>(&v), 4); };
   auto step = [&](int op, std::uint32_t a, std::uint32_t b) { return std::string(1, static_cast<char>(op)) + u32(a) + u32(b); };

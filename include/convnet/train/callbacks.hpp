@@ -18,11 +18,13 @@
 #include <iomanip>
 #include <optional>
 #include <ostream>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "../checkpoint/atomic_file.hpp"
 #include "../errors.hpp"
 #include "../metrics.hpp"
 #include "../inference/plot.hpp"
@@ -129,10 +131,10 @@ class MetricsCsvWriter : public TrainerCallback {
 
   void on_epoch_end(const EpochReport& e) override { write(e.history); }
 
+  /// Each file through the atomic writer: a reader (or a run killed mid-write) sees the previous
+  /// epoch's file or this one, a link planted at the name is replaced, never followed.
   void write(const std::vector<EpochRecord>& history) const {
-    const std::string metrics_path = (std::filesystem::path(folder_) / "metrics.csv").string();
-    const std::string timing_path = (std::filesystem::path(folder_) / "timing.csv").string();
-    std::ofstream metrics(metrics_path), timing(timing_path);
+    std::ostringstream metrics, timing;
     metrics << "epoch,train_loss,train_accuracy,val_loss,val_accuracy,learning_rate\n" << std::setprecision(9);
     timing << "epoch,seconds\n" << std::setprecision(6);
     for (const auto& r : history) {
@@ -140,8 +142,13 @@ class MetricsCsvWriter : public TrainerCallback {
               << r.val_accuracy << "," << r.learning_rate << "\n";
       timing << r.epoch << "," << r.seconds << "\n";
     }
-    if (!metrics.flush()) throw DataError("cannot write " + metrics_path);
-    if (!timing.flush()) throw DataError("cannot write " + timing_path);
+    for (const auto& [name, text] : {std::pair<const char*, std::string>{"metrics.csv", metrics.str()},
+                                     std::pair<const char*, std::string>{"timing.csv", timing.str()}}) {
+      const std::string path = (std::filesystem::path(folder_) / name).string();
+      if (const auto error = write_file_atomically(path, text)) {
+        throw DataError("cannot write " + error->file + ": " + error->reason);
+      }
+    }
   }
 
  private:

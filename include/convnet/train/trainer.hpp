@@ -63,6 +63,7 @@
 #include <fstream>
 #include <memory>
 #include <optional>
+#include <utility>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -155,11 +156,28 @@ class Trainer {
       average_history = read_average_history(c, prefix + "average_history");
       if (average_history.size() > history.size()) throw CheckpointError(where + ": trainer/average_history is malformed");
     }
+    const auto best_file = stored_best_file(c, prefix, history.size());
     load_all(c, parts());  // all or nothing
+    best_file_ = best_file;
     position_ = {static_cast<long>(position[0]), static_cast<Index>(position[1])};
     partial_ = {partial[0], partial[1], partial[2], partial[3]};
     history_ = std::move(history);
     average_history_ = std::move(average_history);
+  }
+
+  /// The best.ckpt a checkpoint says goes with it (trainer/best: the epochs done when it was written
+  /// and its checksum), or nothing (no epoch yet, or a checkpoint of convnet 0.2 or older).
+  static std::optional<std::pair<std::uint64_t, std::uint64_t>> stored_best_file(const Checkpoint& c,
+                                                                                const std::string& prefix,
+                                                                                std::size_t epochs_done) {
+    const std::string key = prefix + "best";
+    if (!c.contains(key)) return std::nullopt;
+    const auto& v = c.u64s(key);
+    if (v.size() != 2 || v[0] < 1 || v[0] > epochs_done) {
+      throw CheckpointError(detail::concat(c.source(), ": ", key, " must be (epoch, checksum) with the epoch in [1, ",
+                                           epochs_done, "]"));
+    }
+    return std::make_pair(v[0], v[1]);
   }
 
   /// Trains from the current position to the last epoch (or an early stop, or a stop request).
@@ -424,9 +442,14 @@ class Trainer {
     position_ = {position_.epoch + 1, 0};
     partial_ = Partial();
     if (options_.checkpoint_dir()) {
-      save_at(last_path(), 0);
-      if (best) save_at(best_path(), 0);
+      // best.ckpt before last.ckpt, and last.ckpt records which best.ckpt goes with it: a run killed
+      // between the two resumes from the previous last.ckpt and writes this epoch again.
+      if (best) {
+        const std::uint64_t checksum = save_at(best_path(), 0);
+        if (is_root()) best_file_ = std::make_pair(static_cast<std::uint64_t>(position_.epoch), checksum);
+      }
       if (best_average) save_at(best_average_path(), 0, true);
+      save_at(last_path(), 0);
     }
     const EpochReport report{history_.back(), history_, options_.epochs(), best, train_seconds,
                              averaged ? &average_history_.back() : nullptr};
@@ -476,6 +499,7 @@ class Trainer {
     c.set_u64s(prefix + "position", {static_cast<std::uint64_t>(position_.epoch), static_cast<std::uint64_t>(position_.batch)});
     c.set_f64s(prefix + "partial", {partial_.loss, partial_.correct, partial_.count, partial_seconds});
     save_history(c, prefix + "history", history_);
+    if (best_file_) c.set_u64s(prefix + "best", {best_file_->first, best_file_->second});
   }
 
   void save_run(Checkpoint& c, const std::string& prefix, double partial_seconds) const {
@@ -484,8 +508,9 @@ class Trainer {
     if (average_) save_average_history(c, prefix + "average_history", average_history_);
   }
 
-  void save_at(const std::string& path, double partial_seconds, bool averaged = false) const {
-    if (!is_root()) return;  // every process holds the same run; one writes it
+  /// Returns the checksum of the file written (0 on the processes that do not write).
+  std::uint64_t save_at(const std::string& path, double partial_seconds, bool averaged = false) const {
+    if (!is_root()) return 0;  // every process holds the same run; one writes it
     Checkpoint c;
     if (averaged) {
       // The averaged weights as the network's parameters (for a Classifier), the training weights
@@ -498,7 +523,7 @@ class Trainer {
       save_run(c, "trainer/", partial_seconds);
     }
     for (auto* cb : callbacks_) cb->on_checkpoint(c);
-    c.save(path);
+    return c.save(path);
   }
 
   Sequential<T>& net_;
@@ -511,6 +536,9 @@ class Trainer {
   TrainPosition position_;
   Partial partial_;
   std::vector<EpochRecord> history_;
+  // The best.ckpt that goes with this run: the epochs done when it was written, and its checksum
+  // (recorded in last.ckpt, checked on resume: a missing or foreign best.ckpt is caught).
+  std::optional<std::pair<std::uint64_t, std::uint64_t>> best_file_;
   bool has_validation_ = false;
   const bool batch_statistics_;  // the network normalises by batch statistics (BatchNorm's running buffers)
   std::atomic<bool> stop_requested_{false};
