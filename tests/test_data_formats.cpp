@@ -17,6 +17,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <filesystem>
 #include <fstream>
@@ -480,6 +481,34 @@ TEST(Decoding, DataThatInflatesPastItsHeaderIsRefused) {
   EXPECT_EQ(what.rfind("cannot decode image bomb.png: decoding this 16 x 16 PNG needed more than the ", 0), 0u)
       << what;
   EXPECT_NE(what.find("bytes its size allows (corrupt or hostile data)"), std::string::npos) << what;
+}
+
+// stb's memory starts zeroed whatever was allocated and freed before: stb 2.27 reads decoder state a
+// crafted JPEG never sets (a Huffman table it uses but never defines), so with malloc's leftovers that
+// picture decoded differently after others and once failed stb's own assertion, reading past a table
+// (found by fuzzing; the input is tests/fuzz/corpus/image/regression_jpeg_undefined_huffman_table_*).
+TEST(Decoding, StbsMemoryStartsZeroedWhateverCameBefore) {
+  const std::string jpeg = (fs::path(CONVNET_FUZZ_CORPUS_DIR) / "image" /
+                            "regression_jpeg_undefined_huffman_table_after_other_pictures.jpg").string();
+  const std::vector<std::uint8_t> bytes = read_file_bytes(jpeg, 1 << 20);
+  std::vector<float> first;
+  for (int round = 0; round < 3; ++round) {
+    for (std::size_t size : {64u, 4096u, 20000u}) {  // leave dirty blocks of the decoder's sizes behind
+      auto* p = static_cast<unsigned char*>(detail::stb_arena_malloc(size));
+      std::memset(p, 0xAB, size);
+      detail::stb_arena_free(p);
+      auto* q = static_cast<unsigned char*>(detail::stb_arena_malloc(size));
+      EXPECT_TRUE(std::all_of(q, q + size, [](unsigned char c) { return c == 0; })) << size;
+      detail::stb_arena_free(q);
+    }
+    std::vector<float> pixels;
+    try {
+      pixels = decode_image_from_memory(bytes.data(), bytes.size(), "regression.jpg").pixels;
+    } catch (const DataError&) {
+    }
+    if (round == 0) first = pixels;
+    EXPECT_EQ(pixels, first) << "round " << round;
+  }
 }
 
 // Decoding threads share one budget: four threads decoding pictures that each reserve over a third

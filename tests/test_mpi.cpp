@@ -13,6 +13,7 @@
 #include <convnet/losses/softmax_cross_entropy.hpp>
 #include <convnet/optim/sgd.hpp>
 #include <convnet/random.hpp>
+#include <convnet/stop_signals.hpp>
 #include <convnet/train/trainer.hpp>
 
 #include "data_helpers.hpp"
@@ -31,6 +32,7 @@
 #include <fstream>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -290,14 +292,29 @@ TEST(DataParallel, ACheckpointOfTwoRanksResumesOnOneAndOnTwo) {
 // ---- run under mpirun by --failures ------------------------------------------------------
 
 // --fail-at K: rank 1 throws after its K-th batch.  --die-at K: rank 1 is killed (SIGKILL) there.
-// --mismatch: rank 1 trains with another batch size.
+// --mismatch: rank 1 trains with another batch size.  --stall-at K: rank 1 stops answering there
+// (neither returns nor dies: the test-only hook of issue 40), with a 10 s collective timeout.
+// --stall-then-term K: the same, and rank 0 is sent SIGTERM while it waits for rank 1.
 int failing_run(const std::string& mode, long k) {
   return mpi::run_or_abort(*world, [&] {
+    const bool stall = mode == "--stall-at" || mode == "--stall-then-term";
+    std::optional<StopSignals> signals;
+    if (stall) {
+      signals.emplace();
+      world->set_watch(CollectiveWatch().timeout_seconds(mode == "--stall-at" ? 10 : 600).stop_flag(&signals->flag())
+                           .stop_grace_seconds(2).exit_status(&StopSignals::last_exit_status));
+      if (world->rank() == 0) std::fprintf(stderr, "rank 0 pid %d\n", static_cast<int>(::getpid()));
+    }
     SmallRun run(mode == "--mismatch" && world->rank() == 1 ? 4 : 8);
     Trainer<float> trainer(run.net, run.loss, run.sgd);
     AfterEachBatch fail([&](Index b) {
       if (world->rank() != 1 || b != k) return;
       if (mode == "--die-at") ::raise(SIGKILL);
+      if (stall) {
+        std::fprintf(stderr, "rank 1 stops answering\n");
+        std::fflush(stderr);
+        for (;;) ::pause();
+      }
       throw std::runtime_error("injected failure at batch " + std::to_string(b));
     });
     trainer.distribute(*world).add_callback(fail);
@@ -311,7 +328,9 @@ struct Finished {
   std::string output;
 };
 
-Finished run_mpirun(const std::string& self, const std::string& arguments) {
+// Runs mpirun; `on_line` sees each line of its output as it comes (an event to act on).
+Finished run_mpirun(const std::string& self, const std::string& arguments,
+                    const std::function<void(const std::string&)>& on_line = nullptr) {
   const std::string command = std::string(CONVNET_MPIEXEC) +
                               " --oversubscribe --allow-run-as-root -x OMP_NUM_THREADS=1 -np 2 " + self + " " +
                               arguments + " 2>&1";
@@ -319,7 +338,10 @@ Finished run_mpirun(const std::string& self, const std::string& arguments) {
   FILE* pipe = ::popen(command.c_str(), "r");
   if (!pipe) return f;
   std::array<char, 4096> buffer{};
-  while (std::fgets(buffer.data(), buffer.size(), pipe)) f.output += buffer.data();
+  while (std::fgets(buffer.data(), buffer.size(), pipe)) {
+    f.output += buffer.data();
+    if (on_line) on_line(buffer.data());
+  }
   f.status = ::pclose(pipe);
   return f;
 }
@@ -364,6 +386,29 @@ int failures(const std::string& self) {
   expect(mismatch.output.find("do not have the same set-up") != std::string::npos,
          "the job says the set-ups differ", mismatch);
   expect(processes_with("--mismatch") == 0, "no rank is left running", mismatch);
+  // A rank that stops answering (neither returns nor dies) ends the job within the collective
+  // timeout, named by rank 0, and no process is left.
+  const Finished stalled = run_mpirun(self, "--stall-at 2");
+  expect(stalled.status != 0, "a rank that stops answering ends the job with a failure status", stalled);
+  expect(stalled.output.find("rank 0 of 2 failed: MPI_I") != std::string::npos &&
+             stalled.output.find("over the collective timeout of 10 s: rank 1 (its last was collective #") !=
+                 std::string::npos &&
+             stalled.output.find(") has not reached it") != std::string::npos,
+         "rank 0 names the rank that is late", stalled);
+  expect(processes_with("--stall-at") == 0, "no rank is left running", stalled);
+
+  // SIGTERM to rank 0 while it waits for a rank that will not come: honoured (after its grace),
+  // the job ends with 143. Sent when rank 1 says it stops answering (an event, not a delay).
+  long rank0 = 0;
+  const Finished termed = run_mpirun(self, "--stall-then-term 2", [&](const std::string& line) {
+    if (line.rfind("rank 0 pid ", 0) == 0) rank0 = std::atol(line.c_str() + 11);
+    if (line.find("rank 1 stops answering") != std::string::npos && rank0 > 0) ::kill(static_cast<pid_t>(rank0), SIGTERM);
+  });
+  expect(WIFEXITED(termed.status) && WEXITSTATUS(termed.status) == 143, "a SIGTERM in a collective exits 143", termed);
+  expect(termed.output.find("rank 0 of 2: stopped by a signal while MPI_I") != std::string::npos &&
+             termed.output.find("for rank 1 (its last was collective #") != std::string::npos,
+         "rank 0 says it was stopped while waiting for rank 1", termed);
+  expect(processes_with("--stall-then-term") == 0, "no rank is left running", termed);
   std::printf(failed ? "%d checks failed\n" : "all failure checks passed\n", failed);
   return failed ? 1 : 0;
 }
@@ -378,7 +423,8 @@ int main(int argc, char** argv) {
   mpi::Communicator communicator;
   world = &communicator;
   if (argc >= 2 && (std::strcmp(argv[1], "--fail-at") == 0 || std::strcmp(argv[1], "--die-at") == 0 ||
-                    std::strcmp(argv[1], "--mismatch") == 0)) {
+                    std::strcmp(argv[1], "--mismatch") == 0 || std::strcmp(argv[1], "--stall-at") == 0 ||
+                    std::strcmp(argv[1], "--stall-then-term") == 0)) {
     return failing_run(argv[1], argc >= 3 ? std::atol(argv[2]) : 0);
   }
   ::testing::InitGoogleTest(&argc, argv);

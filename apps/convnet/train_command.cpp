@@ -112,6 +112,10 @@ int fit(const TrainSettings& s, const cli::OptionTable& table, const Checkpoint*
             << "\npictures: " << prep.describe() << "\nloss: " << objective.describe() << "\n" << transfer;
   StopSignals signals;
   trainer.stop_on(signals.flag());
+  if (process_group) {  // a rank that stops answering, or a signal the others cannot answer, ends the job
+    process_group->set_watch(CollectiveWatch().timeout_seconds(s.collective_timeout).stop_flag(&signals.flag())
+                                 .exit_status(&StopSignals::last_exit_status));
+  }
   const FitResult result = trainer.fit(train_loader, &val_loader);
   if (const Index skipped = train_loader.skipped() + val_loader.skipped()) {
     std::cout << "skipped " << skipped << " unreadable pictures during training (the first: "
@@ -184,7 +188,12 @@ int train(TrainSettings& s, cli::OptionTable& table) {
       if (!best.note.empty()) std::cout << best.note << "\n";
     }
   }
-  if (spec.kind == "cifar10" && !cifar10_present(spec.dir)) download_cifar10(spec.dir);
+  // Downloads and copies are rank 0's; the others wait for them at a barrier.
+  if (is_root() && spec.kind == "cifar10" && !cifar10_present(spec.dir)) download_cifar10(spec.dir);
+  if (process_group) {
+    process_group->set_watch(CollectiveWatch().timeout_seconds(s.collective_timeout));
+    process_group->all_equal(0);
+  }
   prepare_output_folder(s.out);
   return fit(s, table, s.resume.empty() ? nullptr : &resume);
 }
@@ -237,6 +246,12 @@ int train_command(int argc, char** argv) {
     }
     if (!positional.empty()) throw ArgumentError("unexpected argument " + positional[0]);
     return train(settings, table);
+  } catch (const CollectiveStopped& e) {  // a signal while the other ranks did not come
+    std::cerr << kProgram << ": " << rank << e.what() << std::endl;
+#ifdef CONVNET_WITH_MPI
+    world.abort_job(e.exit_status());
+#endif
+    return e.exit_status();
   } catch (const std::exception& e) {
     std::cerr << kProgram << ": " << rank << e.what() << std::endl;
 #ifdef CONVNET_WITH_MPI

@@ -49,6 +49,8 @@ class StopSignals {
   int signal() const { return signal_number().load(); }
   /// 128 + the signal, what a shell reports for a program a signal ended: 130 for SIGINT, 143 for SIGTERM.
   int exit_status() const { return 128 + signal(); }
+  /// The same, without an object (for a callback that may outlive it): 128 + the last signal received.
+  static int last_exit_status() { return 128 + signal_number().load(); }
 
  private:
   static std::atomic<bool>& stop_flag() {

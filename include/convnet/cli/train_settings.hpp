@@ -31,7 +31,7 @@ struct TrainSettings {
   std::string schedule = "onecycle", augment, loss = "cross-entropy", loss_weights, precision = "auto";
   std::string init_from, freeze;
   double width = 1, lr = 0.05, weight_decay = 5e-4, momentum = 0.9, val_fraction = 0.1, hinge_margin = 1;
-  double triplet_margin = 1, label_smoothing = 0.1, average_weights = 0, dropout = 0.5;
+  double triplet_margin = 1, label_smoothing = 0.1, average_weights = 0, dropout = 0.5, collective_timeout = 600;
   long classes = 0, channels = 0, input_size = 0, resize = 256, statistics_sample = 0;
   long epochs = 28, batch_size = 128, patience = 0, threads = 0, workers = 1, seed = 1;
   long max_batches = 0, save_every = 0, progress_every = 0;
@@ -97,6 +97,7 @@ inline OptionTable train_options_of(TrainSettings& s, const std::string& program
          {"--workers", "N", "data-loading threads", &s.workers, PerProcess, Range::closed(0, 64)},
          {"--save-every", "N", "also write last.ckpt every N batches (0: at epoch ends only)", &s.save_every, PerProcess, Range::closed(0, 1e9)},
          {"--progress-every", "N", "without a terminal, progress every N batches (0: each 30 s)", &s.progress_every, PerProcess, Range::closed(0, 1e9)},
+         {"--collective-timeout", "S", "under mpirun: end the job, naming the late rank, when a sum or broadcast has waited S seconds for the others (0: never)", &s.collective_timeout, PerProcess, Range::closed(0, 1e6)},
          {"--list", "", "every dataset kind, network, optimizer, schedule and loss, a line each", &s.list},
          {"--help", "", "this text", &s.help}}}});
 }

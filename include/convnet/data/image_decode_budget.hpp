@@ -54,7 +54,11 @@ inline bool stb_arena_admits(StbArena* arena, std::size_t freed, std::size_t wan
 inline void* stb_arena_malloc(std::size_t size) {
   StbArena* arena = current_stb_arena();
   if (!stb_arena_admits(arena, 0, size)) return nullptr;
-  auto* block = static_cast<StbBlockHeader*>(std::malloc(sizeof(StbBlockHeader) + size));
+  // Zeroed: stb 2.27 reads fields of its decoder state that a crafted file never sets (a JPEG that
+  // uses a Huffman table it never defines), so with malloc's leftovers a picture decoded differently
+  // - and once failed stb's own assertion, reading past a table - after other pictures (found by
+  // fuzzing). Zeroed memory makes every decoding independent of what came before.
+  auto* block = static_cast<StbBlockHeader*>(std::calloc(1, sizeof(StbBlockHeader) + size));
   if (block == nullptr) return nullptr;
   block->size = size;
   block->arena = arena;

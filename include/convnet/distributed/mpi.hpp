@@ -15,7 +15,14 @@
 // Failure: an exception on any rank is printed with the rank's number and ends
 // the whole job through MPI_Abort (the other ranks may be waiting in a sum for
 // it: they would never return). Open MPI's mpirun ends the job too when a
-// process dies of a signal.
+// process dies of a signal. A rank that stops answering without dying (stuck
+// on a picture, a full disk, a debugger) is caught by the waits themselves:
+// every collective is started non-blocking and waited for by polling, so a
+// wait ends after CollectiveWatch::timeout_seconds naming the late rank, or
+// after a stop request (SIGINT/SIGTERM) that the others cannot answer. To name
+// it, each rank tells rank 0 (and rank 0 tells each) the number of every
+// collective it enters, on a communicator of its own: 8-byte messages, never
+// waited for.
 //
 // Threads: MPI is called from the thread that trains only (MPI_THREAD_FUNNELED);
 // OpenMP's threads compute inside layers and never call it.
@@ -23,8 +30,12 @@
 
 #include <mpi.h>
 
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <exception>
 #include <limits>
 #include <optional>
@@ -91,16 +102,21 @@ class Communicator : public ProcessGroup {
  public:
   explicit Communicator(MPI_Comm comm = MPI_COMM_WORLD) {
     detail::check(MPI_Comm_dup(comm, &comm_), "MPI_Comm_dup");
+    detail::check(MPI_Comm_dup(comm, &presence_), "MPI_Comm_dup");
     // Errors come back as codes, which become exceptions naming the call.
     MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN);
+    MPI_Comm_set_errhandler(presence_, MPI_ERRORS_RETURN);
     MPI_Comm_rank(comm_, &rank_);
     MPI_Comm_size(comm_, &size_);
+    const auto n = static_cast<std::size_t>(size_);
+    seen_.assign(n, 0);
+    heard_.assign(n, 0);
+    told_.assign(n, 0);
+    told_request_.assign(n, MPI_REQUEST_NULL);
+    heard_request_.assign(n, MPI_REQUEST_NULL);
+    for (int peer : peers()) post_receive(peer);
   }
-  ~Communicator() override {
-    int finalised = 0;
-    MPI_Finalized(&finalised);
-    if (!finalised) MPI_Comm_free(&comm_);
-  }
+  ~Communicator() override { release(); }
   Communicator(const Communicator&) = delete;
   Communicator& operator=(const Communicator&) = delete;
 
@@ -113,18 +129,26 @@ class Communicator : public ProcessGroup {
     return result;
   }
   Communicator(Communicator&& other) noexcept
-      : comm_(std::exchange(other.comm_, MPI_COMM_NULL)), rank_(other.rank_), size_(other.size_),
-        requests_(std::move(other.requests_)) {}
+      : comm_(std::exchange(other.comm_, MPI_COMM_NULL)), presence_(std::exchange(other.presence_, MPI_COMM_NULL)),
+        rank_(other.rank_), size_(other.size_), requests_(std::move(other.requests_)), watch_(other.watch_),
+        sequence_(other.sequence_), seen_(std::move(other.seen_)), heard_(std::move(other.heard_)),
+        told_(std::move(other.told_)), told_request_(std::move(other.told_request_)),
+        heard_request_(std::move(other.heard_request_)) {}
 
   int rank() const override { return rank_; }
   int size() const override { return size_; }
   MPI_Comm comm() const { return comm_; }
+  void set_watch(const CollectiveWatch& watch) override { watch_ = watch; }
+  const CollectiveWatch& watch() const { return watch_; }
 
   void broadcast(void* data, std::size_t bytes, int root) override {
     auto* p = static_cast<char*>(data);
     for (std::size_t done = 0; done < bytes;) {
       const int n = static_cast<int>(std::min<std::size_t>(bytes - done, static_cast<std::size_t>(detail::kMaxCount)));
-      detail::check(MPI_Bcast(p + done, n, MPI_BYTE, root, comm_), "MPI_Bcast");
+      MPI_Request r = MPI_REQUEST_NULL;
+      announce();
+      detail::check(MPI_Ibcast(p + done, n, MPI_BYTE, root, comm_, &r), "MPI_Ibcast");
+      wait_for(&r, 1, "MPI_Ibcast");
       done += static_cast<std::size_t>(n);
     }
   }
@@ -132,7 +156,10 @@ class Communicator : public ProcessGroup {
   void allreduce_sum(float* data, Index count) override { blocking_sum(data, count, MPI_FLOAT); }
   bool all_equal(std::uint64_t value) override {
     unsigned long long bounds[2] = {value, ~static_cast<unsigned long long>(value)};  // max of v and of ~v: max and min
-    detail::check(MPI_Allreduce(MPI_IN_PLACE, bounds, 2, MPI_UNSIGNED_LONG_LONG, MPI_MAX, comm_), "MPI_Allreduce");
+    MPI_Request r = MPI_REQUEST_NULL;
+    announce();
+    detail::check(MPI_Iallreduce(MPI_IN_PLACE, bounds, 2, MPI_UNSIGNED_LONG_LONG, MPI_MAX, comm_, &r), "MPI_Iallreduce");
+    wait_for(&r, 1, "MPI_Iallreduce");
     return bounds[0] == ~bounds[1];
   }
 
@@ -146,27 +173,134 @@ class Communicator : public ProcessGroup {
       detail::check(MPI_Test(&r, &flag, MPI_STATUS_IGNORE), "MPI_Test");
       done = done && flag != 0;
     }
+    poll_presence();
     if (done) requests_[request].in_use = false;
     return done;
   }
   void wait(Request request) override {
-    for (MPI_Request& r : requests_.at(request).parts) {
-      detail::check(MPI_Wait(&r, MPI_STATUS_IGNORE), "MPI_Wait");
-    }
-    requests_[request].in_use = false;
+    Pending& pending = requests_.at(request);
+    wait_for(pending.parts.data(), static_cast<int>(pending.parts.size()), "MPI_Iallreduce");
+    pending.in_use = false;
   }
+
+  /// The number of collectives this rank has entered (what it tells the others).
+  std::uint64_t collectives() const { return sequence_; }
 
  private:
   struct Pending {
     std::vector<MPI_Request> parts;  // one per int-sized piece
     bool in_use = false;
   };
+  static constexpr int kPresenceTag = 7;
+
+  // Rank 0 hears from every rank and tells every rank; the others hear from and tell rank 0 only.
+  std::vector<int> peers() const {
+    std::vector<int> out;
+    if (rank_ == 0) {
+      for (int r = 1; r < size_; ++r) out.push_back(r);
+    } else if (size_ > 1) {
+      out.push_back(0);
+    }
+    return out;
+  }
+  void post_receive(int peer) {
+    auto& slot = heard_request_[static_cast<std::size_t>(peer)];
+    detail::check(MPI_Irecv(&heard_[static_cast<std::size_t>(peer)], 1, MPI_UINT64_T, peer, kPresenceTag, presence_, &slot),
+                  "MPI_Irecv");
+  }
+  // A new collective: its number goes to the peers (when the previous message to one has gone; else
+  // poll_presence sends the newest later: only the newest matters).
+  void announce() {
+    ++sequence_;
+    poll_presence();
+  }
+  void poll_presence() {
+    for (int peer : peers()) {
+      const auto p = static_cast<std::size_t>(peer);
+      int flag = 0;
+      if (heard_request_[p] != MPI_REQUEST_NULL) {
+        detail::check(MPI_Test(&heard_request_[p], &flag, MPI_STATUS_IGNORE), "MPI_Test");
+        if (flag) {
+          seen_[p] = std::max(seen_[p], heard_[p]);
+          post_receive(peer);
+        }
+      }
+      if (told_request_[p] != MPI_REQUEST_NULL) {
+        detail::check(MPI_Test(&told_request_[p], &flag, MPI_STATUS_IGNORE), "MPI_Test");
+      }
+      if (told_request_[p] == MPI_REQUEST_NULL && told_[p] < sequence_) {
+        told_[p] = sequence_;
+        detail::check(MPI_Isend(&told_[p], 1, MPI_UINT64_T, peer, kPresenceTag, presence_, &told_request_[p]), "MPI_Isend");
+      }
+    }
+  }
+
+  // Who has not reached collective number sequence_, as far as this rank knows.
+  std::string late_ranks() const {
+    std::string out;
+    for (int peer : peers()) {
+      const auto p = static_cast<std::size_t>(peer);
+      if (seen_[p] < sequence_) {
+        out += ::convnet::detail::concat(out.empty() ? "" : ", ", "rank ", peer, " (its last was collective #", seen_[p], ")");
+      }
+    }
+    return out;
+  }
+
+  // Polls until every request completes, the watch's deadline passes (CollectiveTimeout naming the
+  // late rank) or a stop request goes unanswered for its grace (CollectiveStopped).
+  void wait_for(MPI_Request* requests, int count, const char* what) {
+    using clock = std::chrono::steady_clock;
+    const auto start = clock::now();
+    auto stop_seen = clock::time_point();
+    bool stopping = false;
+    for (long spins = 0;; ++spins) {
+      int done = 0;
+      detail::check(MPI_Testall(count, requests, &done, MPI_STATUSES_IGNORE), "MPI_Testall");
+      if (done) return;
+      poll_presence();
+      const auto now = clock::now();
+      const double waited = std::chrono::duration<double>(now - start).count();
+      if (!stopping && watch_.stop_flag() != nullptr && watch_.stop_flag()->load()) {
+        stopping = true;
+        stop_seen = now;
+      }
+      if (stopping && std::chrono::duration<double>(now - stop_seen).count() > watch_.stop_grace_seconds()) {
+        const std::string late = late_ranks();
+        throw CollectiveStopped(::convnet::detail::concat(
+                                    "stopped by a signal while ", what, " (collective #", sequence_, ") waited ",
+                                    static_cast<long>(waited), " s for ", late.empty() ? "the other ranks" : late,
+                                    "; the checkpoints written so far stay, the step under way is lost"),
+                                watch_.exit_status_now());
+      }
+      // Rank 0 knows every rank's progress; the others wait a little longer when rank 0 has come, so
+      // that rank 0, which can name the late rank, speaks first.
+      const bool root_came = rank_ != 0 && seen_[0] >= sequence_;
+      const double deadline = watch_.timeout_seconds() * (root_came ? 1.1 : 1.0) + (root_came ? 2.0 : 0.0);
+      if (watch_.timeout_seconds() > 0 && waited > deadline) {
+        const std::string late = late_ranks();
+        throw CollectiveTimeout(::convnet::detail::concat(
+            what, " (collective #", sequence_, ") has waited ", static_cast<long>(waited),
+            " s, over the collective timeout of ", watch_.timeout_seconds(), " s: ",
+            late.empty() ? (rank_ == 0 ? std::string("every rank reached it, but it did not complete")
+                                       : std::string("rank 0 reached it; another rank is late"))
+                         : late + " has not reached it"));
+      }
+      if (spins > 2000) {  // past the first milliseconds: poll without burning a core
+        const timespec pause{0, 200'000};
+        ::nanosleep(&pause, nullptr);
+      }
+    }
+  }
 
   template <class T>
   void blocking_sum(T* data, Index count, MPI_Datatype type) {
     for (Index done = 0; done < count;) {
       const int n = static_cast<int>(std::min(count - done, detail::kMaxCount));
-      detail::check(MPI_Allreduce(MPI_IN_PLACE, data + done, n, type, MPI_SUM, comm_), "MPI_Allreduce");
+      MPI_Request r = MPI_REQUEST_NULL;
+      announce();
+      detail::check(MPI_Iallreduce(MPI_IN_PLACE, data + done, n, type, MPI_SUM, comm_, &r), "MPI_Iallreduce");
+      wait_for(&r, 1, "MPI_Iallreduce");
       done += n;
     }
   }
@@ -180,6 +314,7 @@ class Communicator : public ProcessGroup {
     Pending& pending = requests_[slot];
     pending.in_use = true;
     pending.parts.clear();
+    announce();
     for (Index done = 0; done < count;) {
       const int n = static_cast<int>(std::min(count - done, detail::kMaxCount));
       pending.parts.push_back(MPI_REQUEST_NULL);
@@ -190,9 +325,38 @@ class Communicator : public ProcessGroup {
     return slot;
   }
 
-  MPI_Comm comm_ = MPI_COMM_NULL;
+  // The presence messages end with the communicator: every rank first waits for the others (so no
+  // message is still on its way to a receive about to be cancelled), then cancels its receives.
+  void release() noexcept {
+    int finalised = 0;
+    MPI_Finalized(&finalised);
+    if (finalised || comm_ == MPI_COMM_NULL) return;
+    // No deadline here: rank 0 may still be writing its report while the others end.
+    watch_ = CollectiveWatch().timeout_seconds(0);
+    try {
+      MPI_Request barrier = MPI_REQUEST_NULL;
+      if (MPI_Ibarrier(presence_, &barrier) == MPI_SUCCESS) wait_for(&barrier, 1, "MPI_Ibarrier");
+    } catch (...) {  // a rank gone: the job is ending anyway
+    }
+    for (MPI_Request& r : told_request_) {
+      if (r != MPI_REQUEST_NULL) MPI_Wait(&r, MPI_STATUS_IGNORE);
+    }
+    for (MPI_Request& r : heard_request_) {
+      if (r == MPI_REQUEST_NULL) continue;
+      MPI_Cancel(&r);
+      MPI_Wait(&r, MPI_STATUS_IGNORE);
+    }
+    MPI_Comm_free(&presence_);
+    MPI_Comm_free(&comm_);
+  }
+
+  MPI_Comm comm_ = MPI_COMM_NULL, presence_ = MPI_COMM_NULL;
   int rank_ = 0, size_ = 1;
   std::vector<Pending> requests_;
+  CollectiveWatch watch_;
+  std::uint64_t sequence_ = 0;
+  std::vector<std::uint64_t> seen_, heard_, told_;  // per peer: newest number heard, receive buffer, newest told
+  std::vector<MPI_Request> told_request_, heard_request_;
 };
 
 /// For a program that trains alone or, started by mpirun, data-parallel: MPI is
@@ -210,11 +374,11 @@ class World {
   int size() const { return communicator_ ? communicator_->size() : 1; }
   /// After an error on this rank: ends every rank of the job (the others may be
   /// waiting for this one in a sum); does nothing for a process alone.
-  void abort_job() {
+  void abort_job(int status = 1) {
     if (size() <= 1) return;
     std::fflush(stdout);
     std::fflush(stderr);
-    MPI_Abort(MPI_COMM_WORLD, 1);
+    MPI_Abort(MPI_COMM_WORLD, status);
   }
 
  private:
@@ -226,16 +390,20 @@ class World {
 /// "convnet: rank R of N failed: <reason>" and ends every rank of the job.
 template <class Body>
 int run_or_abort(const Communicator& world, Body&& body) {
+  int status = 1;
   try {
     return body();
+  } catch (const CollectiveStopped& e) {
+    std::fprintf(stderr, "convnet: rank %d of %d: %s\n", world.rank(), world.size(), e.what());
+    status = e.exit_status();
   } catch (const std::exception& e) {
     std::fprintf(stderr, "convnet: rank %d of %d failed: %s\n", world.rank(), world.size(), e.what());
   } catch (...) {
     std::fprintf(stderr, "convnet: rank %d of %d failed: an unknown exception\n", world.rank(), world.size());
   }
   std::fflush(stderr);
-  MPI_Abort(MPI_COMM_WORLD, 1);
-  return 1;
+  MPI_Abort(MPI_COMM_WORLD, status);
+  return status;
 }
 
 }  // namespace convnet::mpi

@@ -8,12 +8,57 @@
 // contract of MPI): Trainer and GradientReducer do, by construction.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <string>
 
+#include "../errors.hpp"
 #include "../tensor.hpp"
 
 namespace convnet {
+
+/// What ends a wait inside a collective other than its completion: a deadline (a rank that stopped
+/// answering would otherwise hang the whole job forever) and a stop request (SIGINT/SIGTERM, which
+/// must be honoured while the others do not come).
+struct CollectiveWatch {
+  /// A collective that has not completed after this long ends the job, naming the rank that is late
+  /// (default 10 minutes: generous, a real step of any network takes far less; 0: no deadline).
+  CollectiveWatch& timeout_seconds(double v) { timeout_seconds_ = v; return *this; }
+  /// Polled while waiting; once set, a collective that still has not completed after
+  /// stop_grace_seconds ends the job with the exit status `exit_status` gives (130, 143).
+  CollectiveWatch& stop_flag(const std::atomic<bool>* v) { stop_flag_ = v; return *this; }
+  CollectiveWatch& stop_grace_seconds(double v) { stop_grace_seconds_ = v; return *this; }
+  CollectiveWatch& exit_status(std::function<int()> v) { exit_status_ = std::move(v); return *this; }
+  double timeout_seconds() const { return timeout_seconds_; }
+  const std::atomic<bool>* stop_flag() const { return stop_flag_; }
+  double stop_grace_seconds() const { return stop_grace_seconds_; }
+  int exit_status_now() const { return exit_status_ ? exit_status_() : 143; }
+
+ private:
+  double timeout_seconds_ = 600;
+  const std::atomic<bool>* stop_flag_ = nullptr;
+  double stop_grace_seconds_ = 5;
+  std::function<int()> exit_status_;
+};
+
+/// A collective that did not complete within CollectiveWatch::timeout_seconds; says which rank is late.
+class CollectiveTimeout : public SystemError {
+ public:
+  explicit CollectiveTimeout(const std::string& what) : SystemError(what) {}
+};
+
+/// A stop request (SIGINT, SIGTERM) while a collective waited for ranks that did not come; the job
+/// ends with exit_status() (128 + the signal).
+class CollectiveStopped : public SystemError {
+ public:
+  CollectiveStopped(const std::string& what, int exit_status) : SystemError(what), exit_status_(exit_status) {}
+  int exit_status() const { return exit_status_; }
+
+ private:
+  int exit_status_;
+};
 
 class ProcessGroup {
  public:
@@ -38,6 +83,8 @@ class ProcessGroup {
   /// Lets started sums progress (MPI moves them only inside its calls); true when `request` is done.
   virtual bool test(Request request) = 0;
   virtual void wait(Request request) = 0;
+  /// How waits end besides completion (a group whose collectives cannot hang ignores it).
+  virtual void set_watch(const CollectiveWatch&) {}
 };
 
 /// One process alone: every collective is the identity. What a trainer without
