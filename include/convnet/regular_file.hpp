@@ -37,6 +37,27 @@ inline const char* file_kind(mode_t mode) {
   if (S_ISSOCK(mode)) return "a socket";
   return "not a regular file";
 }
+/// A file opened for reading without blocking (a FIFO's open would wait for a writer forever) and
+/// checked on the opened descriptor to be a regular file; closed when it goes.
+struct RegularFile {
+  int fd = -1;
+  std::uint64_t size = 0;
+  RegularFile() = default;
+  RegularFile(const RegularFile&) = delete;
+  RegularFile& operator=(const RegularFile&) = delete;
+  ~RegularFile() {
+    if (fd >= 0) ::close(fd);
+  }
+  std::optional<FileRefusal> open(const std::string& path) {
+    fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) return FileRefusal{FileRefusal::Kind::CannotOpen, std::strerror(errno)};
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) return FileRefusal{FileRefusal::Kind::CannotOpen, std::strerror(errno)};
+    if (!S_ISREG(st.st_mode)) return FileRefusal{FileRefusal::Kind::NotRegular, file_kind(st.st_mode)};
+    size = static_cast<std::uint64_t>(st.st_size);
+    return std::nullopt;
+  }
+};
 }  // namespace detail
 
 /// Reads the regular file at `path` into `out` (a std::string or a std::vector of bytes; at most
@@ -44,16 +65,10 @@ inline const char* file_kind(mode_t mode) {
 template <class Bytes>
 std::optional<FileRefusal> read_regular_file(const std::string& path, std::uint64_t max_bytes, Bytes& out) {
   out.clear();
-  const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
-  if (fd < 0) return FileRefusal{FileRefusal::Kind::CannotOpen, std::strerror(errno)};
-  struct Closer {
-    int fd;
-    ~Closer() { ::close(fd); }
-  } closer{fd};
-  struct stat st {};
-  if (::fstat(fd, &st) != 0) return FileRefusal{FileRefusal::Kind::CannotOpen, std::strerror(errno)};
-  if (!S_ISREG(st.st_mode)) return FileRefusal{FileRefusal::Kind::NotRegular, detail::file_kind(st.st_mode)};
-  const auto size = static_cast<std::uint64_t>(st.st_size);
+  detail::RegularFile file;
+  if (auto refusal = file.open(path)) return refusal;
+  const int fd = file.fd;
+  const auto size = file.size;
   if (size > max_bytes) return FileRefusal{FileRefusal::Kind::TooBig, "", size};
   out.resize(static_cast<std::size_t>(size));
   std::size_t got = 0;
@@ -90,15 +105,9 @@ std::optional<FileRefusal> read_regular_file(const std::string& path, std::uint6
 /// without reading the whole file. On refusal returns why and leaves `out` empty.
 inline std::optional<FileRefusal> read_regular_file_prefix(const std::string& path, std::size_t count, std::string& out) {
   out.clear();
-  const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
-  if (fd < 0) return FileRefusal{FileRefusal::Kind::CannotOpen, std::strerror(errno)};
-  struct Closer {
-    int fd;
-    ~Closer() { ::close(fd); }
-  } closer{fd};
-  struct stat st {};
-  if (::fstat(fd, &st) != 0) return FileRefusal{FileRefusal::Kind::CannotOpen, std::strerror(errno)};
-  if (!S_ISREG(st.st_mode)) return FileRefusal{FileRefusal::Kind::NotRegular, detail::file_kind(st.st_mode)};
+  detail::RegularFile file;
+  if (auto refusal = file.open(path)) return refusal;
+  const int fd = file.fd;
   out.resize(count);
   std::size_t got = 0;
   while (got < count) {
