@@ -1,0 +1,273 @@
+#!/usr/bin/env bash
+# Writes again the result files behind the README's speed, memory, MPI and picture-folder figures,
+# one measurement after another (never two at once: each would slow the other on a 2-core host),
+# into benchmarks/results/<folder>/. Every file starts with the command, the commit, the host and the
+# date, then holds the program's raw output (and /usr/bin/time -v where peak memory is a figure).
+#
+#   benchmarks/readme_figures.sh                      the default parts: pytorch layers mpi png (~23 min on 2 cores)
+#   benchmarks/readme_figures.sh layers mpi           only the parts named
+#   benchmarks/readme_figures.sh png-train            a long part: named only, never by default
+#
+#   part        writes                                   minutes on 2 cores (estimates: see each part)
+#   pytorch     pytorch_compare/compare.txt              ~12
+#   layers      per_layer/convnet_bench.txt              ~2
+#   mpi         mpi_scaling/{cifar,paper_2ranks,paper_alone}.txt   ~4
+#   png         png_folder/{loader_png,loader_jpeg,paper_pipeline}.txt   ~5
+#   png-memory  png_folder/{gen20k_loader,gen20k_memory}.txt         ~7   (named only)
+#   png-train   png_folder/{binary,png}/: time.txt, report.txt, metrics.csv, timing.csv  ~40 (named only)
+#   default-run default_run/: the same four files of a plain `make train` run           ~26 (named only)
+#
+# Needs a Release build in build/ with the benchmarks and MPI (make bench, or make test), the
+# CIFAR-10 binary files ($CIFAR10_DIR, else ../shared/data/cifar-10-batches-bin), /usr/bin/python3
+# with PyTorch (python3-torch) for `pytorch`, and mpirun (openmpi-bin) for `mpi`. It builds nothing.
+# Scratch data (the PNG copy of CIFAR-10, generated JPEGs, training folders) goes to $WORK
+# (default /tmp/readme_figures) and is kept, so that png and png-train share the PNG copy.
+# Overridable: BUILD_DIR, CIFAR10_DIR, WORK, PYTORCH_PRECISION (fp32, what docs/performance.md's
+# table is; auto compares the programs' default instead).
+# shellcheck disable=SC2317  # the parts are called by name (part_$name)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+build=${BUILD_DIR:-build}
+cifar=${CIFAR10_DIR:-../shared/data/cifar-10-batches-bin}
+work=${WORK:-/tmp/readme_figures}
+python=/usr/bin/python3  # Debian's python3-torch lives in the system interpreter
+pytorch_precision=${PYTORCH_PRECISION:-fp32}
+results=benchmarks/results
+convnet=$build/bin/convnet
+step=$build/benchmarks/convnet_step
+bench=$build/benchmarks/convnet_bench
+loader=$build/benchmarks/convnet_loader
+mpi_step=$build/benchmarks/convnet_mpi_step
+
+default_parts=(pytorch layers mpi png)
+all_parts=(pytorch layers mpi png png-memory png-train default-run)
+usage="usage: benchmarks/readme_figures.sh [PART...]   PART: ${all_parts[*]} (default: ${default_parts[*]})"
+
+failed=0
+
+# A command line as one would type it: words that need it are single-quoted.
+quoted() {
+  local word words=()
+  for word in "$@"; do
+    if [[ $word =~ ^[A-Za-z0-9_./:=,+@%-]+$ ]]; then words+=("$word"); else words+=("'${word//\'/\'\\\'\'}'"); fi
+  done
+  echo "${words[*]}"
+}
+
+# header FILE LINE: starts FILE with the command LINE and what the figures depend on. The load
+# average says whether something else ran beside the measurement (this host is shared).
+header() {
+  local file=$1 command=$2
+  mkdir -p "$(dirname "$file")"
+  {
+    echo "command: $command"
+    echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo ' (+ uncommitted changes)')"
+    echo "host: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores, flags:$(grep -m1 -o -w -E 'amx_bf16|amx_tile|avx512_bf16|avx512f|avx2|fma' /proc/cpuinfo | sort -u | tr '\n' ' ' | sed 's/^/ /;s/ $//')"
+    echo "uname: $(uname -a)"
+    echo "date: $(date -u)"
+    echo "load average at the start: $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo
+  } > "$file"
+}
+
+# run_into FILE CMD...: appends everything CMD prints (stdout and stderr) and its exit status. A
+# failure is reported and remembered, and the next measurement still runs.
+run_into() {
+  local file=$1 rc=0
+  shift
+  "$@" >> "$file" 2>&1 || rc=$?
+  echo "exit status: $rc" >> "$file"
+  if [ "$rc" -ne 0 ]; then
+    echo "readme_figures: failed ($rc): $(quoted "$@"); see $file" >&2
+    failed=1
+  fi
+}
+
+# record FILE CMD...: one command, one file.
+record() {
+  local file=$1
+  shift
+  header "$file" "$(quoted "$@")"
+  run_into "$file" "$@"
+}
+
+# train_into FOLDER OUT ARGS...: one training run under /usr/bin/time -v, kept as the other
+# committed runs are (networks_45min/, bf16_train/): time.txt (command, host, the whole log and
+# time -v's lines), and the run's report.txt, metrics.csv and timing.csv. No checkpoints.
+train_into() {
+  local folder=$1 out=$2
+  shift 2
+  rm -rf "$out"  # a fresh run: the trainer would otherwise meet the last one's files
+  mkdir -p "$folder"
+  record "$folder/time.txt" /usr/bin/time -v "$convnet" train "$@" --out "$out"
+  local f
+  for f in report.txt metrics.csv timing.csv; do
+    if [ -f "$out/$f" ]; then cp "$out/$f" "$folder/$f"; else echo "readme_figures: $out/$f missing" >&2; failed=1; fi
+  done
+}
+
+need() {  # need FILE WHAT: stop before measuring anything when a program is missing
+  [ -e "$1" ] || { echo "readme_figures: $1 not found ($2)" >&2; exit 1; }
+}
+
+# The PNG copy of CIFAR-10 that png and png-train read (~0.5 min to write 60,000 small PNGs).
+png_folder() {
+  if [ ! -d "$work/cifar-png/test" ]; then
+    rm -rf "$work/cifar-png"
+    "$convnet" to-folder --data "$cifar" --out "$work/cifar-png"
+  fi
+}
+
+# ---- the parts ------------------------------------------------------------------------------
+
+# docs/performance.md, "Against PyTorch at its best": nine rows, ours and each way of running
+# PyTorch alternating, three times, medians; peak memory from /usr/bin/time -v. The docs' command
+# (`compare_pytorch.py --repeats 3`), so the figures are the table's.
+# ~12 min: a repeat of the nine rows is about 3.5-4 min here (paper training ~55 s: ours 4 steps of
+# ~1.2 s, PyTorch's 4 steps of 2.5-4 s with default malloc and with glibc kept, plus its bf16 autocast
+# on a bf16 host; each PyTorch process also pays ~3 s to import torch and build the network; the
+# batch-1 rows are almost only that start-up). Without libtcmalloc-minimal4 (not installed on the
+# AMX host) PyTorch runs two ways in fp32 instead of the docs' three.
+part_pytorch() {
+  need "$step" "build it: make bench"
+  "$python" -c 'import torch' 2>/dev/null || { echo "readme_figures: no PyTorch in $python; pytorch skipped" >&2; failed=1; return; }
+  local file=$results/pytorch_compare/compare.txt
+  local cmd=("$python" benchmarks/compare_pytorch.py --repeats 3 --precision "$pytorch_precision" --ours "$step")
+  header "$file" "$(quoted "${cmd[@]}")"
+  echo "PyTorch: $("$python" -c 'import torch; print(torch.__version__)'); tcmalloc: $([ -e /usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4 ] && echo yes || echo 'not installed')" >> "$file"
+  echo >> "$file"
+  run_into "$file" "${cmd[@]}"
+}
+
+# docs/performance.md, "Per layer": conv1-conv5 of paper (batch 64) and cifar (batch 128), forward
+# and backward, effective GFLOP/s and share of the peak measured in the same run; medians of three.
+# The docs' command. ~2 min: 20 layer benchmarks of ~0.5 s a repetition (Google Benchmark's
+# default minimum) x 3, plus working out the iterations, BM_Peak and building the two networks.
+part_layers() {
+  need "$bench" "build it: make bench"
+  record "$results/per_layer/convnet_bench.txt" "$bench" '--benchmark_filter=BM_Peak|Layer/(paper|cifar)/conv' \
+    --benchmark_repetitions=3
+}
+
+# docs/distributed.md, "Measured on one machine".
+# ~4 min: cifar 1.2 min (3 repeats of 3 runs of 13 steps of 0.4-0.9 s, plus mpirun's start);
+# paper 2 ranks 3 x ~40 s (22 steps of 1.3-2 s and 10 sums of 250 MB); paper alone ~30 s.
+part_mpi() {
+  need "$mpi_step" "configure with MPI (libopenmpi-dev) and make bench"
+  command -v mpirun > /dev/null || { echo "readme_figures: no mpirun; mpi skipped" >&2; failed=1; return; }
+  # The table (1 x 1, 1 x 2 threads, 2 ranks x 1) and cifar's sum: the docs' command.
+  record "$results/mpi_scaling/cifar.txt" "$python" benchmarks/mpi_scaling.py --config cifar --batch 128 --repeats 3 \
+    --binary "$mpi_step"
+  # paper's sum and the overlap (2.13-2.16 s -> 1.81-2.02 s in the docs: ranges, so several runs):
+  # the docs' command, three times one after another into one file.
+  local flags=(--oversubscribe)
+  [ "$(id -u)" = 0 ] && flags+=(--allow-run-as-root)  # Open MPI refuses root unless told (as the Makefile)
+  local cmd=(mpirun "${flags[@]}" -x OMP_NUM_THREADS=1 -np 2 "$mpi_step" --config paper --batch 64 --threads 1)
+  local file=$results/mpi_scaling/paper_2ranks.txt
+  header "$file" "$(quoted "${cmd[@]}")   (three runs, one after another)"
+  local i
+  for i in 1 2 3; do
+    echo "run $i:" >> "$file"
+    run_into "$file" "${cmd[@]}"
+  done
+  # "the measured step (1.52 s on 2 cores)" the projection for many machines starts from: the docs
+  # name no command for it; one process of two threads of the same program is that step.
+  record "$results/mpi_scaling/paper_alone.txt" "$mpi_step" --config paper --batch 64 --threads 2
+}
+
+# docs/datasets.md, "Measured", the paragraphs after the table: the loader's rates on the PNG copy
+# and on generated 256 x 256 JPEGs, and the paper network trained from the PNG folder.
+# ~5 min: the PNG copy ~0.5; the loader on it ~0.3 (scanning 50,000 headers, 3 passes of 640 pictures
+# for 1 and 2 workers); 2,000 JPEGs written and read ~0.5; the 200 batches of 16 ~3.5 (191 s of
+# training on the docs' host, faster with bf16 on an AMX one, then 200 batches of validation and
+# of the centre view).
+part_png() {
+  need "$convnet" "build it: make train-build"
+  need "$loader" "build it: cmake --build build --target convnet_loader"
+  png_folder
+  # "medians of three passes of 640 pictures": --pictures 640 (the program's default is 2,000).
+  record "$results/png_folder/loader_png.txt" "$loader" --folder "$work/cifar-png/train" --workers 1,2 --pictures 640
+  rm -rf "$work/gen2k"
+  record "$results/png_folder/loader_jpeg.txt" "$loader" --folder "$work/gen2k" --make 2000 --workers 1,2 --pictures 640
+  # The docs' command, under /usr/bin/time -v for the memory, and with --eval centre: the figures are
+  # the training rate and the validation accuracy, and the default views would add ten crops and the
+  # mirror of 3,200 test pictures at 227 x 227 (about 38,000 passes of the paper network, ~4 min) to them.
+  rm -rf "$work/runs/png-paper"
+  record "$results/png_folder/paper_pipeline.txt" /usr/bin/time -v "$convnet" train --dataset "folder:$work/cifar-png" \
+    --batch-size 16 --max-batches 200 --epochs 1 --eval centre --progress-every 50 --out "$work/runs/png-paper"
+}
+
+# docs/datasets.md, "Bounded memory": the same run on 20,000 generated 256 x 256 JPEGs (2.99 GB).
+# ~7 min: writing the pictures ~1.5-2 (196,608 random draws and a JPEG encoding each), the loader's
+# passes of the docs' command (3 x 2,000 pictures for 1 and for 2 workers) ~0.3, the run ~4.5.
+part_png_memory() {
+  need "$convnet" "build it: make train-build"
+  need "$loader" "build it: cmake --build build --target convnet_loader"
+  rm -rf "$work/gen20k" "$work/runs/gen20k"
+  record "$results/png_folder/gen20k_loader.txt" "$loader" --folder "$work/gen20k" --make 20000
+  record "$results/png_folder/gen20k_memory.txt" /usr/bin/time -v "$convnet" train --dataset "folder:$work/gen20k" \
+    --batch-size 16 --max-batches 200 --epochs 1 --eval centre --progress-every 50 --out "$work/runs/gen20k"
+}
+
+# docs/datasets.md, the table: the earlier default (cifar-half with LRN, no label smoothing, 16 epochs,
+# as docs/cifar10.md's "earlier default" spells it) from the binary files and from the PNG copy,
+# with the table's commands. fp32 as then (the table predates bf16; auto would take bf16 on AMX).
+# ~40 min: 16 epochs of 55-75 s and ~2 min of loading and test views, twice. Not in the default
+# parts: alone it is beyond the ~25 minutes the others take together.
+part_png_train() {
+  need "$convnet" "build it: make train-build"
+  png_folder
+  local recipe=(--config cifar-half --label-smoothing 0 --epochs 16 --precision fp32)
+  train_into "$results/png_folder/binary" "$work/runs/png-binary" --data "$cifar" "${recipe[@]}"
+  train_into "$results/png_folder/png" "$work/runs/png-folder" --dataset "folder:$work/cifar-png" --pipeline small \
+    --statistics-sample 50000 "${recipe[@]}"
+}
+
+# The default run (`make train`) alone, for its peak memory: the committed bf16_train/bf16/time.txt
+# already gives the wall time (25:21 with building the program; 0:23:13 of training in report.txt),
+# but its peak (1,280,320 kB) is that of the largest process make started, the compiler
+# included, so it is not the trainer's. The program make train runs, as it runs it, without make.
+# ~26 min (23 min of training, loading and the three test views). Named only.
+part_default_run() {
+  need "$convnet" "build it: make train-build"
+  train_into "$results/default_run" "$work/runs/default" --data "$cifar"
+}
+
+# ---- main -----------------------------------------------------------------------------------
+
+case "${1:-}" in -h|--help) echo "$usage"; exit 0 ;; esac
+parts=("$@")
+[ ${#parts[@]} -eq 0 ] && parts=("${default_parts[@]}")
+for part in "${parts[@]}"; do
+  [[ " ${all_parts[*]} " == *" $part "* ]] || { echo "readme_figures: unknown part '$part'; $usage" >&2; exit 2; }
+done
+
+# Two copies of this script at once would measure each other.
+mkdir -p "$work"
+exec 9> "$work/.lock"
+flock -n 9 || { echo "readme_figures: another readme_figures.sh holds $work/.lock" >&2; exit 1; }
+
+# Figures from a debug build or from binaries older than the sources would be wrong, not slow.
+if ! grep -q '^CMAKE_BUILD_TYPE:STRING=Release$' "$build/CMakeCache.txt" 2>/dev/null; then
+  echo "readme_figures: $build is not a Release build" >&2
+  exit 1
+fi
+for bin in "$convnet" "$step" "$bench" "$loader" "$mpi_step"; do
+  [ -e "$bin" ] || continue
+  newer=$(find include apps benchmarks \( -name '*.hpp' -o -name '*.cpp' \) -newer "$bin" -print -quit)
+  [ -z "$newer" ] || echo "readme_figures: warning: $newer is newer than $bin; rebuild first?" >&2
+done
+read -r load _ < /proc/loadavg
+if awk -v l="$load" 'BEGIN { exit !(l > 0.5) }'; then
+  echo "readme_figures: warning: load average $load: something else is running, and every figure will show it" >&2
+fi
+
+for part in "${parts[@]}"; do
+  start=$SECONDS
+  echo "readme_figures: $part ..."
+  "part_${part//-/_}"
+  echo "readme_figures: $part took $(( (SECONDS - start + 30) / 60 )) min"
+done
+echo "readme_figures: all parts took $(( (SECONDS + 30) / 60 )) min; the files are under $results/"
+exit "$failed"
