@@ -441,11 +441,15 @@ TEST(Decoding, EveryFormatsPeakIsWithinItsDecodeCost) {
   std::vector<std::uint8_t> rgb(static_cast<std::size_t>(w * h * 3));
   for (std::size_t i = 0; i < rgb.size(); ++i) rgb[i] = static_cast<std::uint8_t>(i * 7 + i / 913);
   write_png(dir / "a.png", w, h, rgb);
-  ASSERT_TRUE(stbi_write_jpg((dir / "a.jpg").c_str(), w, h, 3, rgb.data(), 90));
   ASSERT_TRUE(stbi_write_bmp((dir / "a.bmp").c_str(), w, h, 3, rgb.data()));
   ASSERT_TRUE(stbi_write_tga((dir / "a.tga").c_str(), w, h, 3, rgb.data()));
   std::vector<std::vector<std::uint8_t>> pictures;
-  for (const char* name : {"a.png", "a.jpg", "a.bmp", "a.tga"}) pictures.push_back(read_file_bytes(dir / name, 1 << 26));
+  for (const char* name : {"a.png", "a.bmp", "a.tga"}) pictures.push_back(read_file_bytes(dir / name, 1 << 26));
+  // JPEGs, baseline and progressive, written by PIL (tests/golden/make_jpegs.py): stb's own JPEG writer
+  // shifts a negative int, which the UBSan build refuses.
+  for (const char* name : {"picture_300x200.jpg", "picture_300x200_progressive.jpg"}) {
+    pictures.push_back(read_file_bytes((fs::path(CONVNET_GOLDEN_DIR) / name).string(), 1 << 26));
+  }
   std::vector<std::uint8_t> rows;  // 16-bit RGBA: filter byte 0, then 8 bytes a pixel
   for (int y = 0; y < h; ++y) {
     rows.push_back(0);
