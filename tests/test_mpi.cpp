@@ -23,6 +23,7 @@
 #include <csignal>
 
 #include <algorithm>
+#include <atomic>
 #include <array>
 #include <iterator>
 #include <cmath>
@@ -291,18 +292,28 @@ TEST(DataParallel, ACheckpointOfTwoRanksResumesOnOneAndOnTwo) {
 
 // ---- run under mpirun by --failures ------------------------------------------------------
 
+// The stalled runs' clock: still until rank 0 is told (SIGUSR1, sent by the test once rank 1 says
+// it stops answering), then a second per reading. So the deadline passes because of that event,
+// never because a slow or busy machine made a real collective slow.
+std::atomic<bool> told_late{false};
+std::atomic<long> ticks{0};
+extern "C" void on_told_late(int) { told_late.store(true); }
+double event_clock() { return told_late.load() ? static_cast<double>(++ticks) : 0.0; }
+
 // --fail-at K: rank 1 throws after its K-th batch.  --die-at K: rank 1 is killed (SIGKILL) there.
 // --mismatch: rank 1 trains with another batch size.  --stall-at K: rank 1 stops answering there
-// (neither returns nor dies: the test-only hook of issue 40), with a 10 s collective timeout.
-// --stall-then-term K: the same, and rank 0 is sent SIGTERM while it waits for rank 1.
+// (neither returns nor dies: the test-only hook of issue 40), with a 10 s collective timeout on the
+// event clock above.  --stall-then-term K: the same, and rank 0 is sent SIGTERM while it waits for
+// rank 1 (no grace: the test sends it only once rank 1 has stopped).
 int failing_run(const std::string& mode, long k) {
   return mpi::run_or_abort(*world, [&] {
     const bool stall = mode == "--stall-at" || mode == "--stall-then-term";
     std::optional<StopSignals> signals;
     if (stall) {
       signals.emplace();
-      world->set_watch(CollectiveWatch().timeout_seconds(mode == "--stall-at" ? 10 : 600).stop_flag(&signals->flag())
-                           .stop_grace_seconds(2).exit_status(&StopSignals::last_exit_status));
+      std::signal(SIGUSR1, on_told_late);
+      world->set_watch(CollectiveWatch().timeout_seconds(10).clock(event_clock).stop_flag(&signals->flag())
+                           .stop_grace_seconds(0).exit_status(&StopSignals::last_exit_status));
       if (world->rank() == 0) std::fprintf(stderr, "rank 0 pid %d\n", static_cast<int>(::getpid()));
     }
     SmallRun run(mode == "--mismatch" && world->rank() == 1 ? 4 : 8);
@@ -386,9 +397,18 @@ int failures(const std::string& self) {
   expect(mismatch.output.find("do not have the same set-up") != std::string::npos,
          "the job says the set-ups differ", mismatch);
   expect(processes_with("--mismatch") == 0, "no rank is left running", mismatch);
-  // A rank that stops answering (neither returns nor dies) ends the job within the collective
-  // timeout, named by rank 0, and no process is left.
-  const Finished stalled = run_mpirun(self, "--stall-at 2");
+  // A rank that stops answering (neither returns nor dies) ends the job once the collective timeout
+  // has passed on rank 0's clock, which runs only after rank 1 has said it stopped; rank 0 names
+  // it, and no process is left.
+  // Acts once both lines have come, in whichever order mpirun passes them on.
+  const auto when_rank1_stops = [](int sig) {
+    return [sig, rank0 = 0L, stopped = false, sent = false](const std::string& line) mutable {
+      if (line.rfind("rank 0 pid ", 0) == 0) rank0 = std::atol(line.c_str() + 11);
+      if (line.find("rank 1 stops answering") != std::string::npos) stopped = true;
+      if (rank0 > 0 && stopped && !sent) sent = ::kill(static_cast<pid_t>(rank0), sig) == 0;
+    };
+  };
+  const Finished stalled = run_mpirun(self, "--stall-at 2", when_rank1_stops(SIGUSR1));  // rank 0's clock runs
   expect(stalled.status != 0, "a rank that stops answering ends the job with a failure status", stalled);
   expect(stalled.output.find("rank 0 of 2 failed: MPI_I") != std::string::npos &&
              stalled.output.find("over the collective timeout of 10 s: rank 1 (its last was collective #") !=
@@ -397,13 +417,10 @@ int failures(const std::string& self) {
          "rank 0 names the rank that is late", stalled);
   expect(processes_with("--stall-at") == 0, "no rank is left running", stalled);
 
-  // SIGTERM to rank 0 while it waits for a rank that will not come: honoured (after its grace),
-  // the job ends with 143. Sent when rank 1 says it stops answering (an event, not a delay).
-  long rank0 = 0;
-  const Finished termed = run_mpirun(self, "--stall-then-term 2", [&](const std::string& line) {
-    if (line.rfind("rank 0 pid ", 0) == 0) rank0 = std::atol(line.c_str() + 11);
-    if (line.find("rank 1 stops answering") != std::string::npos && rank0 > 0) ::kill(static_cast<pid_t>(rank0), SIGTERM);
-  });
+  // SIGTERM to rank 0 while it waits for a rank that will not come: honoured, the job ends with
+  // 143 (its clock never runs: no timeout can end it instead). Sent when rank 1 says it stops
+  // answering (an event, not a delay).
+  const Finished termed = run_mpirun(self, "--stall-then-term 2", when_rank1_stops(SIGTERM));
   expect(WIFEXITED(termed.status) && WEXITSTATUS(termed.status) == 143, "a SIGTERM in a collective exits 143", termed);
   expect(termed.output.find("rank 0 of 2: stopped by a signal while MPI_I") != std::string::npos &&
              termed.output.find("for rank 1 (its last was collective #") != std::string::npos,

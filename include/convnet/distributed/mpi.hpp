@@ -250,22 +250,21 @@ class Communicator : public ProcessGroup {
   // Polls until every request completes, the watch's deadline passes (CollectiveTimeout naming the
   // late rank) or a stop request goes unanswered for its grace (CollectiveStopped).
   void wait_for(MPI_Request* requests, int count, const char* what) {
-    using clock = std::chrono::steady_clock;
-    const auto start = clock::now();
-    auto stop_seen = clock::time_point();
+    const double start = watch_.now();
+    double stop_seen = 0;
     bool stopping = false;
     for (;;) {
       int done = 0;
       detail::check(MPI_Testall(count, requests, &done, MPI_STATUSES_IGNORE), "MPI_Testall");
       if (done) return;
       poll_presence();
-      const auto now = clock::now();
-      const double waited = std::chrono::duration<double>(now - start).count();
+      const double now = watch_.now();
+      const double waited = now - start;
       if (!stopping && watch_.stop_flag() != nullptr && watch_.stop_flag()->load()) {
         stopping = true;
         stop_seen = now;
       }
-      if (stopping && std::chrono::duration<double>(now - stop_seen).count() > watch_.stop_grace_seconds()) {
+      if (stopping && now - stop_seen >= watch_.stop_grace_seconds()) {
         const std::string late = late_ranks();
         throw CollectiveStopped(::convnet::detail::concat(
                                     "stopped by a signal while ", what, " (collective #", sequence_, ") waited ",
@@ -286,9 +285,8 @@ class Communicator : public ProcessGroup {
                                        : std::string("rank 0 reached it; another rank is late"))
                          : late + " has not reached it"));
       }
-      // Open MPI moves a large sum only inside its calls, so polling must not pause while a sum can
-      // still be under way (a 200 us pause doubled paper's 250 MB sum); a wait past a second is a
-      // rank that is late, polled without burning a core.
+      // Open MPI moves a large sum only inside its calls, so polling does not pause while a sum can
+      // still be under way; a wait past a second is a rank that is late, polled without burning a core.
       if (waited > 1.0) {
         const timespec pause{0, 1'000'000};
         ::nanosleep(&pause, nullptr);

@@ -70,9 +70,8 @@ inline BestCheckpointCheck ensure_best_checkpoint(const std::string& out, const 
   const bool at_best_epoch = position.size() == 2 && position[0] == best_epoch && position[1] == 0;
   const bool present = fs::exists(best, ec);
   if (at_best_epoch) {
-    Checkpoint rebuilt = resume;
-    rebuilt.remove("trainer/best");
-    const std::uint64_t written = rebuilt.save(best.string());
+    resume.remove("trainer/best");  // best.ckpt does not name itself (no copy of a file that may be large)
+    const std::uint64_t written = resume.save(best.string());
     resume.set_u64s("trainer/best", {best_epoch, written});
     return {detail::concat(present ? "replaced " : "rebuilt missing ", best.string(),
                            present ? " (another run's)" : "", " from ", resume_path, ", which is its epoch ", best_epoch)};
