@@ -250,11 +250,12 @@ TEST(Outputs, SigkillAtEveryWriteOfAnEpochsEndThenResumeInTheSameFolderFinishes)
     points.push_back(static_cast<std::size_t>(e - events.begin()));
   }
   for (std::size_t i = 0; i < events.size(); ++i) {
-    if (events[i].first == "report.txt") points.push_back(i);
+    if (events[i].first == "report.txt" || events[i].first == "confusion.png") points.push_back(i);
   }
   std::set<std::string> files;
   for (std::size_t p : points) files.insert(events[p].first);
-  EXPECT_EQ(files, (std::set<std::string>{"best.ckpt", "last.ckpt", "metrics.csv", "timing.csv", "curves.png", "report.txt"}));
+  EXPECT_EQ(files, (std::set<std::string>{"best.ckpt", "last.ckpt", "metrics.csv", "timing.csv", "curves.png", "report.txt",
+                                          "confusion.png"}));
   for (std::size_t p : points) {
     const auto& [file, stage] = events[p];
     const long n = std::count(events.begin(), events.begin() + static_cast<long>(p) + 1, events[p]);

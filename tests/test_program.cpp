@@ -1,4 +1,4 @@
-// The convnet program (apps/convnet: train, predict, summary, to-folder), run end to end as a
+// The convnet program (apps/convnet: train, predict, summary, to-folder, inspect), run end to end as a
 // user runs it, on a few hundred generated CIFAR-10 records.
 #include <gtest/gtest.h>
 
@@ -73,6 +73,43 @@ TEST(Examples, TrainerWritesItsFilesAndPredictorReadsTheCheckpoint) {
   const Result bad = run(kPredict + " --checkpoint " + (dir / "missing.ckpt") + " x.png");
   EXPECT_EQ(bad.status, 1);
   EXPECT_NE(bad.output.find("cannot open checkpoint " + (dir / "missing.ckpt")), std::string::npos) << bad.output;
+
+  // The report's confusion matrix as a picture, and every inspection of the trained network.
+  EXPECT_GT(decode_image(dir / "out/confusion.png").width, 10 * 44);
+  const std::string inspect = kConvnet + " inspect ";
+  const std::string with_best = " --checkpoint " + (dir / "out/best.ckpt");
+  const Result filters = run(inspect + "filters" + with_best + " --out " + (dir / "f.png"));
+  ASSERT_EQ(filters.status, 0) << filters.output;
+  EXPECT_NE(filters.output.find("conv1: 8 kernels, tiles of 40 pixels (scale 8)"), std::string::npos) << filters.output;
+  const Result maps = run(inspect + "activations" + with_best + " --layers conv1,relu7 " + (dir / "picture.png") + " --out " + (dir / "a.png"));
+  ASSERT_EQ(maps.status, 0) << maps.output;
+  EXPECT_NE(maps.output.find("conv1: 8 maps"), std::string::npos) << maps.output;
+  const Result saliency = run(inspect + "saliency" + with_best + " --class 3 " + (dir / "picture.png") + " --out " + (dir / "s.png"));
+  ASSERT_EQ(saliency.status, 0) << saliency.output;
+  EXPECT_NE(saliency.output.find("class 3 (cat), score "), std::string::npos) << saliency.output;
+  EXPECT_NE(saliency.output.find("; Grad-CAM at relu5 (7x7)"), std::string::npos) << saliency.output;
+  const Result neighbours = run(inspect + "neighbours" + with_best + " --dataset cifar10:" + (dir / "cifar") +
+                                " --queries 3 --k 4 --out " + (dir / "n.png"));
+  ASSERT_EQ(neighbours.status, 0) << neighbours.output;
+  EXPECT_NE(neighbours.output.find("(3 queries, k 4, relu7, euclidean, among 300 training pictures)"), std::string::npos)
+      << neighbours.output;
+  const Result confusion = run(inspect + "confusion" + with_best + " --dataset cifar10:" + (dir / "cifar") + " --out " + (dir / "c.png"));
+  ASSERT_EQ(confusion.status, 0) << confusion.output;
+  EXPECT_NE(confusion.output.find("confusion matrix (rows: true class"), std::string::npos) << confusion.output;
+  for (const char* picture : {"f.png", "a.png", "s.png", "n.png", "c.png"}) EXPECT_GT(decode_image(dir / picture).width, 100) << picture;
+  const Result unknown = run(inspect + "filtres" + with_best);
+  EXPECT_EQ(unknown.status, 1);
+  EXPECT_NE(unknown.output.find("convnet inspect: unknown inspection 'filtres'"), std::string::npos) << unknown.output;
+  const Result no_out = run(inspect + "filters" + with_best);
+  EXPECT_NE(no_out.output.find("convnet inspect filters: --out FILE.png is required"), std::string::npos) << no_out.output;
+  const Result big_k = run(inspect + "neighbours" + with_best + " --k 101 --out x.png");
+  EXPECT_NE(big_k.output.find("--k must be in [1, 100], got 101"), std::string::npos) << big_k.output;
+  const Result many = run(inspect + "neighbours" + with_best + " --dataset cifar10:" + (dir / "cifar") + " --queries 1000 --out x.png");
+  EXPECT_NE(many.output.find("1000 queries of 6 neighbours at 64 pixels (at most 185 queries are drawn) make a picture of 560 x 88028"),
+            std::string::npos) << many.output;
+  EXPECT_EQ(many.output.find("neighbours of its class"), std::string::npos) << many.output;  // refused before the search
+  const Result not_conv = run(inspect + "filters" + with_best + " --layer fc6 --out x.png");
+  EXPECT_NE(not_conv.output.find("layer 'fc6' is a Dense, not a convolution"), std::string::npos) << not_conv.output;
 }
 
 // tools/export_pytorch.py's output, unchanged (tests/golden/exported_tiny.ckpt).
@@ -137,7 +174,7 @@ TEST(Program, ExportAndImportGoThroughOnnxAndBack) {
 TEST(Program, ListsItsCommandsAndEachAnswersHelp) {
   const Result help = run(kConvnet + " --help");
   ASSERT_EQ(help.status, 0) << help.output;
-  for (const std::string command : {"train", "predict", "summary", "to-folder"}) {
+  for (const std::string command : {"train", "predict", "summary", "to-folder", "inspect"}) {
     EXPECT_NE(help.output.find("\n  " + command + " "), std::string::npos) << command << "\n" << help.output;
     const Result own = run(kConvnet + " " + command + " --help");
     EXPECT_EQ(own.status, 0) << command << "\n" << own.output;

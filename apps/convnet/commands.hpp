@@ -9,3 +9,4 @@ int summary_command(int argc, char** argv);
 int to_folder_command(int argc, char** argv);
 int export_command(int argc, char** argv);
 int import_command(int argc, char** argv);
+int inspect_command(int argc, char** argv);

@@ -1,5 +1,5 @@
 // convnet: one program for what the library does end to end.
-//   convnet train | predict | summary | to-folder | export | import [options]    (convnet <command> --help)
+//   convnet train | predict | summary | to-folder | export | import | inspect [options]    (convnet <command> --help)
 #include <cstring>
 #include <iostream>
 #include <string>
@@ -23,6 +23,7 @@ constexpr Command kCommands[] = {
     {"summary", summary_command, "print an AlexNet configuration's layers, parameters and multiply-adds"},
     {"to-folder", to_folder_command, "write CIFAR-10's binary files out as a folder of PNG pictures"},
     {"export", export_command, "write a trained network as an ONNX model (opset 13) with its preparation as metadata"},
+    {"inspect", inspect_command, "draw what a trained network learned: filters, activations, neighbours, saliency, confusion"},
     {"import", import_command, "read an ONNX model (ours, or PyTorch's export of a chain of layers) into a checkpoint"},
 };
 

@@ -3,7 +3,8 @@
 // train/report.hpp). Built with MPI and started by mpirun (mpirun -np 2 convnet train --threads 1
 // ...), it trains data-parallel: every rank reads the data, rank 0 prints, writes and reports.
 // Writes to the output folder: metrics.csv, timing.csv, curves.png, last.ckpt (to resume), best.ckpt
-// (best validation accuracy) and report.txt (best.ckpt on the test set). Ctrl-C stops after the
+// (best validation accuracy), report.txt (best.ckpt on the test set) and confusion.png (its confusion
+// matrix, inference/confusion_picture.hpp). Ctrl-C stops after the
 // current batch, saves last.ckpt and says how to resume.
 #include <convnet/convnet.hpp>
 #include <convnet/cli/train_settings.hpp>
@@ -130,13 +131,15 @@ int fit(const TrainSettings& s, const cli::OptionTable& table, const Checkpoint*
   if (result.outcome == FitOutcome::StopRequested) return interrupted("stopped");
   if (!is_root()) return 0;  // the report is rank 0's
   std::ostringstream report;
-  write_test_report(report, trainer, config, cli::eval_views_of(s), objective, *data, options.max_batches(), signals.flag());
+  const auto full = write_test_report(report, trainer, config, cli::eval_views_of(s), objective, *data,
+                                      options.max_batches(), signals.flag());
   if (signals.received()) return interrupted("stopped during the test report (training is complete)");
   if (const auto error = write_file_atomically((std::filesystem::path(s.out) / "report.txt").string(), report.str())) {
     throw DataError("cannot write " + error->file + ": " + error->reason);
   }
+  if (full) draw_confusion(full->confusion, full->class_names).canvas.save_png((std::filesystem::path(s.out) / "confusion.png").string());
   std::cout << "\n" << report.str() << "\nwrote " << s.out
-            << "/{metrics.csv, timing.csv, curves.png, last.ckpt, best.ckpt, report.txt}\n";
+            << "/{metrics.csv, timing.csv, curves.png, last.ckpt, best.ckpt, report.txt" << (full ? ", confusion.png" : "") << "}\n";
   return 0;
 }
 

@@ -67,6 +67,10 @@ EmbeddingSet embed(Sequential<T>& net, DataLoader& loader, const std::string& la
       const Tensor<T>& out = tap.output();
       const Index per = out.size() / out.dimension(0);
       if (dim != 0 && per != dim) throw StateError("embed: the embedding changed size between batches");
+      if (dim == 0) {  // every row's room at once: growing by doubling would hold up to twice the rows
+        const Index rows = std::min(max_batches, loader.batches_per_epoch()) * loader.options().batch_size();
+        values.reserve(static_cast<std::size_t>(rows * per));
+      }
       dim = per;
       for (Index i = 0; i < out.size(); ++i) values.push_back(static_cast<float>(out.data()[i]));
       set.labels.insert(set.labels.end(), batch->labels.begin(), batch->labels.end());

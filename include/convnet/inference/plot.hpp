@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "../data/image_io.hpp"
+#include "../errors.hpp"
 #include "../metrics.hpp"
 
 #pragma GCC diagnostic push
@@ -27,13 +28,33 @@ struct Color {
 
 class Canvas {
  public:
+  /// The largest picture a canvas holds: 16,384 pixels a side and 2^26 pixels (192 MiB of RGB),
+  /// so that a size computed from a checkpoint or a flag (tile counts, class counts) is refused
+  /// with its figures, never allocated.
+  static constexpr Index kMaxSide = 16384, kMaxPixels = Index{1} << 26;
+
   Canvas(Index width, Index height, Color background = {255, 255, 255})
-      : width_(width), height_(height), rgb_(static_cast<std::size_t>(width * height * 3)) {
+      : width_(checked_width(width, height)), height_(height),
+        rgb_(static_cast<std::size_t>(width * height * 3)) {
     fill_rect(0, 0, width, height, background);
   }
 
   Index width() const { return width_; }
   Index height() const { return height_; }
+
+  /// Whether a canvas of width x height pixels is allowed.
+  static bool fits(double width, double height) {
+    return width >= 1 && height >= 1 && width <= kMaxSide && height <= kMaxSide && width * height <= kMaxPixels;
+  }
+  /// An ArgumentError, naming `what` and the size, unless a canvas of that size is allowed: for a
+  /// picture computed from counts (tiles, rows, classes), checked before any work it would draw.
+  static void require_fits(double width, double height, const std::string& what) {
+    if (!fits(width, height)) {
+      throw ArgumentError(detail::concat(what, " make a picture of ", static_cast<long long>(width), " x ",
+                                         static_cast<long long>(height), " pixels, over the limit of ", kMaxSide,
+                                         " a side and ", kMaxPixels, " pixels in all"));
+    }
+  }
 
   void set(Index x, Index y, Color c) {
     if (x < 0 || y < 0 || x >= width_ || y >= height_) return;
@@ -99,10 +120,27 @@ class Canvas {
     }
   }
 
+  /// The colour at (x, y), which must be inside the canvas.
+  Color pixel(Index x, Index y) const {
+    if (x < 0 || y < 0 || x >= width_ || y >= height_) {
+      throw ArgumentError(detail::concat("Canvas::pixel: (", x, ", ", y, ") is outside ", width_, " x ", height_));
+    }
+    const std::uint8_t* p = rgb_.data() + (y * width_ + x) * 3;
+    return {p[0], p[1], p[2]};
+  }
+
   void save_png(const std::string& path) const { write_png(path, width_, height_, rgb_); }
   const std::vector<std::uint8_t>& pixels() const { return rgb_; }
 
  private:
+  static Index checked_width(Index width, Index height) {
+    if (!fits(static_cast<double>(width), static_cast<double>(height))) {
+      throw ArgumentError(detail::concat("Canvas: a picture of ", width, " x ", height, " pixels is outside 1 x 1 to ",
+                                         kMaxSide, " x ", kMaxSide, " and ", kMaxPixels, " pixels in all"));
+    }
+    return width;
+  }
+
   Index width_, height_;
   std::vector<std::uint8_t> rgb_;
 };

@@ -148,6 +148,7 @@ class Sequential {
     input_gradient_ = on;
     plan_backward();
   }
+  bool input_gradient() const { return input_gradient_; }
 
   /// Fine-tuning: the named layers keep their weights (Layer::set_trainable(false)); they compute no
   /// weight or bias gradient, trainable_parameters() leaves them out, and with the input gradient

@@ -88,7 +88,7 @@ class OutputFolderLock {
 /// The files a run writes in its output folder (each through the atomic writer).
 inline const std::vector<std::string>& run_output_names() {
   static const std::vector<std::string> names = {"last.ckpt",  "best.ckpt",   "best_average.ckpt", "metrics.csv",
-                                                 "timing.csv", "curves.png", "report.txt"};
+                                                 "timing.csv", "curves.png", "report.txt",      "confusion.png"};
   return names;
 }
 

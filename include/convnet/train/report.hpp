@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <filesystem>
 #include <iomanip>
 #include <optional>
@@ -30,13 +31,17 @@ namespace convnet {
 inline void write_embedding_report(std::ostream& out, Classifier& model, const TrainingData& data,
                                    const Dataset& test, const std::string& layer, EmbeddingMetric metric,
                                    std::optional<Index> max_batches) {
-  const auto options = LoaderOptions().batch_size(256).shuffle(false).workers(1).skip_unreadable(true);
-  const Index limit = max_batches.value_or(Index{1} << 40);
+  // Batches of at most 256 pictures and no more input values than 32 of 227 x 227 (as Classifier's):
+  // 256 pictures of the paper network held 1.5 GB of activations more than 32 do.
+  const double side = static_cast<double>(model.input_size());
+  const auto batch = static_cast<Index>(std::clamp(std::floor(32.0 * 227 * 227 / (side * side)), 1.0, 256.0));
+  const auto options = LoaderOptions().batch_size(batch).shuffle(false).workers(1).skip_unreadable(true);
+  // max_batches counts batches of 256 pictures (as validation's), whatever this loader's batch.
+  const Index limit = max_batches ? (*max_batches * 256 + batch - 1) / batch : Index{1} << 40;
   DataLoader test_loader(test, model.preparation().eval_pipeline(), options);
   test_loader.start_epoch(0);
   const EmbeddingSet queries = embed(model.network(), test_loader, layer, limit);
-  // k nearest needs every training picture's embedding at once (twice that while embed gathers
-  // them): a training set too large for that (ImageNet's 1.28M pictures x 4096 values are 20 GB)
+  // k nearest needs every training picture's embedding at once: a training set too large for that (ImageNet's 1.28M pictures x 4096 values are 20 GB)
   // is told, not attempted.
   constexpr double kMaxReferenceGiB = 2;
   const Index references = std::min<Index>(data.train().size(), limit * options.batch_size());
@@ -61,8 +66,9 @@ inline EmbeddingMetric embedding_metric_of(const Objective<float>& objective) {
 
 /// The whole report of a finished run: best.ckpt on the test set under each of `views` (the first in
 /// full), the embedding's classes and, when the run kept one, the weight average's figure. Stops early,
-/// between evaluations, once `stop` is set.
-inline void write_test_report(std::ostream& out, const Trainer<float>& trainer, const AlexNetConfig& config,
+/// between evaluations, once `stop` is set. Returns the first view's report (its confusion matrix is
+/// the run's confusion.png), or nothing when it stopped before that.
+inline std::optional<ClassificationReport> write_test_report(std::ostream& out, const Trainer<float>& trainer, const AlexNetConfig& config,
                               const std::vector<EvalViews>& views, const Objective<float>& objective, const TrainingData& data,
                               std::optional<Index> max_batches, const std::atomic<bool>& stop) {
   const std::string loss = objective.describe();
@@ -96,10 +102,10 @@ inline void write_test_report(std::ostream& out, const Trainer<float>& trainer, 
     out << "weight average (" << trainer.best_average_path() << ", validation accuracy " << 100 * best_average
         << "%): test top-1 (" << to_string(views[0]) << ") " << 100 * r.metrics.top1_accuracy() << "%\n";
   }
-  if (!reports.empty()) {
-    out << "\nfull report, " << to_string(views[0]) << ":\n";
-    print_report(out, reports[0]);
-  }
+  if (reports.empty()) return std::nullopt;
+  out << "\nfull report, " << to_string(views[0]) << ":\n";
+  print_report(out, reports[0]);
+  return reports[0];
 }
 
 }  // namespace convnet
