@@ -292,18 +292,19 @@ TEST(DataParallel, ACheckpointOfTwoRanksResumesOnOneAndOnTwo) {
 
 // ---- run under mpirun by --failures ------------------------------------------------------
 
-// The stalled runs' clock: still until rank 0 is told (SIGUSR1, sent by the test once rank 1 says
-// it stops answering), then a second per reading. So the deadline passes because of that event,
-// never because a slow or busy machine made a real collective slow.
+// The stalled runs' watch counts polls, not time: its clock stands at 0 until rank 0 is told
+// (SIGUSR1, sent by the test once rank 1 has printed that it stops answering) and then advances by
+// one each time the watch reads it. The watch's limit of 10 is reached after 10 polls that follow
+// that event, however slow or busy the machine; no real collective can reach it.
 std::atomic<bool> told_late{false};
-std::atomic<long> ticks{0};
+std::atomic<long> polls_since_told{0};
 extern "C" void on_told_late(int) { told_late.store(true); }
-double event_clock() { return told_late.load() ? static_cast<double>(++ticks) : 0.0; }
+double polls_after_the_event() { return told_late.load() ? static_cast<double>(++polls_since_told) : 0.0; }
 
 // --fail-at K: rank 1 throws after its K-th batch.  --die-at K: rank 1 is killed (SIGKILL) there.
 // --mismatch: rank 1 trains with another batch size.  --stall-at K: rank 1 stops answering there
-// (neither returns nor dies: the test-only hook of issue 40), with a 10 s collective timeout on the
-// event clock above.  --stall-then-term K: the same, and rank 0 is sent SIGTERM while it waits for
+// (neither returns nor dies: the test-only hook of issue 40), with the watch's limit of 10 counted
+// in polls after the event above.  --stall-then-term K: the same, and rank 0 is sent SIGTERM while it waits for
 // rank 1 (no grace: the test sends it only once rank 1 has stopped).
 int failing_run(const std::string& mode, long k) {
   return mpi::run_or_abort(*world, [&] {
@@ -312,7 +313,7 @@ int failing_run(const std::string& mode, long k) {
     if (stall) {
       signals.emplace();
       std::signal(SIGUSR1, on_told_late);
-      world->set_watch(CollectiveWatch().timeout_seconds(10).clock(event_clock).stop_flag(&signals->flag())
+      world->set_watch(CollectiveWatch().timeout_seconds(10).clock(polls_after_the_event).stop_flag(&signals->flag())
                            .stop_grace_seconds(0).exit_status(&StopSignals::last_exit_status));
       if (world->rank() == 0) std::fprintf(stderr, "rank 0 pid %d\n", static_cast<int>(::getpid()));
     }
