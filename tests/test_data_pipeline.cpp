@@ -270,6 +270,23 @@ TEST(Preparation, SmallTenCropsAreCropsOfThePaddedPictureTrainingDrew) {
   mirror = picture;
   flip_horizontal(mirror);
   EXPECT_EQ(flip[1].pixels, mirror.pixels);
+  // Flip and translate: the picture moved a pixel up-left and down-right (zero filled), then the
+  // mirrors of the three.
+  const auto shifted = prep.views(picture, EvalViews::FlipTranslate);
+  ASSERT_EQ(shifted.size(), 6u);
+  EXPECT_EQ(shifted[0].pixels, picture.pixels);
+  EXPECT_EQ(shifted[1].at(0, 0, 0), picture.at(0, 1, 1));
+  EXPECT_EQ(shifted[1].at(0, 7, 7), 0);
+  EXPECT_EQ(shifted[2].at(0, 1, 1), picture.at(0, 0, 0));
+  EXPECT_EQ(shifted[2].at(0, 0, 5), 0);
+  for (std::size_t i = 0; i < 3; ++i) {
+    Image m = shifted[i];
+    flip_horizontal(m);
+    EXPECT_EQ(shifted[i + 3].pixels, m.pixels) << "view " << i + 3;
+  }
+  for (const Image& v : shifted) EXPECT_TRUE(drawn.count(v.pixels)) << "a shifted view training never drew";
+  EXPECT_EQ(parse_eval_views("flip-translate"), EvalViews::FlipTranslate);
+  EXPECT_EQ(view_count(EvalViews::FlipTranslate), 6u);
   // A picture of another size is fitted first: shorter side to 8, then the centre.
   EXPECT_EQ(prep.views(Image(1, 16, 20, 5.0f), EvalViews::Centre)[0].shape_str(), "1x8x8");
 }
@@ -385,6 +402,53 @@ TEST(Loader, SameBatchesForAnyNumberOfWorkers) {
   std::vector<int> counts(3, 0);
   for (int l : labels) ++counts[static_cast<std::size_t>(l)];
   EXPECT_EQ(counts, (std::vector<int>{14, 13, 13}));
+}
+
+TEST(Loader, AlternatingFlipsShowEachPictureTheOtherWayEveryEpochForAnyWorkers) {
+  // Pictures whose every pixel says which picture and where it is: a batch tells whether each was
+  // mirrored. Epoch by epoch each picture flips; in the first epoch about half are.
+  const Index n = 200;
+  GeneratedDataset data(n, [](Index i, Image& out) {
+    out.resize(1, 4, 4);
+    for (Index y = 0; y < 4; ++y)
+      for (Index x = 0; x < 4; ++x) out.at(0, y, x) = static_cast<float>(i * 10 + x);
+  });
+  const Preparation prep = Preparation::with_statistics(
+      PreparationOptions().input_size(4).channels(1).augment("alternating-flip").padding(0),
+      ChannelStats{{0.0}, {1.0}});
+  EXPECT_NE(prep.train_pipeline().describe().find("alternating flip"), std::string::npos) << prep.train_pipeline().describe();
+  auto mirrored_in = [&](std::uint64_t epoch, int workers) {
+    DataLoader loader(data, prep.train_pipeline(), LoaderOptions().batch_size(32).workers(workers).seed(5));
+    loader.start_epoch(epoch);
+    std::vector<int> mirrored(static_cast<std::size_t>(n), -1);
+    for (Index b = 0; b < loader.batches_per_epoch(); ++b) {
+      const Batch& batch = *loader.next();
+      for (Index k = 0; k < batch.count(); ++k) {
+        const Index i = batch.indices[static_cast<std::size_t>(k)];
+        const float* row = batch.images.data() + k * 16;
+        mirrored[static_cast<std::size_t>(i)] = row[0] == static_cast<float>(i * 10 + 3) ? 1 : row[0] == static_cast<float>(i * 10) ? 0 : 2;
+      }
+    }
+    return mirrored;
+  };
+  const auto first = mirrored_in(0, 1);
+  const Index flipped = std::count(first.begin(), first.end(), 1);
+  EXPECT_EQ(std::count(first.begin(), first.end(), -1) + std::count(first.begin(), first.end(), 2), 0);
+  EXPECT_GT(flipped, n / 2 - 30);  // binomial(200, 1/2): 100 +- 7 for one standard deviation
+  EXPECT_LT(flipped, n / 2 + 30);
+  for (std::uint64_t epoch = 1; epoch < 4; ++epoch) {
+    const auto now = mirrored_in(epoch, epoch == 2 ? 0 : 2), before = mirrored_in(epoch - 1, 1);
+    for (Index i = 0; i < n; ++i) {
+      ASSERT_EQ(now[static_cast<std::size_t>(i)], 1 - before[static_cast<std::size_t>(i)]) << "picture " << i << ", epoch " << epoch;
+    }
+  }
+  // Another seed draws another first epoch.
+  EXPECT_NE(AlternatingFlip::flipped({5, 0, 7}) + 2 * AlternatingFlip::flipped({5, 0, 8}) + 4 * AlternatingFlip::flipped({5, 0, 9}) +
+                8 * AlternatingFlip::flipped({5, 0, 10}),
+            AlternatingFlip::flipped({6, 0, 7}) + 2 * AlternatingFlip::flipped({6, 0, 8}) + 4 * AlternatingFlip::flipped({6, 0, 9}) +
+                8 * AlternatingFlip::flipped({6, 0, 10}));
+  EXPECT_THROW(Preparation::with_statistics(PreparationOptions().augment("alternate"), ChannelStats{{0, 0, 0}, {1, 1, 1}}),
+               std::invalid_argument);
 }
 
 TEST(Loader, ShardsTogetherAreTheWholeBatch) {

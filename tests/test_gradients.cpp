@@ -67,6 +67,19 @@ struct GradientCases<ReLU<double>> {
 };
 
 template <>
+struct GradientCases<GELU<double>> {
+  static std::vector<Case> get() {
+    return {{"exact (erf)", make<GELU<double>>(false), {2, 3, 4, 5}, {}},
+            {"tanh approximation", make<GELU<double>>(true), {2, 3, 4, 5}, {}}};
+  }
+};
+
+template <>
+struct GradientCases<Multiply<double>> {
+  static std::vector<Case> get() { return {{"factor 1/9", make<Multiply<double>>(1.0 / 9), {3, 10, 1, 1}, {}}}; }
+};
+
+template <>
 struct GradientCases<LocalResponseNorm<double>> {
   static std::vector<Case> get() {
     using L = LocalResponseNorm<double>;
@@ -153,6 +166,7 @@ std::vector<Case> batch_norm_cases(Shape training, Shape evaluation) {
   };
   return {{"training, affine", make<L>(BatchNormOptions(c)), training, {}},
           {"training, no affine, eps 0.1", make<L>(BatchNormOptions(c).affine(false).eps(0.1)), training, {}},
+          {"training, bias only (weight held at 1)", make<L>(BatchNormOptions(c).weight(false)), training, {}},
           {"evaluation, running statistics", make<L>(BatchNormOptions(evaluation.c)), evaluation, evaluate}};
 }
 template <>
@@ -175,7 +189,9 @@ using EveryLayer = ::testing::Types<Conv2d<double>,             // layers/conv2d
                                     Softmax<double>,            // layers/softmax.hpp
                                     AdaptiveAvgPool2d<double>,  // layers/adaptive_avg_pool2d.hpp
                                     BatchNorm2d<double>,        // layers/batch_norm.hpp
-                                    BatchNorm1d<double>>;       // layers/batch_norm.hpp
+                                    BatchNorm1d<double>,        // layers/batch_norm.hpp
+                                    GELU<double>,               // layers/gelu.hpp
+                                    Multiply<double>>;          // layers/multiply.hpp
 
 template <class L>
 class LayerGradients : public ::testing::Test {};

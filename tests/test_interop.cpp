@@ -7,7 +7,10 @@
 #include <convnet/interop/onnx_import.hpp>
 #include <convnet/layers/adaptive_avg_pool2d.hpp>
 #include <convnet/layers/dropout.hpp>
+#include <convnet/layers/gelu.hpp>
+#include <convnet/layers/multiply.hpp>
 #include <convnet/models/alexnet.hpp>
+#include <convnet/models/fast_cifar.hpp>
 #include <convnet/random.hpp>
 
 #include <cmath>
@@ -205,12 +208,25 @@ TEST(Onnx, OnnxsCheckerPassesAndOpenCvGivesOurLogits) {
   write_case(dir.path.string(), "train_your_own", own, 3, 32);
   Sequential<float> every = every_exportable_layer();
   write_case(dir.path.string(), "every_layer", every, 3, 16);
+  // The fast CIFAR network (GELU as Erf, the logits' Multiply as Mul), and GELU's tanh form.
+  Sequential<float> fast = make_fast_cifar<float>(FastCifarOptions(), 3);
+  fast.forward(random_input(4, 3, 32, 5));  // batch statistics move
+  fast.eval();
+  write_case(dir.path.string(), "fast_cifar", fast, 3, 32);
+  Sequential<float> tanh_gelu;
+  tanh_gelu.add<Conv2d<float>>("conv", Conv2dOptions(3, 8, 3));
+  tanh_gelu.add<GELU<float>>("gelu", true);
+  tanh_gelu.add<Flatten<float>>("flatten");
+  tanh_gelu.add<Dense<float>>("fc", DenseOptions(8 * 6 * 6, 5));
+  tanh_gelu.add<Multiply<float>>("scale", -0.5);
+  tanh_gelu.eval();
+  write_case(dir.path.string(), "gelu_tanh", tanh_gelu, 3, 8);
 
   const convnet::testing::Result r =
       convnet::testing::run(std::string(CONVNET_PYTHON) + " " + CONVNET_TESTS_DIR + "/onnx/check_consumers.py " + dir.path.string());
   if (r.status == 77 << 8) GTEST_SKIP() << "not checked by ONNX and OpenCV on this host: " << r.output;
   EXPECT_EQ(r.status, 0) << r.output;
-  for (const char* name : {"paper", "cifar", "cifar-half-bn", "train_your_own", "every_layer"}) {
+  for (const char* name : {"paper", "cifar", "cifar-half-bn", "train_your_own", "every_layer", "fast_cifar", "gelu_tanh"}) {
     EXPECT_NE(r.output.find(std::string(name) + ".onnx: onnx.checker (full) passed; OpenCV"), std::string::npos) << r.output;
   }
   std::cout << r.output;

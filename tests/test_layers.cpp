@@ -11,8 +11,10 @@
 #include <convnet/layers/dense.hpp>
 #include <convnet/layers/dropout.hpp>
 #include <convnet/layers/flatten.hpp>
+#include <convnet/layers/gelu.hpp>
 #include <convnet/layers/local_response_norm.hpp>
 #include <convnet/layers/max_pool2d.hpp>
+#include <convnet/layers/multiply.hpp>
 #include <convnet/layers/relu.hpp>
 #include <convnet/layers/softmax.hpp>
 #include <convnet/losses/softmax_cross_entropy.hpp>  // ShapeErrors.LossChecksLogitsAndLabels
@@ -326,6 +328,73 @@ TEST(BatchNormForward, ShapesOptionsAndTheBatchOfOne) {
   EXPECT_THROW(BatchNorm2d<float>(BatchNormOptions(3).momentum(1.5)), std::invalid_argument);
   EXPECT_EQ(BatchNorm2d<float>(BatchNormOptions(4).affine(false)).parameters().size(), 0u);
   EXPECT_EQ(bn2.buffers().size(), 2u);
+}
+
+TEST(BatchNormForward, BiasOnlyHoldsGammaAtOneAndLearnsBeta) {
+  BatchNorm2d<double> bn(BatchNormOptions(2).weight(false).eps(1e-300));
+  const auto params = bn.parameters();
+  ASSERT_EQ(params.size(), 1u);  // beta alone
+  EXPECT_EQ(params[0].name, "bias");
+  EXPECT_EQ(bn.describe(), "BatchNorm2d(2, bias only)");
+  Tensor<double> x(2, 2, 1, 2);
+  x.setValues({{{{1, 2}}, {{0, 0}}}, {{{3, 4}}, {{2, 2}}}});
+  bn.bias() << 0.5, -1;
+  const Tensor<double>& y = bn.forward(x);
+  EXPECT_NEAR(y(0, 0, 0, 0), (1 - 2.5) / std::sqrt(1.25) + 0.5, 1e-12);  // gamma 1
+  EXPECT_NEAR(y(1, 1, 0, 0), 1 - 1, 1e-12);
+  Tensor<double> dy(2, 2, 1, 2);
+  dy.setConstant(1);
+  bn.zero_grad();
+  bn.backward(dy);
+  EXPECT_NEAR(bn.parameters()[0].grads()(0), 4, 1e-12);  // d loss / d beta = sum of dy over the channel
+  // Settings: "weight false" is recorded and read back; a record without the key is a learned gamma.
+  LayerSettings recorded = bn.settings();
+  ASSERT_EQ(recorded.back(), (std::pair<std::string, std::string>{"weight", "false"}));
+  KeyValues back(recorded, "test");
+  EXPECT_FALSE(detail::batch_norm_options_from(back).weight());
+  recorded.pop_back();
+  KeyValues older(recorded, "test");
+  EXPECT_TRUE(detail::batch_norm_options_from(older).learns_weight());
+  EXPECT_EQ(BatchNorm2d<double>(BatchNormOptions(2)).settings().size(), 4u);  // unchanged for saved networks
+}
+
+TEST(GeluForward, ExactAndTanhFormsAgainstTheFormulaInDoubleAndFloat) {
+  GELU<double> exact;
+  GELU<double> tanh_form(true);
+  GELU<float> exact_f;
+  Tensor<double> x(1, 1, 1, 41);
+  for (int i = 0; i < 41; ++i) x(0, 0, 0, i) = -8 + 0.4 * i;
+  const Tensor<float> xf = x.cast<float>();
+  const Tensor<double>& y = exact.forward(x);
+  const Tensor<double>& yt = tanh_form.forward(x);
+  const Tensor<float>& yf = exact_f.forward(xf);
+  for (int i = 0; i < 41; ++i) {
+    const double v = x(0, 0, 0, i);
+    const double want = 0.5 * v * (1 + std::erf(v / std::sqrt(2.0)));
+    const double want_tanh = 0.5 * v * (1 + std::tanh(std::sqrt(2 / 3.141592653589793) * (v + 0.044715 * v * v * v)));
+    EXPECT_NEAR(y(0, 0, 0, i), want, 1e-14) << v;
+    EXPECT_NEAR(yt(0, 0, 0, i), want_tanh, 1e-14) << v;
+    EXPECT_NEAR(yf(0, 0, 0, i), want, 2e-6 * std::max(1.0, std::fabs(want))) << "float (Eigen's vectorised erf) at " << v;
+  }
+  EXPECT_NEAR(y(0, 0, 0, 20), 0, 1e-15);  // x = 0
+  EXPECT_NEAR(y(0, 0, 0, 0), 0, 1e-14);   // x = -8: Phi is ~6e-16
+  EXPECT_EQ(exact.settings(), (LayerSettings{{"approximate", "false"}}));
+  EXPECT_EQ(tanh_form.describe(), "GELU(tanh)");
+}
+
+TEST(MultiplyForward, ScalesBothWaysAndRefusesNonFiniteFactors) {
+  Multiply<double> third(1.0 / 3);
+  Tensor<double> x(2, 3, 1, 1);
+  x.setValues({{{{3}}, {{-6}}, {{9}}}, {{{0}}, {{1.5}}, {{-3}}}});
+  const Tensor<double>& y = third.forward(x);
+  EXPECT_NEAR(y(0, 1, 0, 0), -2, 1e-15);
+  EXPECT_NEAR(y(1, 2, 0, 0), -1, 1e-15);
+  Tensor<double> dy(2, 3, 1, 1);
+  dy.setConstant(6);
+  EXPECT_NEAR(third.backward(dy)(1, 0, 0, 0), 2, 1e-15);
+  EXPECT_TRUE(third.parameters().empty());  // a constant, never trained
+  EXPECT_THROW(Multiply<float>(std::nan("")), std::invalid_argument);
+  EXPECT_THROW(Multiply<float>(1e300), std::invalid_argument);
 }
 
 TEST(DenseForward, ByHand) {

@@ -8,11 +8,15 @@
 #include <convnet/layers/dense.hpp>
 #include <convnet/layers/dropout.hpp>
 #include <convnet/layers/flatten.hpp>
+#include <convnet/layers/gelu.hpp>
+#include <convnet/layers/multiply.hpp>
 #include <convnet/layers/local_response_norm.hpp>
 #include <convnet/layers/max_pool2d.hpp>
 #include <convnet/layers/relu.hpp>
 #include <convnet/losses/softmax_cross_entropy.hpp>
 #include <convnet/models/alexnet.hpp>
+#include <convnet/models/fast_cifar.hpp>
+#include <convnet/models/patch_whitening.hpp>
 #include <convnet/inference/classifier.hpp>
 #include <convnet/layers/adaptive_avg_pool2d.hpp>
 #include <convnet/layers/softmax.hpp>
@@ -292,6 +296,99 @@ TEST(AlexNetConfig, GreyInputChannelsRoundTripAndShapeConv1) {
   EXPECT_THROW(alexnet_parameter_shapes(AlexNetConfig(grey).input_channels(65)), std::invalid_argument);
 }
 
+TEST(FastCifar, ShapesCountsAndTheStartingWeights) {
+  auto net = make_fast_cifar<float>(FastCifarOptions(), 7);
+  // Pooling halves 31 to 15, 7 and 3 (floor) before each block's batch normalisation.
+  const auto rows = net.summary(Shape{1, 3, 32, 32});
+  auto output_of = [&](const std::string& name) {
+    for (const auto& r : rows) {
+      if (r.name == name) return r.output;
+    }
+    return Shape{};
+  };
+  EXPECT_EQ(output_of("whiten"), (Shape{1, 24, 31, 31}));
+  EXPECT_EQ(output_of("bn1"), (Shape{1, 64, 15, 15}));
+  EXPECT_EQ(output_of("bn3"), (Shape{1, 256, 7, 7}));
+  EXPECT_EQ(output_of("bn6"), (Shape{1, 256, 3, 3}));
+  EXPECT_EQ(output_of("scale"), (Shape{1, 10, 1, 1}));
+  // 24*3*2*2 (whitening) + 9 (24*64 + 64*64 + 64*256 + 3*256*256) + 64*2 + 256*4 (biases) + 256*10.
+  EXPECT_EQ(net.parameter_count(), 288 + 9 * (24 * 64 + 64 * 64 + 64 * 256 + 3 * 256 * 256) + 1152 + 2560);
+  EXPECT_EQ(net.parameter_count(), 1971616);
+  Index trainable = 0;
+  for (const auto& p : net.trainable_parameters()) trainable += p.size;
+  EXPECT_EQ(trainable, 1971616 - 288);  // the whitening layer is frozen
+  // Each block convolution's first in_channels filters start as the identity (a centred Dirac).
+  auto& conv3 = dynamic_cast<Conv2d<float>&>(net.layer("conv3"));  // 64 -> 256
+  for (Index f = 0; f < 64; ++f) {
+    for (Index k = 0; k < 64 * 9; ++k) ASSERT_EQ(conv3.weight()(f, k), k == f * 9 + 4 ? 1.0f : 0.0f) << f << " " << k;
+  }
+  EXPECT_NE(conv3.weight().row(64).squaredNorm(), 0.0f);  // the rest: PyTorch's default
+  // The same seed, the same weights; another seed, others.
+  auto again = make_fast_cifar<float>(FastCifarOptions(), 7), other = make_fast_cifar<float>(FastCifarOptions(), 8);
+  EXPECT_EQ(again.parameters()[5].values(), net.parameters()[5].values());
+  EXPECT_NE(other.parameters()[5].values(), net.parameters()[5].values());
+  EXPECT_THROW(make_fast_cifar<float>(FastCifarOptions().classes(0)), std::invalid_argument);
+}
+
+TEST(PatchWhitening, TheFiltersDecorrelateThePatchesTheyWereComputedFrom) {
+  // Pictures whose neighbouring pixels and channels are strongly correlated (a smooth field, with
+  // green following red): the whitened patches must be uncorrelated, filter i with variance
+  // lambda_i / (lambda_i + eps), in decreasing order, and the negated half the mirror image.
+  Rng rng(3);
+  Tensor<double> x(20, 3, 9, 9);
+  for (Index n = 0; n < 20; ++n) {
+    for (Index y = 0; y < 9; ++y) {
+      for (Index xx = 0; xx < 9; ++xx) {
+        const double smooth = std::sin(0.3 * static_cast<double>(y + n)) + std::cos(0.2 * static_cast<double>(xx * (n + 1)));
+        x(n, 0, y, xx) = smooth + 0.1 * rng.normal();
+        x(n, 1, y, xx) = 0.8 * x(n, 0, y, xx) + 0.2 * rng.normal();
+        x(n, 2, y, xx) = rng.normal();
+      }
+    }
+  }
+  const double eps = 1e-3;
+  Conv2d<double> conv(Conv2dOptions(3, 24, 2).bias(false));
+  init_patch_whitening(conv, x, PatchWhiteningOptions().eps(eps));
+  const Tensor<double>& out = conv.forward(x);  // [20, 24, 8, 8]: one value per patch and filter
+  const Index patches = 20 * 8 * 8;
+  Eigen::MatrixXd values(24, patches);
+  for (Index n = 0; n < 20; ++n) {
+    for (Index f = 0; f < 24; ++f) {
+      for (Index p = 0; p < 64; ++p) values(f, n * 64 + p) = out.data()[(n * 24 + f) * 64 + p];
+    }
+  }
+  const Eigen::MatrixXd moment = values * values.transpose() / static_cast<double>(patches);
+  const Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> solver(patch_second_moment(x, 2));
+  for (Index i = 0; i < 12; ++i) {
+    const double lambda = solver.eigenvalues()[11 - i];
+    EXPECT_NEAR(moment(i, i), lambda / (lambda + eps), 1e-9) << "filter " << i;
+    for (Index j = 0; j < 12; ++j) {
+      if (j != i) {
+        EXPECT_NEAR(moment(i, j), 0, 1e-9) << i << ", " << j;
+      }
+    }
+    EXPECT_NEAR(moment(i + 12, i + 12), moment(i, i), 1e-12);  // the negated half
+    EXPECT_NEAR(moment(i, i + 12), -moment(i, i), 1e-12);
+  }
+  EXPECT_GT(moment(0, 0), 0.99);  // the strongest direction whitened to ~1
+  // The second moment is the patches' own: E[x x^T] over all 2 x 2 windows, by hand for one entry.
+  double by_hand = 0;
+  for (Index n = 0; n < 20; ++n) {
+    for (Index y = 0; y + 2 <= 9; ++y) {
+      for (Index xx = 0; xx + 2 <= 9; ++xx) by_hand += x(n, 0, y, xx + 1) * x(n, 1, y + 1, xx);
+    }
+  }
+  EXPECT_NEAR(patch_second_moment(x, 2)(1, 6), by_hand / static_cast<double>(patches), 1e-12);  // (c0,0,1) x (c1,1,0)
+  // A convolution of the wrong width is refused, naming what it needs.
+  Conv2d<double> narrow(Conv2dOptions(3, 16, 2));
+  try {
+    init_patch_whitening(narrow, x);
+    FAIL() << "16 filters for 2 x 3 x 2 x 2 whitening";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("24 filters"), std::string::npos) << e.what();
+  }
+}
+
 TEST(Sequential, TrainAndEvalReachEveryLayer) {
   auto net = make_alexnet<float>(AlexNetConfig::named("cifar-half"));
   net.eval();
@@ -437,11 +534,12 @@ namespace {
 Sequential<float> every_kind_of_layer() {
   Sequential<float> net;
   net.add<Conv2d<float>>("conv1", Conv2dOptions(3, 8, 3).padding(1));
-  net.add<BatchNorm2d<float>>("bn1", BatchNormOptions(8));
+  net.add<BatchNorm2d<float>>("bn1", BatchNormOptions(8).weight(false));  // beta alone
   net.add<Scale<float>>("scale", 8);
   net.add<ReLU<float>>("relu1");
   net.add<LocalResponseNorm<float>>("norm1", LocalResponseNormOptions());
   net.add<MaxPool2d<float>>("pool1", MaxPool2dOptions(3).stride(2));
+  net.add<GELU<float>>("gelu", true);
   net.add<Conv2d<float>>("conv2", Conv2dOptions(8, 6, 3).padding(1).groups(2).bias(false));
   net.add<AdaptiveAvgPool2d<float>>("avg", 2, 2);
   net.add<Flatten<float>>("flatten");
@@ -449,6 +547,7 @@ Sequential<float> every_kind_of_layer() {
   net.add<Dense<float>>("fc1", DenseOptions(24, 10));
   net.add<BatchNorm1d<float>>("bn2", BatchNormOptions(10));
   net.add<Dense<float>>("fc2", DenseOptions(10, 4));
+  net.add<Multiply<float>>("times", 0.5);
   net.add<Softmax<float>>("prob");
   return net;
 }

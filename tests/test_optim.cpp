@@ -154,6 +154,23 @@ TEST(Schedules, OneCycleFollowsItsFormula) {
   EXPECT_FALSE(OneCycleLR(OneCycleLROptions(0.1, 10).fixed_momentum()).momentum());
 }
 
+TEST(Schedules, LinearIsATriangleByItsCorners) {
+  // 100 steps, peak at 23: 0.2 max at step 0, max at 23, straight down to 0 at 100 and after.
+  LinearLR s(LinearLROptions(2.0, 100));
+  for (int t = 0; t <= 110; ++t) {
+    const double expected = t < 23 ? 2.0 * (0.2 + 0.8 * t / 23.0) : 2.0 * (1 - (std::min(t, 100) - 23) / 77.0);
+    EXPECT_NEAR(s.learning_rate(), expected, 1e-14) << t;
+    s.step();
+  }
+  LinearLR flat_start(LinearLROptions(1.0, 10).pct_start(0).end_factor(0.5));
+  EXPECT_NEAR(flat_start.learning_rate(), 1.0, 1e-15);  // no warm-up: the peak at step 0
+  for (int t = 0; t < 10; ++t) flat_start.step();
+  EXPECT_NEAR(flat_start.learning_rate(), 0.5, 1e-15);
+  EXPECT_FALSE(flat_start.momentum());
+  EXPECT_THROW(LinearLR(LinearLROptions(1.0, 10).pct_start(1)), std::invalid_argument);
+  EXPECT_THROW(LinearLR(LinearLROptions(1.0, 0)), std::invalid_argument);
+}
+
 TEST(Schedules, TrainStepAppliesScheduledRateAndMomentum) {
   auto net = make_alexnet<float>(AlexNetConfig::named("cifar").width(0.25), 1);
   Sgd<float> sgd(net.parameters(), SgdOptions(1.0).momentum(0.5));
@@ -208,6 +225,46 @@ TEST(WeightAverage, UpdatesByHandSwapsAndRoundTrips) {
   other.add<Dense<double>>("fc", DenseOptions(2, 1));
   WeightAverage<double> mismatched(other, WeightAverageOptions());
   EXPECT_THROW(mismatched.load(c), CheckpointError);
+}
+
+TEST(WeightAverage, LookaheadAveragesEveryKthCallOnARampAndPullsTheNetworkBack) {
+  Sequential<double> net;
+  net.add<Dense<double>>("fc", DenseOptions(1, 1).bias(false));
+  double& w = net.parameters()[0].value[0];
+  w = 0;
+  // Every 2nd call, decay 0.5 (t / 8)^1: call 2 averages with 0.125, call 4 with 0.25, ...
+  WeightAverage<double> slow(net, WeightAverageOptions().decay(0.5).every(2).lookahead(true).ramp(8, 1));
+  EXPECT_DOUBLE_EQ(slow.next_decay(), 0.125);
+  w = 8;
+  slow.update();  // call 1: nothing
+  EXPECT_EQ(slow.updates(), 0u);
+  EXPECT_DOUBLE_EQ(w, 8);
+  w = 16;
+  slow.update();  // call 2: average 0.125 * 0 + 0.875 * 16 = 14, and the network takes it
+  EXPECT_EQ(slow.updates(), 1u);
+  EXPECT_DOUBLE_EQ(w, 14);
+  w = 18;
+  slow.update();
+  w = 22;
+  slow.update();  // call 4: 0.25 * 14 + 0.75 * 22 = 20
+  EXPECT_DOUBLE_EQ(w, 20);
+  EXPECT_DOUBLE_EQ(slow.next_decay(), 0.5 * 6 / 8);
+  // The state round-trips with its call count; a checkpoint of older code (no calls) counts updates.
+  Checkpoint c;
+  slow.save(c);
+  w = 100;
+  slow.update();  // call 5: nothing, but counted
+  WeightAverage<double> back(net, WeightAverageOptions().decay(0.5).every(2).lookahead(true).ramp(8, 1));
+  back.load(c);
+  EXPECT_EQ(back.calls(), 4u);
+  back.copy_to_network();
+  EXPECT_DOUBLE_EQ(w, 20);
+  Checkpoint older = c;
+  ASSERT_TRUE(older.remove("average/calls"));
+  WeightAverage<double> from_older(net, WeightAverageOptions().decay(0.5).lookahead(true));
+  from_older.load(older);
+  EXPECT_EQ(from_older.calls(), 2u);  // its 2 updates, each a call
+  EXPECT_THROW(WeightAverage<double>(net, WeightAverageOptions().every(0)), std::invalid_argument);
 }
 
 // Counters from a checkpoint are bounded (issue 40, item 6): 2^53 is the last a double holds exactly.

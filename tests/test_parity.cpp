@@ -55,6 +55,11 @@ const Checkpoint& golden() {
   static const Checkpoint c = Checkpoint::load(kGolden + "/pytorch_parity.ckpt");
   return c;
 }
+// GELU and the fast CIFAR network (make_golden.py's fast_cifar_cases).
+const Checkpoint& golden_fast() {
+  static const Checkpoint c = Checkpoint::load(kGolden + "/pytorch_parity_fast.ckpt");
+  return c;
+}
 
 // |ours - theirs| <= 1e-4 |theirs| elementwise, with a floor far below the
 // tensor's scale for entries that are (nearly) zero on both sides.
@@ -73,11 +78,13 @@ void expect_matches(const T* ours, const std::vector<double>& theirs, const std:
   EXPECT_EQ(bad, 0) << what << ": " << bad << " of " << theirs.size() << " values differ";
 }
 
-std::vector<double> golden_values(const std::string& key, std::vector<Index>* shape = nullptr) {
-  return golden().tensor<double>(key, shape);
+std::vector<double> golden_values(const std::string& key, std::vector<Index>* shape = nullptr,
+                                  const Checkpoint& from = golden()) {
+  return from.tensor<double>(key, shape);
 }
 
-void check_layer(const std::string& name, Layer<double>& layer, const Shape& input_shape, double input_scale = 1.0) {
+void check_layer(const std::string& name, Layer<double>& layer, const Shape& input_shape, double input_scale = 1.0,
+                 const Checkpoint& from = golden()) {
   SCOPED_TRACE(name);
   fill_parameters(layer.parameters());
   Tensor<double> x = make_tensor<double>(input_shape);
@@ -85,7 +92,7 @@ void check_layer(const std::string& name, Layer<double>& layer, const Shape& inp
   layer.zero_grad();
   const Tensor<double>& y = layer.forward(x);
   std::vector<Index> shape;
-  expect_matches(y.data(), golden_values(name + "/output", &shape), name + " output");
+  expect_matches(y.data(), golden_values(name + "/output", &shape, from), name + " output");
   const Shape s = shape_of(y);
   std::vector<Index> ours{s.n, s.c, s.h, s.w};
   ours.resize(shape.size());  // dense outputs are [N, F] in PyTorch
@@ -94,9 +101,9 @@ void check_layer(const std::string& name, Layer<double>& layer, const Shape& inp
   Tensor<double> g = make_tensor<double>(s);
   fill_formula(g.data(), g.size(), 999, 1.0);
   const Tensor<double>& dx = layer.backward(g);
-  expect_matches(dx.data(), golden_values(name + "/grad_input"), name + " input gradient");
+  expect_matches(dx.data(), golden_values(name + "/grad_input", nullptr, from), name + " input gradient");
   for (auto& p : layer.parameters()) {
-    expect_matches(p.grad, golden_values(name + "/grad/" + p.name), name + " gradient of " + p.name);
+    expect_matches(p.grad, golden_values(name + "/grad/" + p.name, nullptr, from), name + " gradient of " + p.name);
   }
 }
 
@@ -217,6 +224,57 @@ void check_network(const std::string& name, Index batch, bool every_fast_path = 
     }
     expect_matches(sample.data(), golden_values(name + "/grad_sample/" + p.name), name + " gradient of " + p.name);
   }
+}
+
+TEST(PytorchParity, Gelu) {
+  GELU<double> exact;
+  check_layer("gelu", exact, {2, 3, 4, 4}, 3.0, golden_fast());
+  GELU<double> tanh_form(true);
+  check_layer("gelu_tanh", tanh_form, {2, 3, 4, 4}, 3.0, golden_fast());
+}
+
+// The fast CIFAR network against tools/convnet_torch.py's torch_fast_cifar: logits and sampled
+// gradients of every parameter (the whitening layer unfrozen, as PyTorch computes its gradient),
+// with running statistics (evaluation) and with the batch's (training, where the last batch
+// normalisation's running statistics after the step are compared too).
+void check_fast_cifar(bool training) {
+  const std::string name = training ? "fast_cifar_train" : "fast_cifar_eval";
+  SCOPED_TRACE(name);
+  auto net = make_fast_cifar<double>(FastCifarOptions(), 1);
+  net.unfreeze_all();
+  fill_parameters(net.parameters());
+  fill_buffers(net.buffers());
+  net.set_training(training);
+  Tensor<double> x(4, 3, 32, 32);
+  fill_formula(x.data(), x.size(), 0, 1.0);
+  net.zero_grad();
+  const Tensor<double>& y = net.forward(x);
+  EXPECT_EQ(shape_of(y), (Shape{4, 10, 1, 1}));
+  expect_matches(y.data(), golden_values(name + "/output", nullptr, golden_fast()), name + " logits");
+  Tensor<double> g = make_tensor<double>(shape_of(y));
+  fill_formula(g.data(), g.size(), 999, 1.0);
+  net.backward(g);
+  const auto params = net.parameters();
+  EXPECT_EQ(params.size(), 14u);  // whiten, six convolutions, six batch-norm biases, fc
+  for (auto& p : params) {
+    std::vector<double> sample;
+    for (Index k = 0; k < 32; ++k) {
+      sample.push_back(p.grad[static_cast<Index>((static_cast<std::uint64_t>(k) * 2654435761ULL + 12345ULL) %
+                                                 static_cast<std::uint64_t>(p.size))]);
+    }
+    expect_matches(sample.data(), golden_values(name + "/grad_sample/" + p.name, nullptr, golden_fast()),
+                   name + " gradient of " + p.name);
+  }
+  if (training) {
+    auto& bn6 = dynamic_cast<BatchNorm2d<double>&>(net.layer("bn6"));
+    expect_matches(bn6.running_mean().data(), golden_values(name + "/running_mean/bn6", nullptr, golden_fast()), "bn6 running mean");
+    expect_matches(bn6.running_var().data(), golden_values(name + "/running_var/bn6", nullptr, golden_fast()), "bn6 running variance");
+  }
+}
+
+TEST(PytorchParity, FastCifarNetwork) {
+  check_fast_cifar(false);
+  check_fast_cifar(true);
 }
 
 TEST(PytorchParity, PaperNetwork) { check_network("paper", 1); }

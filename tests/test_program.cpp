@@ -225,7 +225,7 @@ TEST(Examples, EveryFlagHasARange) {
       {"--classes -3", "--classes must be in [0, 100000], got -3"},
       {"--channels 2", "--channels must be 1 or 3 (or 0: the dataset's), got 2"},
       {"--pipeline fancy", "--pipeline must be small or paper, got fancy"},
-      {"--eval five-crop", "evaluation views must be centre, flip or ten-crop, got 'five-crop'"},
+      {"--eval five-crop", "evaluation views must be centre, flip, ten-crop or flip-translate, got 'five-crop'"},
       {"--lr nan", "--lr must be in (0, 100], got nan"},
   };
   for (const auto& [flag, message] : cases) {

@@ -69,6 +69,9 @@ std::vector<std::unique_ptr<Layer<float>>> one_of_each_layer() {
   layers.push_back(std::make_unique<Dropout<float>>(DropoutOptions().p(0.3)));
   layers.push_back(std::make_unique<Flatten<float>>());
   layers.push_back(std::make_unique<Softmax<float>>());
+  layers.push_back(std::make_unique<GELU<float>>(true));
+  layers.push_back(std::make_unique<Multiply<float>>(0.25));
+  layers.push_back(std::make_unique<BatchNorm2d<float>>(BatchNormOptions(5).weight(false)));
   return layers;
 }
 
@@ -191,8 +194,8 @@ TEST(OptimizerAndScheduleRegistries, EveryNameBuildsAndUnknownNamesListThem) {
   }
   EXPECT_EQ(message_of([&] { make_optimizer<float>(TrainingRecipe().optimizer("rmsprop"), params); }),
             "unknown optimizer 'rmsprop'; valid names are sgd or adam");
-  EXPECT_EQ(message_of([] { make_schedule(TrainingRecipe().schedule("linear")); }),
-            "unknown schedule 'linear'; valid names are onecycle, cosine, step, plateau or constant");
+  EXPECT_EQ(message_of([] { make_schedule(TrainingRecipe().schedule("triangle")); }),
+            "unknown schedule 'triangle'; valid names are onecycle, linear, cosine, step, plateau or constant");
 }
 
 TEST(NetworkAndDatasetRegistries, EveryNameBuildsAndIsDescribed) {

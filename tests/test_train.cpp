@@ -260,6 +260,43 @@ TEST(Trainer, StopRequestThenResumeContinuesBitForBit) {
   }
 }
 
+// Lookahead through the trainer: a run stopped mid-epoch resumes to the same weights as one that was
+// not (the slow weights and the call count are in last.ckpt), and after the last step the network
+// holds the slow weights.
+TEST(Trainer, LookaheadResumesBitForBitAndEndsOnTheSlowWeights) {
+  const int threads = num_threads();
+  set_num_threads(1);
+  TempDir dir;
+  const auto options = [&](const std::string& out) {
+    return TrainerOptions().epochs(2).checkpoint_dir(dir / out).lookahead(WeightAverageOptions().decay(0.6).every(3).ramp(10, 2));
+  };
+  TinyRun straight(1);
+  Trainer<float> uninterrupted(straight.net, straight.loss, *straight.sgd, &straight.schedule, options("a"));
+  uninterrupted.fit(straight.train_loader, &straight.val_loader);
+  TinyRun first(1);
+  Trainer<float> stopped(first.net, first.loss, *first.sgd, &first.schedule, options("b"));
+  StopAt stop(stopped, 0, 5);
+  stopped.add_callback(stop);
+  EXPECT_EQ(stopped.fit(first.train_loader, &first.val_loader).outcome, FitOutcome::StopRequested);
+  TinyRun resumed(999);
+  Trainer<float> again(resumed.net, resumed.loss, *resumed.sgd, &resumed.schedule, options("b"));
+  again.load(Checkpoint::load(dir / "b/last.ckpt"));
+  EXPECT_EQ(again.fit(resumed.train_loader, &resumed.val_loader).outcome, FitOutcome::Completed);
+  set_num_threads(threads);
+  EXPECT_TRUE(resumed.values() == straight.values()) << "parameters differ after resuming";
+  // The network ends on the slow weights: the lookahead entries of last.ckpt are the parameters.
+  const Checkpoint last = Checkpoint::load(dir / "a/last.ckpt");
+  for (auto& p : straight.net.parameters()) {
+    const std::vector<float> slow = last.tensor<float>("lookahead/param/" + p.name);
+    for (Index i = 0; i < p.size; ++i) ASSERT_EQ(slow[static_cast<std::size_t>(i)], p.value[i]) << p.name;
+  }
+  // Without lookahead the same run ends elsewhere: the averaging did something.
+  TinyRun plain(1);
+  Trainer<float> without(plain.net, plain.loss, *plain.sgd, &plain.schedule, TrainerOptions().epochs(2));
+  without.fit(plain.train_loader, &plain.val_loader);
+  EXPECT_FALSE(plain.values() == straight.values());
+}
+
 // With average_weights the trainer validates the average each epoch, writes best_average.ckpt with
 // it as the parameters, and a stopped run resumes the average bit for bit too.
 TEST(Trainer, WeightAverageIsValidatedSavedAndResumed) {

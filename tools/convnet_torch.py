@@ -211,6 +211,48 @@ def torch_alexnet(name, classes=None, groups=1, width=None, lrn_alpha=1e-4):
     return nn.Sequential(layers)
 
 
+def torch_fast_cifar(classes=10, widths=(64, 256, 256), bn_momentum=0.4, bn_eps=1e-5, logit_scale=1.0 / 9):
+    """convnet's fast CIFAR network (include/convnet/models/fast_cifar.hpp) in PyTorch, layer for layer
+    and with its layer names: a 2x2 whitening convolution (24 filters, no bias), GELU, three blocks of
+    conv -> max-pool(2) -> batch norm -> GELU -> conv -> batch norm -> GELU, max-pool(3), a bias-free
+    linear layer and the logits times 1/9. The batch normalisations learn their bias alone (their
+    weight is None: gamma held at 1), as BatchNormOptions().weight(false)."""
+    import torch
+    import torch.nn as nn
+
+    class Multiply(nn.Module):
+        def __init__(self, factor):
+            super().__init__()
+            self.factor = factor
+
+        def forward(self, x):
+            return x * self.factor
+
+    def batch_norm(c):
+        bn = nn.BatchNorm2d(c, eps=bn_eps, momentum=bn_momentum)
+        bn.register_parameter("weight", None)  # gamma held at 1
+        return bn
+
+    layers = collections.OrderedDict()
+    layers["whiten"] = nn.Conv2d(3, 24, 2, bias=False)
+    layers["gelu0"] = nn.GELU()
+    channels, n = 24, 0
+    for block, out in enumerate(widths):
+        for half in range(2):
+            n += 1
+            layers["conv%d" % n] = nn.Conv2d(channels, out, 3, padding=1, bias=False)
+            if half == 0:
+                layers["pool%d" % (block + 1)] = nn.MaxPool2d(2)
+            layers["bn%d" % n] = batch_norm(out)
+            layers["gelu%d" % n] = nn.GELU()
+            channels = out
+    layers["pool4"] = nn.MaxPool2d(3)
+    layers["flatten"] = nn.Flatten()
+    layers["fc"] = nn.Linear(channels, classes, bias=False)
+    layers["scale"] = Multiply(logit_scale)
+    return nn.Sequential(layers)
+
+
 def to_convnet_names(state_dict):
     """Maps torchvision's alexnet names (features.0.weight, ...) to convnet's; convnet names pass through."""
     out = collections.OrderedDict()

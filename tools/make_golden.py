@@ -5,6 +5,7 @@ and torchvision AlexNets, so that the C++ tests (tests/test_parity.cpp) can
 check convnet against it without PyTorch.
 
     /usr/bin/python3 tools/make_golden.py            # needs torch and numpy
+    /usr/bin/python3 tools/make_golden.py --fast-only   # pytorch_parity_fast.ckpt alone
 
 Nothing big is stored. Inputs, weights and upstream gradients come from one
 integer formula that both sides evaluate exactly:
@@ -124,10 +125,43 @@ def network_case(out, name, model, batch):
     return model
 
 
+def fast_cifar_cases():
+    """tests/golden/pytorch_parity_fast.ckpt: GELU (both forms) and the fast CIFAR network (logits and
+    sampled gradients in evaluation mode, and in training mode with the batch's statistics, where the
+    running statistics after the step are stored too). A file of its own, so that adding these did not
+    regenerate pytorch_parity.ckpt (see the torchvision note above)."""
+    out = collections.OrderedDict()
+    out["note"] = "written by tools/make_golden.py with torch " + torch.__version__
+    layer_case(out, "gelu", nn.GELU(), (2, 3, 4, 4), 3.0)
+    layer_case(out, "gelu_tanh", nn.GELU(approximate="tanh"), (2, 3, 4, 4), 3.0)
+    for mode in ("eval", "train"):
+        model = ct.torch_fast_cifar().double()
+        fill(model)
+        model.train(mode == "train")
+        x = formula((4, 3, 32, 32), 0)
+        y = model(x)
+        g = formula(tuple(y.shape), 999)
+        (y * g).sum().backward()
+        name = "fast_cifar_" + mode
+        out[name + "/output"] = y.detach().numpy()
+        for pname, p in model.named_parameters():
+            flat = p.grad.reshape(-1).numpy()
+            out[name + "/grad_sample/" + pname] = flat[sample_indices(flat.size)].copy()
+        if mode == "train":
+            out[name + "/running_mean/bn6"] = model.bn6.running_mean.numpy().copy()
+            out[name + "/running_var/bn6"] = model.bn6.running_var.numpy().copy()
+    path = os.path.join(GOLDEN, "pytorch_parity_fast.ckpt")
+    ct.write_checkpoint(path, out)
+    print("wrote %s (%d entries, %d bytes)" % (path, len(out), os.path.getsize(path)))
+
+
 def main():
     torch.manual_seed(0)
     torch.set_num_threads(1)  # PyTorch's parallel max-pool backward can route a tie either way
     os.makedirs(GOLDEN, exist_ok=True)
+    fast_cifar_cases()
+    if sys.argv[1:] == ["--fast-only"]:
+        return
     out = collections.OrderedDict()
     out["note"] = "written by tools/make_golden.py with torch " + torch.__version__
     # Layers.

@@ -73,7 +73,7 @@ cli::OptionTable options_of(InspectSettings& s, const Inspection& what) {
       {"--class", "K", "the class explained, by number (-1: the top class)", &s.class_index, cli::PerProcess,
        cli::Range::closed(-1, 100000)},
       {"--cam-layer", "NAME", "Grad-CAM's layer (default: the last convolution's activation; none: no Grad-CAM)", &s.cam_layer},
-      {"--eval", "VIEWS", "centre, flip or ten-crop: the views whose softmax is averaged", &s.eval},
+      {"--eval", "VIEWS", "centre, flip, ten-crop or flip-translate: the views whose softmax is averaged", &s.eval},
       {"--pictures", "N", "score the first N pictures only (0: all)", &s.pictures, cli::PerProcess, cli::Range::closed(0, 1e12)},
       {"--threads", "N", "compute threads (0: all cores)", &s.threads, cli::PerProcess, cli::Range::closed(0, 1024)},
       {"--precision", "auto|fp32|bf16", "the products' arithmetic (auto: bf16 where the host has AMX)", &s.precision},

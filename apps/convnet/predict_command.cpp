@@ -39,7 +39,7 @@ cli::OptionTable options_of(PredictSettings& s) {
       "       convnet predict --checkpoint FILE --cifar-test DIR --random K --out mosaic.png [--seed S]\n",
       {{"options",
         {{"--checkpoint", "FILE", "a checkpoint written through the Trainer (convnet train, train_your_own: best.ckpt, last.ckpt)", &s.checkpoint},
-         {"--eval", "VIEWS", "centre, flip (centre and mirror) or ten-crop: the views whose softmax is averaged, of the kind training drew", &s.eval},
+         {"--eval", "VIEWS", "centre, flip (centre and mirror), ten-crop or flip-translate (both, each also moved a pixel two ways): the views whose softmax is averaged, of the kind training drew", &s.eval},
          {"--ten-crop", "", "the same as --eval ten-crop", &s.ten_crop},
          {"--cifar-test", "DIR", "a CIFAR-10 folder: score the test set, or draw --random K pictures", &s.cifar_test},
          {"--random", "K", "draw K random test pictures into --out (a PNG mosaic)", &s.random, cli::PerProcess, cli::Range::closed(0, 1000)},
@@ -113,7 +113,7 @@ EvalViews views_of(const PredictSettings& s) { return s.ten_crop ? EvalViews::Te
 // ", ten crops" or "" (the centre view), as the output names the views.
 std::string views_note(const PredictSettings& s) {
   const EvalViews v = views_of(s);
-  return v == EvalViews::TenCrop ? ", ten crops" : v == EvalViews::Flip ? ", centre and mirror" : "";
+  return v == EvalViews::TenCrop ? ", ten crops" : v == EvalViews::Flip ? ", centre and mirror" : v == EvalViews::FlipTranslate ? ", centre, mirror and one-pixel shifts" : "";
 }
 
 int run(const PredictSettings& s, const std::vector<std::string>& pictures) {

@@ -336,7 +336,7 @@ class DataLoader {
       data_.load(index, out);
       Rng rng(detail::mix64(detail::mix64(options_.seed() + detail::kGolden * (epoch_ + 1)) ^
                             detail::mix64(static_cast<std::uint64_t>(position))));
-      pipeline_.apply(out, rng);
+      pipeline_.apply_to(out, rng, ExampleDraw{options_.seed(), epoch_, index});
     };
     return detail::load_first_readable_with(
         load_and_transform, image, attempts,

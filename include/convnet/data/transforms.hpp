@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <utility>
@@ -26,10 +27,21 @@
 
 namespace convnet {
 
+/// Which example of which epoch a loader is transforming: for the transforms whose choice follows
+/// the example from epoch to epoch instead of being drawn anew (AlternatingFlip).
+struct ExampleDraw {
+  std::uint64_t seed = 0;   ///< the loader's
+  std::uint64_t epoch = 0;
+  Index index = 0;          ///< the example's index in its dataset
+};
+
 class Transform {
  public:
   virtual ~Transform() = default;
   virtual void apply(Image& image, Rng& rng) const = 0;
+  /// As apply(), knowing the example and epoch (what DataLoader calls); the same as apply() unless a
+  /// transform needs them.
+  virtual void apply_to(Image& image, Rng& rng, const ExampleDraw& /*draw*/) const { apply(image, rng); }
   virtual std::string describe() const = 0;
 };
 
@@ -47,6 +59,9 @@ class Pipeline {
   }
   void apply(Image& image, Rng& rng) const {
     for (const auto& t : steps_) t->apply(image, rng);
+  }
+  void apply_to(Image& image, Rng& rng, const ExampleDraw& draw) const {
+    for (const auto& t : steps_) t->apply_to(image, rng, draw);
   }
   bool empty() const { return steps_.empty(); }
   std::string describe() const {
@@ -245,6 +260,26 @@ class RandomHorizontalFlip : public Transform {
 
  private:
   double p_;
+};
+
+/// Alternating flips (the CIFAR-10 speed records'): each example is mirrored or not at random in the
+/// first epoch, from the loader's seed and its index, and the other way in each epoch after, so every
+/// two consecutive epochs show it both ways; random flips show a fourth of the examples the same way
+/// twice running. Without a loader (apply()), a random flip.
+class AlternatingFlip : public Transform {
+ public:
+  void apply(Image& image, Rng& rng) const override {
+    if (rng.below(2) == 1) flip_horizontal(image);
+  }
+  void apply_to(Image& image, Rng& /*rng*/, const ExampleDraw& draw) const override {
+    if (flipped(draw)) flip_horizontal(image);
+  }
+  /// Whether `draw`'s example is mirrored in its epoch.
+  static bool flipped(const ExampleDraw& draw) {
+    const std::uint64_t first = detail::mix64(detail::mix64(draw.seed ^ 0xA17F11Bull) + static_cast<std::uint64_t>(draw.index)) & 1;
+    return (first ^ (draw.epoch & 1)) == 1;
+  }
+  std::string describe() const override { return "alternating flip"; }
 };
 
 /// Per-channel mean and standard deviation.

@@ -5,7 +5,8 @@
 //
 // Each layer becomes ONNX nodes through the writer registered for its type (onnx_layer_writers():
 // Conv with its groups, Relu, LRN, MaxPool, AveragePool or GlobalAveragePool where that is exact,
-// BatchNormalization, Flatten, Gemm, Softmax; Dropout is left out, as at inference), its parameters
+// BatchNormalization, Flatten, Gemm, Softmax, Mul, and GELU as Erf or Tanh with Mul/Add/Div; Dropout is
+// left out, as at inference), its parameters
 // and buffers initialisers named as in checkpoints ("conv1.weight"). A program's own layer type
 // exports once it registers a writer (register_onnx_writer). The graph reads "input", [N, C, H, W]
 // with N free, and the picture preparation travels as metadata (export_onnx(Classifier&, ...)).
@@ -150,6 +151,7 @@ inline void flatten_to_rank2(OnnxGraph& g, const std::string& layer) {
 }
 
 inline void batch_norm_node(OnnxGraph& g, Layer<float>& l);
+inline void gelu_nodes(OnnxGraph& g, Layer<float>& l);
 
 inline std::vector<std::pair<std::string, OnnxLayerWriter>>& onnx_writer_table() {
   using G = OnnxGraph;
@@ -177,6 +179,13 @@ inline std::vector<std::pair<std::string, OnnxLayerWriter>>& onnx_writer_table()
          g.node("Gemm", inputs, l.name(), {G::attribute("transB", Index{1})});
        }},
       {"ReLU", [](G& g, Layer<float>& l) { g.node("Relu", {g.tensor}, l.name()); }},
+      {"GELU", [](G& g, Layer<float>& l) { gelu_nodes(g, l); }},
+      {"Multiply",
+       [](G& g, Layer<float>& l) {
+         KeyValues s = onnx_settings(l);
+         const float factor = static_cast<float>(s.take<double>("factor"));
+         g.node("Mul", {g.tensor, g.initializer(l.name() + ".factor", {}, &factor)}, l.name());
+       }},
       {"LocalResponseNorm",
        [](G& g, Layer<float>& l) {
          KeyValues s = onnx_settings(l);
@@ -231,6 +240,7 @@ inline void batch_norm_node(OnnxGraph& g, Layer<float>& l) {
   KeyValues s = onnx_settings(l);
   const Index c = s.take<Index>("num_features");
   const double eps = s.take<double>("eps"), momentum = s.take<double>("momentum");
+  s.take("weight", true);  // a gamma held at 1 is written as ones, as the missing weight below
   const auto params = l.parameters();
   std::vector<float> ones(static_cast<std::size_t>(c), 1.0f), zeros(static_cast<std::size_t>(c), 0.0f);
   const Parameter<float>* w = parameter_named(params, "weight");
@@ -242,6 +252,31 @@ inline void batch_norm_node(OnnxGraph& g, Layer<float>& l) {
   // ONNX's momentum weighs the running value, PyTorch's (and ours) the batch's; used in training only.
   g.node("BatchNormalization", inputs, l.name(),
          {OnnxGraph::attribute("epsilon", eps), OnnxGraph::attribute("momentum", 1.0 - momentum)});
+}
+
+/// GELU has no operator in opset 13: x (1 + erf(x / sqrt 2)) / 2 as Div, Erf, Add, Mul, Mul, or the
+/// tanh form x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3))) / 2 from Mul, Add and Tanh.
+inline void gelu_nodes(OnnxGraph& g, Layer<float>& l) {
+  KeyValues s = onnx_settings(l);
+  const bool approximate = s.take("approximate", false);
+  const std::string x = g.tensor, n = l.name();
+  const float one = 1.0f, half = 0.5f;
+  if (approximate) {
+    const float cubic = 0.044715f, scale = 0.7978845608028654f;  // sqrt(2 / pi)
+    g.node("Mul", {x, x}, n + "/x2");
+    g.node("Mul", {g.tensor, x}, n + "/x3");
+    g.node("Mul", {g.tensor, g.initializer(n + ".cubic", {}, &cubic)}, n + "/cx3");
+    g.node("Add", {x, g.tensor}, n + "/inner");
+    g.node("Mul", {g.tensor, g.initializer(n + ".scale", {}, &scale)}, n + "/u");
+    g.node("Tanh", {g.tensor}, n + "/tanh");
+  } else {
+    const float sqrt2 = 1.4142135623730951f;
+    g.node("Div", {x, g.initializer(n + ".sqrt2", {}, &sqrt2)}, n + "/scaled");
+    g.node("Erf", {g.tensor}, n + "/erf");
+  }
+  g.node("Add", {g.tensor, g.initializer(n + ".one", {}, &one)}, n + "/plus_one");
+  g.node("Mul", {x, g.tensor}, n + "/times_x");
+  g.node("Mul", {g.tensor, g.initializer(n + ".half", {}, &half)}, n);
 }
 
 }  // namespace detail

@@ -8,7 +8,9 @@
 //               running = (1 - momentum) running + momentum batch, with the
 //               unbiased variance (m / (m - 1)) for running_var, as PyTorch
 //   evaluation  the running statistics in place of the batch's
-// gamma (weight) starts at 1 and beta (bias) at 0; affine(false) has neither.
+// gamma (weight) starts at 1 and beta (bias) at 0; affine(false) has neither, and weight(false)
+// holds gamma at 1 and learns beta alone (the fast CIFAR recipe's batch normalisation: a scale
+// before GELU that the next convolution's weights can absorb is one more thing to tune).
 // running_mean starts at 0, running_var at 1. They are buffers (Layer::buffers):
 // part of the model, saved in checkpoints, never trained.
 //
@@ -38,16 +40,21 @@ struct BatchNormOptions {
   BatchNormOptions& eps(double v) { eps_ = v; return *this; }
   BatchNormOptions& momentum(double v) { momentum_ = v; return *this; }
   BatchNormOptions& affine(bool v) { affine_ = v; return *this; }
+  /// With affine: whether gamma is learned (true) or held at 1 (false: only beta is a parameter).
+  BatchNormOptions& weight(bool v) { weight_ = v; return *this; }
 
   Index num_features() const { return num_features_; }
   double eps() const { return eps_; }
   double momentum() const { return momentum_; }
   bool affine() const { return affine_; }
+  bool weight() const { return weight_; }
+  /// Whether gamma is a parameter (affine and weight).
+  bool learns_weight() const { return affine_ && weight_; }
 
  private:
   Index num_features_;
   double eps_ = 1e-5, momentum_ = 0.1;  // PyTorch's defaults
-  bool affine_ = true;
+  bool affine_ = true, weight_ = true;
 };
 
 namespace detail {
@@ -55,11 +62,13 @@ inline BatchNormOptions batch_norm_options_from(KeyValues& s) {
   return BatchNormOptions(s.take<Index>("num_features"))
       .eps(s.take<double>("eps"))
       .momentum(s.take<double>("momentum"))
-      .affine(s.take("affine", true));
+      .affine(s.take("affine", true))
+      .weight(s.take("weight", true));
 }
 
 inline std::vector<std::vector<Index>> batch_norm_parameter_shapes(const BatchNormOptions& o) {
   if (!o.affine()) return {};
+  if (!o.weight()) return {{o.num_features()}};
   return {{o.num_features()}, {o.num_features()}};
 }
 
@@ -76,9 +85,9 @@ class BatchNorm : public Layer<T> {
     running_mean_ = Vector<T>::Zero(c);
     running_var_ = Vector<T>::Ones(c);
     if (options_.affine()) {
-      weight_ = Vector<T>::Ones(c);
+      weight_ = Vector<T>::Ones(c);  // held at 1 without weight(true)
       bias_ = Vector<T>::Zero(c);
-      weight_grad_ = GradientBuffer<T>(c);
+      if (options_.learns_weight()) weight_grad_ = GradientBuffer<T>(c);
       bias_grad_ = GradientBuffer<T>(c);
     }
     mean_ = Vector<T>::Zero(c);
@@ -89,13 +98,17 @@ class BatchNorm : public Layer<T> {
   std::string type_name() const override { return Spatial ? "BatchNorm2d" : "BatchNorm1d"; }
   LayerSettings settings() const override {
     using detail::setting_value;
-    return {{"num_features", setting_value(options_.num_features())},
-            {"eps", setting_value(options_.eps())},
-            {"momentum", setting_value(options_.momentum())},
-            {"affine", setting_value(options_.affine())}};
+    LayerSettings s = {{"num_features", setting_value(options_.num_features())},
+                       {"eps", setting_value(options_.eps())},
+                       {"momentum", setting_value(options_.momentum())},
+                       {"affine", setting_value(options_.affine())}};
+    // Only when off: the networks saved before the option existed keep their recorded settings.
+    if (!options_.weight()) s.emplace_back("weight", setting_value(false));
+    return s;
   }
   std::string describe() const override {
-    return concat(type_name(), "(", options_.num_features(), options_.affine() ? "" : ", no affine", ")");
+    return concat(type_name(), "(", options_.num_features(),
+                  !options_.affine() ? ", no affine" : options_.weight() ? "" : ", bias only", ")");
   }
   Shape output_shape(const Shape& in) const override {
     const bool ok = in.n >= 1 && in.c == options_.num_features() && in.h >= 1 && in.w >= 1 && (Spatial || (in.h == 1 && in.w == 1));
@@ -108,8 +121,9 @@ class BatchNorm : public Layer<T> {
   std::vector<Parameter<T>> parameters() override {
     if (!options_.affine()) return {};
     const Index c = options_.num_features();
-    return {Parameter<T>{"weight", {c}, weight_.data(), weight_grad_.data(), c, false},
-            Parameter<T>{"bias", {c}, bias_.data(), bias_grad_.data(), c, false}};
+    Parameter<T> bias{"bias", {c}, bias_.data(), bias_grad_.data(), c, false};
+    if (!options_.weight()) return {bias};
+    return {Parameter<T>{"weight", {c}, weight_.data(), weight_grad_.data(), c, false}, bias};
   }
   std::vector<Buffer<T>> buffers() override {
     const Index c = options_.num_features();
@@ -173,7 +187,7 @@ class BatchNorm : public Layer<T> {
         sum_dy_xhat += static_cast<double>((dy * (plane_of(input, n, c, s) - mean)).sum() * inv_std);
       }
       if (options_.affine() && this->trainable()) {
-        weight_grad_.data()[c] += static_cast<T>(sum_dy_xhat);
+        if (options_.learns_weight()) weight_grad_.data()[c] += static_cast<T>(sum_dy_xhat);
         bias_grad_.data()[c] += static_cast<T>(sum_dy);
       }
       if (!this->input_gradient()) return;

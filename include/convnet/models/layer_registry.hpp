@@ -25,8 +25,10 @@
 #include "../layers/dense.hpp"
 #include "../layers/dropout.hpp"
 #include "../layers/flatten.hpp"
+#include "../layers/gelu.hpp"
 #include "../layers/local_response_norm.hpp"
 #include "../layers/max_pool2d.hpp"
+#include "../layers/multiply.hpp"
 #include "../layers/relu.hpp"
 #include "../layers/softmax.hpp"
 
@@ -77,6 +79,8 @@ std::vector<LayerType<T>>& layer_table() {
       layer_type<Dropout<T>>("Dropout", "inverted dropout with probability p"),
       layer_type<Flatten<T>>("Flatten", "[N, C, H, W] -> [N, C*H*W, 1, 1]"),
       layer_type<Softmax<T>>("Softmax", "softmax over channels (inference)"),
+      layer_type<GELU<T>>("GELU", "x Phi(x), the Gaussian error linear unit; approximate: the tanh form"),
+      layer_type<Multiply<T>>("Multiply", "y = factor x, a constant factor"),
   };
   return types;
 }

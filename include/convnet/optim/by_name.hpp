@@ -95,6 +95,10 @@ inline const std::vector<ScheduleType>& schedule_types() {
                                                  .momentum_range(std::max(0.0, r.momentum() - 0.05),
                                                                  std::min(0.999, r.momentum() + 0.05)));
        }},
+      {"linear", "a triangle: from a fifth of the rate up to it over the first 23% of the steps, then straight down to 0",
+       [](const TrainingRecipe& r) -> P {
+         return std::make_unique<LinearLR>(LinearLROptions(r.lr(), detail::schedule_steps(r)));
+       }},
       {"cosine", "cosine annealing from the rate to near zero, per step",
        [](const TrainingRecipe& r) -> P {
          return std::make_unique<CosineLR>(CosineLROptions(r.lr(), detail::schedule_steps(r)));

@@ -333,4 +333,52 @@ class OneCycleLR : public PerStepSchedule {
   std::optional<std::pair<double, double>> momentum_;
 };
 
+struct LinearLROptions {
+  LinearLROptions(double max_lr, std::int64_t total_steps) : max_lr_(max_lr), total_steps_(total_steps) {}
+  /// The share of the steps spent rising to max_lr.
+  LinearLROptions& pct_start(double v) { pct_start_ = v; return *this; }
+  /// The rate at the first step, as a share of max_lr ...
+  LinearLROptions& start_factor(double v) { start_factor_ = v; return *this; }
+  /// ... and after the last one.
+  LinearLROptions& end_factor(double v) { end_factor_ = v; return *this; }
+  double max_lr() const { return max_lr_; }
+  std::int64_t total_steps() const { return total_steps_; }
+  double pct_start() const { return pct_start_; }
+  double start_factor() const { return start_factor_; }
+  double end_factor() const { return end_factor_; }
+
+ private:
+  double max_lr_;
+  std::int64_t total_steps_;
+  double pct_start_ = 0.23, start_factor_ = 0.2, end_factor_ = 0;
+};
+
+/// A triangle: the rate rises in a straight line from start_factor max_lr at step 0 to max_lr at
+/// pct_start of the steps, then falls in a straight line to end_factor max_lr at total_steps (the
+/// CIFAR-10 speed records' schedule: a short warm-up, and the whole rest of the run to decay).
+class LinearLR : public PerStepSchedule {
+ public:
+  explicit LinearLR(const LinearLROptions& o)
+      : max_(o.max_lr()), total_(o.total_steps()), pct_start_(o.pct_start()), start_(o.start_factor()), end_(o.end_factor()) {
+    detail::require_option(total_ >= 1, "LinearLR", "total_steps", ">= 1", total_);
+    detail::require_option(pct_start_ >= 0 && pct_start_ < 1, "LinearLR", "pct_start", "in [0, 1)", pct_start_);
+    detail::require_option(start_ >= 0 && start_ <= 1, "LinearLR", "start_factor", "in [0, 1]", start_);
+    detail::require_option(end_ >= 0 && end_ <= 1, "LinearLR", "end_factor", "in [0, 1]", end_);
+  }
+  std::string describe() const override {
+    return detail::concat("linear(", start_ * max_, " -> ", max_, " over ", pct_start_, ", -> ", end_ * max_, " at ", total_, " steps)");
+  }
+  double learning_rate() const override {
+    const double t = static_cast<double>(std::min(step_, total_)), total = static_cast<double>(total_);
+    const double peak = pct_start_ * total;
+    if (t < peak) return max_ * (start_ + (1 - start_) * t / peak);
+    return max_ * (1 + (end_ - 1) * (t - peak) / (total - peak));
+  }
+
+ private:
+  double max_;
+  std::int64_t total_;
+  double pct_start_, start_, end_;
+};
+
 }  // namespace convnet

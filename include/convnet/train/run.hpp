@@ -12,6 +12,7 @@
 #include "../inference/embedding_classifier.hpp"
 #include "../metrics.hpp"
 #include "../tensor.hpp"
+#include "../optim/weight_average.hpp"
 #include "../precision.hpp"
 #include "history.hpp"
 
@@ -34,6 +35,13 @@ struct TrainerOptions {
   /// Keep an exponential moving average of the weights with this decay (WeightAverage), validated
   /// beside them and written to best_average.ckpt.
   TrainerOptions& average_weights(double decay) { average_decay_ = decay; return *this; }
+  /// Lookahead: a WeightAverage with lookahead(true) updated after every step (its every() and
+  /// ramp() say when and how hard), whose values the network takes after the run's last step.
+  TrainerOptions& lookahead(const WeightAverageOptions& v) {
+    lookahead_ = v;
+    lookahead_->lookahead(true);
+    return *this;
+  }
   /// Validation accuracy from the output of `layer` instead of the softmax: split-half nearest
   /// centroid over the validation pictures (split_half_centroid_correct). For a loss on an
   /// embedding alone, which leaves the head untrained; best.ckpt and a learning-rate sweep then
@@ -58,6 +66,7 @@ struct TrainerOptions {
   BestBy best_by() const { return best_by_; }
   std::optional<Index> max_batches() const { return max_batches_; }
   std::optional<double> average_weights() const { return average_decay_; }
+  const std::optional<WeightAverageOptions>& lookahead() const { return lookahead_; }
   const std::optional<EmbeddingValidation>& embedding_validation() const { return embedding_validation_; }
   std::optional<Precision> precision() const { return precision_; }
 
@@ -68,6 +77,7 @@ struct TrainerOptions {
   BestBy best_by_ = BestBy::Accuracy;
   std::optional<Index> max_batches_;
   std::optional<double> average_decay_;
+  std::optional<WeightAverageOptions> lookahead_;
   std::optional<EmbeddingValidation> embedding_validation_;
   std::optional<Precision> precision_;
 };

@@ -25,6 +25,8 @@
 //   the averaged weights, per epoch). The averaged weights are validated beside
 //   the training ones after every epoch; best_average.ckpt holds them (as its
 //   parameters, for a Classifier) from the epoch where they validated best.
+//   with lookahead(options): the slow weights (lookahead/...), which the network
+//   takes at each averaging and after the run's last step.
 // Best and early-stopping state are derived from the history, so they cannot
 // disagree with it. The data order needs no entry: the loader draws it from
 // (seed, epoch), so the position alone resumes it.
@@ -285,6 +287,7 @@ class Trainer {
     if (options_.average_weights()) {
       average_ = std::make_unique<WeightAverage<T>>(net_, WeightAverageOptions().decay(*options_.average_weights()));
     }
+    if (options_.lookahead()) lookahead_ = std::make_unique<WeightAverage<T>>(net_, *options_.lookahead());
     if (options_.precision()) net_.set_precision(*options_.precision());
   }
 
@@ -365,6 +368,11 @@ class Trainer {
     while (position_.batch < batches) {
       const Batch* batch = train.next();
       const StepResult result = step(*batch);
+      if (lookahead_) {
+        lookahead_->update();
+        // The run's last step: the network keeps the slow weights (Lookahead's end).
+        if (position_.epoch + 1 == options_.epochs() && position_.batch + 1 == batches) lookahead_->copy_to_network();
+      }
       if (average_) average_->update();
       double figures[3] = {result.loss * static_cast<double>(batch->count()), static_cast<double>(result.correct),
                            static_cast<double>(batch->count())};
@@ -491,6 +499,7 @@ class Trainer {
     auto& self = const_cast<Trainer&>(*this);  // save() only reads; load() is non-const
     std::vector<StatePart> p = detail::training_parts(self.net_, &self.optimizer_, self.schedule_);
     if (average_) p.push_back(state_part(*self.average_, "average/"));
+    if (lookahead_) p.push_back(state_part(*self.lookahead_, "lookahead/"));
     return p;
   }
 
@@ -546,6 +555,7 @@ class Trainer {
   Tensor<T> converted_;
   std::unique_ptr<DataParallel<T>> parallel_;
   std::unique_ptr<WeightAverage<T>> average_;
+  std::unique_ptr<WeightAverage<T>> lookahead_;  // the slow weights (TrainerOptions::lookahead)
   std::vector<AverageRecord> average_history_;
 };
 
