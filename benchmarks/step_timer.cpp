@@ -2,7 +2,7 @@
 // one configuration per process, so that benchmarks/compare_pytorch.py can
 // measure each run's peak memory with /usr/bin/time -v.
 //
-//   convnet_step --config cifar-half --mode train|infer --batch 128 [--steps 10] [--warmup 2] [--threads N]
+//   convnet_step --config cifar-half|fast-cifar --mode train|infer --batch 128 [--steps 10] [--warmup 2] [--threads N]
 //                [--precision auto|fp32|bf16] [--conv auto|direct|winograd] [--per-layer] [--freeze LAYERS]
 //
 // Prints one line: "convnet config=... mode=... batch=... threads=... median_s=... images_per_s=...
@@ -14,6 +14,7 @@
 // backward milliseconds (medians of the timed steps, a layer at a time).
 #include <convnet/cpu_features.hpp>
 #include <convnet/models/alexnet.hpp>
+#include <convnet/models/fast_cifar.hpp>
 #include <convnet/models/transfer.hpp>
 #include <convnet/precision.hpp>
 #include <convnet/optim/sgd.hpp>
@@ -78,7 +79,7 @@ int main(int argc, char** argv) {
     bool per_layer = false;
     cli::OptionTable table("usage: convnet_step [options]",
                            {{"options",
-                             {{"--config", "NAME", "network configuration", &config_name},
+                             {{"--config", "NAME", "network configuration, or fast-cifar", &config_name},
                               {"--mode", "train|infer", "what to time", &mode},
                               {"--batch", "N", "pictures per step", &batch},
                               {"--steps", "N", "timed steps", &steps},
@@ -93,8 +94,10 @@ int main(int argc, char** argv) {
     if (mode != "train" && mode != "infer") throw std::invalid_argument("--mode must be train or infer");
     if (steps < 1 || warmup < 0 || batch < 1) throw std::invalid_argument("--steps, --batch >= 1, --warmup >= 0");
 
-    const AlexNetConfig config = AlexNetConfig::named(config_name);
-    auto net = make_alexnet<float>(config, 1);
+    // An AlexNet configuration, or the fast CIFAR network (models/fast_cifar.hpp; 32 x 32, 10 classes).
+    const bool fast = config_name == "fast-cifar";
+    const AlexNetConfig config = AlexNetConfig::named(fast ? "cifar" : config_name);
+    auto net = fast ? make_fast_cifar<float>(FastCifarOptions(), 1) : make_alexnet<float>(config, 1);
     net.set_input_gradient(false);
     if (!freeze.empty()) net.freeze(layers_named(net, freeze));
     net.set_precision(parse_precision(precision_name, "--precision"));
