@@ -14,7 +14,7 @@
 #   mpi         mpi_scaling/{cifar,paper_2ranks,paper_alone}.txt   ~4
 #   png         png_folder/{loader_png,loader_jpeg,paper_pipeline}.txt   ~5
 #   png-memory  png_folder/{gen20k_loader,gen20k_memory}.txt         ~7   (named only)
-#   png-train   png_folder/{binary,png}/: time.txt, report.txt, metrics.csv, timing.csv  ~25 (named only)
+#   png-train   png_folder/{binary,png}/: time.txt, report.txt, metrics.csv, timing.csv  ~10 (named only)
 #   default-run default_run/: the same four files of a plain `make train` run           ~26 (named only)
 #
 # Needs a Release build in build/ with the benchmarks and MPI (make bench, or make test), the
@@ -213,9 +213,9 @@ part_png_memory() {
 # docs/datasets.md, the table: today's default recipe (cifar-half-bn, --precision auto) for 4 epochs
 # (the one-cycle schedule planned for 4) from the binary files and from the PNG copy of the same
 # pictures, with the table's commands: the same network should come out of both to within a seed's
-# spread. ~25 min on 2 cores alone: the binary half ~5 (4 epochs of ~50 s plus loading, the embedding
-# report and three test views); the PNG half longer, since its statistics read all 50,000 PNGs
-# and every epoch decodes them again. The earlier table (the
+# spread. ~10 min on 2 cores alone: each half ~5 (4 epochs of ~52 s plus loading, the embedding
+# report and three test views; the PNG half decodes every picture each epoch at the same speed).
+# Alone, never beside another run: two OpenMP programs on 2 cores slowed the binary half tenfold. The earlier table (the
 # LRN default, 16 epochs, ~40 min) had no result file; 4 epochs keep the comparison affordable.
 part_png_train() {
   need "$convnet" "build it: make train-build"
