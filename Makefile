@@ -4,6 +4,8 @@
 #   make train   build the convnet program only (no GoogleTest or Google Benchmark needed) and train
 #                AlexNet on CIFAR-10 (TRAIN_ARGS="..." passes flags, CIFAR10_DIR=... says
 #                where the data is; TRAIN_ARGS=--download fetches it)
+#   make train-fast   the same, for the fast CIFAR network and its recipe (convnet train --recipe fast,
+#                docs/fast.md) into runs/fast
 #   make train-mpi NP=2   the same, data-parallel over NP local MPI ranks of THREADS_PER_RANK
 #                threads each (Open MPI; for several machines, run mpirun yourself: see README)
 #   make bench   build and run the benchmarks, then the side-by-side comparison with
@@ -34,7 +36,7 @@ PYTHON ?= $(firstword $(wildcard /usr/bin/python3) python3)
 # CIFAR-10 for make train: $CIFAR10_DIR, else data/ or the shared copy beside the checkout.
 CIFAR10_DIR ?= $(firstword $(wildcard data/cifar-10-batches-bin ../shared/data/cifar-10-batches-bin) data/cifar-10-batches-bin)
 
-.PHONY: all deps configure build test train train-build train-mpi bench loss-comparison fuzz fuzz-build fuzz-corpus check-sanitize check-tsan clean
+.PHONY: all deps configure build test train train-fast train-build train-mpi bench loss-comparison fuzz fuzz-build fuzz-corpus check-sanitize check-tsan clean
 
 # What each job configures: the test suite builds everything; training needs
 # neither GoogleTest nor Google Benchmark; the benchmarks need no GoogleTest.
@@ -69,6 +71,10 @@ train-build:
 
 train: train-build
 	@$(BUILD_DIR)/bin/convnet train --data $(CIFAR10_DIR) $(TRAIN_ARGS)
+
+# The fast CIFAR network and its recipe (docs/fast.md): not AlexNet, the best a CPU trains in minutes.
+train-fast: train-build
+	@$(BUILD_DIR)/bin/convnet train --recipe fast --data $(CIFAR10_DIR) --out runs/fast $(TRAIN_ARGS)
 
 train-mpi:
 	@bash tools/install-deps.sh mpi

@@ -16,6 +16,8 @@
 #   png-memory  png_folder/{gen20k_loader,gen20k_memory}.txt         ~7   (named only)
 #   png-train   png_folder/{binary,png}/: time.txt, report.txt, metrics.csv, timing.csv  ~10 (named only)
 #   default-run default_run/: the same four files of a plain `make train` run           ~26 (named only)
+#   fast        fast_recipe/seed<N>/: the same four files of `convnet train --recipe fast`, a run per
+#               seed in $FAST_SEEDS (default 1)                                             ~20 a seed (named only)
 #
 # Needs a Release build in build/ with the benchmarks and MPI (make bench, or make test), the
 # CIFAR-10 binary files ($CIFAR10_DIR, else ../shared/data/cifar-10-batches-bin), /usr/bin/python3
@@ -41,7 +43,7 @@ loader=$build/benchmarks/convnet_loader
 mpi_step=$build/benchmarks/convnet_mpi_step
 
 default_parts=(pytorch layers mpi png)
-all_parts=(pytorch layers mpi png png-memory png-train default-run)
+all_parts=(pytorch layers mpi png png-memory png-train default-run fast)
 usage="usage: benchmarks/readme_figures.sh [PART...]   PART: ${all_parts[*]} (default: ${default_parts[*]})"
 
 failed=0
@@ -235,6 +237,17 @@ part_png_train() {
 part_default_run() {
   need "$convnet" "build it: make train-build"
   train_into "$results/default_run" "$work/runs/default" --data "$cifar"
+}
+
+# docs/fast.md: `convnet train --recipe fast` (the fast CIFAR network), a run per seed in
+# $FAST_SEEDS (default 1) into fast_recipe/seed<N>/. ~20 min a seed on this 2-core host today
+# (10 epochs of ~105 s at 465 img/s, the whitening, validation and the three test views). Named only.
+part_fast() {
+  need "$convnet" "build it: make train-build"
+  local seed
+  for seed in ${FAST_SEEDS:-1}; do
+    train_into "$results/fast_recipe/seed$seed" "$work/runs/fast-seed$seed" --recipe fast --data "$cifar" --seed "$seed"
+  done
 }
 
 # ---- main -----------------------------------------------------------------------------------

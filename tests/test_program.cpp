@@ -112,6 +112,53 @@ TEST(Examples, TrainerWritesItsFilesAndPredictorReadsTheCheckpoint) {
   EXPECT_NE(not_conv.output.find("layer 'fc6' is a Dense, not a convolution"), std::string::npos) << not_conv.output;
 }
 
+// --recipe fast end to end on a few generated records: the fast CIFAR network with its recipe's
+// settings (those given beside it kept), its whitening, lookahead and flip-translate views, a
+// checkpoint that the predictor and a resumed run read, and the mistakes it refuses.
+TEST(Examples, TheFastRecipeTrainsTheFastNetworkAndItsCheckpointTravels) {
+  TempDir dir;
+  convnet::testing::write_cifar(dir / "cifar", 60);
+  const std::string fast = kTrain + " --recipe fast --data " + (dir / "cifar") + " --threads 2 --batch-size 32 --epochs 2";
+  const Result train = run(fast + " --out " + (dir / "out"));
+  ASSERT_EQ(train.status, 0) << train.output;
+  EXPECT_NE(train.output.find("the fast CIFAR network (docs/fast.md): 1971616 parameters"), std::string::npos) << train.output;
+  EXPECT_NE(train.output.find("alternating flip"), std::string::npos) << train.output;
+  EXPECT_NE(train.output.find("random crop(32x32, padding 2)"), std::string::npos) << train.output;
+  EXPECT_NE(train.output.find("linear("), std::string::npos) << train.output;
+  const std::string report = read(dir / "out/report.txt");
+  EXPECT_NE(report.find("test top-1 (flip-translate, 6 views): "), std::string::npos) << report;
+  EXPECT_NE(report.find("test top-1 (centre, 1 view): "), std::string::npos) << report;
+  EXPECT_EQ(report.find("embedding ("), std::string::npos) << report;  // the recipe's report is its views
+  const Checkpoint best = Checkpoint::load(dir / "out/best.ckpt");
+  EXPECT_FALSE(best.contains("config"));  // not an AlexNet: read back by its structure
+  EXPECT_NE(best.text("trainer/options").find("\nrecipe=fast\n"), std::string::npos) << best.text("trainer/options");
+  EXPECT_NE(best.text("trainer/options").find("\nlabel_smoothing=0.2\n"), std::string::npos);
+  EXPECT_NE(best.text("trainer/options").find("\nbatch_size=32\n"), std::string::npos);  // given: kept
+  EXPECT_TRUE(best.contains("lookahead/param/conv1.weight"));
+  // The whitening layer was computed from the pictures, not left at its random start.
+  const std::vector<float> whiten = best.tensor<float>("param/whiten.weight");
+  ASSERT_EQ(whiten.size(), 288u);
+  for (std::size_t i = 0; i < 144; ++i) ASSERT_EQ(whiten[i + 144], -whiten[i]) << i;  // the negated half
+  const Result score = run(kPredict + " --checkpoint " + (dir / "out/best.ckpt") + " --cifar-test " + (dir / "cifar") +
+                           " --eval flip-translate");
+  ASSERT_EQ(score.status, 0) << score.output;
+  EXPECT_NE(score.output.find("CIFAR-10 test (60 images, centre, mirror and one-pixel shifts): top-1 "), std::string::npos)
+      << score.output;
+  // Resumed from its last checkpoint (the run is complete: nothing left to train): the recorded
+  // settings, the fast network, its optimizer groups, schedule and lookahead all load, and the
+  // report comes out the same.
+  const Result resumed = run(kTrain + " --resume " + (dir / "out/last.ckpt") + " --threads 2");
+  ASSERT_EQ(resumed.status, 0) << resumed.output;
+  EXPECT_EQ(read(dir / "out/report.txt"), report);
+  // Refused: an AlexNet configuration with the fast network, and an unknown recipe.
+  const Result config = run(kTrain + " --recipe fast --config cifar --data " + (dir / "cifar") + " --out " + (dir / "x"));
+  EXPECT_EQ(config.status, 1);
+  EXPECT_NE(config.output.find("--config names an AlexNet configuration; --recipe fast trains the fast CIFAR network"),
+            std::string::npos) << config.output;
+  const Result unknown = run(kTrain + " --recipe quick --data " + (dir / "cifar") + " --out " + (dir / "x"));
+  EXPECT_NE(unknown.output.find("--recipe must be alexnet or fast, got quick"), std::string::npos) << unknown.output;
+}
+
 // tools/export_pytorch.py's output, unchanged (tests/golden/exported_tiny.ckpt).
 TEST(Examples, PredictorTakesAModelExportedFromPyTorch) {
   TempDir dir;

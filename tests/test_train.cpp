@@ -261,8 +261,8 @@ TEST(Trainer, StopRequestThenResumeContinuesBitForBit) {
 }
 
 // Lookahead through the trainer: a run stopped mid-epoch resumes to the same weights as one that was
-// not (the slow weights and the call count are in last.ckpt), and after the last step the network
-// holds the slow weights.
+// not (the slow weights and the call count are in last.ckpt), and after each epoch's last step the
+// network holds the slow weights.
 TEST(Trainer, LookaheadResumesBitForBitAndEndsOnTheSlowWeights) {
   const int threads = num_threads();
   set_num_threads(1);

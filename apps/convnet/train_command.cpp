@@ -41,8 +41,14 @@ int fit(const TrainSettings& s, const cli::OptionTable& table, const Checkpoint*
   std::cout << "loading " << s.dataset << "\n";
   const auto seed = static_cast<std::uint64_t>(s.seed);
   const auto data = TrainingData::open(DatasetSpec::parse(s.dataset), cli::data_options_of(s));
+  // The input's size, channels and classes; the AlexNet itself unless --recipe fast.
   const AlexNetConfig config = cli::config_for_data(s, *data);
-  if (resume) require_stored_parameters(*resume, alexnet_parameter_shapes(config));
+  const bool fast = s.recipe == "fast";
+  if (fast && config.input_size() != FastCifarOptions::kInputSize) {
+    throw ArgumentError(detail::concat("--recipe fast trains 32 x 32 pictures; ", data->spec().str(), " gives ",
+                                       config.input_size(), " x ", config.input_size()));
+  }
+  if (resume && !fast) require_stored_parameters(*resume, alexnet_parameter_shapes(config));
   Objective<float> objective = cli::objective_of(s);
   // Statistics once: computed on the first run, read back from the checkpoint on a resumed one.
   const Preparation prep = resume && resume->contains("data/preparation")
@@ -55,7 +61,12 @@ int fit(const TrainSettings& s, const cli::OptionTable& table, const Checkpoint*
   const Index side = config.input_size(), val_batch = std::max<Index>(s.batch_size, std::min<Index>(256, 256 * 32 * 32 / (side * side)));
   DataLoader val_loader(data->validation(), prep.eval_pipeline(),
                         LoaderOptions().batch_size(val_batch).shuffle(false).workers(1).skip_unreadable(true));
-  auto net = make_alexnet<float>(config, seed);
+  auto net = fast ? make_fast_cifar<float>(FastCifarOptions().classes(config.classes()).input_channels(config.input_channels()), seed)
+                  : make_alexnet<float>(config, seed);
+  const FastRecipe fast_recipe = cli::fast_recipe_of(s);
+  if (fast && !resume) {  // the whitening layer from the training pictures as the network reads them
+    init_whitening_from(net, data->train(), prep.eval_pipeline(), fast_recipe.whitening_pictures());
+  }
   std::string transfer;  // what --init-from and --freeze did, for the banner
   if (!s.init_from.empty() && !resume) {  // a resumed run holds every weight already
     const TransferReport r = init_from(net, Checkpoint::load(s.init_from));
@@ -83,10 +94,20 @@ int fit(const TrainSettings& s, const cli::OptionTable& table, const Checkpoint*
       .nesterov(!s.no_nesterov).weight_decay(s.weight_decay).epochs(s.epochs)
       .steps_per_epoch(std::min<Index>(options.max_batches().value_or(1L << 40), train_loader.batches_per_epoch()));
   auto optimizer = make_optimizer(recipe, net.trainable_parameters());  // frozen layers are not its to change
-  auto schedule = make_schedule(recipe);
+  std::unique_ptr<LrSchedule> schedule;
+  if (fast) {  // the recipe's own triangle and bias rates, and its lookahead
+    const std::int64_t steps = recipe.epochs() * recipe.steps_per_epoch();
+    schedule = std::make_unique<LinearLR>(fast_recipe.schedule(steps));
+    scale_batch_norm_biases(*optimizer, net, fast_recipe);
+    options.lookahead(fast_recipe.lookahead_options(steps));
+  } else {
+    schedule = make_schedule(recipe);
+  }
   Trainer<float> trainer(net, objective, *optimizer, schedule.get(), options);
   CheckpointNotes notes;  // what the predictor and a resumed run need
-  notes.text("config", config.str()).text("trainer/options", table.record()).text("trainer/loss", objective.describe())
+  // An AlexNet is rebuilt from its configuration line, any other network from its structure.
+  if (!fast) notes.text("config", config.str());
+  notes.text("trainer/options", table.record()).text("trainer/loss", objective.describe())
       .writer([&prep](Checkpoint& c) { prep.save(c); })
       .lines("data/classes", data->class_names());
   auto progress_options = ProgressOptions().terminal(::isatty(STDERR_FILENO));
@@ -105,7 +126,8 @@ int fit(const TrainSettings& s, const cli::OptionTable& table, const Checkpoint*
   if (resume) trainer.load(*resume);
   const std::string parallel =
       process_group ? detail::concat(process_group->size(), " processes (data-parallel, MPI) x ") : "";
-  std::cout << "AlexNet '" << config.name() << "': " << net.parameter_count() << " parameters, input "
+  const std::string network = fast ? std::string("the fast CIFAR network (docs/fast.md)") : "AlexNet '" + config.name() + "'";
+  std::cout << network << ": " << net.parameter_count() << " parameters, input "
             << config.input_channels() << "x" << config.input_size() << "x" << config.input_size() << "; "
             << data->describe() << "; " << parallel << num_threads() << " threads\nkernels: " << cpu_features().describe()
             << "; products " << describe_precision(net.precision()) << "\nrecipe: " << optimizer->describe() << ", "
@@ -131,8 +153,9 @@ int fit(const TrainSettings& s, const cli::OptionTable& table, const Checkpoint*
   if (result.outcome == FitOutcome::StopRequested) return interrupted("stopped");
   if (!is_root()) return 0;  // the report is rank 0's
   std::ostringstream report;
-  const auto full = write_test_report(report, trainer, config, cli::eval_views_of(s), objective, *data,
-                                      options.max_batches(), signals.flag());
+  const auto full = write_test_report(report, trainer, fast ? network : network + " (" + config.str() + ")",
+                                      cli::eval_views_of(s), objective, *data, options.max_batches(), signals.flag(),
+                                      !fast);  // the fast recipe's report is its test views alone
   if (signals.received()) return interrupted("stopped during the test report (training is complete)");
   if (const auto error = write_file_atomically((std::filesystem::path(s.out) / "report.txt").string(), report.str())) {
     throw DataError("cannot write " + error->file + ": " + error->reason);
@@ -159,6 +182,7 @@ int train(TrainSettings& s, cli::OptionTable& table) {
     if (s.out.empty()) s.out = ".";
   }
   if (s.threads > 0) set_num_threads(static_cast<int>(s.threads));
+  if (s.resume.empty()) cli::apply_recipe(s, table);
   cli::resolve_kind_defaults(s);
   if (!table.given("--lr") && s.resume.empty()) {
     if (s.optimizer == "adam") s.lr = 1e-3;  // adam's usual rate
@@ -185,7 +209,7 @@ int train(TrainSettings& s, cli::OptionTable& table) {
     }
   }
   if (!s.resume.empty()) {
-    if (spec.info().shape_known()) require_stored_parameters(resume, alexnet_parameter_shapes(config));
+    if (spec.info().shape_known() && s.recipe != "fast") require_stored_parameters(resume, alexnet_parameter_shapes(config));
     if (is_root()) {
       const BestCheckpointCheck best = ensure_best_checkpoint(s.out, s.resume, resume);
       if (!best.note.empty()) std::cout << best.note << "\n";

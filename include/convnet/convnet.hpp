@@ -81,6 +81,7 @@
 #include "threading.hpp"
 #include "train/callbacks.hpp"
 #include "train/data_parallel.hpp"
+#include "train/fast_recipe.hpp"
 #include "train/history.hpp"
 #include "train/output_folder.hpp"
 #include "train/report.hpp"

@@ -18,6 +18,7 @@
 #include "../losses/objective.hpp"
 #include "../models/alexnet.hpp"
 #include "../optim/by_name.hpp"
+#include "../train/fast_recipe.hpp"
 #include "option_table.hpp"
 
 namespace convnet::cli {
@@ -29,10 +30,10 @@ struct TrainSettings {
   std::string dataset, labels = "fine", pipeline, mean = "channel", eval = "centre,flip,ten-crop";
   std::string out = "runs/cifar10", resume, config, init = "he", optimizer = "sgd";
   std::string schedule = "onecycle", augment, loss = "cross-entropy", loss_weights, precision = "auto";
-  std::string init_from, freeze;
+  std::string init_from, freeze, recipe = "alexnet";
   double width = 1, lr = 0.05, weight_decay = 5e-4, momentum = 0.9, val_fraction = 0.1, hinge_margin = 1;
   double triplet_margin = 1, label_smoothing = 0.1, average_weights = 0, dropout = 0.5, collective_timeout = 600;
-  long classes = 0, channels = 0, input_size = 0, resize = 256, statistics_sample = 0;
+  long classes = 0, channels = 0, input_size = 0, resize = 256, statistics_sample = 0, padding = 0;
   long epochs = 28, batch_size = 128, patience = 0, threads = 0, workers = 1, seed = 1;
   long max_batches = 0, save_every = 0, progress_every = 0;
   bool no_nesterov = false, download = false, verify = false, help = false, list = false;
@@ -56,7 +57,8 @@ inline OptionTable train_options_of(TrainSettings& s, const std::string& program
          {"--out", "DIR", "output folder", &s.out},
          {"--resume", "CKPT", "continue a run (its settings come from the checkpoint)", &s.resume}}},
        {"network",
-        {{"--config", "NAME", alexnet_config_list() + " (default cifar-half-bn; paper for folders; convnet summary --config NAME shows one)", &s.config, R},
+        {{"--recipe", "NAME", "alexnet: the study's AlexNet and the recipe of docs/cifar10.md (the default); fast: the fast CIFAR network and its recipe (docs/fast.md): whitening, GELU, lookahead, 10 epochs of 512, flip-translate test views; the flags given beside it still apply", &s.recipe, R},
+         {"--config", "NAME", alexnet_config_list() + " (default cifar-half-bn; paper for folders; convnet summary --config NAME shows one)", &s.config, R},
          {"--width", "W", "width multiplier on the configuration", &s.width, R, Range::above(0, 16)},
          {"--classes", "N", "output classes (0: the dataset's)", &s.classes, R, Range::closed(0, 100000)},
          {"--input-size", "N", "input side (0: the pictures' for 32x32 configurations, else the configuration's)", &s.input_size, R, Range::closed(0, 1024)},
@@ -69,6 +71,7 @@ inline OptionTable train_options_of(TrainSettings& s, const std::string& program
         {{"--pipeline", "small|paper", "small: fit, padded crops (CIFAR); paper: 256 shorter side, 227 crops, PCA colour (default for folders)", &s.pipeline, R},
          {"--augment", "LIST", "comma-separated: crop, flip, alternating-flip, pca; or none (default crop,flip; crop for mnist; crop,flip,pca for paper)", &s.augment, R},
          {"--resize", "N", "paper: the shorter side pictures are resized to", &s.resize, R, Range::closed(1, 4096)},
+         {"--padding", "N", "small: the zero padding random crops are drawn from, the largest translation (0: 1/8 of the input side; 2 for --recipe fast)", &s.padding, R, Range::closed(0, 1024)},
          {"--mean", "channel|image", "paper: subtract the per-channel mean or the mean picture (the paper's)", &s.mean, R},
          {"--statistics-sample", "N", "pictures the mean, deviation and PCA are computed on (0: all in memory, 2000 of a folder)", &s.statistics_sample, R, Range::closed(0, 1e9)},
          {"--eval", "LIST", "test views: centre, flip, ten-crop, flip-translate, comma-separated (the first gives the full report)", &s.eval, R}}},
@@ -130,6 +133,44 @@ inline std::vector<EvalViews> eval_views_of(const TrainSettings& s) {
   return views;
 }
 
+/// --recipe fast: the FastRecipe's settings (train/fast_recipe.hpp) for every flag not given on the
+/// command line; with --batch-size given, the rate is the recipe's per example at that batch. A fresh
+/// run only: a resumed run's recorded settings are already the ones it trained with.
+inline void apply_recipe(TrainSettings& s, const OptionTable& table) {
+  if (s.recipe == "alexnet") return;
+  if (s.recipe != "fast") throw ArgumentError("--recipe must be alexnet or fast, got " + s.recipe);
+  if (table.given("--config")) {
+    throw ArgumentError("--config names an AlexNet configuration; --recipe fast trains the fast CIFAR network");
+  }
+  const auto unless_given = [&table](const char* flag, auto& setting, auto value) {
+    if (!table.given(flag)) setting = value;
+  };
+  FastRecipe recipe;
+  unless_given("--batch-size", s.batch_size, recipe.batch_size());
+  recipe.batch_size(s.batch_size);
+  unless_given("--epochs", s.epochs, recipe.epochs());
+  unless_given("--lr", s.lr, recipe.lr());
+  unless_given("--momentum", s.momentum, recipe.momentum());
+  unless_given("--weight-decay", s.weight_decay, recipe.weight_decay());
+  unless_given("--label-smoothing", s.label_smoothing, recipe.label_smoothing());
+  unless_given("--augment", s.augment, recipe.augment());
+  unless_given("--padding", s.padding, static_cast<long>(recipe.translate()));
+  unless_given("--eval", s.eval, std::string("flip-translate,flip,centre"));
+  // 1,000 validation pictures pick best.ckpt; the other 49,000 train (the records train on all 50,000).
+  unless_given("--val-fraction", s.val_fraction, 0.02);
+  s.schedule = "linear";  // the recipe's triangle (fast_recipe.hpp), whatever --schedule says
+  s.optimizer = "sgd";
+}
+
+/// The FastRecipe the settings describe (--recipe fast, after apply_recipe): their batch, epochs,
+/// momentum and smoothing, and the per-1,024 rates that give their --lr and --weight-decay.
+inline FastRecipe fast_recipe_of(const TrainSettings& s) {
+  FastRecipe r;
+  r.batch_size(s.batch_size).epochs(s.epochs).momentum(s.momentum).label_smoothing(s.label_smoothing);
+  const double per_1024 = 1024 * r.momentum_gain() / static_cast<double>(s.batch_size);
+  return r.lr_per_1024(s.lr * per_1024).weight_decay_per_1024(s.weight_decay * s.lr * per_1024);
+}
+
 /// Fills the settings left to the dataset: its kind's network, pipeline and augmentation. Needs only
 /// the dataset's name, so a run can be checked before any data is read.
 inline void resolve_kind_defaults(TrainSettings& s) {
@@ -176,6 +217,7 @@ inline PreparationOptions preparation_of(const TrainSettings& s, const AlexNetCo
       .resize(s.resize)
       .mean(s.mean == "image" ? MeanKind::Image : MeanKind::Channel)
       .statistics_sample(s.statistics_sample > 0 ? s.statistics_sample : in_memory ? 0 : 2000)
+      .padding(s.padding > 0 ? s.padding : -1)
       .seed(static_cast<std::uint64_t>(s.seed));
 }
 
@@ -183,7 +225,8 @@ inline PreparationOptions preparation_of(const TrainSettings& s, const AlexNetCo
 /// reads classes from the embedding (nearest centroid, k nearest neighbours), and validation accuracy,
 /// which picks best.ckpt, is the embedding's split-half nearest centroid.
 inline Objective<float> objective_of(const TrainSettings& s) {
-  const auto options = ObjectiveOptions().hinge_margin(s.hinge_margin).triplet_margin(s.triplet_margin).label_smoothing(s.label_smoothing);
+  const auto options = ObjectiveOptions().hinge_margin(s.hinge_margin).triplet_margin(s.triplet_margin).label_smoothing(s.label_smoothing)
+      .embedding_layer(s.recipe == "fast" ? "flatten" : "relu7");  // the fast network's 256 pooled features
   return make_objective<float>(s.loss, parse_loss_weights(s.loss_weights), options);
 }
 

@@ -20,7 +20,6 @@
 #include "../inference/classifier.hpp"
 #include "../inference/embedding_classifier.hpp"
 #include "../losses/objective.hpp"
-#include "../models/alexnet.hpp"
 #include "callbacks.hpp"
 #include "trainer.hpp"
 
@@ -67,22 +66,22 @@ inline EmbeddingMetric embedding_metric_of(const Objective<float>& objective) {
 /// The whole report of a finished run: best.ckpt on the test set under each of `views` (the first in
 /// full), the embedding's classes and, when the run kept one, the weight average's figure. Stops early,
 /// between evaluations, once `stop` is set. Returns the first view's report (its confusion matrix is
-/// the run's confusion.png), or nothing when it stopped before that.
-inline std::optional<ClassificationReport> write_test_report(std::ostream& out, const Trainer<float>& trainer, const AlexNetConfig& config,
+/// the run's confusion.png), or nothing when it stopped before that. `network` opens the report
+/// ("AlexNet 'cifar-half-bn' (name=...)"); without `embedding`, the embedding's figures are left out.
+inline std::optional<ClassificationReport> write_test_report(std::ostream& out, const Trainer<float>& trainer, const std::string& network,
                               const std::vector<EvalViews>& views, const Objective<float>& objective, const TrainingData& data,
-                              std::optional<Index> max_batches, const std::atomic<bool>& stop) {
+                              std::optional<Index> max_batches, const std::atomic<bool>& stop, bool embedding = true) {
   const std::string loss = objective.describe();
   double best = 0, seconds = 0;
   for (const auto& e : trainer.history()) best = std::max(best, e.val_accuracy), seconds += e.seconds;
   const Dataset& test = data.test() ? *data.test() : data.validation();
-  out << std::fixed << std::setprecision(2) << "AlexNet '" << config.name() << "' (" << config.str()
-      << ")\ndataset: " << data.spec().str() << (data.test() ? "" : " (no test part: the report is on validation)")
+  out << std::fixed << std::setprecision(2) << network << "\ndataset: " << data.spec().str() << (data.test() ? "" : " (no test part: the report is on validation)")
       << "\nbest checkpoint: " << trainer.best_path() << " (validation accuracy " << 100 * best
       << (objective.reads_logits() ? "%" : "%, the embedding's split-half nearest centroid") << ")\nepochs: "
       << trainer.history().size() << ", training time " << format_hms(seconds) << "\nloss: " << loss << "\n";
   const auto pictures = max_batches ? std::optional<Index>(*max_batches * 256) : std::nullopt;  // as validation
   Classifier model = Classifier::load(trainer.best_path());
-  if (!stop.load()) {
+  if (!stop.load() && embedding) {
     write_embedding_report(out, model, data, test, objective.embedding_layer(), embedding_metric_of(objective), max_batches);
   }
   if (!objective.reads_logits()) out << "(" << loss << " does not train fc8: its softmax figures below are untrained)\n";

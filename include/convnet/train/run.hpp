@@ -36,7 +36,7 @@ struct TrainerOptions {
   /// beside them and written to best_average.ckpt.
   TrainerOptions& average_weights(double decay) { average_decay_ = decay; return *this; }
   /// Lookahead: a WeightAverage with lookahead(true) updated after every step (its every() and
-  /// ramp() say when and how hard), whose values the network takes after the run's last step.
+  /// ramp() say when and how hard), whose values the network also takes after each epoch's last step.
   TrainerOptions& lookahead(const WeightAverageOptions& v) {
     lookahead_ = v;
     lookahead_->lookahead(true);

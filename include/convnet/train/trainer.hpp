@@ -26,7 +26,7 @@
 //   the training ones after every epoch; best_average.ckpt holds them (as its
 //   parameters, for a Classifier) from the epoch where they validated best.
 //   with lookahead(options): the slow weights (lookahead/...), which the network
-//   takes at each averaging and after the run's last step.
+//   takes at each averaging and after each epoch's last step.
 // Best and early-stopping state are derived from the history, so they cannot
 // disagree with it. The data order needs no entry: the loader draws it from
 // (seed, epoch), so the position alone resumes it.
@@ -370,8 +370,9 @@ class Trainer {
       const StepResult result = step(*batch);
       if (lookahead_) {
         lookahead_->update();
-        // The run's last step: the network keeps the slow weights (Lookahead's end).
-        if (position_.epoch + 1 == options_.epochs() && position_.batch + 1 == batches) lookahead_->copy_to_network();
+        // An epoch's last step: the network takes the slow weights, so that validation, best.ckpt and
+        // the run's end see them (the speed records' copy-back after each epoch).
+        if (position_.batch + 1 == batches) lookahead_->copy_to_network();
       }
       if (average_) average_->update();
       double figures[3] = {result.loss * static_cast<double>(batch->count()), static_cast<double>(result.correct),
