@@ -18,6 +18,8 @@
 #   default-run default_run/: the same four files of a plain `make train` run           ~26 (named only)
 #   fast        fast_recipe/seed<N>/: the same four files of `convnet train --recipe fast`, a run per
 #               seed in $FAST_SEEDS (default 1)                                             ~20 a seed (named only)
+#   fast-step   fast_recipe/step.txt: the fast network's training step, layer by layer     ~1 (named only)
+#   fast-pytorch fast_recipe/pytorch_seed<N>/: benchmarks/pytorch_fast_cifar.py, the peer    ~18 a seed (named only)
 #
 # Needs a Release build in build/ with the benchmarks and MPI (make bench, or make test), the
 # CIFAR-10 binary files ($CIFAR10_DIR, else ../shared/data/cifar-10-batches-bin), /usr/bin/python3
@@ -43,7 +45,7 @@ loader=$build/benchmarks/convnet_loader
 mpi_step=$build/benchmarks/convnet_mpi_step
 
 default_parts=(pytorch layers mpi png)
-all_parts=(pytorch layers mpi png png-memory png-train default-run fast)
+all_parts=(pytorch layers mpi png png-memory png-train default-run fast fast-step fast-pytorch)
 usage="usage: benchmarks/readme_figures.sh [PART...]   PART: ${all_parts[*]} (default: ${default_parts[*]})"
 
 failed=0
@@ -247,6 +249,28 @@ part_fast() {
   local seed
   for seed in ${FAST_SEEDS:-1}; do
     train_into "$results/fast_recipe/seed$seed" "$work/runs/fast-seed$seed" --recipe fast --data "$cifar" --seed "$seed"
+  done
+}
+
+# docs/fast.md, where the time goes: the fast network's training step at the recipe's batch, every
+# layer's forward and backward (convnet_step --per-layer), bf16 where the host has AMX. ~1 min. Named only.
+part_fast_step() {
+  need "$step" "build it: cmake --build build --target convnet_step"
+  record "$results/fast_recipe/step.txt" "$step" --config fast-cifar --mode train --batch 512 --steps 5 --warmup 2 \
+    --precision auto --per-layer
+}
+
+# docs/fast.md: the same recipe written for PyTorch (benchmarks/pytorch_fast_cifar.py, bf16 autocast
+# and channels_last on an AMX host), a run per seed in $FAST_SEEDS into fast_recipe/pytorch_seed<N>/:
+# time.txt (its log and time -v), curve.csv and summary.json. ~18 min a seed here. Named only.
+part_fast_pytorch() {
+  local seed out
+  for seed in ${FAST_SEEDS:-1}; do
+    out="$work/runs/pytorch-fast-seed$seed"
+    rm -rf "$out"
+    record "$results/fast_recipe/pytorch_seed$seed/time.txt" /usr/bin/time -v "$python" benchmarks/pytorch_fast_cifar.py \
+      --data "$cifar" --threads 2 --precision auto --seed "$seed" --out "$out"
+    cp "$out/curve.csv" "$out/summary.json" "$results/fast_recipe/pytorch_seed$seed/" 2>/dev/null || failed=1
   done
 }
 
