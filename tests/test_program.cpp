@@ -155,6 +155,10 @@ TEST(Examples, TheFastRecipeTrainsTheFastNetworkAndItsCheckpointTravels) {
   EXPECT_EQ(config.status, 1);
   EXPECT_NE(config.output.find("--config names an AlexNet configuration; --recipe fast trains the fast CIFAR network"),
             std::string::npos) << config.output;
+  const Result width = run(kTrain + " --recipe fast --width 2 --data " + (dir / "cifar") + " --out " + (dir / "x"));
+  EXPECT_EQ(width.status, 1);
+  EXPECT_NE(width.output.find("--width sets the AlexNet configurations; the fast CIFAR network has its own"), std::string::npos)
+      << width.output;
   const Result unknown = run(kTrain + " --recipe quick --data " + (dir / "cifar") + " --out " + (dir / "x"));
   EXPECT_NE(unknown.output.find("--recipe must be alexnet or fast, got quick"), std::string::npos) << unknown.output;
 }

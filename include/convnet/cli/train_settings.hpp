@@ -142,6 +142,11 @@ inline void apply_recipe(TrainSettings& s, const OptionTable& table) {
   if (table.given("--config")) {
     throw ArgumentError("--config names an AlexNet configuration; --recipe fast trains the fast CIFAR network");
   }
+  for (const char* flag : {"--width", "--dropout", "--init"}) {  // the AlexNet's; silently ignored otherwise
+    if (table.given(flag)) {
+      throw ArgumentError(std::string(flag) + " sets the AlexNet configurations; the fast CIFAR network has its own (docs/fast.md)");
+    }
+  }
   const auto unless_given = [&table](const char* flag, auto& setting, auto value) {
     if (!table.given(flag)) setting = value;
   };
