@@ -292,19 +292,18 @@ TEST(DataParallel, ACheckpointOfTwoRanksResumesOnOneAndOnTwo) {
 
 // ---- run under mpirun by --failures ------------------------------------------------------
 
-// The stalled runs' watch counts polls, not time: its clock stands at 0 until rank 0 is told
-// (SIGUSR1, sent by the test once rank 1 has printed that it stops answering) and then advances by
-// one each time the watch reads it. The watch's limit of 10 is reached after 10 polls that follow
-// that event, however slow or busy the machine; no real collective can reach it.
+// The stalled runs end on an event, not on time: the watch has no timeout, and declares the
+// collective late once rank 0 is told (SIGUSR1, sent by the test when rank 1 has printed that it
+// stops answering) and has then polled rank 1's progress 10 more times, so that rank 0 names it
+// however slow or busy the machine.
 std::atomic<bool> told_late{false};
 std::atomic<long> polls_since_told{0};
 extern "C" void on_told_late(int) { told_late.store(true); }
-double polls_after_the_event() { return told_late.load() ? static_cast<double>(++polls_since_told) : 0.0; }
+bool late_after_the_event() { return told_late.load() && ++polls_since_told > 10; }
 
 // --fail-at K: rank 1 throws after its K-th batch.  --die-at K: rank 1 is killed (SIGKILL) there.
 // --mismatch: rank 1 trains with another batch size.  --stall-at K: rank 1 stops answering there
-// (neither returns nor dies: the test-only hook of issue 40), with the watch's limit of 10 counted
-// in polls after the event above.  --stall-then-term K: the same, and rank 0 is sent SIGTERM while it waits for
+// (neither returns nor dies: the test-only hook of issue 40), declared late by the event above.  --stall-then-term K: the same, and rank 0 is sent SIGTERM while it waits for
 // rank 1 (no grace: the test sends it only once rank 1 has stopped).
 int failing_run(const std::string& mode, long k) {
   return mpi::run_or_abort(*world, [&] {
@@ -313,7 +312,7 @@ int failing_run(const std::string& mode, long k) {
     if (stall) {
       signals.emplace();
       std::signal(SIGUSR1, on_told_late);
-      world->set_watch(CollectiveWatch().timeout_seconds(10).clock(polls_after_the_event).stop_flag(&signals->flag())
+      world->set_watch(CollectiveWatch().timeout_seconds(0).late_when(late_after_the_event).stop_flag(&signals->flag())
                            .stop_grace_seconds(0).exit_status(&StopSignals::last_exit_status));
       if (world->rank() == 0) std::fprintf(stderr, "rank 0 pid %d\n", static_cast<int>(::getpid()));
     }
@@ -398,9 +397,9 @@ int failures(const std::string& self) {
   expect(mismatch.output.find("do not have the same set-up") != std::string::npos,
          "the job says the set-ups differ", mismatch);
   expect(processes_with("--mismatch") == 0, "no rank is left running", mismatch);
-  // A rank that stops answering (neither returns nor dies) ends the job once the collective timeout
-  // has passed on rank 0's clock, which runs only after rank 1 has said it stopped; rank 0 names
-  // it, and no process is left.
+  // A rank that stops answering (neither returns nor dies) ends the job once rank 0's watch declares
+  // the collective late, which it does only after rank 1 has said it stopped; rank 0 names it, and
+  // no process is left.
   // Acts once both lines have come, in whichever order mpirun passes them on.
   const auto when_rank1_stops = [](int sig) {
     return [sig, rank0 = 0L, stopped = false, sent = false](const std::string& line) mutable {
@@ -409,17 +408,17 @@ int failures(const std::string& self) {
       if (rank0 > 0 && stopped && !sent) sent = ::kill(static_cast<pid_t>(rank0), sig) == 0;
     };
   };
-  const Finished stalled = run_mpirun(self, "--stall-at 2", when_rank1_stops(SIGUSR1));  // rank 0's clock runs
+  const Finished stalled = run_mpirun(self, "--stall-at 2", when_rank1_stops(SIGUSR1));  // rank 0 is told
   expect(stalled.status != 0, "a rank that stops answering ends the job with a failure status", stalled);
   expect(stalled.output.find("rank 0 of 2 failed: MPI_I") != std::string::npos &&
-             stalled.output.find("over the collective timeout of 10 s: rank 1 (its last was collective #") !=
+             stalled.output.find("and the watch declared it late: rank 1 (its last was collective #") !=
                  std::string::npos &&
              stalled.output.find(") has not reached it") != std::string::npos,
          "rank 0 names the rank that is late", stalled);
   expect(processes_with("--stall-at") == 0, "no rank is left running", stalled);
 
   // SIGTERM to rank 0 while it waits for a rank that will not come: honoured, the job ends with
-  // 143 (its clock never runs: no timeout can end it instead). Sent when rank 1 says it stops
+  // 143 (it is never told: nothing but the signal can end its wait). Sent when rank 1 says it stops
   // answering (an event, not a delay).
   const Finished termed = run_mpirun(self, "--stall-then-term 2", when_rank1_stops(SIGTERM));
   expect(WIFEXITED(termed.status) && WEXITSTATUS(termed.status) == 143, "a SIGTERM in a collective exits 143", termed);

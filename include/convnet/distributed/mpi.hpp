@@ -276,12 +276,14 @@ class Communicator : public ProcessGroup {
       // that rank 0, which can name the late rank, speaks first.
       const bool root_came = rank_ != 0 && seen_[0] >= sequence_;
       const double deadline = watch_.timeout_seconds() * (root_came ? 1.1 : 1.0) + (root_came ? 2.0 : 0.0);
-      if (watch_.timeout_seconds() > 0 && waited > deadline) {
+      const bool timed_out = watch_.timeout_seconds() > 0 && waited > deadline;
+      if (timed_out || watch_.declared_late()) {
         const std::string late = late_ranks();
         throw CollectiveTimeout(::convnet::detail::concat(
-            what, " (collective #", sequence_, ") has waited ", static_cast<long>(waited),
-            " s, over the collective timeout of ", watch_.timeout_seconds(), " s: ",
-            late.empty() ? (rank_ == 0 ? std::string("every rank reached it, but it did not complete")
+            what, " (collective #", sequence_, ") has waited ", static_cast<long>(waited), " s, ",
+            timed_out ? ::convnet::detail::concat("over the collective timeout of ", watch_.timeout_seconds(), " s")
+                      : std::string("and the watch declared it late"),
+            ": ", late.empty() ? (rank_ == 0 ? std::string("every rank reached it, but it did not complete")
                                        : std::string("rank 0 reached it; another rank is late"))
                          : late + " has not reached it"));
       }
