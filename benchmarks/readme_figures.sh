@@ -20,6 +20,8 @@
 #               seed in $FAST_SEEDS (default 1)                                             ~20 a seed (named only)
 #   fast-step   fast_recipe/step.txt: the fast network's training step, layer by layer     ~1 (named only)
 #   fast-pytorch fast_recipe/pytorch_seed<N>/: benchmarks/pytorch_fast_cifar.py, the peer    ~18 a seed (named only)
+#   fast-ablation fast_recipe/ablation/<name>/: the recipe less one ingredient, a run per name in
+#               $FAST_ABLATIONS (default all: no-smoothing random-flip)                    ~18 a run (named only)
 #
 # Needs a Release build in build/ with the benchmarks and MPI (make bench, or make test), the
 # CIFAR-10 binary files ($CIFAR10_DIR, else ../shared/data/cifar-10-batches-bin), /usr/bin/python3
@@ -45,7 +47,7 @@ loader=$build/benchmarks/convnet_loader
 mpi_step=$build/benchmarks/convnet_mpi_step
 
 default_parts=(pytorch layers mpi png)
-all_parts=(pytorch layers mpi png png-memory png-train default-run fast fast-step fast-pytorch)
+all_parts=(pytorch layers mpi png png-memory png-train default-run fast fast-step fast-pytorch fast-ablation)
 usage="usage: benchmarks/readme_figures.sh [PART...]   PART: ${all_parts[*]} (default: ${default_parts[*]})"
 
 failed=0
@@ -271,6 +273,26 @@ part_fast_pytorch() {
     record "$results/fast_recipe/pytorch_seed$seed/time.txt" /usr/bin/time -v "$python" benchmarks/pytorch_fast_cifar.py \
       --data "$cifar" --threads 2 --precision auto --seed "$seed" --out "$out"
     cp "$out/curve.csv" "$out/summary.json" "$results/fast_recipe/pytorch_seed$seed/" 2>/dev/null || failed=1
+  done
+}
+
+# docs/fast.md's ablation: `convnet train --recipe fast` at seed 1 less one ingredient, one run each
+# (seed1/ is the whole recipe; its report's centre row is the run without test-time views), into
+# fast_recipe/ablation/<name>/ for each name in $FAST_ABLATIONS. ~18 min a run. Named only.
+#   no-smoothing   --label-smoothing 0
+#   random-flip    --augment crop,flip: a fair coin per picture instead of alternating flips
+part_fast_ablation() {
+  need "$convnet" "build it: make train-build"
+  local name
+  for name in ${FAST_ABLATIONS:-no-smoothing random-flip}; do
+    local change=()
+    case $name in
+      no-smoothing) change=(--label-smoothing 0) ;;
+      random-flip) change=(--augment crop,flip) ;;
+      *) echo "readme_figures: unknown ablation '$name'" >&2; failed=1; continue ;;
+    esac
+    train_into "$results/fast_recipe/ablation/$name" "$work/runs/fast-ablation-$name" --recipe fast --data "$cifar" \
+      --seed 1 "${change[@]}"
   done
 }
 
