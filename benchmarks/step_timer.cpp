@@ -3,7 +3,7 @@
 // measure each run's peak memory with /usr/bin/time -v.
 //
 //   convnet_step --config cifar-half|fast-cifar --mode train|infer --batch 128 [--steps 10] [--warmup 2] [--threads N]
-//                [--precision auto|fp32|bf16] [--conv auto|direct|winograd] [--per-layer] [--freeze LAYERS]
+//                [--precision auto|fp32|bf16] [--conv auto|direct|winograd|tiles] [--per-layer] [--freeze LAYERS]
 //
 // Prints one line: "convnet config=... mode=... batch=... threads=... median_s=... images_per_s=...
 // effective_gflops=... peak_gflops=... peak_share=...": effective GFLOP/s are the direct
@@ -86,7 +86,7 @@ int main(int argc, char** argv) {
                               {"--warmup", "N", "untimed steps first", &warmup},
                               {"--threads", "N", "compute threads (0: all cores)", &threads},
                               {"--precision", "auto|fp32|bf16", "the products' arithmetic", &precision_name},
-                              {"--conv", "auto|direct|winograd", "convolutions' algorithm where it applies", &conv},
+                              {"--conv", "auto|direct|winograd|tiles", "convolutions' algorithm where it applies (else direct)", &conv},
                               {"--per-layer", "", "also time each layer", &per_layer},
                               {"--freeze", "LAYERS", "fine-tuning: layers that compute no weight gradient (conv1,conv2 or ..fc7)", &freeze}}}});
     if (!table.parse(argc, argv).empty()) throw std::invalid_argument("unexpected argument");
@@ -101,12 +101,16 @@ int main(int argc, char** argv) {
     net.set_input_gradient(false);
     if (!freeze.empty()) net.freeze(layers_named(net, freeze));
     net.set_precision(parse_precision(precision_name, "--precision"));
-    if (conv != "auto" && conv != "direct" && conv != "winograd") throw std::invalid_argument("--conv must be auto, direct or winograd");
+    if (conv != "auto" && conv != "direct" && conv != "winograd" && conv != "tiles") {
+      throw std::invalid_argument("--conv must be auto, direct, winograd or tiles");
+    }
     for (std::size_t i = 0; i < net.size(); ++i) {
       auto* c = dynamic_cast<Conv2d<float>*>(&net[i]);
       if (c == nullptr || conv == "auto") continue;
-      const bool winograd_fits = winograd::supports(c->options().kernel_size(), c->options().stride(), c->options().padding());
-      c->set_algorithm(conv == "direct" ? ConvAlgorithm::Direct : winograd_fits ? ConvAlgorithm::Winograd : ConvAlgorithm::Direct);
+      const Conv2dOptions& o = c->options();
+      const bool fits = conv == "winograd" ? winograd::supports(o.kernel_size(), o.stride(), o.padding())
+                                           : conv == "tiles" && conv_tiles::supports(o.kernel_size(), o.stride(), o.padding());
+      c->set_algorithm(!fits ? ConvAlgorithm::Direct : conv == "winograd" ? ConvAlgorithm::Winograd : ConvAlgorithm::Tiles);
     }
     std::printf("kernels: host %s; bf16 path %s; products %s\n", cpu_features().describe().c_str(),
                 to_string(matrix_path()), describe_precision(net.precision()).c_str());

@@ -736,6 +736,33 @@ TEST(Bf16Layers, ConvolutionsComputeFp32ArithmeticOnRoundedOperands) {
   }
 }
 
+// The tile path (kernels/conv_tiles.hpp) on an AMX host, the direct path elsewhere: every pass is
+// fp32 arithmetic on rounded operands either way. Channels that fill part of a 32-step (24, 40, 6
+// a group) and part of an output block (33, 17), groups, paddings 0 to kernel - 1, 1 x 1 to 5 x 5,
+// odd and even plane widths (the odd-offset pairs of the weight gradient), and a batch of 40 that
+// the weight gradient takes in chunks on both threads.
+TEST(Bf16Layers, TheTilePathComputesFp32ArithmeticOnRoundedOperands) {
+  struct ConvCase {
+    Index cin, cout, k, pad, groups, n, side;
+  };
+  for (const ConvCase& c : {ConvCase{24, 64, 3, 1, 1, 3, 9}, ConvCase{40, 33, 3, 1, 1, 5, 6}, ConvCase{12, 34, 5, 2, 2, 3, 9},
+                            ConvCase{32, 17, 3, 0, 1, 2, 8}, ConvCase{48, 32, 1, 0, 1, 2, 5}, ConvCase{16, 16, 3, 2, 1, 2, 4},
+                            ConvCase{64, 64, 3, 1, 1, 40, 7}}) {
+    const auto make = [&] {
+      return std::make_unique<Conv2d<float>>(
+          Conv2dOptions(c.cin, c.cout, c.k).padding(c.pad).groups(c.groups).seed(11).algorithm(ConvAlgorithm::Tiles));
+    };
+    Conv2d<float> probe(Conv2dOptions(c.cin, c.cout, c.k).padding(c.pad).groups(c.groups).algorithm(ConvAlgorithm::Tiles));
+    probe.set_precision(Precision::Bf16);
+    const Shape in{c.n, c.cin, c.side, c.side};
+    const std::string what = "Conv2d " + std::to_string(c.k) + "x" + std::to_string(c.k) + " padding " + std::to_string(c.pad) +
+                             (probe.uses_tiles(in) ? " on the tile path" : " (no AMX here: the direct path)");
+    expect_bf16_is_fp32_on_rounded_operands(make, in, what.c_str());
+  }
+  EXPECT_THROW(Conv2d<float>(Conv2dOptions(8, 8, 3).stride(2).algorithm(ConvAlgorithm::Tiles)), ArgumentError);
+  EXPECT_THROW(Conv2d<float>(Conv2dOptions(8, 8, 3).padding(3).algorithm(ConvAlgorithm::Tiles)), ArgumentError);
+}
+
 // Winograd at bf16 rounds in the transformed domain, so it is not fp32 on rounded operands; its
 // error against the layer in double must stay near the direct path's at bf16. F(4x4, 3x3) and
 // F(4x4, 5x5) with bf16 products measured 5-7% of the largest output (their transforms, with points

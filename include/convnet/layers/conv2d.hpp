@@ -33,6 +33,7 @@
 
 #include "../errors.hpp"
 #include "../kernels/gemm.hpp"
+#include "../kernels/conv_tiles.hpp"
 #include "../kernels/gemm_bf16.hpp"
 #include "../init.hpp"
 #include "../kernels/winograd.hpp"
@@ -42,11 +43,13 @@
 
 namespace convnet {
 
-/// How a convolution computes: Auto picks per shape (see Conv2d::uses_winograd);
+/// How a convolution computes: Auto picks per shape (see Conv2d::uses_winograd and uses_tiles);
 /// Direct is im2col and matrix products; Winograd is F(4x4, 3x3) or F(4x4, 5x5)
 /// (kernels/winograd.hpp) and needs stride 1, a 3 x 3 or 5 x 5 kernel and
-/// padding <= kernel - 1, or the constructor refuses it.
-enum class ConvAlgorithm { Auto, Direct, Winograd };
+/// padding <= kernel - 1, or the constructor refuses it; Tiles is the direct convolution on the
+/// matrix unit without a column matrix (kernels/conv_tiles.hpp), for bf16 products on an AMX host
+/// (elsewhere it computes as Direct), and needs stride 1 and padding <= kernel - 1.
+enum class ConvAlgorithm { Auto, Direct, Winograd, Tiles };
 
 struct Conv2dOptions {
   Conv2dOptions(Index in_channels, Index out_channels, Index kernel_size)
@@ -123,6 +126,11 @@ class Conv2d : public Layer<T> {
           "Conv2d: algorithm Winograd needs stride 1, kernel_size 3 or 5 and padding <= kernel_size - 1; got stride ",
           options_.stride(), ", kernel_size ", options_.kernel_size(), ", padding ", options_.padding()));
     }
+    if (algorithm == ConvAlgorithm::Tiles && !conv_tiles::supports(options_.kernel_size(), options_.stride(), options_.padding())) {
+      throw ArgumentError(detail::concat("Conv2d: algorithm Tiles needs stride 1 and padding <= kernel_size - 1; got stride ",
+                                         options_.stride(), ", kernel_size ", options_.kernel_size(), ", padding ",
+                                         options_.padding()));
+    }
     options_.algorithm(algorithm);
   }
   std::string type_name() const override { return "Conv2d"; }
@@ -197,6 +205,10 @@ class Conv2d : public Layer<T> {
     const Shape in = shape_of(input), out = shape_of(output);
     const Index groups = options_.groups(), cout_g = options_.out_channels() / groups;
     const Index cin_g = options_.in_channels() / groups, plane_out = out.plane();
+    if (uses_tiles(in)) {
+      tiles_forward(input, output);
+      return;
+    }
     if (uses_winograd(in)) {
       const winograd::Geometry geo = winograd_geometry(in, out);
       for (Index g = 0; g < groups; ++g) {
@@ -228,6 +240,10 @@ class Conv2d : public Layer<T> {
     const Shape in = shape_of(input), out = shape_of(grad_output);
     const Index groups = options_.groups(), cout_g = options_.out_channels() / groups;
     const Index cin_g = options_.in_channels() / groups, plane_out = out.plane();
+    if (uses_tiles(in)) {
+      tiles_backward(input, grad_output, grad_input);
+      return;
+    }
     if (uses_winograd(in)) {
       winograd_backward(input, grad_output, grad_input);
       return;
@@ -286,7 +302,8 @@ class Conv2d : public Layer<T> {
   /// F(4x4, 5x5) with bf16 products (cifar conv2 at batch 128: 23 and 60 ms
   /// forward and backward either way) and faster than it in fp32 (31, 69).
   bool uses_winograd(const Shape& in) const {
-    if (options_.algorithm() == ConvAlgorithm::Direct) return false;
+    if (options_.algorithm() == ConvAlgorithm::Direct || options_.algorithm() == ConvAlgorithm::Tiles) return false;
+    if (uses_tiles(in)) return false;
     if (!winograd::supports(options_.kernel_size(), options_.stride(), options_.padding())) return false;
     if (options_.algorithm() == ConvAlgorithm::Winograd) return true;
     if (options_.in_channels() / options_.groups() < 16 || options_.out_channels() / options_.groups() < 16) return false;
@@ -295,6 +312,23 @@ class Conv2d : public Layer<T> {
     const Index tile = winograd_tile();
     const Index tiles = in.n * ((out.h + tile - 1) / tile) * ((out.w + tile - 1) / tile);
     return tiles >= (options_.kernel_size() == 5 ? kMinTiles5 : kMinTiles3);
+  }
+
+  /// Whether this layer computes on the matrix unit without a column matrix (kernels/conv_tiles.hpp)
+  /// for inputs of shape `in`: only with bf16 products on an AMX host, at stride 1 and padding <=
+  /// kernel - 1; when asked to, or (Auto) with at least 16 input and output channels a group (fewer
+  /// would leave most of each 32-channel step zeros) and at least half of the positions it computes
+  /// real outputs (it computes whole rows of the padded width in blocks of 32: a 3 x 3 plane takes
+  /// 32 positions for 9 outputs, and there F(2x2, 3x3) measured faster, 39 against 56 ms a step
+  /// for the fast CIFAR network's conv6 at batch 512; 7 x 7 takes 64 for 49 and is 1.2x faster).
+  bool uses_tiles(const Shape& in) const {
+    if (!this->bf16_products() || matrix_path() != MatrixPath::Amx) return false;
+    if (!conv_tiles::supports(options_.kernel_size(), options_.stride(), options_.padding())) return false;
+    if (options_.algorithm() == ConvAlgorithm::Tiles) return true;
+    if (options_.algorithm() != ConvAlgorithm::Auto) return false;
+    if (options_.in_channels() / options_.groups() < 16 || options_.out_channels() / options_.groups() < 16) return false;
+    const conv_tiles::Geometry g = tiles_geometry(in);
+    return 2 * g.out_height() * g.out_width() >= g.positions();
   }
 
  private:
@@ -394,6 +428,143 @@ class Conv2d : public Layer<T> {
         bias_grad_.vector() += ConstMatrixMap<T>(grad_output.data() + n * out.c * out.plane(), out.c, out.plane()).rowwise().sum();
       }
     }
+  }
+
+  // ---- the tile path (kernels/conv_tiles.hpp) ----
+
+  conv_tiles::Geometry tiles_geometry(const Shape& in) const {
+    conv_tiles::Geometry g;
+    g.in_channels = options_.in_channels() / options_.groups();
+    g.out_channels = options_.out_channels() / options_.groups();
+    g.kernel = options_.kernel_size();
+    g.padding = options_.padding();
+    g.height = in.h;
+    g.width = in.w;
+    return g;
+  }
+
+  // Each group's weights as B tiles, for the forward pass or (transposed) the input gradient.
+  void tiles_pack(const conv_tiles::Geometry& g, bool transposed) {
+    std::vector<std::vector<Bf16>>& packed = transposed ? tiles_packed_t_ : tiles_packed_;
+    const Index groups = options_.groups(), k = g.kernel, cin_g = g.in_channels, cout_g = g.out_channels;
+    if (static_cast<Index>(packed.size()) < groups) packed.resize(static_cast<std::size_t>(groups));
+    for (Index group = 0; group < groups; ++group) {
+      const T* w = weight_.data() + group * cout_g * col_rows();
+      const auto at = [&](Index o, Index i, Index kh, Index kw) { return static_cast<float>(w[((o * cin_g + i) * k + kh) * k + kw]); };
+      if (transposed) {
+        conv_tiles::pack_weights(g.transposed(), [&](Index o, Index i, Index kh, Index kw) { return at(i, o, k - 1 - kh, k - 1 - kw); },
+                                 packed[group]);
+      } else {
+        conv_tiles::pack_weights(g, at, packed[group]);
+      }
+    }
+  }
+
+  void tiles_forward(const Tensor<T>& input, Tensor<T>& output) {
+#ifdef CONVNET_X86
+    if constexpr (std::is_same_v<T, float>) {
+      const Shape in = shape_of(input), out = shape_of(output);
+      const conv_tiles::Geometry g = tiles_geometry(in);
+      const Index groups = options_.groups();
+      tiles_pack(g, false);
+      detail::parallel_for(in.n, in.n > 1, [&](Index n, int) {
+        thread_local std::vector<Bf16> picture;
+        detail::grow(picture, g.picture_size());
+        detail::configure_tiles();
+        for (Index group = 0; group < groups; ++group) {
+          conv_tiles::to_pixels(g, input.data() + (n * in.c + group * g.in_channels) * in.plane(), picture.data());
+          T* y = output.data() + (n * out.c + group * g.out_channels) * out.plane();
+          conv_tiles::correlate(g, picture.data(), tiles_packed_[group].data(), y);
+          if (options_.bias()) {
+            MatrixMap<T>(y, g.out_channels, out.plane()).colwise() += bias_.segment(group * g.out_channels, g.out_channels);
+          }
+        }
+        detail::release_tiles();
+      });
+    }
+#else
+    (void)input, (void)output;
+#endif
+  }
+
+  // Images a thread takes at once for the weight gradient: their rows and pairs within about 1 MiB
+  // (L2), so that the accumulators load and store once per chunk, not per image.
+  static Index tiles_chunk(const conv_tiles::Geometry& g) {
+    const Index bytes = (g.out_channels_padded() * g.positions() + 4 * g.pairs() * g.channels()) * Index{sizeof(Bf16)};
+    return std::clamp<Index>((Index{1} << 20) / std::max<Index>(bytes, 1), 1, 16);
+  }
+
+  void tiles_backward(const Tensor<T>& input, const Tensor<T>& grad_output, Tensor<T>& grad_input) {
+#ifdef CONVNET_X86
+    if constexpr (std::is_same_v<T, float>) {
+      const Shape in = shape_of(input), out = shape_of(grad_output);
+      const conv_tiles::Geometry g = tiles_geometry(in), back = g.transposed();
+      const Index groups = options_.groups(), k = g.kernel, cp = g.channels(), coutp = g.out_channels_padded();
+      const bool trainable = this->trainable(), input_gradient = this->input_gradient();
+      if (input_gradient) tiles_pack(g, true);
+      const Index chunk = tiles_chunk(g), chunks = (in.n + chunk - 1) / chunk, acc_size = k * k * coutp * cp;
+      const int threads = chunks > 1 ? num_threads() : 1;
+      if (static_cast<int>(tiles_partial_.size()) < threads) tiles_partial_.resize(static_cast<std::size_t>(threads));
+      for (int t = 0; trainable && t < threads; ++t) {
+        detail::grow(tiles_partial_[t], groups * acc_size);
+        std::fill(tiles_partial_[t].begin(), tiles_partial_[t].begin() + groups * acc_size, 0.0f);
+      }
+      const Index rows_size = coutp * g.positions(), pairs_size = g.pairs() * cp * 2;
+      detail::parallel_for(chunks, threads > 1, [&](Index c, int thread) {
+        thread_local std::vector<Bf16> picture, rows, even, odd;
+        detail::grow(picture, std::max(g.picture_size(), back.picture_size()));
+        if (trainable) {
+          detail::grow(rows, chunk * rows_size);
+          detail::grow(even, chunk * pairs_size);
+          detail::grow(odd, chunk * pairs_size);
+        }
+        const Index first = c * chunk, count = std::min(chunk, in.n - first);
+        detail::configure_tiles();
+        for (Index group = 0; group < groups; ++group) {
+          for (Index i = 0; i < count; ++i) {
+            const Index n = first + i;
+            const T* dy = grad_output.data() + (n * out.c + group * g.out_channels) * out.plane();
+            const T* x = input.data() + (n * in.c + group * g.in_channels) * in.plane();
+            if (input_gradient) {
+              conv_tiles::to_pixels(back, dy, picture.data());
+              conv_tiles::correlate(back, picture.data(), tiles_packed_t_[group].data(),
+                                    grad_input.data() + (n * in.c + group * g.in_channels) * in.plane());
+            }
+            if (!trainable) continue;
+            conv_tiles::to_pixels(g, x, picture.data());
+            conv_tiles::position_pairs(g, picture.data(), even.data() + i * pairs_size, odd.data() + i * pairs_size);
+            conv_tiles::gradient_rows(g, dy, rows.data() + i * rows_size);
+          }
+          if (trainable) {
+            conv_tiles::accumulate_weight_gradient(g, count, rows.data(), even.data(), odd.data(),
+                                                   tiles_partial_[thread].data() + group * acc_size);
+          }
+        }
+        detail::release_tiles();
+      });
+      if (!trainable) return;
+      // The partial sums, in thread order, into dW[o][i][kh][kw] (the accumulators hold [kh kw][o][i]).
+      const Index cin_g = g.in_channels, cout_g = g.out_channels;
+      for (int t = 0; t < threads; ++t) {
+        for (Index group = 0; group < groups; ++group) {
+          const float* acc = tiles_partial_[t].data() + group * acc_size;
+          T* dw = weight_grad_.data() + group * cout_g * col_rows();
+          for (Index o = 0; o < cout_g; ++o) {
+            for (Index i = 0; i < cin_g; ++i) {
+              for (Index r = 0; r < k * k; ++r) dw[(o * cin_g + i) * k * k + r] += acc[(r * coutp + o) * cp + i];
+            }
+          }
+        }
+      }
+      if (options_.bias()) {
+        for (Index n = 0; n < in.n; ++n) {
+          bias_grad_.vector() += ConstMatrixMap<T>(grad_output.data() + n * out.c * out.plane(), out.c, out.plane()).rowwise().sum();
+        }
+      }
+    }
+#else
+    (void)input, (void)grad_output, (void)grad_input;
+#endif
   }
 
   // The direct path's products, in the layer's precision. At bf16 each group's weights are packed
@@ -564,6 +735,8 @@ class Conv2d : public Layer<T> {
   std::vector<Vector<T>> partial_weight_grad_, partial_bias_grad_;
   std::vector<PackedBf16Matrix> packed_weights_, packed_weights_t_;  // bf16: W_g and W_g^T, a pass's
   std::vector<PackedBf16Matrix> winograd_packed_;  // bf16: the transformed weights of the group in hand
+  std::vector<std::vector<Bf16>> tiles_packed_, tiles_packed_t_;  // the tile path's weights, a group each
+  std::vector<std::vector<float>> tiles_partial_;  // the tile path's weight gradient, a thread each
 };
 
 }  // namespace convnet
