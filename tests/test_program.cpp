@@ -7,9 +7,13 @@
 #include <convnet/data/cifar10.hpp>
 #include <convnet/data/idx.hpp>
 #include <convnet/data/image_folder.hpp>
+#include <convnet/models/fast_cifar.hpp>
+#include <algorithm>
+#include <cmath>
 
 #include <filesystem>
 #include <fstream>
+#include <regex>
 #include <string>
 #include <vector>
 
@@ -35,6 +39,13 @@ TEST(Examples, TrainerWritesItsFilesAndPredictorReadsTheCheckpoint) {
   const Result train = run(kTrain + " --data " + (dir / "cifar") + " --out " + (dir / "out") + " --epochs 1" + kSmall);
   ASSERT_EQ(train.status, 0) << train.output;
   EXPECT_NE(train.output.find("epoch 1/1  train loss"), std::string::npos) << train.output;
+  // The memory high-water mark after the epoch and after the report: the second never below the first.
+  std::smatch epoch_peak, final_peak;
+  ASSERT_TRUE(std::regex_search(train.output, epoch_peak, std::regex("epoch 1/1 .*  peak memory ([0-9]+) MiB\n")))
+      << train.output;
+  ASSERT_TRUE(std::regex_search(train.output, final_peak, std::regex("\npeak memory: ([0-9]+) MiB\n"))) << train.output;
+  EXPECT_GT(std::stol(epoch_peak[1]), 0);
+  EXPECT_GE(std::stol(final_peak[1]), std::stol(epoch_peak[1]));
 
   const std::string csv = read(dir / "out/metrics.csv");
   EXPECT_EQ(lines(csv), 2) << csv;
@@ -161,6 +172,23 @@ TEST(Examples, TheFastRecipeTrainsTheFastNetworkAndItsCheckpointTravels) {
       << width.output;
   const Result unknown = run(kTrain + " --recipe quick --data " + (dir / "cifar") + " --out " + (dir / "x"));
   EXPECT_NE(unknown.output.find("--recipe must be alexnet or fast, got quick"), std::string::npos) << unknown.output;
+  const Result alexnet = run(kTrain + " --whiten 100 --data " + (dir / "cifar") + " --out " + (dir / "x"));
+  EXPECT_EQ(alexnet.status, 1);
+  EXPECT_NE(alexnet.output.find("--whiten belongs to --recipe fast"), std::string::npos) << alexnet.output;
+  // The ablation's switches: --whiten 0 trains the first layer from its random start, --no-lookahead
+  // keeps no slow weights.
+  const Result plain = run(fast + " --whiten 0 --no-lookahead --epochs 1 --out " + (dir / "plain"));
+  ASSERT_EQ(plain.status, 0) << plain.output;
+  const Checkpoint last = Checkpoint::load(dir / "plain/last.ckpt");
+  EXPECT_FALSE(last.contains("lookahead/param/conv1.weight"));
+  EXPECT_NE(last.text("trainer/options").find("\nwhiten=0\n"), std::string::npos) << last.text("trainer/options");
+  const std::vector<float> trained = last.tensor<float>("param/whiten.weight");
+  auto fresh = convnet::make_fast_cifar<float>(convnet::FastCifarOptions(), 1);
+  const convnet::Parameter<float> start = fresh.layer("whiten").parameters()[0];
+  ASSERT_EQ(static_cast<convnet::Index>(trained.size()), start.size);
+  float moved = 0;
+  for (std::size_t i = 0; i < trained.size(); ++i) moved = std::max(moved, std::abs(trained[i] - start.value[i]));
+  EXPECT_GT(moved, 0.0f);  // it trained (frozen, it would be its start exactly)
 }
 
 // tools/export_pytorch.py's output, unchanged (tests/golden/exported_tiny.ckpt).

@@ -64,7 +64,9 @@ int fit(const TrainSettings& s, const cli::OptionTable& table, const Checkpoint*
   auto net = fast ? make_fast_cifar<float>(FastCifarOptions().classes(config.classes()).input_channels(config.input_channels()), seed)
                   : make_alexnet<float>(config, seed);
   const FastRecipe fast_recipe = cli::fast_recipe_of(s);
-  if (fast && !resume) {  // the whitening layer from the training pictures as the network reads them
+  if (fast && fast_recipe.whitening_pictures() == 0) {
+    net.freeze({"whiten"}, false);  // --whiten 0: a first layer like any other, trained from its random start
+  } else if (fast && !resume) {  // the whitening layer from the training pictures as the network reads them
     init_whitening_from(net, data->train(), prep.eval_pipeline(), fast_recipe.whitening_pictures());
   }
   std::string transfer;  // what --init-from and --freeze did, for the banner
@@ -99,7 +101,7 @@ int fit(const TrainSettings& s, const cli::OptionTable& table, const Checkpoint*
     const std::int64_t steps = recipe.epochs() * recipe.steps_per_epoch();
     schedule = std::make_unique<LinearLR>(fast_recipe.schedule(steps));
     scale_batch_norm_biases(*optimizer, net, fast_recipe);
-    options.lookahead(fast_recipe.lookahead_options(steps));
+    if (fast_recipe.lookahead()) options.lookahead(fast_recipe.lookahead_options(steps));
   } else {
     schedule = make_schedule(recipe);
   }
@@ -163,6 +165,7 @@ int fit(const TrainSettings& s, const cli::OptionTable& table, const Checkpoint*
   if (full) draw_confusion(full->confusion, full->class_names).canvas.save_png((std::filesystem::path(s.out) / "confusion.png").string());
   std::cout << "\n" << report.str() << "\nwrote " << s.out
             << "/{metrics.csv, timing.csv, curves.png, last.ckpt, best.ckpt, report.txt" << (full ? ", confusion.png" : "") << "}\n";
+  if (const auto peak = peak_memory_bytes()) std::cout << "peak memory: " << (*peak + (1 << 19)) / (1 << 20) << " MiB\n";
   return 0;
 }
 

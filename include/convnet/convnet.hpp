@@ -75,6 +75,7 @@
 #include "optim/schedules.hpp"
 #include "optim/sgd.hpp"
 #include "parameter.hpp"
+#include "peak_memory.hpp"
 #include "random.hpp"
 #include "stop_signals.hpp"
 #include "tensor.hpp"

@@ -35,8 +35,8 @@ struct TrainSettings {
   double triplet_margin = 1, label_smoothing = 0.1, average_weights = 0, dropout = 0.5, collective_timeout = 600;
   long classes = 0, channels = 0, input_size = 0, resize = 256, statistics_sample = 0, padding = 0;
   long epochs = 28, batch_size = 128, patience = 0, threads = 0, workers = 1, seed = 1;
-  long max_batches = 0, save_every = 0, progress_every = 0;
-  bool no_nesterov = false, download = false, verify = false, help = false, list = false;
+  long max_batches = 0, save_every = 0, progress_every = 0, whiten = 5000;
+  bool no_lookahead = false, no_nesterov = false, download = false, verify = false, help = false, list = false;
 };
 
 inline OptionTable train_options_of(TrainSettings& s, const std::string& program = "convnet train") {
@@ -71,6 +71,8 @@ inline OptionTable train_options_of(TrainSettings& s, const std::string& program
         {{"--pipeline", "small|paper", "small: fit, padded crops (CIFAR); paper: 256 shorter side, 227 crops, PCA colour (default for folders)", &s.pipeline, R},
          {"--augment", "LIST", "comma-separated: crop, flip, alternating-flip, pca; or none (default crop,flip; crop for mnist; crop,flip,pca for paper)", &s.augment, R},
          {"--resize", "N", "paper: the shorter side pictures are resized to", &s.resize, R, Range::closed(1, 4096)},
+         {"--whiten", "N", "--recipe fast: training pictures the first layer's whitening is computed from (default 5000; 0: none, the layer trains from its random start like any other)", &s.whiten, R, Range::closed(0, 1000000)},
+         {"--no-lookahead", "", "--recipe fast: train without the lookahead of the weights (the slow weights every 5 steps)", &s.no_lookahead, R},
          {"--padding", "N", "small: the zero padding random crops are drawn from, the largest translation (0: 1/8 of the input side; 2 for --recipe fast)", &s.padding, R, Range::closed(0, 1024)},
          {"--mean", "channel|image", "paper: subtract the per-channel mean or the mean picture (the paper's)", &s.mean, R},
          {"--statistics-sample", "N", "pictures the mean, deviation and PCA are computed on (0: all in memory, 2000 of a folder)", &s.statistics_sample, R, Range::closed(0, 1e9)},
@@ -137,6 +139,9 @@ inline std::vector<EvalViews> eval_views_of(const TrainSettings& s) {
 /// command line; with --batch-size given, the rate is the recipe's per example at that batch. A fresh
 /// run only: a resumed run's recorded settings are already the ones it trained with.
 inline void apply_recipe(TrainSettings& s, const OptionTable& table) {
+  for (const char* flag : {"--whiten", "--no-lookahead"}) {  // the fast recipe's ingredients, nothing to the AlexNet's
+    if (s.recipe != "fast" && table.given(flag)) throw ArgumentError(std::string(flag) + " belongs to --recipe fast");
+  }
   if (s.recipe == "alexnet") return;
   if (s.recipe != "fast") throw ArgumentError("--recipe must be alexnet or fast, got " + s.recipe);
   if (table.given("--config")) {
@@ -172,6 +177,7 @@ inline void apply_recipe(TrainSettings& s, const OptionTable& table) {
 inline FastRecipe fast_recipe_of(const TrainSettings& s) {
   FastRecipe r;
   r.batch_size(s.batch_size).epochs(s.epochs).momentum(s.momentum).label_smoothing(s.label_smoothing);
+  r.whitening_pictures(s.whiten).lookahead(!s.no_lookahead);
   const double per_1024 = 1024 * r.momentum_gain() / static_cast<double>(s.batch_size);
   return r.lr_per_1024(s.lr * per_1024).weight_decay_per_1024(s.weight_decay * s.lr * per_1024);
 }

@@ -27,6 +27,7 @@
 #include "../checkpoint/atomic_file.hpp"
 #include "../errors.hpp"
 #include "../metrics.hpp"
+#include "../peak_memory.hpp"
 #include "../inference/plot.hpp"
 #include "trainer.hpp"
 
@@ -114,6 +115,7 @@ class ProgressPrinter : public TrainerCallback {
                   r.learning_rate, r.seconds, e.train_seconds);
     out_ << line;
     if (e.average) out_ << "  (weight average: val loss " << e.average->val_loss << " acc " << 100 * e.average->val_accuracy << "%)";
+    if (const auto peak = peak_memory_bytes()) out_ << "  peak memory " << (*peak + (1 << 19)) / (1 << 20) << " MiB";
     out_ << std::endl;
   }
 
