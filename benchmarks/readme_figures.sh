@@ -17,11 +17,11 @@
 #   png-train   png_folder/{binary,png}/: time.txt, report.txt, metrics.csv, timing.csv  ~10 (named only)
 #   default-run default_run/: the same four files of a plain `make train` run           ~26 (named only)
 #   fast        fast_recipe/seed<N>/: the same four files of `convnet train --recipe fast`, a run per
-#               seed in $FAST_SEEDS (default 1)                                             ~20 a seed (named only)
+#               seed in $FAST_SEEDS (default 1)                                             ~14 a seed (named only)
 #   fast-step   fast_recipe/step.txt: the fast network's training step, layer by layer     ~1 (named only)
 #   fast-pytorch fast_recipe/pytorch_seed<N>/: benchmarks/pytorch_fast_cifar.py, the peer    ~18 a seed (named only)
 #   fast-ablation fast_recipe/ablation/<name>/: the recipe less one ingredient, a run per name in
-#               $FAST_ABLATIONS (default all: no-smoothing random-flip)                    ~18 a run (named only)
+#               $FAST_ABLATIONS (default all four)                                          ~14 a run (named only)
 #
 # Needs a Release build in build/ with the benchmarks and MPI (make bench, or make test), the
 # CIFAR-10 binary files ($CIFAR10_DIR, else ../shared/data/cifar-10-batches-bin), /usr/bin/python3
@@ -244,7 +244,7 @@ part_default_run() {
 }
 
 # docs/fast.md: `convnet train --recipe fast` (the fast CIFAR network), a run per seed in
-# $FAST_SEEDS (default 1) into fast_recipe/seed<N>/. ~20 min a seed on this 2-core host today
+# $FAST_SEEDS (default 1) into fast_recipe/seed<N>/. ~14 min a seed on this 2-core host today
 # (10 epochs of ~105 s at 465 img/s, the whitening, validation and the three test views). Named only.
 part_fast() {
   need "$convnet" "build it: make train-build"
@@ -278,15 +278,19 @@ part_fast_pytorch() {
 
 # docs/fast.md's ablation: `convnet train --recipe fast` at seed 1 less one ingredient, one run each
 # (seed1/ is the whole recipe; its report's centre row is the run without test-time views), into
-# fast_recipe/ablation/<name>/ for each name in $FAST_ABLATIONS. ~18 min a run. Named only.
+# fast_recipe/ablation/<name>/ for each name in $FAST_ABLATIONS. ~14 min a run. Named only.
+#   no-whitening   --whiten 0: the first layer trains from its random start
+#   no-lookahead   --no-lookahead: no slow weights
 #   no-smoothing   --label-smoothing 0
 #   random-flip    --augment crop,flip: a fair coin per picture instead of alternating flips
 part_fast_ablation() {
   need "$convnet" "build it: make train-build"
   local name
-  for name in ${FAST_ABLATIONS:-no-smoothing random-flip}; do
+  for name in ${FAST_ABLATIONS:-no-whitening no-lookahead no-smoothing random-flip}; do
     local change=()
     case $name in
+      no-whitening) change=(--whiten 0) ;;
+      no-lookahead) change=(--no-lookahead) ;;
       no-smoothing) change=(--label-smoothing 0) ;;
       random-flip) change=(--augment crop,flip) ;;
       *) echo "readme_figures: unknown ablation '$name'" >&2; failed=1; continue ;;
