@@ -20,6 +20,8 @@
 #               seed in $FAST_SEEDS (default 1)                                             ~14 a seed (named only)
 #   fast-step   fast_recipe/step.txt: the fast network's training step, layer by layer     ~1 (named only)
 #   fast-pytorch fast_recipe/pytorch_seed<N>/: benchmarks/pytorch_fast_cifar.py, the peer    ~18 a seed (named only)
+#   tiles       conv_tiles/steps.txt: three networks' steps, convolutions on the tiles against
+#               Winograd and direct, layer by layer                                         ~4 (named only)
 #   fast-ablation fast_recipe/ablation/<name>/: the recipe less one ingredient, a run per name in
 #               $FAST_ABLATIONS (default all four)                                          ~14 a run (named only)
 #
@@ -47,7 +49,7 @@ loader=$build/benchmarks/convnet_loader
 mpi_step=$build/benchmarks/convnet_mpi_step
 
 default_parts=(pytorch layers mpi png)
-all_parts=(pytorch layers mpi png png-memory png-train default-run fast fast-step fast-pytorch fast-ablation)
+all_parts=(pytorch layers mpi png png-memory png-train default-run fast fast-step fast-pytorch fast-ablation tiles)
 usage="usage: benchmarks/readme_figures.sh [PART...]   PART: ${all_parts[*]} (default: ${default_parts[*]})"
 
 failed=0
@@ -245,7 +247,7 @@ part_default_run() {
 
 # docs/fast.md: `convnet train --recipe fast` (the fast CIFAR network), a run per seed in
 # $FAST_SEEDS (default 1) into fast_recipe/seed<N>/. ~14 min a seed on this 2-core host today
-# (10 epochs of ~105 s at 465 img/s, the whitening, validation and the three test views). Named only.
+# (10 epochs of ~75 s at ~650 img/s, the whitening, validation and the three test views). Named only.
 part_fast() {
   need "$convnet" "build it: make train-build"
   local seed
@@ -273,6 +275,24 @@ part_fast_pytorch() {
     record "$results/fast_recipe/pytorch_seed$seed/time.txt" /usr/bin/time -v "$python" benchmarks/pytorch_fast_cifar.py \
       --data "$cifar" --threads 2 --precision auto --seed "$seed" --out "$out"
     cp "$out/curve.csv" "$out/summary.json" "$results/fast_recipe/pytorch_seed$seed/" 2>/dev/null || failed=1
+  done
+}
+
+# docs/performance.md, the tile path (kernels/conv_tiles.hpp): a training step of the fast CIFAR
+# network (batch 512), cifar-half-bn (128) and paper (64) at bf16, with the convolutions as Auto
+# takes them (the tiles where they apply), then forced to Winograd and to the direct path (where
+# they fit; the rest direct), every layer timed. Needs AMX for the tiles. ~4 min. Named only.
+part_tiles() {
+  need "$step" "build it: cmake --build build --target convnet_step"
+  local file=$results/conv_tiles/steps.txt net batch conv
+  header "$file" "convnet_step --mode train --precision auto --per-layer --steps 5 --warmup 1, per network and --conv"
+  for net in fast-cifar:512 cifar-half-bn:128 paper:64; do
+    batch=${net#*:}
+    for conv in auto winograd direct; do
+      echo "== $step --config ${net%%:*} --mode train --batch $batch --steps 5 --warmup 1 --precision auto --per-layer --conv $conv" >> "$file"
+      run_into "$file" "$step" --config "${net%%:*}" --mode train --batch "$batch" --steps 5 --warmup 1 --precision auto \
+        --per-layer --conv "$conv"
+    done
   done
 }
 
