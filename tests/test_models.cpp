@@ -407,6 +407,22 @@ TEST(Sequential, TrainAndEvalReachEveryLayer) {
   EXPECT_FALSE(flat(t1) == flat(t2));
 }
 
+// release_buffers gives back every layer's output and input gradient; the network then runs as
+// before (the same output), and a backward without a forward is refused.
+TEST(Sequential, ReleasedBuffersAreEmptyAndTheNextForwardRebuildsThem) {
+  auto net = make_alexnet<float>(AlexNetConfig::named("cifar-half"), 3);
+  net.eval();
+  Tensor<float> x(2, 3, 32, 32);
+  x.setRandom();
+  const Tensor<float> before = net.forward(x);
+  net.backward(Tensor<float>(before.dimensions()).setConstant(1.0f));
+  net.release_buffers();
+  for (std::size_t i = 0; i < net.size(); ++i) EXPECT_EQ(net[i].output().size(), 0) << net[i].name();
+  EXPECT_THROW(net[net.size() - 1].backward(before), StateError);
+  const Tensor<float> after = net.forward(x);
+  EXPECT_TRUE(flat(before) == flat(after));
+}
+
 TEST(Sequential, AUsersOwnNetwork) {
   Sequential<double> net;
   net.add<Flatten<double>>("flatten");

@@ -147,6 +147,16 @@ class Layer {
   /// The output of the last forward.
   const Tensor<T>& output() const { return output_; }
 
+  /// Frees the last forward's output and backward's input gradient: a network that has finished
+  /// training gives their memory back before something else needs it (convnet train's test report
+  /// loads the best checkpoint as a network of its own). The next forward allocates them again;
+  /// a backward before it is refused.
+  void release_buffers() {
+    output_ = Tensor<T>();
+    grad_input_ = Tensor<T>();
+    input_ = nullptr;
+  }
+
  protected:
   /// `output` already has output_shape(shape_of(input)).
   virtual void forward_impl(const Tensor<T>& input, Tensor<T>& output) = 0;

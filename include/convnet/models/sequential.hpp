@@ -158,6 +158,13 @@ class Sequential {
     for (const auto& name : names) layer(name).set_trainable(!frozen);
     plan_backward();
   }
+  /// Every layer's output and input gradient freed (Layer::release_buffers): the memory of a
+  /// training batch's activations, given back once the network will not run again soon.
+  void release_buffers() {
+    for (auto& l : layers_) l->release_buffers();
+    tap_sum_ = Tensor<T>();
+  }
+
   /// Every layer trains again.
   void unfreeze_all() {
     for (auto& l : layers_) l->set_trainable(true);
