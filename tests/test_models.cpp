@@ -415,7 +415,9 @@ TEST(Sequential, ReleasedBuffersAreEmptyAndTheNextForwardRebuildsThem) {
   Tensor<float> x(2, 3, 32, 32);
   x.setRandom();
   const Tensor<float> before = net.forward(x);
-  net.backward(Tensor<float>(before.dimensions()).setConstant(1.0f));
+  Tensor<float> dy(before.dimensions());
+  dy.setConstant(1.0f);
+  net.backward(dy);
   net.release_buffers();
   for (std::size_t i = 0; i < net.size(); ++i) EXPECT_EQ(net[i].output().size(), 0) << net[i].name();
   EXPECT_THROW(net[net.size() - 1].backward(before), StateError);
