@@ -1,9 +1,11 @@
 // convnet: one program for what the library does end to end.
 //   convnet train | predict | summary | to-folder | export | import | inspect [options]    (convnet <command> --help)
+#include <cstdlib>
 #include <cstring>
 #include <iostream>
 #include <string>
 
+#include <convnet/peak_memory.hpp>
 #include <convnet/version.hpp>
 
 #include "commands.hpp"
@@ -40,6 +42,11 @@ void usage(std::ostream& out) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Tensors that change shape (a run's last batch, validation) give their memory back instead of
+  // growing the heap (peak_memory.hpp); CONVNET_MALLOC=default keeps glibc's own rule, to compare.
+  if (const char* m = std::getenv("CONVNET_MALLOC"); m == nullptr || std::strcmp(m, "default") != 0) {
+    convnet::return_large_blocks_to_the_system();
+  }
   if (argc < 2) {
     usage(std::cerr);
     return 1;
