@@ -1,6 +1,9 @@
 // Conv2d: 2-D convolution (cross-correlation, as every framework), with stride,
-// zero padding and groups, lowered to matrix products in one of two ways.
+// zero padding and groups, lowered to matrix products in one of three ways.
 //
+// The tiles (kernels/conv_tiles.hpp) for stride-1 layers with bf16 products on an
+// AMX host (uses_tiles says which): the products read the picture, held as bf16
+// pixels, where it lies, with no column matrix, in all three passes.
 // Winograd (kernels/winograd.hpp) for stride-1 3 x 3 and 5 x 5 layers with
 // enough channels (uses_winograd says which): 4 to 6.25 times fewer
 // multiplications, in all three passes. Everything else takes the direct path:
