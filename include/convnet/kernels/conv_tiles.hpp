@@ -160,30 +160,17 @@ __attribute__((target("amx-tile,amx-bf16"))) inline void correlate(const Geometr
     const Bf16* b0 = packed + 2 * bn * steps * 512;
     const Bf16* b1 = b0 + steps * 512;
     for (Index bm = 0; bm < g.positions() / 32; ++bm) {
-      _tile_zero(0);
-      _tile_zero(1);
-      _tile_zero(2);
-      _tile_zero(3);
+      detail::amx_zero_block();
       Index s = 0;
       for (Index kh = 0; kh < k; ++kh) {
         for (Index kw = 0; kw < k; ++kw) {
           const Bf16* a = picture + (bm * 32 + kh * wp + kw) * cp;
           for (Index c = 0; c < per_offset; ++c, ++s) {
-            _tile_loadd(4, a + c * 32, a_stride);
-            _tile_loadd(6, b0 + s * 512, 64);
-            _tile_dpbf16ps(0, 4, 6);
-            _tile_loadd(7, b1 + s * 512, 64);
-            _tile_dpbf16ps(1, 4, 7);
-            _tile_loadd(5, a + 16 * cp + c * 32, a_stride);
-            _tile_dpbf16ps(2, 5, 6);
-            _tile_dpbf16ps(3, 5, 7);
+            detail::amx_step_2x2(a + c * 32, a + 16 * cp + c * 32, a_stride, b0 + s * 512, b1 + s * 512, 64);
           }
         }
       }
-      _tile_stored(0, block, 128);
-      _tile_stored(1, block + 16, 128);
-      _tile_stored(2, block + 16 * 32, 128);
-      _tile_stored(3, block + 16 * 32 + 16, 128);
+      detail::amx_store_block(block, 32);
       // Scatter the block (positions x channels) to the planes, dropping the thrown-away columns.
       const Index first = bm * 32, oy0 = first / wp, ox0 = first % wp;
       for (Index j = 0; j < 32 && bn * 32 + j < g.out_channels; ++j) {
@@ -207,37 +194,23 @@ __attribute__((target("amx-tile,amx-bf16"))) inline void accumulate_weight_gradi
   const Index cp = g.channels(), coutp = g.out_channels_padded(), positions = g.positions(), k = g.kernel;
   const Index wp = g.padded_width(), rows_size = coutp * positions, pairs_size = g.pairs() * cp * 2;
   const long a_stride = static_cast<long>(positions * sizeof(Bf16)), b_stride = static_cast<long>(cp * 2 * sizeof(Bf16));
-  const long c_stride = static_cast<long>(cp * sizeof(float));
   for (Index kh = 0; kh < k; ++kh) {
     for (Index kw = 0; kw < k; ++kw) {
       const Index offset = kh * wp + kw;
       for (Index bm = 0; bm < coutp / 32; ++bm) {
         for (Index bn = 0; bn < cp / 32; ++bn) {
           float* c = acc + ((kh * k + kw) * coutp + bm * 32) * cp + bn * 32;
-          _tile_loadd(0, c, c_stride);
-          _tile_loadd(1, c + 16, c_stride);
-          _tile_loadd(2, c + 16 * cp, c_stride);
-          _tile_loadd(3, c + 16 * cp + 16, c_stride);
+          detail::amx_load_block(c, cp);
           for (Index n = 0; n < images; ++n) {
             const Bf16* a = rows + n * rows_size + bm * 32 * positions;
             for (Index q = 0; q < positions; q += 32) {
               const Index base = q + offset;
               const Bf16* b = (base % 2 == 0 ? even + n * pairs_size + base / 2 * cp * 2
                                              : odd + n * pairs_size + (base - 1) / 2 * cp * 2) + bn * 64;
-              _tile_loadd(4, a + q, a_stride);
-              _tile_loadd(6, b, b_stride);
-              _tile_dpbf16ps(0, 4, 6);
-              _tile_loadd(7, b + 32, b_stride);
-              _tile_dpbf16ps(1, 4, 7);
-              _tile_loadd(5, a + 16 * positions + q, a_stride);
-              _tile_dpbf16ps(2, 5, 6);
-              _tile_dpbf16ps(3, 5, 7);
+              detail::amx_step_2x2(a + q, a + 16 * positions + q, a_stride, b, b + 32, b_stride);
             }
           }
-          _tile_stored(0, c, c_stride);
-          _tile_stored(1, c + 16, c_stride);
-          _tile_stored(2, c + 16 * cp, c_stride);
-          _tile_stored(3, c + 16 * cp + 16, c_stride);
+          detail::amx_store_block(c, cp);
         }
       }
     }

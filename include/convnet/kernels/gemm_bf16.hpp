@@ -202,40 +202,56 @@ __attribute__((target("amx-tile"))) inline void configure_tiles() {
 
 __attribute__((target("amx-tile"))) inline void release_tiles() { _tile_release(); }
 
+/// One step of 32 along K for the 2 x 2 block: accumulators 0-3 += the A tiles at a0 (rows 0-15) and
+/// a1 (16-31) times the B tiles at b0 (columns 0-15) and b1 (16-31). Tiles are not renamed: a load
+/// into a tile waits for the products still reading it, so each load is placed just before its
+/// first use and the next one overlaps the product before it. Strides in bytes.
+__attribute__((target("amx-tile,amx-bf16"))) inline void amx_step_2x2(const Bf16* a0, const Bf16* a1, long a_stride,
+                                                                       const Bf16* b0, const Bf16* b1, long b_stride) {
+  _tile_loadd(4, a0, a_stride);
+  _tile_loadd(6, b0, b_stride);
+  _tile_dpbf16ps(0, 4, 6);
+  _tile_loadd(7, b1, b_stride);
+  _tile_dpbf16ps(1, 4, 7);
+  _tile_loadd(5, a1, a_stride);
+  _tile_dpbf16ps(2, 5, 6);
+  _tile_dpbf16ps(3, 5, 7);
+}
+
+/// The 2 x 2 block's accumulators from or to 32 x 32 floats at c (row stride ld floats).
+__attribute__((target("amx-tile"))) inline void amx_load_block(const float* c, Index ld) {
+  const long stride = static_cast<long>(ld * sizeof(float));
+  _tile_loadd(0, c, stride);
+  _tile_loadd(1, c + 16, stride);
+  _tile_loadd(2, c + 16 * ld, stride);
+  _tile_loadd(3, c + 16 * ld + 16, stride);
+}
+__attribute__((target("amx-tile"))) inline void amx_store_block(float* c, Index ld) {
+  const long stride = static_cast<long>(ld * sizeof(float));
+  _tile_stored(0, c, stride);
+  _tile_stored(1, c + 16, stride);
+  _tile_stored(2, c + 16 * ld, stride);
+  _tile_stored(3, c + 16 * ld + 16, stride);
+}
+__attribute__((target("amx-tile"))) inline void amx_zero_block() {
+  _tile_zero(0);
+  _tile_zero(1);
+  _tile_zero(2);
+  _tile_zero(3);
+}
+
 /// acc (32 x 32 fp32, row stride ld floats) (+)= A rows (a0: 16, a1: the next 16) x B columns (b0: 16,
 /// b1: the next 16) over `steps` steps of 32 along K; starting from zero unless `accumulate`.
 __attribute__((target("amx-tile,amx-bf16"))) inline void amx_block_32x32(const Bf16* a0, const Bf16* a1,
                                                                           const Bf16* b0, const Bf16* b1, Index steps,
                                                                           float* acc, Index ld, bool accumulate) {
-  const long stride = static_cast<long>(ld * sizeof(float));
   if (accumulate) {
-    _tile_loadd(0, acc, stride);
-    _tile_loadd(1, acc + 16, stride);
-    _tile_loadd(2, acc + 16 * ld, stride);
-    _tile_loadd(3, acc + 16 * ld + 16, stride);
+    amx_load_block(acc, ld);
   } else {
-    _tile_zero(0);
-    _tile_zero(1);
-    _tile_zero(2);
-    _tile_zero(3);
+    amx_zero_block();
   }
-  // Tiles are not renamed: a load into a tile waits for the products still reading it. Each load
-  // is placed just before its first use, so the next one overlaps the product before it.
-  for (Index s = 0; s < steps; ++s) {
-    const Index at = s * 512;
-    _tile_loadd(4, a0 + at, 64);
-    _tile_loadd(6, b0 + at, 64);
-    _tile_dpbf16ps(0, 4, 6);
-    _tile_loadd(7, b1 + at, 64);
-    _tile_dpbf16ps(1, 4, 7);
-    _tile_loadd(5, a1 + at, 64);
-    _tile_dpbf16ps(2, 5, 6);
-    _tile_dpbf16ps(3, 5, 7);
-  }
-  _tile_stored(0, acc, stride);
-  _tile_stored(1, acc + 16, stride);
-  _tile_stored(2, acc + 16 * ld, stride);
-  _tile_stored(3, acc + 16 * ld + 16, stride);
+  for (Index s = 0; s < steps; ++s) amx_step_2x2(a0 + s * 512, a1 + s * 512, 64, b0 + s * 512, b1 + s * 512, 64);
+  amx_store_block(acc, ld);
 }
 
 /// C = alpha * A B + beta * C from packed tiles (A: mp x kp, B: kp x np).
