@@ -312,8 +312,8 @@ int failing_run(const std::string& mode, long k) {
     if (stall) {
       signals.emplace();
       std::signal(SIGUSR1, on_told_late);
-      world->set_watch(CollectiveWatch().timeout_seconds(0).late_when(late_after_the_event).stop_flag(&signals->flag())
-                           .stop_grace_seconds(0).exit_status(&StopSignals::last_exit_status));
+      world->set_watch(CollectiveWatch().no_deadline().late_when(late_after_the_event).stop_flag(&signals->flag())
+                           .stop_without_grace().exit_status(&StopSignals::last_exit_status));
       if (world->rank() == 0) std::fprintf(stderr, "rank 0 pid %d\n", static_cast<int>(::getpid()));
     }
     SmallRun run(mode == "--mismatch" && world->rank() == 1 ? 4 : 8);

@@ -335,7 +335,7 @@ class Communicator : public ProcessGroup {
     MPI_Finalized(&finalised);
     if (finalised || comm_ == MPI_COMM_NULL) return;
     // No deadline here: rank 0 may still be writing its report while the others end.
-    watch_ = CollectiveWatch().timeout_seconds(0);
+    watch_ = CollectiveWatch().no_deadline();
     try {
       MPI_Request barrier = MPI_REQUEST_NULL;
       if (MPI_Ibarrier(presence_, &barrier) == MPI_SUCCESS) wait_for(&barrier, 1, "MPI_Ibarrier");

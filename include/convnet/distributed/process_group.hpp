@@ -27,10 +27,14 @@ struct CollectiveWatch {
   /// A collective that has not completed after this long ends the job, naming the rank that is late
   /// (default 10 minutes: generous, a real step of any network takes far less; 0: no deadline).
   CollectiveWatch& timeout_seconds(double v) { timeout_seconds_ = v; return *this; }
+  /// No deadline at all: a collective ends only on an event (late_when, the stop flag).
+  CollectiveWatch& no_deadline() { return timeout_seconds(0); }
   /// Polled while waiting; once set, a collective that still has not completed after
   /// stop_grace_seconds ends the job with the exit status `exit_status` gives (130, 143).
   CollectiveWatch& stop_flag(const std::atomic<bool>* v) { stop_flag_ = v; return *this; }
   CollectiveWatch& stop_grace_seconds(double v) { stop_grace_seconds_ = v; return *this; }
+  /// A stop request ends a collective still waiting at once, with no grace.
+  CollectiveWatch& stop_without_grace() { return stop_grace_seconds(0); }
   CollectiveWatch& exit_status(std::function<int()> v) { exit_status_ = std::move(v); return *this; }
   /// Polled while waiting, beside the timeout: once it returns true the collective ends as a timeout
   /// would, naming the late rank. For tests, which end a wait on an event (a rank said it stopped
