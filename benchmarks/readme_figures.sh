@@ -24,6 +24,8 @@
 #               Winograd and direct, layer by layer                                         ~4 (named only)
 #   fast-ablation fast_recipe/ablation/<name>/: the recipe less one ingredient, a run per name in
 #               $FAST_ABLATIONS (default all four)                                          ~14 a run (named only)
+#   fast-fp32   fast_recipe/fp32/: the recipe in fp32 (--precision fp32, whatever the host has): its
+#               step (step.txt) and a run per seed in $FAST_SEEDS (seed<N>/)               ~25 a seed (named only)
 #
 # Needs a Release build in build/ with the benchmarks and MPI (make bench, or make test), the
 # CIFAR-10 binary files ($CIFAR10_DIR, else ../shared/data/cifar-10-batches-bin), /usr/bin/python3
@@ -49,7 +51,7 @@ loader=$build/benchmarks/convnet_loader
 mpi_step=$build/benchmarks/convnet_mpi_step
 
 default_parts=(pytorch layers mpi png)
-all_parts=(pytorch layers mpi png png-memory png-train default-run fast fast-step fast-pytorch fast-ablation tiles)
+all_parts=(pytorch layers mpi png png-memory png-train default-run fast fast-step fast-pytorch fast-ablation fast-fp32 tiles)
 usage="usage: benchmarks/readme_figures.sh [PART...]   PART: ${all_parts[*]} (default: ${default_parts[*]})"
 
 failed=0
@@ -317,6 +319,21 @@ part_fast_ablation() {
     esac
     train_into "$results/fast_recipe/ablation/$name" "$work/runs/fast-ablation-$name" --recipe fast --data "$cifar" \
       --seed 1 "${change[@]}"
+  done
+}
+
+# docs/fast.md, the fp32 clause of issue 42 (<= 30 minutes on a 2-core AVX-512 host): the step and the
+# whole run with every product in fp32 (FMA, no bf16), into fast_recipe/fp32/. The host line of each
+# file says which host it was. ~25 min a seed on the AVX-512 Zen 5 host. Named only.
+part_fast_fp32() {
+  need "$convnet" "build it: make train-build"
+  need "$step" "build it: cmake --build build --target convnet_step"
+  record "$results/fast_recipe/fp32/step.txt" "$step" --config fast-cifar --mode train --batch 512 --steps 5 --warmup 2 \
+    --precision fp32 --per-layer
+  local seed
+  for seed in ${FAST_SEEDS:-1}; do
+    train_into "$results/fast_recipe/fp32/seed$seed" "$work/runs/fast-fp32-seed$seed" --recipe fast --data "$cifar" \
+      --seed "$seed" --precision fp32
   done
 }
 
