@@ -9,8 +9,10 @@
 #include <convnet/inference/classifier.hpp>
 #include <convnet/inference/embedding_classifier.hpp>
 #include <convnet/inference/plot.hpp>
+#include <convnet/layers/conv2d.hpp>
 #include <convnet/layers/dense.hpp>
 #include <convnet/layers/flatten.hpp>
+#include <convnet/layers/relu.hpp>
 #include <convnet/models/alexnet.hpp>
 #include <convnet/models/sequential.hpp>
 
@@ -90,6 +92,74 @@ TEST(Classifier, LoadsACheckpointAndPredictsTopK) {
   } catch (const CheckpointError& e) {
     EXPECT_NE(std::string(e.what()).find("no 'config' or 'structure' entry"), std::string::npos) << e.what();
   }
+}
+
+// Counts the pictures read: how many passes an evaluation made over the data.
+class CountingPictures : public TinyPictures {
+ public:
+  using TinyPictures::TinyPictures;
+  void load(Index i, Image& out) const override {
+    ++loads;
+    TinyPictures::load(i, out);
+  }
+  mutable Index loads = 0;
+};
+
+// The centre and flip reports beside flip-translate's come from its one pass (their views are
+// among its six), and agree with evaluating each set by itself; a set that is not within another
+// (ten crops) has a pass of its own.
+TEST(Classifier, ViewSetsWithinAWiderOneShareItsPass) {
+  // A small network whose scores follow its input (the pictures are 8 x 8, three classes).
+  Sequential<float> net;
+  net.add<Conv2d<float>>("conv", Conv2dOptions(3, 4, 3).padding(1));
+  net.add<ReLU<float>>("relu");
+  net.add<Flatten<float>>("flatten");
+  net.add<Dense<float>>("fc", DenseOptions(4 * 8 * 8, 3));
+  Rng rng(5);
+  for (const Parameter<float>& p : net.parameters()) {
+    for (Index i = 0; i < p.size; ++i) p.value[i] = static_cast<float>(rng.uniform(-0.5, 0.5));
+  }
+  const Preparation prep = Preparation::with_statistics(PreparationOptions().input_size(8),
+                                                        ChannelStats{{100, 100, 100}, {60, 60, 60}});
+  Classifier model(std::move(net), prep, {"red", "green", "blue"});
+
+  // The indices name the same pictures, pixel for pixel.
+  Image picture(3, 8, 8, 0.0f);
+  for (std::size_t i = 0; i < picture.pixels.size(); ++i) picture.pixels[i] = static_cast<float>((i * 37) % 251);
+  const auto six = model.views(picture, EvalViews::FlipTranslate);
+  for (EvalViews part : {EvalViews::Centre, EvalViews::Flip}) {
+    const auto own = model.views(picture, part);
+    const auto at = views_within(part, EvalViews::FlipTranslate);
+    ASSERT_TRUE(at.has_value());
+    ASSERT_EQ(at->size(), own.size());
+    for (std::size_t k = 0; k < own.size(); ++k) EXPECT_EQ(own[k].pixels, six[(*at)[k]].pixels) << to_string(part) << " view " << k;
+  }
+  EXPECT_FALSE(views_within(EvalViews::FlipTranslate, EvalViews::Flip).has_value());
+  EXPECT_FALSE(views_within(EvalViews::Centre, EvalViews::TenCrop).has_value());
+
+  CountingPictures data(20);
+  const std::vector<EvalViews> sets{EvalViews::FlipTranslate, EvalViews::Centre, EvalViews::Flip};
+  const std::vector<ClassificationReport> together = model.evaluate(data, sets);
+  EXPECT_EQ(data.loads, 20);  // one pass
+  ASSERT_EQ(together.size(), 3u);
+  for (std::size_t k = 0; k < sets.size(); ++k) {
+    data.loads = 0;
+    const ClassificationReport alone = model.evaluate(data, sets[k]);
+    EXPECT_EQ(data.loads, 20);
+    EXPECT_EQ(together[k].metrics.count, 20);
+    EXPECT_EQ(together[k].metrics.top1_accuracy(), alone.metrics.top1_accuracy()) << to_string(sets[k]);
+    EXPECT_NEAR(together[k].metrics.loss(), alone.metrics.loss(), 1e-6) << to_string(sets[k]);
+    for (Index t = 0; t < 3; ++t)
+      for (Index p = 0; p < 3; ++p) EXPECT_EQ(together[k].confusion.count(t, p), alone.confusion.count(t, p));
+  }
+  // The three sets differ: the centre's loss is not the six views' (the average changes it).
+  EXPECT_NE(together[0].metrics.loss(), together[1].metrics.loss());
+
+  data.loads = 0;
+  const auto two = model.evaluate(data, {EvalViews::TenCrop, EvalViews::Centre});
+  EXPECT_EQ(data.loads, 40);  // ten crops do not hold the centre view as views_within knows them: two passes
+  data.loads = 0;
+  EXPECT_NEAR(two[1].metrics.loss(), model.evaluate(data, EvalViews::Centre).metrics.loss(), 1e-6);
 }
 
 // ---- classes from an embedding ----------------------------------------------------------

@@ -81,6 +81,23 @@ inline std::size_t view_count(EvalViews v) {
   return 1;
 }
 
+/// Where the views of `part` lie among those of `whole`, as Preparation::views orders them
+/// (FlipTranslate: the picture, moved up-left, moved down-right, then the three mirrored; Flip:
+/// the picture, then its mirror), or nothing when they are not all among them. Lets one pass over
+/// `whole`'s views give `part`'s average too (the centre and flip reports beside flip-translate's).
+inline std::optional<std::vector<std::size_t>> views_within(EvalViews part, EvalViews whole) {
+  if (part == whole) {
+    std::vector<std::size_t> all(view_count(whole));
+    for (std::size_t i = 0; i < all.size(); ++i) all[i] = i;
+    return all;
+  }
+  if (part == EvalViews::Centre && (whole == EvalViews::Flip || whole == EvalViews::FlipTranslate)) {
+    return std::vector<std::size_t>{0};
+  }
+  if (part == EvalViews::Flip && whole == EvalViews::FlipTranslate) return std::vector<std::size_t>{0, 3};
+  return std::nullopt;
+}
+
 /// Converts pictures to `channels` channels: grey (1) to RGB (3) by repeating it, RGB to grey by
 /// luma (ITU-R 601: 0.299 R + 0.587 G + 0.114 B). Pictures already there pass unchanged.
 class ToChannels : public Transform {

@@ -85,12 +85,12 @@ inline std::optional<ClassificationReport> write_test_report(std::ostream& out, 
     write_embedding_report(out, model, data, test, objective.embedding_layer(), embedding_metric_of(objective), max_batches);
   }
   if (!objective.reads_logits()) out << "(" << loss << " does not train fc8: its softmax figures below are untrained)\n";
-  std::vector<ClassificationReport> reports;
-  for (EvalViews v : views) {
-    if (stop.load()) break;
-    reports.push_back(model.evaluate(test, v, pictures, &stop));
+  std::vector<ClassificationReport> reports;  // one pass where the views allow (centre and flip within flip-translate)
+  if (!stop.load()) reports = model.evaluate(test, views, pictures, &stop);
+  for (std::size_t k = 0; k < reports.size(); ++k) {
+    const EvalViews v = views[k];
     out << "test top-1 (" << to_string(v) << ", " << view_count(v) << (view_count(v) == 1 ? " view" : " views")
-        << "): " << 100 * reports.back().metrics.top1_accuracy() << "%\n";
+        << "): " << 100 * reports[k].metrics.top1_accuracy() << "%\n";
   }
   if (!trainer.best_average_path().empty() && !stop.load() && objective.reads_logits() &&
       std::filesystem::exists(trainer.best_average_path())) {
