@@ -19,8 +19,10 @@ taken at each epoch's end; random translations of up to 2 pixels (crops of the z
 and alternating flips; at test, the average of the softmax over the picture, its mirror, and both
 moved a pixel up-left and down-right (zero filled), as convnet's flip-translate views.
 
---precision: fp32, bf16 (torch.autocast on the CPU with channels_last), or auto (bf16 where the CPU
-has AMX, as convnet's default). The clock runs from before the data is read to the end of the test
+--precision: fp32, bf16 (torch.autocast on the CPU), or auto (bf16 where the CPU has AMX, as
+convnet's default). --layout: channels_last or nchw for the network and its inputs; auto takes
+channels_last (oneDNN's blocked convolutions without reorders), which measured faster in bf16 and in
+fp32 alike (docs/fast.md). The clock runs from before the data is read to the end of the test
 evaluation. Writes OUT/curve.csv (epoch, minutes, train loss, validation accuracy) and
 OUT/summary.json. Needs torch and numpy; only reads the data.
 """
@@ -64,6 +66,7 @@ def main():
     p.add_argument("--batch-size", type=int, default=512)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto")
+    p.add_argument("--layout", choices=["auto", "channels_last", "nchw"], default="auto")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--max-batches", type=int, default=0, help="stop each epoch after N batches (a smoke test)")
     p.add_argument("--out", default="runs/pytorch_fast")
@@ -94,7 +97,8 @@ def main():
             if name.startswith("conv"):
                 torch.nn.init.dirac_(m.weight[:m.weight.shape[1]])
     model.whiten.weight.requires_grad_(False)
-    if bf16:
+    channels_last = a.layout != "nchw"
+    if channels_last:
         model = model.to(memory_format=torch.channels_last)
 
     momentum, batch = 0.85, a.batch_size
@@ -125,9 +129,11 @@ def main():
             state[k].copy_(v)
 
     def logits(inputs):
+        if channels_last:
+            inputs = inputs.contiguous(memory_format=torch.channels_last)
         if bf16:
             with torch.autocast("cpu", dtype=torch.bfloat16):
-                return model(inputs.contiguous(memory_format=torch.channels_last)).float()
+                return model(inputs).float()
         return model(inputs)
 
     def evaluate(images, labels, views):
@@ -187,7 +193,8 @@ def main():
     centre = evaluate(test_x, test_y, "centre")
     minutes = (time.time() - start) / 60
     summary = dict(test_accuracy_flip_translate=tta, test_accuracy_centre=centre, minutes=minutes, epochs=a.epochs,
-                   batch_size=batch, threads=a.threads, precision="bf16" if bf16 else "fp32", seed=a.seed,
+                   batch_size=batch, threads=a.threads, precision="bf16" if bf16 else "fp32",
+                   layout="channels_last" if channels_last else "nchw", seed=a.seed,
                    torch=torch.__version__)
     json.dump(summary, open(os.path.join(a.out, "summary.json"), "w"), indent=1)
     print("test top-1 (flip-translate, 6 views): %.2f%%  (centre %.2f%%)  %.2f min" % (100 * tta, 100 * centre, minutes))

@@ -25,7 +25,8 @@
 #   fast-ablation fast_recipe/ablation/<name>/: the recipe less one ingredient, a run per name in
 #               $FAST_ABLATIONS (default all four)                                          ~14 a run (named only)
 #   fast-fp32   fast_recipe/fp32/: the recipe in fp32 (--precision fp32, whatever the host has): its
-#               step (step.txt) and a run per seed in $FAST_SEEDS (seed<N>/)               ~25 a seed (named only)
+#               step (step.txt) and a run per seed in $FAST_SEEDS (seed<N>/)               ~15 a seed (named only)
+#   fast-fp32-pytorch fast_recipe/fp32/pytorch_seed<N>/: the peer in fp32 (channels_last)   ~20 a seed (named only)
 #
 # Needs a Release build in build/ with the benchmarks and MPI (make bench, or make test), the
 # CIFAR-10 binary files ($CIFAR10_DIR, else ../shared/data/cifar-10-batches-bin), /usr/bin/python3
@@ -51,7 +52,7 @@ loader=$build/benchmarks/convnet_loader
 mpi_step=$build/benchmarks/convnet_mpi_step
 
 default_parts=(pytorch layers mpi png)
-all_parts=(pytorch layers mpi png png-memory png-train default-run fast fast-step fast-pytorch fast-ablation fast-fp32 tiles)
+all_parts=(pytorch layers mpi png png-memory png-train default-run fast fast-step fast-pytorch fast-ablation fast-fp32 fast-fp32-pytorch tiles)
 usage="usage: benchmarks/readme_figures.sh [PART...]   PART: ${all_parts[*]} (default: ${default_parts[*]})"
 
 failed=0
@@ -324,7 +325,7 @@ part_fast_ablation() {
 
 # docs/fast.md, the fp32 clause of issue 42 (<= 30 minutes on a 2-core AVX-512 host): the step and the
 # whole run with every product in fp32 (FMA, no bf16), into fast_recipe/fp32/. The host line of each
-# file says which host it was. ~25 min a seed on the AVX-512 Zen 5 host. Named only.
+# file says which host it was. ~15 min a seed on the AVX-512 Zen 5 host (~78 s an epoch). Named only.
 part_fast_fp32() {
   need "$convnet" "build it: make train-build"
   need "$step" "build it: cmake --build build --target convnet_step"
@@ -334,6 +335,21 @@ part_fast_fp32() {
   for seed in ${FAST_SEEDS:-1}; do
     train_into "$results/fast_recipe/fp32/seed$seed" "$work/runs/fast-fp32-seed$seed" --recipe fast --data "$cifar" \
       --seed "$seed" --precision fp32
+  done
+}
+
+# The peer of fast-fp32: benchmarks/pytorch_fast_cifar.py with --precision fp32 (oneDNN's fp32
+# convolutions, channels_last) with glibc told to keep its memory (both measured faster on the Zen 5
+# host: fast_recipe/fp32/pytorch_ways.txt) into fast_recipe/fp32/pytorch_seed<N>/. Named only.
+part_fast_fp32_pytorch() {
+  local seed out
+  for seed in ${FAST_SEEDS:-1}; do
+    out="$work/runs/pytorch-fast-fp32-seed$seed"
+    rm -rf "$out"
+    record "$results/fast_recipe/fp32/pytorch_seed$seed/time.txt" env MALLOC_MMAP_THRESHOLD_=17179869184 \
+      MALLOC_TRIM_THRESHOLD_=17179869184 MALLOC_TOP_PAD_=1073741824 /usr/bin/time -v "$python" benchmarks/pytorch_fast_cifar.py \
+      --data "$cifar" --threads 2 --precision fp32 --seed "$seed" --out "$out"
+    cp "$out/curve.csv" "$out/summary.json" "$results/fast_recipe/fp32/pytorch_seed$seed/" 2>/dev/null || failed=1
   done
 }
 
