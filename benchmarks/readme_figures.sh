@@ -27,6 +27,8 @@
 #   fast-fp32   fast_recipe/fp32/: the recipe in fp32 (--precision fp32, whatever the host has): its
 #               step (step.txt) and a run per seed in $FAST_SEEDS (seed<N>/)               ~15 a seed (named only)
 #   fast-fp32-pytorch fast_recipe/fp32/pytorch_seed<N>/: the peer in fp32 (channels_last)   ~20 a seed (named only)
+#   fast-long   fast_recipe/epochs<N>/: the recipe at seed 1 for $FAST_EPOCHS epochs (default 20), to
+#               see what this copy of CIFAR-10 gives with more time                         ~26 (named only)
 #
 # Needs a Release build in build/ with the benchmarks and MPI (make bench, or make test), the
 # CIFAR-10 binary files ($CIFAR10_DIR, else ../shared/data/cifar-10-batches-bin), /usr/bin/python3
@@ -52,7 +54,7 @@ loader=$build/benchmarks/convnet_loader
 mpi_step=$build/benchmarks/convnet_mpi_step
 
 default_parts=(pytorch layers mpi png)
-all_parts=(pytorch layers mpi png png-memory png-train default-run fast fast-step fast-pytorch fast-ablation fast-fp32 fast-fp32-pytorch tiles)
+all_parts=(pytorch layers mpi png png-memory png-train default-run fast fast-step fast-pytorch fast-ablation fast-fp32 fast-fp32-pytorch fast-long tiles)
 usage="usage: benchmarks/readme_figures.sh [PART...]   PART: ${all_parts[*]} (default: ${default_parts[*]})"
 
 failed=0
@@ -351,6 +353,16 @@ part_fast_fp32_pytorch() {
       --data "$cifar" --threads 2 --precision fp32 --seed "$seed" --out "$out"
     cp "$out/curve.csv" "$out/summary.json" "$results/fast_recipe/fp32/pytorch_seed$seed/" 2>/dev/null || failed=1
   done
+}
+
+# docs/fast.md, where the accuracy stands: the recipe at seed 1 with more epochs ($FAST_EPOCHS, default
+# 20; the schedule stretches with them), into fast_recipe/epochs<N>/. ~26 min for 20 epochs on the
+# Zen 5 host. Named only.
+part_fast_long() {
+  need "$convnet" "build it: make train-build"
+  local epochs=${FAST_EPOCHS:-20}
+  train_into "$results/fast_recipe/epochs$epochs" "$work/runs/fast-epochs$epochs" --recipe fast --data "$cifar" \
+    --seed 1 --epochs "$epochs"
 }
 
 # ---- main -----------------------------------------------------------------------------------
