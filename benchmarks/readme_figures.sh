@@ -29,6 +29,8 @@
 #   fast-fp32-pytorch fast_recipe/fp32/pytorch_seed<N>/: the peer in fp32 (channels_last)   ~20 a seed (named only)
 #   fast-long   fast_recipe/epochs<N>/: the recipe at seed 1 for $FAST_EPOCHS epochs (default 20), to
 #               see what this copy of CIFAR-10 gives with more time                         ~26 (named only)
+#   fast-plot   fast_recipe/plot.{png,csv} and fast_recipe/fp32/plot.{png,csv}: validation accuracy
+#               against minutes of the committed runs above, ours beside PyTorch's            ~0 (named only)
 #
 # Needs a Release build in build/ with the benchmarks and MPI (make bench, or make test), the
 # CIFAR-10 binary files ($CIFAR10_DIR, else ../shared/data/cifar-10-batches-bin), /usr/bin/python3
@@ -54,7 +56,7 @@ loader=$build/benchmarks/convnet_loader
 mpi_step=$build/benchmarks/convnet_mpi_step
 
 default_parts=(pytorch layers mpi png)
-all_parts=(pytorch layers mpi png png-memory png-train default-run fast fast-step fast-pytorch fast-ablation fast-fp32 fast-fp32-pytorch fast-long tiles)
+all_parts=(pytorch layers mpi png png-memory png-train default-run fast fast-step fast-pytorch fast-ablation fast-fp32 fast-fp32-pytorch fast-long fast-plot tiles)
 usage="usage: benchmarks/readme_figures.sh [PART...]   PART: ${all_parts[*]} (default: ${default_parts[*]})"
 
 failed=0
@@ -363,6 +365,20 @@ part_fast_long() {
   local epochs=${FAST_EPOCHS:-20}
   train_into "$results/fast_recipe/epochs$epochs" "$work/runs/fast-epochs$epochs" --recipe fast --data "$cifar" \
     --seed 1 --epochs "$epochs"
+}
+
+# docs/fast.md's plots: validation accuracy against wall-clock minutes, drawn from the committed
+# result files of the parts above (no training): the AMX host's bf16 runs (fast, fast-pytorch) and the
+# Zen 5 host's fp32 runs (fast-fp32, fast-fp32-pytorch, fast-long). Named only.
+part_fast_plot() {
+  local plot=$build/benchmarks/convnet_accuracy_plot f=$results/fast_recipe
+  need "$plot" "build it: cmake --build build --target convnet_accuracy_plot"
+  record "$f/plot.txt" "$plot" --out "$f/plot.png" --title "fast recipe, bf16, 2-core AMX host, seed 1" \
+    --ours "convnet, 10 epochs (90.21% test)=$f/seed1" --pytorch "PyTorch 1.13, 10 epochs (90.52% test)=$f/pytorch_seed1"
+  record "$f/fp32/plot.txt" "$plot" --out "$f/fp32/plot.png" --title "fast recipe, fp32, 2-core Zen 5, seed 1" \
+    --ours "convnet, 10 epochs (90.50% test)=$f/fp32/seed1" \
+    --pytorch "PyTorch 1.13, 10 epochs (90.43% test)=$f/fp32/pytorch_seed1" \
+    --ours "convnet, 20 epochs (91.00% test)=$f/epochs20"
 }
 
 # ---- main -----------------------------------------------------------------------------------
