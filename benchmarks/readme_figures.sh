@@ -321,7 +321,7 @@ part_fast_ablation() {
       no-whitening) change=(--whiten 0) ;;
       no-lookahead) change=(--no-lookahead) ;;
       no-smoothing) change=(--label-smoothing 0) ;;
-      random-flip) change=(--augment crop,flip) ;;
+      random-flip) change=(--augment "crop,flip") ;;
       *) echo "readme_figures: unknown ablation '$name'" >&2; failed=1; continue ;;
     esac
     train_into "$results/fast_recipe/ablation/$name" "$work/runs/fast-ablation-$name" --recipe fast --data "$cifar" \
