@@ -31,6 +31,7 @@
 #include <cmath>
 #include <cstdint>
 #include <map>
+#include <numeric>
 #include <optional>
 #include <sstream>
 #include <string>
@@ -88,7 +89,7 @@ inline std::size_t view_count(EvalViews v) {
 inline std::optional<std::vector<std::size_t>> views_within(EvalViews part, EvalViews whole) {
   if (part == whole) {
     std::vector<std::size_t> all(view_count(whole));
-    for (std::size_t i = 0; i < all.size(); ++i) all[i] = i;
+    std::iota(all.begin(), all.end(), std::size_t{0});
     return all;
   }
   if (part == EvalViews::Centre && (whole == EvalViews::Flip || whole == EvalViews::FlipTranslate)) {

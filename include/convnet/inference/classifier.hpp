@@ -186,9 +186,7 @@ class Classifier {
   /// Class probabilities of each picture ([pictures][classes]), averaged over its views.
   std::vector<std::vector<double>> probabilities(const std::vector<Image>& pictures, EvalViews which = EvalViews::Centre) {
     std::vector<std::vector<std::vector<double>>> result(1);
-    std::vector<std::size_t> all(view_count(which));
-    std::iota(all.begin(), all.end(), std::size_t{0});
-    average_views(pictures, which, {all}, result);
+    average_views(pictures, which, {*views_within(which, which)}, result);
     return std::move(result[0]);
   }
 
