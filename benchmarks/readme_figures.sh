@@ -82,8 +82,9 @@ header() {
   {
     echo "command: $command"
     # Result files are left out of the check: this very file is already truncated here, and earlier
-    # parts of the same call have rewritten theirs; neither changes what is measured.
-    echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- . ':(exclude)benchmarks/results' 2>/dev/null || echo ' (+ uncommitted changes)')"
+    # parts of the same call have rewritten theirs; neither changes what is measured. Nor does prose
+    # (Markdown, docs/ written while a long part runs).
+    echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- . ':(exclude)benchmarks/results' ':(exclude)docs' ':(exclude)*.md' 2>/dev/null || echo ' (+ uncommitted changes)')"
     echo "host: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores, flags:$(grep -m1 -o -w -E 'amx_bf16|amx_tile|avx512_bf16|avx512f|avx2|fma' /proc/cpuinfo | sort -u | tr '\n' ' ' | sed 's/^/ /;s/ $//')"
     echo "uname: $(uname -a)"
     echo "date: $(date -u)"
