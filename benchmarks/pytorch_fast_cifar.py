@@ -59,6 +59,44 @@ def whitening_filters(torch, pictures, eps=5e-4):
     return torch.cat([filters, -filters]).float()
 
 
+def start_weights(torch, model, pictures):
+    """The recipe's start: the whitening layer from `pictures` (normalised, N x 3 x 32 x 32), frozen,
+    and the first in_channels filters of each block convolution as the identity (Dirac)."""
+    with torch.no_grad():
+        model.whiten.weight.copy_(whitening_filters(torch, pictures))
+        for name, m in model.named_modules():
+            if name.startswith("conv"):
+                torch.nn.init.dirac_(m.weight[:m.weight.shape[1]])
+    model.whiten.weight.requires_grad_(False)
+
+
+def recipe_sgd(torch, model, batch, momentum=0.85):
+    """Nesterov SGD at 11.5 per 1,024 examples over 1 + 1 / (1 - momentum) for a summed loss, the batch
+    norms' biases at 64 times the rate, weight decay 0.0153 per 1,024 examples (the same shrinking
+    per step in every group, whatever its rate)."""
+    per_kilo = 1024 * (1 + 1 / (1 - momentum))
+    lr, decay = 11.5 / per_kilo, 0.0153 * batch / per_kilo
+    biases = [q for name, q in model.named_parameters() if name.startswith("bn")]
+    others = [q for name, q in model.named_parameters() if not name.startswith("bn") and q.requires_grad]
+    return torch.optim.SGD([dict(params=biases, lr=64 * lr, weight_decay=decay / (64 * lr)),
+                            dict(params=others, lr=lr, weight_decay=decay / lr)], momentum=momentum, nesterov=True)
+
+
+class Lookahead:
+    """The slow weights (every float of the state, running statistics included): a call moves them
+    towards the network by 1 - decay and sets the network to them; decay 1 just takes them."""
+
+    def __init__(self, torch, model):
+        self.model = model
+        self.slow = {k: v.detach().clone() for k, v in model.state_dict().items() if v.dtype == torch.float32}
+
+    def __call__(self, decay):
+        state = self.model.state_dict()
+        for k, v in self.slow.items():
+            v.lerp_(state[k], 1 - decay)
+            state[k].copy_(v)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", default=os.environ.get("CIFAR10_DIR", "data/cifar-10-batches-bin"))
@@ -91,25 +129,13 @@ def main():
     test_x, test_y = normalise(torch.from_numpy(tx.astype(np.float32))), torch.from_numpy(ty)
 
     model = ct.torch_fast_cifar()
-    with torch.no_grad():
-        model.whiten.weight.copy_(whitening_filters(torch, train_x[:5000]))
-        for name, m in model.named_modules():  # Dirac starts of the block convolutions
-            if name.startswith("conv"):
-                torch.nn.init.dirac_(m.weight[:m.weight.shape[1]])
-    model.whiten.weight.requires_grad_(False)
+    start_weights(torch, model, train_x[:5000])
     channels_last = a.layout != "nchw"
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
 
-    momentum, batch = 0.85, a.batch_size
-    gain = 1 + 1 / (1 - momentum)
-    lr = 11.5 / (1024 * gain)                    # per example: PyTorch's sum of losses over the batch
-    decay_per_step = 0.0153 * batch / (1024 * gain)
-    biases = [p_ for n, p_ in model.named_parameters() if n.startswith("bn")]
-    others = [p_ for n, p_ in model.named_parameters() if not n.startswith("bn") and p_.requires_grad]
-    optimizer = torch.optim.SGD([dict(params=biases, lr=64 * lr, weight_decay=decay_per_step / (64 * lr)),
-                                 dict(params=others, lr=lr, weight_decay=decay_per_step / lr)],
-                                momentum=momentum, nesterov=True)
+    batch = a.batch_size
+    optimizer = recipe_sgd(torch, model, batch)
     batches = len(train_x) // batch + (1 if len(train_x) % batch else 0)
     if a.max_batches:
         batches = min(batches, a.max_batches)
@@ -120,13 +146,7 @@ def main():
         return 0.2 + 0.8 * step / peak if step < peak else 1 + (0.07 - 1) * (step - peak) / (total - peak)
 
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, triangle)
-    slow = {k: v.detach().clone() for k, v in model.state_dict().items() if v.dtype == torch.float32}
-
-    def lookahead(decay):
-        state = model.state_dict()
-        for k, v in slow.items():
-            v.lerp_(state[k], 1 - decay)
-            state[k].copy_(v)
+    lookahead = Lookahead(torch, model)
 
     def logits(inputs):
         if channels_last:

@@ -38,7 +38,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tools"))
 sys.path.insert(0, HERE)
 from pytorch_cifar_time import read_cifar  # noqa: E402  (the binary files as uint8 arrays, checked)
-from pytorch_fast_cifar import whitening_filters  # noqa: E402  (the same whitening as our recipe's)
+from pytorch_fast_cifar import Lookahead, recipe_sgd, start_weights  # noqa: E402  (as our recipe's)
 
 
 def main():
@@ -70,21 +70,11 @@ def main():
 
     model = ct.torch_fast_cifar(bn_eps=1e-12)
     model.whiten.bias = nn.Parameter(torch.zeros(24))
-    with torch.no_grad():
-        model.whiten.weight.copy_(whitening_filters(torch, train_x[:5000]))
-        for name, m in model.named_modules():  # Dirac starts of the block convolutions
-            if name.startswith("conv"):
-                torch.nn.init.dirac_(m.weight[:m.weight.shape[1]])
-    model.whiten.weight.requires_grad_(False)
+    start_weights(torch, model, train_x[:5000])
     model = model.to(memory_format=torch.channels_last)
 
-    momentum, batch, n = 0.85, 1024, len(train_x)
-    per_kilo = 1024 * (1 + 1 / (1 - momentum))
-    lr, decay = 11.5 / per_kilo, 0.0153 * batch / per_kilo  # per example of a summed loss; decay per step
-    biases = [q for name, q in model.named_parameters() if name.startswith("bn")]
-    others = [q for name, q in model.named_parameters() if not name.startswith("bn") and q.requires_grad]
-    optimizer = torch.optim.SGD([dict(params=biases, lr=64 * lr, weight_decay=decay / (64 * lr)),
-                                 dict(params=others, lr=lr, weight_decay=decay / lr)], momentum=momentum, nesterov=True)
+    batch, n = 1024, len(train_x)
+    optimizer = recipe_sgd(torch, model, batch)  # the bias's group: the others' (not a batch norm's)
     per_epoch = math.ceil(n / batch)
     total = math.ceil(a.epochs * n / batch)
     if a.max_steps:
@@ -95,13 +85,7 @@ def main():
         return 0.2 + 0.8 * step / warm if step < warm else 1 + (0.07 - 1) * (step - warm) / (total - warm)
 
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, triangle)
-    slow = {k: v.detach().clone() for k, v in model.state_dict().items() if v.dtype == torch.float32}
-
-    def lookahead(decay_now):
-        state = model.state_dict()
-        for k, v in slow.items():
-            v.lerp_(state[k], 1 - decay_now)
-            state[k].copy_(v)
+    lookahead = Lookahead(torch, model)
 
     generator = torch.Generator().manual_seed(a.seed)
     first_flip = (torch.rand(n, generator=generator) < 0.5).view(-1, 1, 1, 1)
