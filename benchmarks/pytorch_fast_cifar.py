@@ -22,9 +22,10 @@ moved a pixel up-left and down-right (zero filled), as convnet's flip-translate 
 --precision: fp32, bf16 (torch.autocast on the CPU), or auto (bf16 where the CPU has AMX, as
 convnet's default). --layout: channels_last or nchw for the network and its inputs; auto takes
 channels_last (oneDNN's blocked convolutions without reorders): what the bf16 peer always used, and
-measured faster in fp32 too (benchmarks/results/fast_recipe/fp32/pytorch_ways.txt). The clock runs from before the data is read to the end of the test
-evaluation. Writes OUT/curve.csv (epoch, minutes, train loss, validation accuracy) and
-OUT/summary.json. Needs torch and numpy; only reads the data.
+measured faster in fp32 too (benchmarks/results/fast_recipe/fp32/pytorch_ways.txt). The clock runs
+from before the data is read to the end of the test evaluation. Writes OUT/curve.csv (epoch,
+minutes, train loss, validation accuracy) and OUT/summary.json. Needs torch and numpy; only reads
+the data.
 """
 import argparse
 import json

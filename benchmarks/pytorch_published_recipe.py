@@ -74,7 +74,7 @@ def main():
     model = model.to(memory_format=torch.channels_last)
 
     batch, n = 1024, len(train_x)
-    optimizer = recipe_sgd(torch, model, batch)  # the whitening bias learns at the rate of the weights, as in the record
+    optimizer = recipe_sgd(torch, model, batch)  # whitening bias: the weights' rate, as the record's
     per_epoch = math.ceil(n / batch)
     total = math.ceil(a.epochs * n / batch)
     if a.max_steps:
